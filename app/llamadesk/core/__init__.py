@@ -1,0 +1,1 @@
+"""LlamaDesk core layer."""

@@ -1,0 +1,48 @@
+"""What this machine offers: cores and memory. Pure Python (psutil), no llama.cpp."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """A snapshot of the machine's CPU and memory."""
+
+    cpu_name: str
+    physical_cores: int
+    logical_cores: int
+    total_ram: int
+    available_ram: int
+
+
+def physical_cores() -> int:
+    """Physical cores (llama.cpp runs best with one thread per physical core)."""
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def probe() -> Hardware:
+    """Read the machine's CPU and memory now."""
+    memory = psutil.virtual_memory()
+    return Hardware(
+        cpu_name=_cpu_name(),
+        physical_cores=physical_cores(),
+        logical_cores=psutil.cpu_count(logical=True) or 1,
+        total_ram=int(memory.total),
+        available_ram=int(memory.available),
+    )

@@ -1,0 +1,98 @@
+"""App-wide settings: a small JSON file in the config folder. Never secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from llamadesk.core.conversation import SamplingParams
+from llamadesk.core.hardware import physical_cores
+
+log = logging.getLogger(__name__)
+
+GPU_LAYERS_AUTO = "auto"
+GPU_LAYERS_ALL = "all"
+GPU_LAYERS_NONE = "none"
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """How llama.cpp uses the machine. ``n_threads`` 0 means one per physical core;
+    ``gpu_layers`` is auto / all / none or a number of layers."""
+
+    n_threads: int = 0
+    gpu_layers: str = GPU_LAYERS_AUTO
+    flash_attn: bool = False
+    n_batch: int = 512
+
+    def threads(self) -> int:
+        """The thread count to use."""
+        return self.n_threads if self.n_threads > 0 else physical_cores()
+
+    def n_gpu_layers(self, gpu_offload_supported: bool) -> int:
+        """The value for llama.cpp's ``n_gpu_layers`` (-1: all layers)."""
+        if not gpu_offload_supported or self.gpu_layers == GPU_LAYERS_NONE:
+            return 0
+        if self.gpu_layers in (GPU_LAYERS_AUTO, GPU_LAYERS_ALL):
+            return -1
+        try:
+            return max(int(self.gpu_layers), 0)
+        except ValueError:
+            return 0
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Settings that apply to the whole app."""
+
+    hardware: HardwareSettings = HardwareSettings()
+    defaults: SamplingParams = SamplingParams()
+    default_system_prompt: str = "You are a helpful assistant."
+    model_id: str | None = None  # None: the bundled model
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppSettings:
+        """Build from a dict; unknown keys are ignored and missing ones default."""
+        hw_known = {f.name for f in fields(HardwareSettings)}
+        hardware = HardwareSettings(**{k: v for k, v in dict(data.get("hardware") or {}).items()
+                                       if k in hw_known})
+        return cls(
+            hardware=hardware,
+            defaults=SamplingParams.from_dict(data.get("defaults")).validated(),
+            default_system_prompt=str(data.get("default_system_prompt",
+                                               cls.default_system_prompt)),
+            model_id=data.get("model_id"),
+        )
+
+
+def load_settings(path: Path) -> AppSettings:
+    """Read settings; a missing or damaged file gives the defaults (and is logged),
+    never a crash at start-up."""
+    try:
+        return AppSettings.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return AppSettings()
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("settings file %s is unreadable (%s); using defaults", path, exc)
+        return AppSettings()
+
+
+def save_settings(path: Path, settings: AppSettings) -> None:
+    """Write settings atomically (a crash mid-write leaves the old file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings.to_dict(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def with_hardware(settings: AppSettings, **changes: Any) -> AppSettings:
+    """A copy of ``settings`` with some hardware fields changed."""
+    return replace(settings, hardware=replace(settings.hardware, **changes))

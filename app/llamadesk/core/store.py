@@ -1,0 +1,355 @@
+"""The SQLite store of conversations and messages.
+
+WAL mode, schema version in ``PRAGMA user_version``, forward migrations applied in
+order on open. Every write is one transaction, so a crash loses at most the write in
+flight, never earlier history. One ``ConversationStore`` belongs to one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from llamadesk.core.conversation import (
+    Conversation,
+    FinishReason,
+    Message,
+    MessageStats,
+    Role,
+    SamplingParams,
+)
+
+DEFAULT_TITLE = "New chat"
+
+
+class StoreError(Exception):
+    """The database could not be opened or is from a newer version of the app."""
+
+
+def _migrate_1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model_id TEXT,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            params TEXT NOT NULL DEFAULT '{}',
+            current_leaf_id INTEGER
+        );
+        CREATE INDEX conversations_updated ON conversations(updated_at DESC, id DESC);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL
+                REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            model_id TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_ms REAL,
+            tokens_per_s REAL,
+            prompt_tokens_per_s REAL,
+            finish_reason TEXT
+        );
+        CREATE INDEX messages_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_parent ON messages(parent_id);
+        CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+def _migrate_2(db: sqlite3.Connection) -> None:
+    # Full-text search over message text, kept in step by triggers.
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, content='messages', content_rowid='id'
+        );
+        INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages;
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        END;
+        """
+    )
+
+
+#: Forward migrations; index i takes the schema from version i to i + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1, _migrate_2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class ConversationStore:
+    """Conversations and messages in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot open the chat database at {self.path}: {exc}") from exc
+
+    # -- plumbing -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (a checkpoint folds the WAL back into the file)."""
+        self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The database's ``PRAGMA user_version``."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"The chat database at {self.path} was written by a newer LlamaDesk "
+                f"(schema {version}, this version knows {SCHEMA_VERSION}). Update the app."
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self._transaction() as db:
+                MIGRATIONS[target](db)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+
+    # -- conversations ----------------------------------------------------------------
+    def create_conversation(
+        self,
+        title: str = DEFAULT_TITLE,
+        *,
+        model_id: str | None = None,
+        system_prompt: str = "",
+        params: SamplingParams | None = None,
+    ) -> Conversation:
+        """Create and return an empty conversation."""
+        now = time.time()
+        params = params or SamplingParams()
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, model_id, "
+                "system_prompt, params) VALUES (?, ?, ?, ?, ?, ?)",
+                (title, now, now, model_id, system_prompt, json.dumps(params.to_dict())),
+            )
+        conversation = self.get_conversation(int(cur.lastrowid or 0))
+        assert conversation is not None
+        return conversation
+
+    def get_conversation(self, conversation_id: int) -> Conversation | None:
+        """The conversation with this id, or None."""
+        row = self._db.execute(
+            "SELECT * FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        return _conversation(row) if row else None
+
+    def list_conversations(self, limit: int = -1, offset: int = 0) -> list[Conversation]:
+        """Conversations, most recently updated first."""
+        rows = self._db.execute(
+            "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [_conversation(r) for r in rows]
+
+    def count_conversations(self) -> int:
+        """How many conversations there are."""
+        return int(self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Give a conversation a new title (blank titles become the default)."""
+        title = " ".join(title.split()) or DEFAULT_TITLE
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?",
+                       (title, conversation_id))
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        system_prompt: str | None = None,
+        params: SamplingParams | None = None,
+        model_id: str | None = None,
+    ) -> None:
+        """Change a conversation's settings; None leaves a field as it is."""
+        sets: list[str] = []
+        values: list[Any] = []
+        if system_prompt is not None:
+            sets.append("system_prompt = ?")
+            values.append(system_prompt)
+        if params is not None:
+            sets.append("params = ?")
+            values.append(json.dumps(params.to_dict()))
+        if model_id is not None:
+            sets.append("model_id = ?")
+            values.append(model_id)
+        if not sets:
+            return
+        with self._transaction() as db:
+            db.execute(f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?",
+                       (*values, conversation_id))
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a conversation and all of its messages."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- messages -----------------------------------------------------------------------
+    def add_message(
+        self,
+        conversation_id: int,
+        role: Role,
+        content: str,
+        *,
+        parent_id: int | None = None,
+        model_id: str | None = None,
+        stats: MessageStats | None = None,
+        created_at: float | None = None,
+    ) -> Message:
+        """Append a message in one transaction. By default it follows the current leaf
+        of the conversation, and becomes the new leaf."""
+        now = time.time()
+        stats = stats or MessageStats()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no conversation {conversation_id}")
+            if parent_id is None:
+                parent_id = row["current_leaf_id"]
+            cur = db.execute(
+                "INSERT INTO messages (conversation_id, parent_id, role, content, created_at, "
+                "model_id, prompt_tokens, completion_tokens, ttft_ms, tokens_per_s, "
+                "prompt_tokens_per_s, finish_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (conversation_id, parent_id, str(role), content, created_at or now, model_id,
+                 stats.prompt_tokens, stats.completion_tokens, stats.ttft_ms,
+                 stats.tokens_per_s, stats.prompt_tokens_per_s,
+                 str(stats.finish_reason) if stats.finish_reason else None),
+            )
+            message_id = int(cur.lastrowid or 0)
+            db.execute(
+                "UPDATE conversations SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
+                (message_id, now, conversation_id),
+            )
+        message = self.get_message(message_id)
+        assert message is not None
+        return message
+
+    def get_message(self, message_id: int) -> Message | None:
+        """The message with this id, or None."""
+        row = self._db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return _message(row) if row else None
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """The branch on screen: from the first message to the conversation's current
+        leaf, oldest first."""
+        rows = self._db.execute(
+            """
+            WITH RECURSIVE branch(id) AS (
+                SELECT current_leaf_id FROM conversations
+                 WHERE id = ? AND current_leaf_id IS NOT NULL
+                UNION ALL
+                SELECT m.parent_id FROM messages m JOIN branch b ON m.id = b.id
+                 WHERE m.parent_id IS NOT NULL
+            )
+            SELECT m.* FROM messages m JOIN branch b ON m.id = b.id ORDER BY m.id
+            """,
+            (conversation_id,),
+        ).fetchall()
+        return [_message(r) for r in rows]
+
+    def search(self, query: str, limit: int = 50) -> list[Message]:
+        """Messages whose text matches ``query`` (every word, as a prefix), best first."""
+        terms = [t.replace('"', '""') for t in query.split()]
+        if not terms:
+            return []
+        match = " ".join(f'"{t}"*' for t in terms)
+        rows = self._db.execute(
+            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid "
+            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [_message(r) for r in rows]
+
+    # -- app state ------------------------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        """A small piece of app state (such as the last open conversation)."""
+        row = self._db.execute("SELECT value FROM app_state WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        """Remember a small piece of app state."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO app_state (key, value) VALUES (?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    try:
+        params = SamplingParams.from_dict(json.loads(row["params"] or "{}"))
+    except (ValueError, TypeError):
+        params = SamplingParams()  # a damaged settings blob must not hide the chat
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model_id=row["model_id"],
+        system_prompt=row["system_prompt"],
+        params=params,
+        current_leaf_id=row["current_leaf_id"],
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    reason = row["finish_reason"]
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        parent_id=row["parent_id"],
+        role=Role(row["role"]),
+        content=row["content"],
+        created_at=row["created_at"],
+        model_id=row["model_id"],
+        stats=MessageStats(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            ttft_ms=row["ttft_ms"],
+            tokens_per_s=row["tokens_per_s"],
+            prompt_tokens_per_s=row["prompt_tokens_per_s"],
+            finish_reason=FinishReason(reason) if reason else None,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""LlamaDesk services layer."""
