@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,8 @@ class HardwareSettings:
 class AppSettings:
     """Settings that apply to the whole app."""
 
-    hardware: HardwareSettings = HardwareSettings()
-    defaults: SamplingParams = SamplingParams()
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    defaults: SamplingParams = field(default_factory=SamplingParams)
     default_system_prompt: str = "You are a helpful assistant."
     model_id: str | None = None  # None: the bundled model
 

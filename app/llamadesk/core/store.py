@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,7 @@ class StoreError(Exception):
     """The database could not be opened or is from a newer version of the app."""
 
 
-def _migrate_1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
+_MIGRATION_1 = """
         CREATE TABLE conversations (
             id INTEGER PRIMARY KEY,
             title TEXT NOT NULL,
@@ -64,14 +62,10 @@ def _migrate_1(db: sqlite3.Connection) -> None:
         CREATE INDEX messages_conversation ON messages(conversation_id, id);
         CREATE INDEX messages_parent ON messages(parent_id);
         CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """
-    )
+"""
 
-
-def _migrate_2(db: sqlite3.Connection) -> None:
-    # Full-text search over message text, kept in step by triggers.
-    db.executescript(
-        """
+# Full-text search over message text, kept in step by triggers.
+_MIGRATION_2 = """
         CREATE VIRTUAL TABLE messages_fts USING fts5(
             content, content='messages', content_rowid='id'
         );
@@ -88,12 +82,10 @@ def _migrate_2(db: sqlite3.Connection) -> None:
                 VALUES ('delete', old.id, old.content);
             INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
         END;
-        """
-    )
+"""
 
-
-#: Forward migrations; index i takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1, _migrate_2]
+#: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -142,9 +134,16 @@ class ConversationStore:
                 f"(schema {version}, this version knows {SCHEMA_VERSION}). Update the app."
             )
         for target in range(version, SCHEMA_VERSION):
-            with self._transaction() as db:
-                MIGRATIONS[target](db)
-                db.execute(f"PRAGMA user_version = {target + 1}")
+            # executescript() commits first, so the transaction lives inside the script:
+            # a migration and its version bump land together or not at all.
+            try:
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
+                    f"PRAGMA user_version = {target + 1};\nCOMMIT;")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     # -- conversations ----------------------------------------------------------------
     def create_conversation(

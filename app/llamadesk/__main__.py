@@ -1,0 +1,8 @@
+"""``python -m llamadesk``: the same as the ``llamadesk`` command."""
+
+import sys
+
+from llamadesk.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

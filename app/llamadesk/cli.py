@@ -1,0 +1,217 @@
+"""The ``llamadesk`` command: the window by default, plus tools for scripts and support.
+
+    llamadesk                        open the window
+    llamadesk --self-test            load the bundled model, answer a fixed prompt, exit 0
+    llamadesk chat [--new | --conversation ID] "message"
+    llamadesk models ...             list, search, download, import, remove models
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from llamadesk import APP_NAME, __version__
+from llamadesk.core import bundled
+from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.logs import setup_logging
+from llamadesk.core.paths import app_paths
+from llamadesk.core.settings import load_settings
+from llamadesk.core.store import ConversationStore, StoreError
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import LlamaEngine
+    from llamadesk.services.inference import ModelSpec
+
+log = logging.getLogger("llamadesk.cli")
+
+SELF_TEST_PROMPT = "What is the capital of France? Answer in one short sentence."
+LAST_CONVERSATION_KEY = "last_conversation_id"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with exit status 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llamadesk", description=f"{APP_NAME}: private, offline chat with local models.")
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="load the bundled model, answer a fixed prompt and exit")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="open the window, save a picture of it to PNG and exit")
+    sub = parser.add_subparsers(dest="command")
+    chat = sub.add_parser("chat", help="send one message and stream the answer here")
+    which = chat.add_mutually_exclusive_group()
+    which.add_argument("--new", action="store_true", help="start a new conversation")
+    which.add_argument("--conversation", type=int, metavar="ID",
+                       help="continue this conversation (default: the most recent one)")
+    chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
+    chat.add_argument("message", help="what to say")
+    try:
+        from llamadesk import cli_models
+    except ImportError:  # the models commands are optional in a trimmed build
+        pass
+    else:
+        cli_models.add_models_parser(sub)
+    return parser
+
+
+def _engine_for_bundled(n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
+    from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
+    from llamadesk.services.resolver import bundled_spec
+
+    install_llama_log_routing()
+    settings = load_settings(app_paths().settings_file)
+    spec = bundled_spec(settings, n_ctx)
+    engine = LlamaEngine()
+    engine.load(spec.path, spec.options, model_id=spec.model_id,
+                fallback_format=spec.fallback_format)
+    return engine, spec
+
+
+def self_test() -> int:
+    """Prove an install works: verify and load the bundled model, answer a fixed prompt."""
+    from llamadesk.core.conversation import Message
+    from llamadesk.services.engine import EngineError, GenerationRequest
+
+    started = time.perf_counter()
+    try:
+        bundled.locate(verify_hash=True)
+        engine, _spec = _engine_for_bundled(2048)
+    except (bundled.BundledModelError, EngineError) as exc:
+        raise CliError(f"self-test failed: {exc}") from exc
+    question = Message(id=0, conversation_id=0, parent_id=None, role=Role.USER,
+                       content=SELF_TEST_PROMPT, created_at=time.time())
+    params = SamplingParams(temperature=0.0, max_tokens=48, seed=1)
+    try:
+        result = engine.generate(GenerationRequest((question,), "", params), lambda _t: None,
+                                 threading.Event())
+    except EngineError as exc:
+        raise CliError(f"self-test failed: {exc}") from exc
+    finally:
+        engine.unload()
+    if not result.text.strip():
+        raise CliError("self-test failed: the model returned an empty answer")
+    tps = result.stats.tokens_per_s or 0.0
+    print(f"Q: {SELF_TEST_PROMPT}")
+    print(f"A: {result.text.strip()}")
+    print(f"self-test ok: {result.stats.completion_tokens} tokens at {tps:.1f} tokens/s, "
+          f"{time.perf_counter() - started:.2f} s in all")
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    """Send one message, stream the reply to stdout, store both."""
+    from llamadesk.services.engine import EngineError, GenerationRequest
+
+    paths = app_paths().ensure()
+    try:
+        store = ConversationStore(paths.database)
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        if args.conversation is not None:
+            conversation = store.get_conversation(args.conversation)
+            if conversation is None:
+                raise CliError(f"there is no conversation {args.conversation} "
+                               "(the window's sidebar lists them)")
+        else:
+            last = store.get_state(LAST_CONVERSATION_KEY)
+            conversation = None if args.new or last is None else store.get_conversation(int(last))
+            if conversation is None:
+                settings = load_settings(paths.settings_file)
+                conversation = store.create_conversation(
+                    system_prompt=settings.default_system_prompt, params=settings.defaults)
+        params = conversation.params
+        if args.max_tokens:
+            params = SamplingParams.from_dict({**params.to_dict(),
+                                               "max_tokens": args.max_tokens})
+        if conversation.model_id not in (None, bundled.manifest().id):
+            raise CliError(f"conversation {conversation.id} uses {conversation.model_id}, "
+                           "which the command line cannot load yet")
+        try:
+            engine, _spec = _engine_for_bundled(params.n_ctx)
+        except (bundled.BundledModelError, EngineError) as exc:
+            raise CliError(str(exc)) from exc
+        from llamadesk.services.chat import title_from
+
+        user = store.add_message(conversation.id, Role.USER, args.message)
+        if user.parent_id is None:
+            store.rename_conversation(conversation.id, title_from(args.message))
+        store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
+        print(f"[conversation {conversation.id}]", file=sys.stderr)
+        cancel = threading.Event()
+
+        def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+            cancel.set()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            request = GenerationRequest(tuple(store.messages(conversation.id)),
+                                        conversation.system_prompt, params,
+                                        str(conversation.id))
+            result = engine.generate(request, _write, cancel)
+        except EngineError as exc:
+            raise CliError(str(exc)) from exc
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            engine.unload()
+        sys.stdout.write("\n")
+        if result.text:
+            store.add_message(conversation.id, Role.ASSISTANT, result.text,
+                              parent_id=user.id, model_id=result.model_id, stats=result.stats)
+        stats = result.stats
+        print(f"[{stats.completion_tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s"
+              f"{', stopped' if result.cancelled else ''}]", file=sys.stderr)
+        return 130 if result.cancelled else 0
+    finally:
+        store.close()
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llamadesk`` command."""
+    args = _parser().parse_args(argv)
+    paths = app_paths()
+    try:
+        paths.ensure()
+        setup_logging(paths.log_file)
+    except OSError as exc:
+        print(f"llamadesk: cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
+              "writable folder", file=sys.stderr)
+        return 1
+    try:
+        if args.self_test:
+            return self_test()
+        if args.command == "chat":
+            return chat(args)
+        if args.command == "models":
+            from llamadesk import cli_models
+
+            return int(cli_models.run_models(args))
+        from llamadesk.ui.app import run_gui
+
+        return run_gui(screenshot=args.screenshot)
+    except CliError as exc:
+        log.error("%s", exc)
+        print(f"llamadesk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The chat controller: stores messages and drives the inference service.
+
+Lives on the GUI thread. The user's message is committed before generation starts;
+the reply is committed when it ends (also when stopped, with the partial text marked
+as stopped). Errors never become chat messages: they travel as ``reply_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from llamadesk.core.conversation import Conversation, Message, Role
+from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
+from llamadesk.services.engine import GenerationRequest, GenerationResult
+from llamadesk.services.inference import InferenceService, ModelSpec
+
+log = logging.getLogger(__name__)
+
+#: Turns a conversation's model id (None: the default model) and context length into
+#: the model to load. Raises LookupError with a readable reason for unknown models.
+ModelResolver = Callable[[str | None, int], ModelSpec]
+
+TITLE_LENGTH = 48
+
+
+def title_from(text: str) -> str:
+    """A short title from the first message."""
+    words = " ".join(text.split())
+    if len(words) <= TITLE_LENGTH:
+        return words or DEFAULT_TITLE
+    return words[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass
+class _Pending:
+    conversation_id: int
+    model_id: str
+    parent_id: int
+
+
+class ChatController(QObject):
+    """Sends messages and stores replies.
+
+    Signals:
+        message_added(Message): a message was stored (the user's, or a finished reply).
+        reply_started(int): a reply to this conversation began.
+        reply_text(int, str): more text of the reply to this conversation.
+        reply_finished(int, Message): the reply was stored (finished or stopped).
+        reply_failed(int, str): the reply failed; nothing was stored for it.
+        conversation_changed(Conversation): title or settings changed.
+    """
+
+    message_added = Signal(object)
+    reply_started = Signal(int)
+    reply_text = Signal(int, str)
+    reply_finished = Signal(int, object)
+    reply_failed = Signal(int, str)
+    conversation_changed = Signal(object)
+
+    def __init__(self, store: ConversationStore, inference: InferenceService,
+                 resolve_model: ModelResolver, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.inference = inference
+        self.resolve_model = resolve_model
+        self._pending: dict[int, _Pending] = {}
+        inference.generation_started.connect(self._on_started)
+        inference.token_batch_ready.connect(self._on_text)
+        inference.generation_finished.connect(self._on_finished)
+        inference.generation_cancelled.connect(self._on_cancelled)
+        inference.generation_failed.connect(self._on_failed)
+
+    def generating_in(self, conversation_id: int) -> bool:
+        """Whether a reply to this conversation is queued or running."""
+        return any(p.conversation_id == conversation_id for p in self._pending.values())
+
+    def send(self, conversation_id: int, text: str) -> Message | None:
+        """Store the user's message and ask for a reply. Returns the stored message, or
+        None when ``text`` is blank or the conversation is already being answered."""
+        text = text.strip()
+        if not text or self.generating_in(conversation_id):
+            return None
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise KeyError(f"no conversation {conversation_id}")
+        try:
+            spec = self.resolve_model(conversation.model_id, conversation.params.n_ctx)
+        except LookupError as exc:
+            self.reply_failed.emit(conversation_id, str(exc))
+            return None
+        message = self.store.add_message(conversation_id, Role.USER, text)
+        if conversation.title == DEFAULT_TITLE and message.parent_id is None:
+            self.store.rename_conversation(conversation_id, title_from(text))
+            renamed = self.store.get_conversation(conversation_id)
+            if renamed is not None:
+                self.conversation_changed.emit(renamed)
+        self.message_added.emit(message)
+        self._request_reply(conversation, spec, message)
+        return message
+
+    def _request_reply(self, conversation: Conversation, spec: ModelSpec,
+                       leaf: Message) -> None:
+        history = tuple(self.store.messages(conversation.id))
+        request = GenerationRequest(
+            history=history,
+            system_prompt=conversation.system_prompt,
+            params=conversation.params,
+            conversation_key=str(conversation.id),
+        )
+        job_id = self.inference.generate(request, spec)
+        self._pending[job_id] = _Pending(conversation.id, spec.model_id, leaf.id)
+
+    def stop(self, conversation_id: int | None = None) -> None:
+        """Stop the reply to ``conversation_id`` (default: every reply)."""
+        for job_id, pending in list(self._pending.items()):
+            if conversation_id is None or pending.conversation_id == conversation_id:
+                self.inference.cancel(job_id)
+
+    # -- inference results ------------------------------------------------------------
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        pending = self._pending.get(job_id)
+        if pending is not None:
+            self.reply_started.emit(pending.conversation_id)
+
+    @Slot(int, str)
+    def _on_text(self, job_id: int, text: str) -> None:
+        pending = self._pending.get(job_id)
+        if pending is not None:
+            self.reply_text.emit(pending.conversation_id, text)
+
+    def _store_reply(self, job_id: int, result: GenerationResult) -> None:
+        pending = self._pending.pop(job_id, None)
+        if pending is None:
+            return
+        if not result.text and result.cancelled:
+            # Stopped before a single word: nothing worth keeping.
+            self.reply_finished.emit(pending.conversation_id, None)
+            return
+        if self.store.get_conversation(pending.conversation_id) is None:
+            return  # deleted while the reply was being written
+        message = self.store.add_message(
+            pending.conversation_id, Role.ASSISTANT, result.text,
+            parent_id=pending.parent_id, model_id=result.model_id or pending.model_id,
+            stats=result.stats)
+        self.message_added.emit(message)
+        self.reply_finished.emit(pending.conversation_id, message)
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, result: GenerationResult) -> None:
+        self._store_reply(job_id, result)
+
+    @Slot(int, object)
+    def _on_cancelled(self, job_id: int, result: GenerationResult) -> None:
+        self._store_reply(job_id, result)
+
+    @Slot(int, str)
+    def _on_failed(self, job_id: int, reason: str) -> None:
+        pending = self._pending.pop(job_id, None)
+        if pending is not None:
+            self.reply_failed.emit(pending.conversation_id, reason)

@@ -1,0 +1,465 @@
+"""The llama.cpp engine: one ``Llama`` object, loaded, prompted and unloaded here.
+
+No Qt: the inference service runs this on its worker thread, and the command line
+runs it directly. Only one thread may use an engine at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
+from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
+from llamadesk.core.prompt import PromptTooLongError, build_prompt, context_budget
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("llama.cpp")
+
+# ggml levels: 1 debug, 2 info (very chatty while loading), 3 warn, 4 error, 5 continue.
+_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+_last_level = logging.DEBUG
+
+
+@llama_cpp.llama_log_callback
+def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # llama.cpp talks a lot at INFO while loading; keep that out of the log unless
+    # debugging, and route warnings and errors to our log file instead of stderr.
+    global _last_level
+    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    _last_level = py_level
+    if llama_log.isEnabledFor(py_level):
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            llama_log.log(py_level, "%s", message)
+
+
+def install_llama_log_routing() -> None:
+    """Send llama.cpp's own log lines to Python logging."""
+    llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
+
+
+class EngineError(Exception):
+    """A readable reason why a model could not be loaded or prompted."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model."""
+
+    n_ctx: int = 4096
+    n_threads: int = 4
+    n_gpu_layers: int = 0
+    flash_attn: bool = False
+    n_batch: int = 512
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is."""
+
+    model_id: str
+    path: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_ctx_train: int
+    n_params: int
+    size_bytes: int
+    template_name: str
+    template_warning: str | None
+    load_seconds: float
+    options: LoadOptions
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One reply to generate. ``conversation_key`` names the conversation so its KV
+    state can be kept when the user switches chats."""
+
+    history: tuple[Message, ...]
+    system_prompt: str = ""
+    params: SamplingParams = field(default_factory=SamplingParams)
+    conversation_key: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A finished, stopped or cut-short reply and its statistics."""
+
+    text: str
+    model_id: str
+    stats: MessageStats
+    dropped_messages: int = 0
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the user stopped it."""
+        return self.stats.finish_reason == FinishReason.STOPPED
+
+
+def supports_gpu_offload() -> bool:
+    """Whether this llama.cpp build can put layers on a GPU."""
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def system_info() -> str:
+    """llama.cpp's own summary of the CPU features and backends it was built with."""
+    return bytes(llama_cpp.llama_print_system_info()).decode("utf-8", errors="replace").strip()
+
+
+def llama_cpp_version() -> str:
+    """The llama-cpp-python version."""
+    return str(getattr(llama_cpp, "__version__", "unknown"))
+
+
+@dataclass
+class _SavedState:
+    tokens: list[int]
+    data: bytes
+
+
+class KVStateCache:
+    """Per-conversation KV states kept in RAM, least recently used evicted first, so
+    going back to a chat does not re-read its whole history."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._states: OrderedDict[str, _SavedState] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: str) -> _SavedState | None:
+        """The saved state for ``key``, marked as recently used."""
+        state = self._states.get(key)
+        if state is not None:
+            self._states.move_to_end(key)
+        return state
+
+    def put(self, key: str, state: _SavedState) -> None:
+        """Keep ``state`` for ``key``, evicting older states past the capacity."""
+        self.drop(key)
+        if len(state.data) > self.capacity_bytes:
+            return
+        self._states[key] = state
+        self._size += len(state.data)
+        while self._size > self.capacity_bytes and self._states:
+            _, old = self._states.popitem(last=False)
+            self._size -= len(old.data)
+
+    def drop(self, key: str) -> None:
+        """Forget the state for ``key``."""
+        old = self._states.pop(key, None)
+        if old is not None:
+            self._size -= len(old.data)
+
+    def clear(self) -> None:
+        """Forget every state."""
+        self._states.clear()
+        self._size = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held."""
+        return self._size
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class LlamaEngine:
+    """Owns the one ``Llama``: load, unload, generate with streaming and cancellation."""
+
+    def __init__(self, kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
+        self._llm: llama_cpp.Llama | None = None
+        self._info: ModelInfo | None = None
+        self._template: ChatTemplate | None = None
+        self._cancel: threading.Event | None = None
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._active_key: str | None = None
+        self.kv_cache = KVStateCache(kv_cache_bytes)
+
+    # -- loading -----------------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo | None:
+        """The loaded model, or None."""
+        return self._info
+
+    def load(self, path: str | os.PathLike[str], options: LoadOptions, *,
+             model_id: str | None = None, fallback_format: str = "chatml") -> ModelInfo:
+        """Load the GGUF at ``path`` (unloading any model first)."""
+        self.unload()
+        file = Path(path)
+        if not file.is_file():
+            raise EngineError(f"The model file {file} does not exist.")
+        try:
+            with file.open("rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise EngineError(f"The model file {file} cannot be read: {exc}") from exc
+        if magic != b"GGUF":
+            raise EngineError(f"{file.name} is not a GGUF model file (it does not start with "
+                              "the GGUF signature). Download or convert a .gguf file.")
+        started = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(file),
+                n_ctx=options.n_ctx,
+                n_batch=options.n_batch,
+                n_ubatch=options.n_batch,
+                n_threads=options.n_threads,
+                n_threads_batch=options.n_threads,
+                n_gpu_layers=options.n_gpu_layers,
+                flash_attn=options.flash_attn,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(
+                f"llama.cpp could not load {file.name}: the file may be damaged, incomplete, "
+                f"or of an architecture this version does not support ({exc})."
+            ) from exc
+        elapsed = time.perf_counter() - started
+        metadata: dict[str, Any] = dict(llm.metadata or {})
+        template = ChatTemplate.for_model(metadata.get("tokenizer.chat_template"),
+                                          fallback_format)
+        if template.warning:
+            log.warning("%s: %s", file.name, template.warning)
+        self._llm = llm
+        self._template = template
+        self._info = ModelInfo(
+            model_id=model_id or file.stem,
+            path=str(file),
+            name=str(metadata.get("general.name") or file.stem),
+            architecture=str(metadata.get("general.architecture", "unknown")),
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=int(llm._model.n_ctx_train()),
+            n_params=int(llm._model.n_params()),
+            size_bytes=file.stat().st_size,
+            template_name=template.name,
+            template_warning=template.warning,
+            load_seconds=elapsed,
+            options=options,
+        )
+        log.info("loaded %s in %.2fs (n_ctx=%d, threads=%d, gpu_layers=%d, flash_attn=%s)",
+                 file.name, elapsed, options.n_ctx, options.n_threads, options.n_gpu_layers,
+                 options.flash_attn)
+        return self._info
+
+    def unload(self) -> None:
+        """Free the model (llama.cpp memory is released now, not at garbage collection)."""
+        if self._llm is not None:
+            self._llm.close()
+            log.info("unloaded %s", self._info.path if self._info else "model")
+        self._llm = None
+        self._info = None
+        self._template = None
+        self._active_key = None
+        self.kv_cache.clear()
+
+    # -- tokens ------------------------------------------------------------------------
+    def _require(self) -> llama_cpp.Llama:
+        if self._llm is None:
+            raise EngineError("No model is loaded.")
+        return self._llm
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes with the loaded model."""
+        return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _special_text(self, token: int) -> str:
+        llm = self._require()
+        if token < 0:
+            return ""
+        return llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    # -- generation --------------------------------------------------------------------
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        cancel = self._cancel
+        return bool(cancel is not None and cancel.is_set())
+
+    def _set_abort(self, enabled: bool) -> None:
+        # The abort callback is a Python call per graph node: worth it while a long
+        # prompt is evaluated, too costly per generated token (checked there instead).
+        llm = self._require()
+        llama_cpp.llama_set_abort_callback(
+            llm._ctx.ctx, self._abort_cb if enabled else llama_cpp.ggml_abort_callback(0),
+            None)
+
+    def _switch_state(self, key: str | None, prompt: list[int]) -> None:
+        """Make the context hold as much of ``prompt`` as we have cached."""
+        llm = self._require()
+        if key == self._active_key or key is None:
+            return
+        # Keep what the outgoing conversation built up, then restore the incoming one.
+        if self._active_key is not None and llm.n_tokens > 0:
+            self._save_state(self._active_key)
+        self._active_key = key
+        saved = self.kv_cache.get(key)
+        if saved is None:
+            return
+        mine = _common_prefix(saved.tokens, prompt)
+        current = _common_prefix(llm._input_ids.tolist(), prompt) if llm.n_tokens else 0
+        if mine <= current:
+            return
+        ctx = llm._ctx.ctx
+        llm._ctx.kv_cache_clear()
+        buf = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
+        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(saved.data), 0) == 0:
+            log.warning("could not restore the KV state of %s; re-reading its history", key)
+            llm.reset()
+            return
+        llm.input_ids[: len(saved.tokens)] = saved.tokens
+        llm.n_tokens = len(saved.tokens)
+        llm._requires_eval = True  # the logits were not saved: re-read the last token
+
+    def _save_state(self, key: str) -> None:
+        llm = self._require()
+        ctx = llm._ctx.ctx
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        if size <= 0 or size > self.kv_cache.capacity_bytes:
+            return
+        buf = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
+        if written <= 0:
+            return
+        self.kv_cache.put(key, _SavedState(llm._input_ids.tolist(), bytes(buf)[:written]))
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_text: Callable[[str], None],
+        cancel: threading.Event,
+    ) -> GenerationResult:
+        """Generate a reply to ``request.history``, calling ``on_text`` with each new
+        piece of text. Returns when the model ends the reply, the token limit is hit, or
+        ``cancel`` is set (then the partial text comes back with finish reason stopped).
+        Raises EngineError with a readable reason on failure."""
+        llm = self._require()
+        assert self._info is not None and self._template is not None
+        params = request.params.validated()
+        template = self._template
+        bos = self._special_text(llm.token_bos())
+        eos = self._special_text(llm.token_eos())
+        try:
+            plan = build_prompt(
+                request.history, system_prompt=request.system_prompt, template=template,
+                budget=context_budget(llm.n_ctx(), params.max_tokens),
+                count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)
+        except (ChatTemplateError, PromptTooLongError) as exc:
+            raise EngineError(str(exc)) from exc
+        starts_with_bos = bool(bos) and plan.text.startswith(bos)
+        add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
+        prompt = llm.tokenize(plan.text.encode("utf-8"),
+                              add_bos=add_bos and not starts_with_bos, special=True)
+        max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
+        if max_tokens <= 0:
+            raise EngineError("The conversation fills the model's context; start a new chat "
+                              "or raise the context length.")
+        self._switch_state(request.conversation_key, prompt)
+        llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        stops = template.stop
+        keep_back = max((len(s) for s in stops), default=0)
+        emitted = 0  # characters of the reply already handed to on_text
+        n_generated = 0
+        finish = FinishReason.LENGTH
+        self._cancel = cancel
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+        self._set_abort(True)
+        try:
+            for token in llm.generate(
+                prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+                temp=params.temperature, repeat_penalty=params.repeat_penalty,
+            ):
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                    self._set_abort(False)
+                if cancel.is_set():
+                    finish = FinishReason.STOPPED
+                    break
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                    finish = FinishReason.STOP
+                    break
+                n_generated += 1
+                pieces.append(decoder.decode(llm.detokenize([token])))
+                if stops:
+                    text = "".join(pieces)
+                    cut = min((i for i in (text.find(s, max(emitted - keep_back, 0))
+                                           for s in stops) if i >= 0), default=-1)
+                    if cut >= 0:
+                        pieces = [text[:cut]]
+                        finish = FinishReason.STOP
+                        break
+                    safe = len(text) - keep_back
+                    if safe > emitted:
+                        on_text(text[emitted:safe])
+                        emitted = safe
+                else:
+                    on_text(pieces[-1])
+                    emitted += len(pieces[-1])
+                if n_generated >= max_tokens:
+                    finish = FinishReason.LENGTH
+                    break
+        except RuntimeError as exc:
+            # llama_decode returns 2 when the abort callback fired mid-prompt.
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            if request.conversation_key:
+                self.kv_cache.drop(request.conversation_key)
+            if cancel.is_set():
+                finish = FinishReason.STOPPED
+            else:
+                raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
+        finally:
+            self._set_abort(False)
+            self._cancel = None
+        pieces.append(decoder.decode(b"", final=True))
+        text = "".join(pieces)
+        if len(text) > emitted:
+            on_text(text[emitted:])
+        ended = time.perf_counter()
+        stats = self._stats(prompt, n_generated, started, first_token_at, ended, finish)
+        return GenerationResult(text=text.strip() if finish != FinishReason.STOPPED
+                                else text.rstrip(), model_id=self._info.model_id,
+                                stats=stats, dropped_messages=plan.dropped)
+
+    def _stats(self, prompt: list[int], n_generated: int, started: float,
+               first: float | None, ended: float, finish: FinishReason) -> MessageStats:
+        llm = self._require()
+        perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        # llama.cpp's own timings for prompt and decode; wall clock for time to first token.
+        prompt_tps = (perf.n_p_eval / (perf.t_p_eval_ms / 1000.0)
+                      if perf.t_p_eval_ms > 0 and perf.n_p_eval > 0 else None)
+        if n_generated > 1 and first is not None and ended > first:
+            tps: float | None = (n_generated - 1) / (ended - first)
+        else:
+            tps = None
+        return MessageStats(
+            prompt_tokens=len(prompt),
+            completion_tokens=n_generated,
+            ttft_ms=(first - started) * 1000.0 if first is not None else None,
+            tokens_per_s=tps,
+            prompt_tokens_per_s=prompt_tps,
+            finish_reason=finish,
+        )
