@@ -74,7 +74,7 @@ def _engine_for_bundled(n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpe
     spec = bundled_spec(settings, n_ctx)
     engine = LlamaEngine()
     engine.load(spec.path, spec.options, model_id=spec.model_id,
-                fallback_format=spec.fallback_format)
+                fallback_format=spec.fallback_format, name=spec.name)
     return engine, spec
 
 

@@ -74,6 +74,11 @@ class ChatController(QObject):
         inference.generation_cancelled.connect(self._on_cancelled)
         inference.generation_failed.connect(self._on_failed)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any reply is queued or being written."""
+        return bool(self._pending)
+
     def generating_in(self, conversation_id: int) -> bool:
         """Whether a reply to this conversation is queued or running."""
         return any(p.conversation_id == conversation_id for p in self._pending.values())

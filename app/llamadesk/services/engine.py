@@ -203,7 +203,8 @@ class LlamaEngine:
         return self._info
 
     def load(self, path: str | os.PathLike[str], options: LoadOptions, *,
-             model_id: str | None = None, fallback_format: str = "chatml") -> ModelInfo:
+             model_id: str | None = None, fallback_format: str = "chatml",
+             name: str = "") -> ModelInfo:
         """Load the GGUF at ``path`` (unloading any model first)."""
         self.unload()
         file = Path(path)
@@ -246,7 +247,7 @@ class LlamaEngine:
         self._info = ModelInfo(
             model_id=model_id or file.stem,
             path=str(file),
-            name=str(metadata.get("general.name") or file.stem),
+            name=name or str(metadata.get("general.name") or file.stem),
             architecture=str(metadata.get("general.architecture", "unknown")),
             n_ctx=llm.n_ctx(),
             n_ctx_train=int(llm._model.n_ctx_train()),

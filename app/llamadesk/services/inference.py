@@ -51,6 +51,7 @@ class ModelSpec:
     model_id: str
     options: LoadOptions
     fallback_format: str = "chatml"
+    name: str = ""  # shown to the user; the file's own name when blank
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class _InferenceWorker(QObject):
         self._spec = None
         try:
             info = self._get_engine().load(spec.path, spec.options, model_id=spec.model_id,
-                                           fallback_format=spec.fallback_format)
+                                           fallback_format=spec.fallback_format,
+                                           name=spec.name)
         except EngineError:
             self.state_changed.emit(ModelState.UNLOADED)
             raise

@@ -28,7 +28,8 @@ def bundled_spec(settings: AppSettings, n_ctx: int | None = None) -> ModelSpec:
     model = bundled.locate()
     ctx = min(n_ctx or settings.defaults.n_ctx, model.context_length)
     return ModelSpec(path=str(model.path), model_id=model.id,
-                     options=load_options(settings, ctx), fallback_format=model.chat_format)
+                     options=load_options(settings, ctx), fallback_format=model.chat_format,
+                     name=model.name)
 
 
 def make_resolver(get_settings: Callable[[], AppSettings]) -> Callable[[str | None, int],

@@ -1,0 +1,101 @@
+"""Start the GUI: the application object, services, and the main window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from llamadesk import APP_NAME, __version__
+from llamadesk.core.paths import app_paths, resources_dir
+from llamadesk.core.settings import load_settings
+from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.services.chat import ChatController
+from llamadesk.services.inference import InferenceService
+from llamadesk.services.resolver import make_resolver
+from llamadesk.ui.main_window import AppContext, MainWindow
+
+log = logging.getLogger(__name__)
+
+SCREENSHOT_TIMEOUT_MS = 30_000
+
+
+def app_icon() -> QIcon:
+    """The app's icon, if the resources carry one."""
+    icons = resources_dir() / "icons"
+    for name in ("llamadesk.svg", "llamadesk.png", "llamadesk-256.png"):
+        if (icons / name).is_file():
+            return QIcon(str(icons / name))
+    return QIcon()
+
+
+def build_window(app: QApplication) -> MainWindow | None:
+    """Open the store, start the services and make the window (None if the data
+    cannot be opened; the user has been told why)."""
+    paths = app_paths().ensure()
+    settings = load_settings(paths.settings_file)
+    try:
+        store = ConversationStore(paths.database)
+    except StoreError as exc:
+        log.error("%s", exc)
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return None
+    inference = InferenceService()
+    window: MainWindow | None = None
+
+    def current_settings() -> object:
+        return window.ctx.settings if window is not None else settings
+
+    controller = ChatController(store, inference, make_resolver(current_settings))  # type: ignore[arg-type]
+    window = MainWindow(AppContext(paths, store, inference, controller,
+                                   controller.resolve_model, settings))
+
+    def shutdown() -> None:
+        inference.shutdown()
+        store.close()
+        log.info("%s closed", APP_NAME)
+
+    app.aboutToQuit.connect(shutdown)
+    return window
+
+
+def _schedule_screenshot(window: MainWindow, path: str) -> None:
+    """Save a picture of the window once the model is ready (or failed), then quit."""
+    done = False
+
+    def grab() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ok = window.grab().save(path)
+        print(f"screenshot {'saved to ' + path if ok else 'FAILED'}", flush=True)
+        QApplication.instance().exit(0 if ok else 1)  # type: ignore[union-attr]
+
+    window.inference.model_loaded.connect(lambda _info: QTimer.singleShot(300, grab))
+    window.inference.model_load_failed.connect(lambda _reason: QTimer.singleShot(300, grab))
+    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, grab)
+
+
+def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int:
+    """Run the app until its window closes; returns the exit status."""
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName("llamadesk")
+    app.setWindowIcon(app_icon())
+    window = build_window(app)
+    if window is None:
+        return 1
+    window.show()
+    if screenshot:
+        _schedule_screenshot(window, screenshot)
+    log.info("%s %s started", APP_NAME, __version__)
+    return int(app.exec())

@@ -1,0 +1,152 @@
+"""The sidebar's list of conversations, newest first, fetched from the store in pages."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+
+from llamadesk.core.conversation import Conversation
+from llamadesk.core.store import ConversationStore
+
+FETCH_PAGE = 200
+ConversationIdRole = Qt.ItemDataRole.UserRole + 1
+ConversationRole = Qt.ItemDataRole.UserRole + 2
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def when(timestamp: float, now: float | None = None) -> str:
+    """A short, friendly time for the sidebar."""
+    now = now or time.time()
+    local, today = time.localtime(timestamp), time.localtime(now)
+    if local[:3] == today[:3]:
+        return time.strftime("%H:%M", local)
+    if now - timestamp < 6 * 86400:
+        return time.strftime("%a", local)
+    return time.strftime("%d %b %Y", local)
+
+
+class ConversationListModel(QAbstractListModel):
+    """Conversations for the sidebar. Rows are fetched lazily (canFetchMore /
+    fetchMore), so ten thousand chats open as fast as ten.
+
+    Signals:
+        renamed(Conversation): the user renamed a conversation in place.
+    """
+
+    renamed = Signal(object)
+
+    def __init__(self, store: ConversationStore, parent: object | None = None) -> None:
+        super().__init__(parent)  # type: ignore[arg-type]
+        self._store = store
+        self._rows: list[Conversation] = []
+        self._total = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read from the store (first page only)."""
+        self.beginResetModel()
+        self._total = self._store.count_conversations()
+        self._rows = self._store.list_conversations(limit=FETCH_PAGE)
+        self.endResetModel()
+
+    # -- Qt model API -------------------------------------------------------------------
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def canFetchMore(self, parent: _Index) -> bool:
+        return not parent.isValid() and len(self._rows) < self._total
+
+    def fetchMore(self, parent: _Index) -> None:
+        if parent.isValid():
+            return
+        more = self._store.list_conversations(limit=FETCH_PAGE, offset=len(self._rows))
+        if not more:
+            self._total = len(self._rows)
+            return
+        start = len(self._rows)
+        self.beginInsertRows(QModelIndex(), start, start + len(more) - 1)
+        self._rows.extend(more)
+        self.endInsertRows()
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        conversation = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return conversation.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{conversation.title}\nLast active {when(conversation.updated_at)}"
+        if role == ConversationIdRole:
+            return conversation.id
+        if role == ConversationRole:
+            return conversation
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsEditable if index.isValid() else base
+
+    def setData(self, index: _Index, value: object,
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Rename in place (F2 or double-click in the sidebar)."""
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        conversation = self._rows[index.row()]
+        self._store.rename_conversation(conversation.id, str(value))
+        renamed = self._store.get_conversation(conversation.id)
+        if renamed is None:
+            return False
+        self._rows[index.row()] = renamed
+        self.dataChanged.emit(index, index)
+        self.renamed.emit(renamed)
+        return True
+
+    # -- lookups and live changes ------------------------------------------------------
+    def row_of(self, conversation_id: int) -> int | None:
+        """The row showing this conversation, if loaded."""
+        for i, c in enumerate(self._rows):
+            if c.id == conversation_id:
+                return i
+        return None
+
+    def conversation_at(self, row: int) -> Conversation | None:
+        """The conversation in ``row``."""
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def upsert(self, conversation: Conversation) -> None:
+        """Show a new or changed conversation; a conversation that moved to the top
+        moves without resetting the list."""
+        row = self.row_of(conversation.id)
+        if row is not None and row == 0:
+            self._rows[0] = conversation
+            self.dataChanged.emit(self.index(0), self.index(0))
+            return
+        if row is not None:
+            self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), 0)
+            del self._rows[row]
+            self._rows.insert(0, conversation)
+            self.endMoveRows()
+            self.dataChanged.emit(self.index(0), self.index(0))
+            return
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._rows.insert(0, conversation)
+        self._total += 1
+        self.endInsertRows()
+
+    def touch(self, conversation_id: int) -> None:
+        """Re-read one conversation (after a new message) and move it to the top."""
+        conversation = self._store.get_conversation(conversation_id)
+        if conversation is not None:
+            self.upsert(conversation)
+
+    def remove(self, conversation_id: int) -> None:
+        """Drop a deleted conversation from the list."""
+        row = self.row_of(conversation_id)
+        if row is None:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._rows[row]
+        self._total -= 1
+        self.endRemoveRows()

@@ -1,0 +1,169 @@
+"""The list model behind the chat view.
+
+It holds the branch on screen but exposes only its most recent part (a window that
+grows when the user scrolls up), so opening a long conversation and streaming into it
+cost the same as for a short one. Streaming updates only the last row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
+from llamadesk.core.conversation import Message, MessageStats, Role
+
+#: Rows shown when a conversation opens; older ones load in pages of this size.
+PAGE_SIZE = 60
+
+
+class MessageRole(IntEnum):
+    """Item data roles of MessageListModel."""
+
+    MESSAGE = Qt.ItemDataRole.UserRole + 1  # the ChatRow
+    STREAMING = Qt.ItemDataRole.UserRole + 2  # bool
+    KEY = Qt.ItemDataRole.UserRole + 3  # a stable key for render caches
+
+
+@dataclass
+class ChatRow:
+    """One row: a stored message, or the reply being written (``message_id`` None)."""
+
+    role: Role
+    content: str
+    model_id: str | None = None
+    stats: MessageStats | None = None
+    message_id: int | None = None
+    streaming: bool = False
+    version: int = 0  # bumped on every change of content, so caches know
+
+    @classmethod
+    def from_message(cls, message: Message) -> ChatRow:
+        """A row for a stored message."""
+        return cls(message.role, message.content, message.model_id, message.stats, message.id)
+
+    @property
+    def key(self) -> tuple[object, int]:
+        """Identifies this row's current look."""
+        return (self.message_id if self.message_id is not None else "live", self.version)
+
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class MessageListModel(QAbstractListModel):
+    """The messages of the conversation on screen, oldest first."""
+
+    def __init__(self, parent: object | None = None) -> None:
+        super().__init__(parent)  # type: ignore[arg-type]
+        self._older: list[ChatRow] = []  # loaded from the store, not yet shown
+        self._rows: list[ChatRow] = []
+
+    # -- Qt model API -------------------------------------------------------------------
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role == MessageRole.MESSAGE:
+            return row
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return row.content
+        if role == MessageRole.STREAMING:
+            return row.streaming
+        if role == MessageRole.KEY:
+            return row.key
+        return None
+
+    # -- loading ----------------------------------------------------------------------
+    def set_messages(self, messages: list[Message]) -> None:
+        """Show a conversation (its most recent page)."""
+        self.beginResetModel()
+        rows = [ChatRow.from_message(m) for m in messages if m.role != Role.SYSTEM]
+        self._older = rows[:-PAGE_SIZE] if len(rows) > PAGE_SIZE else []
+        self._rows = rows[-PAGE_SIZE:]
+        self.endResetModel()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.set_messages([])
+
+    @property
+    def has_older(self) -> bool:
+        """Whether older messages are waiting to be shown."""
+        return bool(self._older)
+
+    def load_older(self, count: int = PAGE_SIZE) -> int:
+        """Show up to ``count`` older messages above the first row; returns how many."""
+        if not self._older:
+            return 0
+        page = self._older[-count:]
+        self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+        del self._older[-len(page):]
+        self._rows[:0] = page
+        self.endInsertRows()
+        return len(page)
+
+    # -- live changes -------------------------------------------------------------------
+    def append_message(self, message: Message) -> None:
+        """Add a stored message at the end."""
+        self._append(ChatRow.from_message(message))
+
+    def _append(self, row: ChatRow) -> None:
+        n = len(self._rows)
+        self.beginInsertRows(QModelIndex(), n, n)
+        self._rows.append(row)
+        self.endInsertRows()
+
+    def begin_reply(self, model_id: str | None = None) -> None:
+        """Add an empty row for the reply about to stream in."""
+        self.end_reply()
+        self._append(ChatRow(Role.ASSISTANT, "", model_id=model_id, streaming=True))
+
+    @property
+    def streaming_row(self) -> int | None:
+        """The row of the reply being written, if any."""
+        if self._rows and self._rows[-1].streaming:
+            return len(self._rows) - 1
+        return None
+
+    def append_reply_text(self, text: str) -> None:
+        """Add streamed text to the reply being written: one row changes, nothing else."""
+        row = self.streaming_row
+        if row is None:
+            self.begin_reply()
+            row = len(self._rows) - 1
+        item = self._rows[row]
+        item.content += text
+        item.version += 1
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
+
+    def finish_reply(self, message: Message | None) -> None:
+        """Replace the streamed row with the stored message (None: drop it)."""
+        row = self.streaming_row
+        if row is None:
+            if message is not None:
+                self.append_message(message)
+            return
+        if message is None:
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._rows[row]
+            self.endRemoveRows()
+            return
+        self._rows[row] = ChatRow.from_message(message)
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
+
+    def end_reply(self) -> None:
+        """Drop a reply row that never got stored (a failed generation)."""
+        row = self.streaming_row
+        if row is not None:
+            self.finish_reply(None)
+
+    def row_at(self, row: int) -> ChatRow | None:
+        """The row's data."""
+        return self._rows[row] if 0 <= row < len(self._rows) else None

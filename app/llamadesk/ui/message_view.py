@@ -1,0 +1,281 @@
+"""The chat view: a list view whose delegate paints each message from a cached
+QTextDocument (Markdown), so scrolling and streaming never re-render the whole chat."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QColor,
+    QGuiApplication,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from llamadesk.core.conversation import FinishReason, Role
+from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
+
+MARGIN = 12  # around each bubble
+PADDING = 10  # inside each bubble
+MAX_TEXT_WIDTH = 760
+HEADER_GAP = 4
+CACHE_SIZE = 400
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+#: Display names of model ids, filled in as models load (ids are what messages store).
+MODEL_NAMES: dict[str, str] = {}
+
+
+def header_text(row: ChatRow) -> str:
+    """The small line above a message: who wrote it, and how fast."""
+    if row.role == Role.USER:
+        return "You"
+    parts = [MODEL_NAMES.get(row.model_id or "", row.model_id or "Assistant")]
+    stats = row.stats
+    if row.streaming:
+        parts.append("writing…")
+    elif stats is not None:
+        if stats.tokens_per_s:
+            parts.append(f"{stats.tokens_per_s:.1f} tokens/s")
+        if stats.completion_tokens:
+            parts.append(f"{stats.completion_tokens} tokens")
+        if stats.finish_reason == FinishReason.STOPPED:
+            parts.append("stopped")
+        elif stats.finish_reason == FinishReason.LENGTH:
+            parts.append("cut at the token limit")
+    return " · ".join(parts)
+
+
+class MessageDelegate(QStyledItemDelegate):
+    """Paints messages as bubbles; keeps rendered documents in a small LRU cache."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._docs: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
+
+    def _text_width(self, row: ChatRow, view_width: int) -> int:
+        width = min(view_width - 2 * MARGIN - 2 * PADDING, MAX_TEXT_WIDTH)
+        if row.role == Role.USER:
+            width = int(width * 0.85)
+        return max(width, 80)
+
+    def document(self, row: ChatRow, view_width: int) -> QTextDocument:
+        """The laid-out document for ``row`` at this view width (cached)."""
+        width = self._text_width(row, view_width)
+        key = (*row.key, width)
+        doc = self._docs.get(key)
+        if doc is not None:
+            self._docs.move_to_end(key)
+            return doc
+        doc = QTextDocument()
+        doc.setDocumentMargin(0)
+        if row.role == Role.USER:
+            doc.setPlainText(row.content)
+        else:
+            doc.setMarkdown(row.content, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
+        doc.setTextWidth(width)
+        self._docs[key] = doc
+        if row.streaming:
+            # Older versions of the live row are never painted again.
+            for stale in [k for k in self._docs if k[0] == "live" and k != key]:
+                del self._docs[stale]
+        while len(self._docs) > CACHE_SIZE:
+            self._docs.popitem(last=False)
+        return doc
+
+    def clear_cache(self) -> None:
+        """Forget every rendered document (after a palette or font change)."""
+        self._docs.clear()
+
+    def _header_height(self, option: QStyleOptionViewItem) -> int:
+        return int(option.fontMetrics.height() * 0.9) + HEADER_GAP
+
+    def _view_width(self, option: QStyleOptionViewItem) -> int:
+        widget = option.widget  # type: ignore[attr-defined]
+        if isinstance(widget, QAbstractItemView):
+            return int(widget.viewport().width())
+        return int(option.rect.width())  # type: ignore[attr-defined]
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
+        row = index.data(MessageRole.MESSAGE)
+        if not isinstance(row, ChatRow):
+            return QSize(0, 0)
+        view_width = self._view_width(option)
+        doc = self.document(row, view_width)
+        height = int(doc.size().height()) + 2 * PADDING + self._header_height(option) + MARGIN
+        return QSize(view_width, height)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+        row = index.data(MessageRole.MESSAGE)
+        if not isinstance(row, ChatRow):
+            return
+        rect: QRect = option.rect  # type: ignore[attr-defined]
+        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        doc = self.document(row, self._view_width(option))
+        header_h = self._header_height(option)
+        bubble_w = int(doc.idealWidth()) + 2 * PADDING
+        bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header_text(row))
+                       + 2 * PADDING)
+        bubble_w = min(bubble_w, rect.width() - 2 * MARGIN)
+        bubble_h = int(doc.size().height()) + 2 * PADDING
+        top = rect.top() + MARGIN // 2 + header_h
+        if row.role == Role.USER:
+            left = rect.right() - MARGIN - bubble_w
+            fill = QColor(palette.color(QPalette.ColorRole.Highlight))
+            fill.setAlpha(45)
+        else:
+            left = rect.left() + MARGIN
+            fill = QColor(palette.color(QPalette.ColorRole.AlternateBase))
+        bubble = QRect(left, top, bubble_w, bubble_h)
+
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+        if selected:
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight))
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(bubble, 10, 10)
+        # Header: who wrote it, and how fast.
+        header_font = option.font  # type: ignore[attr-defined]
+        header_font.setPointSizeF(max(header_font.pointSizeF() * 0.85, 6.0))
+        painter.setFont(header_font)
+        painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        header_rect = QRect(left + 4, rect.top() + MARGIN // 2, rect.width() - 2 * MARGIN,
+                            header_h)
+        align = Qt.AlignmentFlag.AlignRight if row.role == Role.USER else Qt.AlignmentFlag.AlignLeft
+        if row.role == Role.USER:
+            header_rect = QRect(rect.left() + MARGIN, rect.top() + MARGIN // 2,
+                                rect.width() - 2 * MARGIN - 4, header_h)
+        painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header_text(row))
+        # Body.
+        painter.translate(QPoint(left + PADDING, top + PADDING))
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette.setColor(QPalette.ColorRole.Text,
+                                 palette.color(QPalette.ColorRole.Text))
+        doc.documentLayout().draw(painter, context)
+        painter.restore()
+
+
+class MessageView(QListView):
+    """Shows a MessageListModel; follows the newest text while the user is at the
+    bottom, and loads older messages when they scroll to the top.
+
+    Signals:
+        copy_requested(str): the user asked to copy a message's text.
+    """
+
+    copy_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._delegate = MessageDelegate(self)
+        self.setItemDelegate(self._delegate)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setUniformItemSizes(False)
+        self.setFrameShape(QListView.Shape.NoFrame)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._context_menu)
+        self.setAccessibleName("Messages")
+        self._stick_to_bottom = True
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+
+    def setModel(self, model: object) -> None:
+        """Attach a MessageListModel."""
+        super().setModel(model)  # type: ignore[arg-type]
+        if isinstance(model, MessageListModel):
+            model.dataChanged.connect(self._on_data_changed)
+            model.modelReset.connect(self._on_reset)
+
+    def message_model(self) -> MessageListModel:
+        """The attached model."""
+        model = self.model()
+        assert isinstance(model, MessageListModel)
+        return model
+
+    # -- following the newest text --------------------------------------------------------
+    def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex,
+                         _roles: list[int] | None = None) -> None:
+        # The row's height may have changed: lay out again (rows are cached, so this
+        # costs little), then keep the newest text in view if the user was following.
+        self._delegate.sizeHintChanged.emit(top_left)
+
+    def _on_reset(self) -> None:
+        self._stick_to_bottom = True
+
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._stick_to_bottom:
+            self.verticalScrollBar().setValue(maximum)
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 4
+        if value == bar.minimum() and bar.maximum() > 0:
+            self._load_older()
+
+    def _load_older(self) -> None:
+        model = self.model()
+        if not isinstance(model, MessageListModel) or not model.has_older:
+            return
+        bar = self.verticalScrollBar()
+        from_bottom = bar.maximum() - bar.value()
+        if model.load_older():
+            self.doItemsLayout()
+            bar.setValue(bar.maximum() - from_bottom)
+
+    def scroll_to_end(self) -> None:
+        """Show the newest message and follow new text again."""
+        self._stick_to_bottom = True
+        self.scrollToBottom()
+
+    def resizeEvent(self, event: object) -> None:
+        """Widths changed: documents are re-laid out lazily (the cache keys on width)."""
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        if self._stick_to_bottom:
+            self.scrollToBottom()
+
+    # -- copying ------------------------------------------------------------------------
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.indexAt(pos)
+        row = index.data(MessageRole.MESSAGE) if index.isValid() else None
+        if not isinstance(row, ChatRow):
+            return
+        menu = QMenu(self)
+        menu.addAction("Copy text", lambda: self._copy(row))
+        menu.exec(self.viewport().mapToGlobal(pos))
+
+    def _copy(self, row: ChatRow) -> None:
+        QGuiApplication.clipboard().setText(row.content)
+        self.copy_requested.emit(row.content)
+
+    def keyPressEvent(self, event: object) -> None:
+        """Ctrl+C copies the selected message."""
+        from PySide6.QtGui import QKeyEvent
+
+        if isinstance(event, QKeyEvent) and event.matches(QKeySequence.StandardKey.Copy):
+            row = self.currentIndex().data(MessageRole.MESSAGE)
+            if isinstance(row, ChatRow):
+                self._copy(row)
+                return
+        super().keyPressEvent(event)  # type: ignore[arg-type]
