@@ -41,7 +41,8 @@ BITS_PER_WEIGHT: dict[str, float] = {
 def parse_quantisation(filename: str) -> str | None:
     """The quantisation named in a GGUF file name (upper case, e.g. ``Q4_K_M``), or None."""
     base = filename.rsplit("/", 1)[-1]
-    matches = _QUANT_RE.findall(base)
+    # Some repos keep each quantisation in a folder of its own name (Q4_K_M/model-….gguf).
+    matches = _QUANT_RE.findall(base) or _QUANT_RE.findall(filename)
     if not matches:
         return None
     # The last match is the one nearest the extension, where every naming scheme puts it.

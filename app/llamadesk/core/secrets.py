@@ -1,0 +1,141 @@
+"""The Hugging Face token: from the environment, the system keyring, or this session only.
+
+Order: ``HF_TOKEN`` in the environment (what Hugging Face users expect), then the
+keyring (service "LlamaDesk", user "huggingface"), then a token entered during this
+session. With no usable keyring backend the token stays in memory until the app quits,
+and ``set_hf_token`` says so. The token never goes into a file, a log line, a repr or
+an error message: nothing here formats it into a string.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import keyring
+import keyring.backend
+import keyring.errors
+
+log = logging.getLogger(__name__)
+
+SERVICE = "LlamaDesk"
+HF_USER = "huggingface"
+ENV_VAR = "HF_TOKEN"
+
+
+class TokenSource(StrEnum):
+    """Where the token in use comes from."""
+
+    ENVIRONMENT = "the HF_TOKEN environment variable"
+    KEYRING = "the system keyring"
+    SESSION = "memory, for this session only"
+    NONE = "nowhere (no token)"
+
+
+@dataclass(frozen=True)
+class TokenSaveResult:
+    """What happened to a token the user entered."""
+
+    persisted: bool
+    message: str
+
+
+class InvalidTokenError(ValueError):
+    """The text entered cannot be a token (the message never repeats it)."""
+
+
+def _backend_usable(backend: keyring.backend.KeyringBackend) -> bool:
+    # The fail backend raises on every call; the null backend silently forgets. Neither
+    # keeps a token, so both count as "no keyring".
+    module = type(backend).__module__
+    return not module.startswith(("keyring.backends.fail", "keyring.backends.null"))
+
+
+class SecretStore:
+    """Holds the Hugging Face token for the app; safe to call from any thread."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ if environ is not None else os.environ
+        self._lock = threading.Lock()
+        self._session_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SecretStore(source={self.hf_token_source().name})"
+
+    def keyring_usable(self) -> bool:
+        """Whether a keyring backend that keeps secrets is available."""
+        try:
+            return _backend_usable(keyring.get_keyring())
+        except keyring.errors.KeyringError:
+            return False
+
+    def _from_keyring(self) -> str | None:
+        if not self.keyring_usable():
+            return None
+        try:
+            return keyring.get_password(SERVICE, HF_USER) or None
+        except keyring.errors.KeyringError as exc:
+            log.warning("cannot read the token from the keyring (%s)", type(exc).__name__)
+            return None
+
+    def _lookup(self) -> tuple[str | None, TokenSource]:
+        env = (self._environ.get(ENV_VAR) or "").strip()
+        if env:
+            return env, TokenSource.ENVIRONMENT
+        stored = self._from_keyring()
+        if stored:
+            return stored, TokenSource.KEYRING
+        with self._lock:
+            if self._session_token:
+                return self._session_token, TokenSource.SESSION
+        return None, TokenSource.NONE
+
+    def hf_token(self) -> str | None:
+        """The token to send to the Hub, or None."""
+        return self._lookup()[0]
+
+    def hf_token_source(self) -> TokenSource:
+        """Where ``hf_token()`` finds its token."""
+        return self._lookup()[1]
+
+    def set_hf_token(self, token: str) -> TokenSaveResult:
+        """Keep ``token`` for later downloads: in the keyring if possible, else in memory."""
+        token = token.strip()
+        if not token:
+            raise InvalidTokenError("the token is empty")
+        if any(c.isspace() or not c.isprintable() for c in token):
+            raise InvalidTokenError("a token cannot contain spaces, line breaks or control "
+                                    "characters")
+        with self._lock:
+            self._session_token = token
+        note = (" HF_TOKEN is set in the environment and takes precedence."
+                if (self._environ.get(ENV_VAR) or "").strip() else "")
+        if self.keyring_usable():
+            try:
+                keyring.set_password(SERVICE, HF_USER, token)
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot store the token in the keyring (%s)", type(exc).__name__)
+                return TokenSaveResult(False, "The system keyring refused the token, so it is "
+                                       "kept for this session only." + note)
+            log.info("Hugging Face token stored in the system keyring")
+            return TokenSaveResult(True, "Token saved in the system keyring." + note)
+        log.info("no usable keyring backend; Hugging Face token kept for this session only")
+        return TokenSaveResult(False, "No system keyring is available, so the token is kept "
+                               "for this session only; enter it again after a restart, or "
+                               "set HF_TOKEN." + note)
+
+    def clear_hf_token(self) -> None:
+        """Forget the stored and session token (HF_TOKEN in the environment stays)."""
+        with self._lock:
+            self._session_token = None
+        if self.keyring_usable():
+            try:
+                keyring.delete_password(SERVICE, HF_USER)
+            except keyring.errors.PasswordDeleteError:
+                pass  # nothing was stored
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot remove the token from the keyring (%s)", type(exc).__name__)

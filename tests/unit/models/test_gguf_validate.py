@@ -1,0 +1,188 @@
+"""GGUF header validation: the real bundled model passes; truncated and corrupted files
+are refused with a reason a person can read."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import gguf
+import pytest
+
+from llamadesk.core.gguf_validate import (
+    GGUFValidationError,
+    quantisation_name,
+    read_metadata,
+    validate_gguf,
+)
+
+F32 = 0
+
+
+# -- a tiny GGUF writer, so each corruption sits at a known place ------------------------
+def _s(text: str | bytes) -> bytes:
+    raw = text.encode() if isinstance(text, str) else text
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def kv_str(key: str, value: str) -> bytes:
+    return _s(key) + struct.pack("<I", 8) + _s(value)
+
+
+def kv_u32(key: str, value: int) -> bytes:
+    return _s(key) + struct.pack("<II", 4, value)
+
+
+def tensor(name: str, dims: tuple[int, ...], offset: int, ttype: int = F32) -> bytes:
+    return (_s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+            + struct.pack("<IQ", ttype, offset))
+
+
+def build(kvs: list[bytes] | None = None, tensors: list[bytes] | None = None,
+          data_size: int = 256, *, version: int = 3, n_kv: int | None = None,
+          n_tensors: int | None = None, alignment: int = 32) -> bytes:
+    kvs = kvs if kvs is not None else [kv_str("general.architecture", "llama"),
+                                       kv_u32("llama.block_count", 2)]
+    tensors = tensors if tensors is not None else [tensor("a.weight", (32,), 0),
+                                                   tensor("b.weight", (32,), 128)]
+    head = (b"GGUF" + struct.pack("<I", version)
+            + struct.pack("<QQ", len(tensors) if n_tensors is None else n_tensors,
+                          len(kvs) if n_kv is None else n_kv)
+            + b"".join(kvs) + b"".join(tensors))
+    head += b"\0" * (-len(head) % alignment)
+    return head + b"\x01" * data_size
+
+
+def write(tmp_path: Path, data: bytes, name: str = "model.gguf") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def refused(path: Path) -> str:
+    with pytest.raises(GGUFValidationError) as info:
+        validate_gguf(path)
+    message = str(info.value)
+    assert message.startswith(f"{path.name} is not a valid GGUF model: ")
+    return message
+
+
+# -- the real model ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_bytes(bundled_model_path: Path) -> bytes:
+    return bundled_model_path.read_bytes()
+
+
+def test_bundled_model_validates_and_reads(bundled_model_path: Path) -> None:
+    meta = read_metadata(bundled_model_path)
+    assert meta.architecture == "llama"
+    assert meta.quantisation == "Q4_1"
+    assert meta.context_length == 8192
+    assert (meta.block_count, meta.head_count, meta.head_count_kv) == (30, 9, 3)
+    assert meta.embedding_length == 576 and meta.head_dim == 64
+    assert meta.vocab_size == 49152
+    assert meta.chat_template and "im_start" in meta.chat_template
+    assert 130_000_000 < meta.parameter_count < 140_000_000
+    assert meta.file_size == bundled_model_path.stat().st_size
+    assert meta.split_count is None
+
+
+@pytest.mark.slow  # GGUFReader takes seconds over a 49k vocabulary
+def test_parser_agrees_with_gguf_package(bundled_model_path: Path) -> None:
+    ours = validate_gguf(bundled_model_path)
+    theirs = gguf.GGUFReader(bundled_model_path)
+    assert ours.data_offset == theirs.data_offset
+    assert ours.alignment == theirs.alignment
+    assert [(t.name, t.offset, t.n_bytes) for t in ours.tensors] == [
+        (t.name, t.data_offset - theirs.data_offset, t.n_bytes) for t in theirs.tensors]
+    assert set(ours.metadata) == {k for k in theirs.fields if not k.startswith("GGUF.")}
+
+
+@pytest.mark.parametrize("keep", [0, 3, 20, 1_000, 1_000_000, 1_785_000, 2_000_000, -1])
+def test_truncated_copies_are_refused(tmp_path: Path, model_bytes: bytes, keep: int) -> None:
+    path = write(tmp_path, model_bytes[:keep])
+    message = refused(path)
+    assert any(word in message for word in ("only", "truncated", "past the end", "remain"))
+
+
+def test_bad_magic(tmp_path: Path, model_bytes: bytes) -> None:
+    message = refused(write(tmp_path, b"GGML" + model_bytes[4:4096]))
+    assert "instead of the GGUF magic" in message
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    (1, "GGUF version 1 is not supported"),
+    (7, "GGUF version 7 is not supported"),
+    (3 << 24, "big-endian"),
+])
+def test_unsupported_versions(tmp_path: Path, model_bytes: bytes, version: int,
+                              expected: str) -> None:
+    data = model_bytes[:4] + struct.pack("<I", version) + model_bytes[8:4096]
+    assert expected in refused(write(tmp_path, data))
+
+
+def _patched(model_bytes: bytes, offset: int, value: int) -> bytes:
+    return model_bytes[:offset] + struct.pack("<Q", value) + model_bytes[offset + 8:]
+
+
+def test_huge_string_length(tmp_path: Path, model_bytes: bytes) -> None:
+    # Byte 24 holds the length of the first metadata key.
+    message = refused(write(tmp_path, _patched(model_bytes[:1_000_000], 24, 1 << 40)))
+    assert "claims 1,099,511,627,776 bytes, but only" in message
+
+
+def test_huge_counts(tmp_path: Path, model_bytes: bytes) -> None:
+    assert "metadata entries" in refused(write(tmp_path, _patched(model_bytes[:4096], 16,
+                                                                   1 << 50)))
+    assert "tensors" in refused(write(tmp_path, _patched(model_bytes[:4096], 8, 1 << 50),
+                                      "t.gguf"))
+
+
+def test_flipped_data_byte_is_not_a_header_problem(tmp_path: Path, model_bytes: bytes) -> None:
+    # The header check is structural; damaged tensor data is the sha256's job.
+    data = bytearray(model_bytes)
+    data[-1000] ^= 0xFF
+    validate_gguf(write(tmp_path, bytes(data)))
+
+
+# -- corruptions at known places in a tiny synthetic file -------------------------------------
+def test_synthetic_file_is_valid(tmp_path: Path) -> None:
+    header = validate_gguf(write(tmp_path, build()))
+    assert [t.name for t in header.tensors] == ["a.weight", "b.weight"]
+    assert header.metadata["llama.block_count"] == 2
+    assert header.data_offset % 32 == 0
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (build(tensors=[tensor("a.weight", (32,), 1024)]), "past the end"),
+    (build(tensors=[tensor("a.weight", (32,), 8)]), "not aligned"),
+    (build(tensors=[tensor("a.weight", (64,), 0), tensor("b.weight", (32,), 128)]),
+     "overlaps"),
+    (build(tensors=[tensor("a.weight", (32,), 0, ttype=99)]), "unknown type 99"),
+    (build(tensors=[tensor("a.weight", (1, 1, 1, 1, 32), 0)]), "5 dimensions"),
+    (build(tensors=[tensor("a.weight", (1 << 40, 1 << 40), 0)]), "absurd shape"),
+    (build(tensors=[tensor("a.weight", (32,), 0), tensor("a.weight", (32,), 128)]),
+     "appears twice"),
+    (build(tensors=[tensor("q.weight", (31,), 0, ttype=2)]), "not a whole number"),
+    (build(kvs=[_s("k") + struct.pack("<IIQ", 9, 4, 1 << 40)]), "claims 1,099,511,627,776 "
+                                                                "elements"),
+    (build(kvs=[_s("k") + struct.pack("<IIQ", 9, 9, 1)]), "nested arrays"),
+    (build(kvs=[_s("k") + struct.pack("<I", 42)]), "unknown value type 42"),
+    (build(kvs=[kv_u32("general.alignment", 3)]), "not a power of two"),
+    (build(kvs=[kv_u32("x", 1), kv_u32("x", 2)]), "appears twice"),
+    (build(n_kv=5), "only"),
+])
+def test_corrupt_headers_are_refused(tmp_path: Path, data: bytes, expected: str) -> None:
+    assert expected in refused(write(tmp_path, data))
+
+
+def test_unreadable_path(tmp_path: Path) -> None:
+    with pytest.raises(GGUFValidationError, match="cannot read"):
+        validate_gguf(tmp_path / "missing.gguf")
+
+
+def test_quantisation_names() -> None:
+    assert quantisation_name(15) == "Q4_K_M"
+    assert quantisation_name(1) == "F16"
+    assert quantisation_name(0) == "F32"
+    assert quantisation_name(None) is None

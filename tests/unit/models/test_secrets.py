@@ -1,0 +1,83 @@
+"""The Hugging Face token: environment first, then the keyring, else this session only;
+never in a repr, a log line or an error message."""
+
+from __future__ import annotations
+
+import logging
+
+import keyring
+import keyring.backends.fail
+import keyring.backends.null
+import pytest
+
+from hub_fixtures import InMemoryKeyring
+from llamadesk.core.secrets import (
+    HF_USER,
+    SERVICE,
+    InvalidTokenError,
+    SecretStore,
+    TokenSource,
+)
+
+TOKEN = "hf_SuperSecretTokenValue123"
+
+
+def test_keyring_round_trip(memory_keyring: InMemoryKeyring,
+                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = SecretStore(environ={})
+    assert store.hf_token() is None and store.hf_token_source() == TokenSource.NONE
+    result = store.set_hf_token(f"  {TOKEN}\n")
+    assert result.persisted and "keyring" in result.message
+    assert memory_keyring.passwords[(SERVICE, HF_USER)] == TOKEN
+    fresh = SecretStore(environ={})  # as after a restart
+    assert fresh.hf_token() == TOKEN
+    assert fresh.hf_token_source() == TokenSource.KEYRING
+    assert TOKEN not in repr(fresh) and TOKEN not in caplog.text
+    fresh.clear_hf_token()
+    assert (SERVICE, HF_USER) not in memory_keyring.passwords
+    assert fresh.hf_token() is None
+
+
+def test_environment_comes_first() -> None:
+    store = SecretStore(environ={"HF_TOKEN": "hf_from_env"})
+    store.set_hf_token(TOKEN)
+    assert store.hf_token() == "hf_from_env"
+    assert store.hf_token_source() == TokenSource.ENVIRONMENT
+    assert "HF_TOKEN is set" in store.set_hf_token(TOKEN).message
+
+
+@pytest.mark.parametrize("backend", [keyring.backends.fail.Keyring,
+                                     keyring.backends.null.Keyring])
+def test_no_usable_keyring_keeps_token_for_session(backend: type,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    keyring.set_keyring(backend())
+    store = SecretStore(environ={})
+    assert not store.keyring_usable()
+    result = store.set_hf_token(TOKEN)
+    assert not result.persisted
+    assert "session only" in result.message
+    assert store.hf_token() == TOKEN
+    assert store.hf_token_source() == TokenSource.SESSION
+    assert SecretStore(environ={}).hf_token() is None  # gone after a restart
+    assert TOKEN not in caplog.text and TOKEN not in repr(store)
+
+
+def test_keyring_errors_fall_back_to_session(memory_keyring: InMemoryKeyring,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def locked(*args: object) -> None:
+        raise keyring.errors.PasswordSetError("the keyring is locked")
+
+    monkeypatch.setattr(memory_keyring, "set_password", locked)
+    store = SecretStore(environ={})
+    result = store.set_hf_token(TOKEN)
+    assert not result.persisted and "refused" in result.message
+    assert store.hf_token() == TOKEN
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "hf_abc def", "hf_abc\x00"])
+def test_invalid_tokens_are_refused_without_echo(bad: str) -> None:
+    with pytest.raises(InvalidTokenError) as info:
+        SecretStore(environ={}).set_hf_token(bad)
+    assert bad.strip() == "" or bad.strip() not in str(info.value)
