@@ -42,10 +42,11 @@ _LLAMA2 = (
     "{{ bos_token }}[INST] {% if loop.first %}{{ sys }}{% endif %}{{ m.content | trim }} [/INST]"
     "{% else %} {{ m.content | trim }} {{ eos_token }}{% endif %}{% endfor %}"
 )
+# A namespace, because a plain {% set %} inside a loop is gone by the next iteration.
 _MISTRAL = (
-    "{{ bos_token }}{% set sys = '' %}{% for m in messages %}"
-    "{% if m.role == 'system' %}{% set sys = m.content + '\\n\\n' %}"
-    "{% elif m.role == 'user' %}[INST] {{ sys if loop.index <= 2 else '' }}"
+    "{{ bos_token }}{% set ns = namespace(sys='') %}{% for m in messages %}"
+    "{% if m.role == 'system' %}{% set ns.sys = m.content + '\\n\\n' %}"
+    "{% elif m.role == 'user' %}[INST] {{ ns.sys if loop.index <= 2 else '' }}"
     "{{ m.content | trim }} [/INST]{% else %}{{ m.content | trim }}{{ eos_token }}{% endif %}"
     "{% endfor %}"
 )

@@ -80,7 +80,7 @@ def load_settings(path: Path) -> AppSettings:
         return AppSettings.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return AppSettings()
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # e.g. JSON `[]`
         log.warning("settings file %s is unreadable (%s); using defaults", path, exc)
         return AppSettings()
 

@@ -319,7 +319,7 @@ class ConversationStore:
 def _conversation(row: sqlite3.Row) -> Conversation:
     try:
         params = SamplingParams.from_dict(json.loads(row["params"] or "{}"))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):  # AttributeError: JSON not an object
         params = SamplingParams()  # a damaged settings blob must not hide the chat
     return Conversation(
         id=row["id"],
