@@ -151,8 +151,9 @@ class HubServer:
         for name in ("hub", "cdn") if self.use_cdn else ("hub",):
             server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, name))
             server.daemon_threads = True
-            thread = threading.Thread(target=server.serve_forever, name=f"hubserver-{name}",
-                                      daemon=True)
+            # A short poll interval: shutdown() waits for it at the end of every test.
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                      name=f"hubserver-{name}", daemon=True)
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
