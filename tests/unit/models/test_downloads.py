@@ -3,6 +3,7 @@ refused when damaged, gated or hostile."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -70,7 +71,7 @@ def test_full_download_is_verified_and_registered(hub_server: HubServer, paths: 
     # Registered for good: a fresh registry (the next start of the app) lists it.
     assert ModelRegistry(paths).get(entry.id) == entry
     assert seen[0].done == 0 and seen[-1].done == seen[-1].total == SIZE
-    assert all(a.done <= b.done for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a.done <= b.done for a, b in itertools.pairwise(seen))
 
 
 def test_cut_connection_resumes_with_range_from_where_it_stopped(

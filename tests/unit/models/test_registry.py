@@ -90,8 +90,8 @@ def test_damaged_files_are_refused_on_import(registry: ModelRegistry, model_copy
     else:
         del data[-100:]  # the last tensor now runs past the end
     model_copy.write_bytes(bytes(data))
-    with pytest.raises(RegistryError, match="Cannot import: my-llama-2-chat.Q4_1.gguf is not "
-                                            "a valid GGUF model"):
+    with pytest.raises(RegistryError, match=r"Cannot import: my-llama-2-chat\.Q4_1\.gguf is "
+                                            r"not a valid GGUF model"):
         registry.import_file(model_copy)
     assert [e.source for e in registry.models()] == [ModelSource.BUNDLED]
     assert not (paths.models_dir / "imported").exists() or \
