@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
