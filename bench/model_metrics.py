@@ -1,0 +1,353 @@
+"""Metrics through the whole app path with the bundled model: decode and prompt speed
+against the reference, time to first token deep in a chat and after switching chats,
+and how fast Stop stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from common import BENCH_DIR, Goal, Metric, alternate, repeat, side, summarize
+from harness import AppHarness, BenchError, Reply, wait
+from llamadesk.core.conversation import SamplingParams
+
+STORY = ("Write a very long and detailed story about a lighthouse keeper who finds a "
+         "map inside a bottle. Describe every place, person and conversation.")
+FILLER = ("The quick brown fox jumps over the lazy dog while the river runs past old "
+          "mills, quiet farms and a small village where bakers sell warm bread. ")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each model metric does."""
+
+    tg: int  # decode tokens (llama-bench tg)
+    pp: int  # prompt tokens (llama-bench pp)
+    turns: int  # turns in the deep-chat TTFT metric
+    turn_reply_tokens: int
+    stop_prompt: int  # prompt tokens for stop-during-prompt
+
+
+FULL = Sizes(tg=128, pp=512, turns=12, turn_reply_tokens=60, stop_prompt=2000)
+QUICK = Sizes(tg=16, pp=64, turns=3, turn_reply_tokens=12, stop_prompt=200)
+
+
+class Reference:
+    """The reference runs: llama-bench when built, else llama-cpp-python directly."""
+
+    def __init__(self, model: Path, threads: int, flash_attn: bool, n_ctx: int,
+                 n_batch: int, llama_bench: Path | None) -> None:
+        self.model = model
+        self.threads = threads
+        self.flash_attn = flash_attn
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.llama_bench = llama_bench
+        self.build: dict[str, Any] = {}
+
+    @property
+    def kind(self) -> str:
+        return "llama-bench" if self.llama_bench else "llama-cpp-python (quick stand-in)"
+
+    def bench(self, *, pp: int = 0, tg: int = 0, depth: int = 0,
+              extra: list[str] | None = None) -> float:
+        """Tokens/s of one run (pp or tg)."""
+        if self.llama_bench is not None:
+            from reference import run_llama_bench
+
+            args = list(extra or [])
+            if depth:
+                args += ["-d", str(depth)]
+            r = run_llama_bench(self.llama_bench, self.model, threads=self.threads,
+                                flash_attn=self.flash_attn, n_prompt=pp, n_gen=tg, reps=1,
+                                extra=args)
+            self.build = {"build_commit": r.build_commit, "build_number": r.build_number}
+            return r.samples_ts[0]
+        return self.python(pp=pp, tg=tg, depth=depth)
+
+    def python(self, *, pp: int = 0, tg: int = 0, depth: int = 0,
+               n_ctx: int | None = None) -> float:
+        """The same through llama-cpp-python (its own process, like llama-bench)."""
+        out = subprocess.run(
+            [sys.executable, str(BENCH_DIR / "pyref.py"), str(self.model),
+             "--threads", str(self.threads), "--flash-attn", str(int(self.flash_attn)),
+             "--pp", str(pp), "--tg", str(tg), "--n-ctx", str(n_ctx or self.n_ctx),
+             "--n-batch", str(self.n_batch), "--depth", str(depth)],
+            check=True, capture_output=True, text=True).stdout
+        data = json.loads(out.strip().splitlines()[-1])
+        return float(data["pp_tps" if pp else "tg_tps"])
+
+
+def _params(**changes: Any) -> SamplingParams:
+    return replace(SamplingParams(), **changes)
+
+
+def _text_of_tokens(h: AppHarness, n: int, salt: str) -> str:
+    """A user message of about ``n`` tokens."""
+    text = f"{salt}. "
+    while h.count_tokens(text) < n:
+        text += FILLER
+    words = text.split()
+    while len(words) > 4 and h.count_tokens(" ".join(words)) > n:
+        words = words[:-max((h.count_tokens(" ".join(words)) - n) // 2, 1)]
+    return " ".join(words)
+
+
+# -- decode ---------------------------------------------------------------------------
+def _app_decode(h: AppHarness, tg: int, seed: int) -> tuple[float, dict[str, Any]]:
+    """One long reply; decode tokens/s as the GUI thread saw it."""
+    h.new_conversation(_params(max_tokens=tg + 8, seed=seed))
+    r = h.send(STORY)
+    if r.t_first is None or r.t_last is None or r.t_last <= r.t_first:
+        raise BenchError("the reply was too short to time")
+    n = r.completion_tokens
+    # Tokens already in the first batch were not timed; count them.
+    before = h.count_tokens(r.first_text)
+    perf = h.perf()
+    rate = (n - before) / (r.t_last - r.t_first)
+    engine_rate = r.message.stats.tokens_per_s if r.message else None
+    llama_rate = perf["n_eval"] / (perf["t_eval_ms"] / 1000) if perf["t_eval_ms"] else None
+    return rate, {"tokens": n, "engine_tps": engine_rate, "llama_decode_tps": llama_rate,
+                  "prompt_tokens": r.message.stats.prompt_tokens if r.message else None}
+
+
+def decode(h: AppHarness, ref: Reference, sizes: Sizes, runs: int,
+           diagnose: bool) -> Metric:
+    """App decode tokens/s ÷ reference tg."""
+    seeds = iter(range(1000, 2000))
+    diag: list[dict[str, Any]] = []
+
+    def app() -> float:
+        rate, d = _app_decode(h, sizes.tg, next(seeds))
+        diag.append(d)
+        return rate
+
+    app_s, ref_s = alternate(runs, 1, app, lambda: ref.bench(tg=sizes.tg))
+    ratios = [a / b for a, b in zip(app_s, ref_s, strict=True)]
+    kept = diag[-runs:]
+    details: dict[str, Any] = {
+        "tokens_per_reply": [d["tokens"] for d in kept],
+        "prompt_tokens": kept[0]["prompt_tokens"] if kept else None,
+        # Where the time goes, from the inside out: llama.cpp's decode alone, the
+        # engine's loop (sampling, detokenizing, Python), and what the GUI received.
+        "llama_cpp_decode_tps": summarize([d["llama_decode_tps"] for d in kept
+                                           if d["llama_decode_tps"]]),
+        "engine_loop_tps": summarize([d["engine_tps"] for d in kept if d["engine_tps"]]),
+    }
+    if diagnose and ref.llama_bench is not None:
+        # Like with like: the app decodes after a prompt, in an n_ctx-sized context.
+        depth = int(kept[0]["prompt_tokens"] or 0) if kept else 0
+        py_s, deep_s = alternate(
+            max(runs // 2, 2), 0,
+            lambda: ref.python(tg=sizes.tg, depth=depth),
+            lambda: ref.bench(tg=sizes.tg, depth=depth))
+        details["llama_bench_tg_at_app_depth_tps"] = summarize(deep_s)
+        details["llama_cpp_python_eval_tg_at_app_depth_tps"] = summarize(py_s)
+        details["app_depth"] = depth
+    return Metric(
+        "decode_ratio", f"decode tokens/s, app ÷ {ref.kind} tg{sizes.tg}", "×",
+        Goal(">=", 0.97), ratios,
+        numerator=side("app: GUI-received decode rate", "tokens/s", app_s),
+        reference=side(f"{ref.kind} tg{sizes.tg}", "tokens/s", ref_s),
+        details=details,
+        notes="(reply tokens after the first batch) ÷ (last − first text in the message "
+              "model); sampling at the app's defaults (temperature 0.7, top-k/p, min-p)")
+
+
+# -- prompt ---------------------------------------------------------------------------
+def prompt(h: AppHarness, ref: Reference, sizes: Sizes, runs: int) -> Metric:
+    """App prompt tokens/s (send → first text) ÷ reference pp."""
+    counter = iter(range(10_000))
+    llama_rates: list[float] = []
+
+    def app() -> float:
+        salt = f"Note {next(counter)}"
+        # A different system prompt each run: nothing of it is in the KV cache.
+        cid = h.new_conversation(_params(max_tokens=1, seed=1), system_prompt=salt)
+        overhead = h.count_tokens(f"<|im_start|>system\n{salt}<|im_end|>\n<|im_start|>user\n"
+                                  "<|im_end|>\n<|im_start|>assistant\n")
+        text = _text_of_tokens(h, sizes.pp - overhead, salt)
+        r = h.send(text)
+        perf = h.perf()
+        del cid
+        done = r.t_first if r.t_first is not None else r.t_end
+        assert done is not None
+        llama_rates.append(perf["n_p_eval"] / (perf["t_p_eval_ms"] / 1000))
+        return perf["n_p_eval"] / (done - r.t_send)
+
+    app_s, ref_s = alternate(runs, 1, app, lambda: ref.bench(pp=sizes.pp))
+    ratios = [a / b for a, b in zip(app_s, ref_s, strict=True)]
+    return Metric(
+        "prompt_ratio", f"prompt tokens/s, app ÷ {ref.kind} pp{sizes.pp}", "×",
+        Goal(">=", 0.95), ratios,
+        numerator=side("app: prompt tokens ÷ (send → first text)", "tokens/s", app_s),
+        reference=side(f"{ref.kind} pp{sizes.pp}", "tokens/s", ref_s),
+        details={"llama_cpp_prompt_tps": summarize(llama_rates[-runs:])},
+        notes="a fresh chat with a one-off system prompt (no KV reuse); the app side "
+              "includes storing the message, rendering the template, tokenizing and "
+              "sampling the first token")
+
+
+# -- time to first token ----------------------------------------------------------------
+def _turn_text(i: int) -> str:
+    return (f"Question {i}: tell me something new about rivers, mountains and the "
+            f"villages near them, and about the people who live there in winter.")
+
+
+def ttft_history(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
+    """TTFT at the last turn ÷ turn 2 of one chat."""
+    ratios: list[float] = []
+    per_turn: list[list[float]] = []
+    history_tokens: list[int] = []
+    for run in range(runs + 1):  # the first conversation is the warm-up
+        h.new_conversation(_params(max_tokens=sizes.turn_reply_tokens, seed=7 + run))
+        ttfts = []
+        last: Reply | None = None
+        for turn in range(1, sizes.turns + 1):
+            last = h.send(_turn_text(turn))
+            ttfts.append(last.ttft_s * 1000)
+        if run == 0:
+            continue
+        per_turn.append(ttfts)
+        ratios.append(ttfts[-1] / ttfts[1])
+        if last is not None and last.message is not None:
+            history_tokens.append(last.message.stats.prompt_tokens or 0)
+    return Metric(
+        "ttft_deep_ratio", f"TTFT turn {sizes.turns} ÷ turn 2", "×", Goal("<=", 1.3), ratios,
+        numerator=side(f"TTFT at turn {sizes.turns}", "ms", [t[-1] for t in per_turn]),
+        reference=side("TTFT at turn 2", "ms", [t[1] for t in per_turn]),
+        details={"prompt_tokens_at_last_turn": history_tokens,
+                 "ttft_ms_per_turn_median": [summarize([t[i] for t in per_turn])["median"]
+                                             for i in range(sizes.turns)]},
+        notes="send → first text in the message model; the KV cache keeps the history, "
+              "so only the new turn should be read")
+
+
+def ttft_switch(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
+    """TTFT after switching to another chat (and generating there) and back ÷
+    continuing the same chat."""
+    p = _params(max_tokens=sizes.turn_reply_tokens, seed=11)
+    a = h.new_conversation(p)
+    for turn in range(1, max(sizes.turns // 2, 2) + 1):
+        h.send(_turn_text(turn))
+    b = h.new_conversation(p)
+    h.send(_turn_text(100))
+    h.select(a)
+    counter = iter(range(200, 10_000))
+
+    def cont() -> float:
+        h.select(a)
+        return h.send(_turn_text(next(counter))).ttft_s * 1000
+
+    def switched() -> float:
+        h.select(b)
+        h.send(_turn_text(next(counter)))
+        h.select(a)
+        return h.send(_turn_text(next(counter))).ttft_s * 1000
+
+    # cont() right after switched() continues a; switched() always leaves a and returns.
+    sw, co = [], []
+    cont()  # warm-up
+    switched()
+    for _ in range(runs):
+        co.append(cont())
+        sw.append(switched())
+    ratios = [s / c for s, c in zip(sw, co, strict=True)]
+    return Metric(
+        "ttft_switch_ratio", "TTFT after switching chats and back ÷ continuing", "×",
+        Goal("<=", 1.5), ratios,
+        numerator=side("TTFT after switch-away-and-back", "ms", sw),
+        reference=side("TTFT continuing the same chat", "ms", co),
+        details={"kv_cache_bytes": h.engine.kv_cache.size_bytes},
+        notes="the other chat generates in between, so the context holds its tokens; "
+              "the app restores the first chat's saved KV state")
+
+
+# -- stop ---------------------------------------------------------------------------------
+def stop_latency(h: AppHarness, sizes: Sizes, runs: int) -> list[Metric]:
+    """Stop → generation_cancelled, mid-generation and mid-prompt."""
+    seeds = iter(range(3000, 4000))
+
+    def mid_generation() -> float:
+        h.new_conversation(_params(max_tokens=2000, seed=next(seeds)))
+
+        def maybe_stop(r: Reply) -> None:
+            if r.batches == 5 and "t_stop" not in r.extra:
+                r.extra["t_stop"] = __import__("time").perf_counter()
+                h.window.stop()
+
+        r = h.send(STORY, on_text=maybe_stop)
+        if "t_stop" not in r.extra or r.t_cancelled is None:
+            raise BenchError("the reply ended before it could be stopped")
+        return (r.t_cancelled - r.extra["t_stop"]) * 1000
+
+    counter = iter(range(10_000))
+    prompt_s: list[float] = []
+
+    def long_prompt(stop_after_s: float | None) -> tuple[Reply, float]:
+        salt = f"Memo {next(counter)}"
+        h.new_conversation(_params(max_tokens=1, seed=1), system_prompt=salt)
+        text = _text_of_tokens(h, sizes.stop_prompt, salt)
+        t_stop: list[float] = []
+
+        def arm(_r: Reply) -> None:
+            if stop_after_s is not None:
+                import time
+
+                def fire() -> None:
+                    t_stop.append(time.perf_counter())
+                    h.window.stop()
+
+                from PySide6.QtCore import QTimer
+
+                QTimer.singleShot(int(stop_after_s * 1000), fire)
+
+        r = h.send(text, before=arm)
+        return r, (t_stop[0] if t_stop else 0.0)
+
+    def mid_prompt() -> float:
+        # Time one whole prompt first, then stop the next one half-way through it.
+        full, _ = long_prompt(None)
+        assert full.t_end is not None
+        prompt_s.append(full.t_end - full.t_send)
+        r, t_stop = long_prompt(prompt_s[-1] / 2)
+        if r.t_cancelled is None:
+            raise BenchError("the prompt finished before Stop was pressed")
+        if r.t_first is not None:
+            r.extra["reached_first_token"] = True
+        return (r.t_cancelled - t_stop) * 1000
+
+    gen = repeat(runs, 1, mid_generation)
+    wait(50)
+    prm = repeat(runs, 1, mid_prompt)
+    return [
+        Metric("stop_latency_generation", "Stop → cancelled, mid-generation", "ms",
+               Goal("<=", 200), gen, notes="Stop pressed after the 5th text batch"),
+        Metric("stop_latency_prompt",
+               f"Stop → cancelled, half-way through a {sizes.stop_prompt}-token prompt",
+               "ms", Goal("<=", 200), prm,
+               details={"full_prompt_s": summarize(prompt_s)},
+               notes="llama.cpp's abort callback ends the prompt's batch early"),
+    ]
+
+
+def run_all(h: AppHarness, ref: Reference, quick: bool, runs: int,
+            only: Callable[[str], bool]) -> list[Metric]:
+    """The model metrics that ``only`` selects."""
+    sizes = QUICK if quick else FULL
+    out: list[Metric] = []
+    if only("decode"):
+        out.append(decode(h, ref, sizes, runs, diagnose=not quick))
+    if only("prompt"):
+        out.append(prompt(h, ref, sizes, runs))
+    if only("ttft"):
+        out.append(ttft_history(h, sizes, max(runs // 2, 1) if not quick else 1))
+        out.append(ttft_switch(h, sizes, runs))
+    if only("stop"):
+        out.extend(stop_latency(h, sizes, runs))
+    return out

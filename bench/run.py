@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""LlamaDesk's benchmark suite: the app against llama.cpp itself and its own goals.
+
+    python bench/run.py                 every metric (builds llama-bench the first time)
+    python bench/run.py --quick         tiny sizes, llama-cpp-python as the reference
+    python bench/run.py --only store decode --runs 7
+
+Prints a table and writes bench/results/latest.json (``--output`` to change). See
+docs/performance.md for what each metric means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from common import RESULTS_DIR, Metric, machine_info, now_iso, versions  # noqa: E402
+
+#: Groups of metrics, in the order they run; ``--only`` picks among them.
+GROUPS = ["store", "decode", "prompt", "ttft", "stop", "gui", "launch", "memory", "download"]
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if unit == "×":
+        return f"{value:.2f}×"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+
+
+def table(metrics: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table."""
+    lines = ["| metric | value | goal | met | spread (min–max) | reference |",
+             "|---|---|---|---|---|---|"]
+    for m in metrics:
+        met = {True: "yes", False: "**no**", None: "not measured"}[m["met"]]
+        spread = (f"{_fmt(m['spread']['min'], m['unit'])} – {_fmt(m['spread']['max'], m['unit'])}"
+                  if m["spread"] else "")
+        ref = ""
+        if m.get("reference") and m.get("numerator"):
+            n, r = m["numerator"], m["reference"]
+            ref = (f"{n['median']:.1f} ÷ {r['median']:.1f} {r['unit']} ({r['name']})")
+        value = _fmt(m["value"], m["unit"])
+        goal = m["goal"]["text"] + ("" if m["unit"] == "×" else f" {m['unit']}")
+        notes = f" — {m['notes']}" if not m["measured"] else ""
+        lines.append(f"| {m['title']} | {value} | {goal} | {met}{notes} | {spread} | {ref} |")
+    return "\n".join(lines)
+
+
+def _module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _reference(quick: bool, threads: int, flash_attn: bool, n_ctx: int, n_batch: int,
+               model: Path) -> Any:
+    from model_metrics import Reference
+
+    binary = None
+    if not quick:
+        import reference
+
+        binary = reference.binary_path()
+        if binary is None:
+            print("building llama-bench (once; several minutes on 2 cores)…", flush=True)
+            binary = reference.build()
+    return Reference(model, threads, flash_attn, n_ctx, n_batch, binary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and llama-cpp-python as the reference (smoke test)")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, metavar="NAME",
+                        help=f"run only these groups: {', '.join(GROUPS)}")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="measured runs per metric, after a warm-up (default 5; quick 1)")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 5)
+    wanted = set(args.only or GROUPS)
+
+    def only(name: str) -> bool:
+        return name in wanted
+
+    from llamadesk.core import bundled
+    from llamadesk.core.settings import AppSettings
+    from llamadesk.services.resolver import bundled_spec
+
+    started = time.perf_counter()
+    spec = bundled_spec(AppSettings())
+    opts = spec.options
+    model = Path(spec.path)
+    metrics: list[Metric] = []
+    errors: dict[str, str] = {}
+    ref = None
+
+    def attempt(group: str, fn: Callable[[], list[Metric]]) -> None:
+        if not only(group):
+            return
+        print(f"[{time.perf_counter() - started:6.1f}s] {group}…", flush=True)
+        try:
+            metrics.extend(fn())
+        except Exception as exc:  # one broken metric must not lose the others
+            traceback.print_exc()
+            errors[group] = f"{type(exc).__name__}: {exc}"
+
+    with tempfile.TemporaryDirectory(prefix="llamadesk-bench-") as tmp:
+        work = Path(tmp)
+        import store_metrics
+
+        attempt("store", lambda: store_metrics.run(work, args.quick, runs))
+
+        harness = None
+        if wanted & {"decode", "prompt", "ttft", "stop"}:
+            import model_metrics
+            from harness import AppHarness
+
+            ref = _reference(args.quick, opts.n_threads, opts.flash_attn, opts.n_ctx,
+                             opts.n_batch, model)
+            try:
+                harness = AppHarness(work / "home-model")
+            except Exception as exc:
+                traceback.print_exc()
+                errors["app"] = f"{type(exc).__name__}: {exc}"
+            if harness is not None:
+                h, r = harness, ref
+                for group in ("decode", "prompt", "ttft", "stop"):
+                    attempt(group, lambda g=group: model_metrics.run_all(
+                        h, r, args.quick, runs, lambda name, g=g: name == g))
+                harness.close()
+
+        attempt("gui", lambda: _module("gui_metrics").run(work, args.quick, runs))
+        if wanted & {"launch", "memory"}:
+            attempt("launch" if only("launch") else "memory",
+                    lambda: _module("launch_metrics").run(
+                        work, args.quick, runs, memory=only("memory"), launch=only("launch"),
+                        model_bytes=model.stat().st_size))
+        attempt("download", lambda: _module("download_metrics").run(work, args.quick, runs))
+
+    results = [m.to_json() for m in metrics]
+    reference_info = {
+        "kind": ref.kind if ref else None,
+        "binary": str(ref.llama_bench) if ref and ref.llama_bench else None,
+        **(ref.build if ref else {}),
+    }
+    report = {
+        "date": now_iso(),
+        "quick": args.quick,
+        "runs_per_metric": runs,
+        "duration_s": round(time.perf_counter() - started, 1),
+        "machine": machine_info(opts.n_threads),
+        "versions": versions(ref.build if ref else None),
+        "model": {"file": model.name, "bytes": model.stat().st_size,
+                  "id": bundled.manifest().id},
+        "app_settings": {"n_threads": opts.n_threads, "flash_attn": opts.flash_attn,
+                         "n_ctx": opts.n_ctx, "n_batch": opts.n_batch,
+                         "n_gpu_layers": opts.n_gpu_layers},
+        "reference": reference_info,
+        "metrics": results,
+        "errors": errors,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    print()
+    print(table(results))
+    print(f"\nreference: {reference_info['kind']}; threads {opts.n_threads}, flash-attn "
+          f"{opts.flash_attn}, n_ctx {opts.n_ctx}; written to {args.output}")
+    for group, error in errors.items():
+        print(f"ERROR in {group}: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: with Qt objects and llama.cpp's ctypes callbacks still
+    # referenced, CPython's final garbage collection can crash (none_dealloc) after the
+    # results are safely written; the exit status must be ours, not that crash's.
+    os._exit(status)

@@ -1,0 +1,158 @@
+"""Store-level metrics: open a long conversation, list many conversations, search.
+
+The database is filled once per run in bulk (one transaction, the app's own schema and
+FTS triggers), then each query is timed: a warm-up, then several runs.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import Goal, Metric, repeat
+from llamadesk.core.store import ConversationStore
+
+_WORDS = [
+    "the", "model", "answer", "question", "python", "window", "memory", "context", "token",
+    "thread", "queue", "paris", "france", "river", "mountain", "garden", "kitchen", "recipe",
+    "bread", "butter", "coffee", "morning", "evening", "network", "server", "client",
+    "request", "reply", "stream", "buffer", "signal", "event", "timer", "layout", "history",
+    "chapter", "letter", "music", "piano", "violin", "orchestra", "theatre", "painting",
+    "museum", "science", "physics", "chemistry", "biology", "planet", "galaxy", "rocket",
+    "orbit", "engine", "battery", "winter", "summer", "autumn", "spring", "forest", "ocean",
+    "island", "harbour", "bridge", "castle", "village", "because", "however", "therefore",
+    "although", "whenever", "meanwhile", "nevertheless", "perhaps",
+]
+
+
+@dataclass(frozen=True)
+class StoreSizes:
+    """How big the benchmark database is."""
+
+    conversations: int
+    messages: int
+    long_conversation: int
+
+
+FULL = StoreSizes(conversations=10_000, messages=100_000, long_conversation=2_000)
+QUICK = StoreSizes(conversations=200, messages=2_000, long_conversation=100)
+
+
+def _vocabulary(rng: random.Random, size: int = 4000) -> tuple[list[str], list[float]]:
+    # Real words first, then made-up ones; Zipf weights (1/rank), as in natural text,
+    # so a search for a common word matches a large share of the messages and a
+    # rare one a handful.
+    made_up: set[str] = set()
+    while len(made_up) < size - len(_WORDS):
+        made_up.add("".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou")
+                            for _ in range(rng.randint(2, 4))))
+    words = [*_WORDS, *sorted(made_up)]
+    return words, [1.0 / (rank + 1) for rank in range(len(words))]
+
+
+def _sentence(rng: random.Random, vocab: tuple[list[str], list[float]]) -> str:
+    words = rng.choices(vocab[0], weights=vocab[1], k=rng.randint(8, 60))
+    return " ".join(words).capitalize() + "."
+
+
+def build_database(path: Path, sizes: StoreSizes, seed: int = 5) -> int:
+    """Fill a new database at ``path``; return the id of the long conversation."""
+    ConversationStore(path).close()  # the app's schema, migrations and triggers
+    rng = random.Random(seed)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("BEGIN")
+    vocab = _vocabulary(rng)
+    now = time.time() - sizes.conversations * 60
+    long_id = sizes.conversations // 2
+    rest, extra = divmod(sizes.messages - sizes.long_conversation, sizes.conversations - 1)
+    next_id = 1
+    for c in range(1, sizes.conversations + 1):
+        index = c if c < long_id else c - 1  # 1 .. conversations - 1 for the others
+        n = sizes.long_conversation if c == long_id else rest + (1 if index <= extra else 0)
+        db.execute("INSERT INTO conversations (id, title, created_at, updated_at, params) "
+                   "VALUES (?, ?, ?, ?, '{}')", (c, _sentence(rng, vocab)[:40], now, now + c))
+        rows = []
+        parent = None
+        for i in range(n):
+            rows.append((next_id, c, parent, "user" if i % 2 == 0 else "assistant",
+                         _sentence(rng, vocab), now + c + i))
+            parent = next_id
+            next_id += 1
+        db.executemany("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
+                       "created_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?", (parent, c))
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return long_id
+
+
+def _rare_word(store: ConversationStore) -> str:
+    row = store._db.execute("SELECT content FROM messages ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]).rstrip(".").split()[-1].lower()
+
+
+def _timed_ms(fn: object) -> float:
+    started = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return (time.perf_counter() - started) * 1000.0
+
+
+def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
+    """The three store metrics."""
+    sizes = QUICK if quick else FULL
+    path = workdir / "store-bench.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    built = time.perf_counter()
+    long_id = build_database(path, sizes)
+    build_s = time.perf_counter() - built
+    # A fresh connection, as when the app starts; the page cache is warm after the
+    # warm-up run, as it is once the app has been open for a moment.
+    store = ConversationStore(path)
+    try:
+        total = store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        opened = repeat(runs, 1, lambda: _timed_ms(lambda: store.messages(long_id)))
+        n_open = len(store.messages(long_id))
+        listed = repeat(runs, 1, lambda: _timed_ms(lambda: store.list_conversations()))
+        n_listed = len(store.list_conversations())
+        # A common word (in about one message in ten), a pair, a typed-so-far prefix,
+        # three words, a rare word: the metric is the slowest of these. A near stop
+        # word ("model": in most messages) is reported beside it, not in it.
+        queries = ["violin", "coffee garden", "orch", "piano violin theatre",
+                   _rare_word(store)]
+        stress = "model"
+        per_query: dict[str, list[float]] = {}
+        for q in queries:
+            per_query[q] = repeat(runs, 1, lambda q=q: _timed_ms(lambda: store.search(q)))
+        # The metric: the slowest query's median, so no query shape hides behind another.
+        search_samples = max(per_query.values(), key=lambda s: sorted(s)[len(s) // 2])
+        per_query[stress] = repeat(max(runs // 2, 1), 1,
+                                   lambda: _timed_ms(lambda: store.search(stress)))
+        matches = {q: store._db.execute(
+            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
+            (" ".join(f'"{t}"*' for t in q.split()),)).fetchone()[0] for q in per_query}
+    finally:
+        store.close()
+    common = {"database_build_s": round(build_s, 2), "messages_in_db": total,
+              "conversations_in_db": sizes.conversations}
+    return [
+        Metric("store_open_conversation", f"open a conversation of {n_open} messages (store)",
+               "ms", Goal("<=", 150), opened,
+               details={**common, "messages_loaded": n_open},
+               notes="ConversationStore.messages(): recursive walk of the branch"),
+        Metric("store_list_conversations", f"list {n_listed} conversations (store)", "ms",
+               Goal("<=", 200), listed, details={**common, "rows": n_listed},
+               notes="ConversationStore.list_conversations() with no limit"),
+        Metric("store_search", f"full-text search over {total} messages (store)", "ms",
+               Goal("<=", 50), search_samples,
+               details={**common, "per_query_median_ms": {
+                   q: sorted(s)[len(s) // 2] for q, s in per_query.items()},
+                   "per_query_matches": matches, "stress_query_not_in_metric": stress},
+               notes="ConversationStore.search(), FTS5 prefix match, 50 best; "
+                     "the slowest of several query shapes"),
+    ]
