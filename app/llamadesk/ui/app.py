@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -22,6 +25,11 @@ from llamadesk.ui.main_window import AppContext, MainWindow
 log = logging.getLogger(__name__)
 
 SCREENSHOT_TIMEOUT_MS = 30_000
+
+#: For bench/ only: a file to append launch events to (JSON lines, wall-clock seconds),
+#: and optionally a message to send as soon as the window is idle.
+BENCH_TIMINGS_ENV = "LLAMADESK_BENCH_TIMINGS"
+BENCH_SEND_ENV = "LLAMADESK_BENCH_SEND"
 
 
 def app_icon() -> QIcon:
@@ -82,6 +90,32 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
     QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, grab)
 
 
+def _record_bench_timings(window: MainWindow, path: str, message: str | None) -> None:
+    """Append launch events to ``path`` for the benchmark suite (bench/launch_metrics.py):
+    window shown, event loop idle, model loaded, first reply text, reply stored."""
+    seen: set[str] = set()
+
+    def event(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"event": name, "t": time.time(), "pid": os.getpid()}) + "\n")
+
+    def idle() -> None:
+        event("window_idle")
+        if message:
+            window.composer.setPlainText(message)
+            window.composer.submit()
+
+    event("window_shown")
+    QTimer.singleShot(0, idle)
+    window.inference.model_loaded.connect(lambda _info: event("model_loaded"))
+    window.controller.reply_text.connect(lambda _cid, _text: event("first_token"))
+    window.controller.reply_finished.connect(lambda _cid, _msg: event("reply_finished"))
+    window.controller.reply_failed.connect(lambda _cid, reason: event(f"reply_failed: {reason}"))
+
+
 def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int:
     """Run the app until its window closes; returns the exit status."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
@@ -95,6 +129,9 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int
     if window is None:
         return 1
     window.show()
+    if os.environ.get(BENCH_TIMINGS_ENV):
+        _record_bench_timings(window, os.environ[BENCH_TIMINGS_ENV],
+                              os.environ.get(BENCH_SEND_ENV))
     if screenshot:
         _schedule_screenshot(window, screenshot)
     log.info("%s %s started", APP_NAME, __version__)
