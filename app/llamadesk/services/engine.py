@@ -51,6 +51,9 @@ def install_llama_log_routing() -> None:
     llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
 
 
+_INT_ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
 class EngineError(Exception):
     """A readable reason why a model could not be loaded or prompted."""
 
@@ -192,7 +195,12 @@ class LlamaEngine:
         self._info: ModelInfo | None = None
         self._template: ChatTemplate | None = None
         self._cancel: threading.Event | None = None
-        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        # The C signature returns bool, but a ctypes callback declared with c_bool
+        # corrupts the refcounts of True/False on CPython < 3.12 (a crash at exit).
+        # An int-returning callback is ABI-compatible (the caller reads the low byte).
+        self._abort_int_cb = _INT_ABORT_CALLBACK(self._should_abort)
+        self._abort_cb = ctypes.cast(self._abort_int_cb, llama_cpp.ggml_abort_callback)
+        self._no_abort_cb = ctypes.cast(None, llama_cpp.ggml_abort_callback)
         self._active_key: str | None = None
         self.kv_cache = KVStateCache(kv_cache_bytes)
 
@@ -291,17 +299,16 @@ class LlamaEngine:
         return llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
     # -- generation --------------------------------------------------------------------
-    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+    def _should_abort(self, _data: ctypes.c_void_p) -> int:
         cancel = self._cancel
-        return bool(cancel is not None and cancel.is_set())
+        return 1 if cancel is not None and cancel.is_set() else 0
 
     def _set_abort(self, enabled: bool) -> None:
         # The abort callback is a Python call per graph node: worth it while a long
         # prompt is evaluated, too costly per generated token (checked there instead).
         llm = self._require()
         llama_cpp.llama_set_abort_callback(
-            llm._ctx.ctx, self._abort_cb if enabled else llama_cpp.ggml_abort_callback(0),
-            None)
+            llm._ctx.ctx, self._abort_cb if enabled else self._no_abort_cb, None)
 
     def _switch_state(self, key: str | None, prompt: list[int]) -> None:
         """Make the context hold as much of ``prompt`` as we have cached."""
