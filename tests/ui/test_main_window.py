@@ -1,0 +1,257 @@
+"""The window, offscreen, driving the real services, llama.cpp and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
+
+from llamadesk.core.conversation import FinishReason, Role, SamplingParams
+from llamadesk.core.paths import app_paths
+from llamadesk.core.settings import AppSettings
+from llamadesk.core.store import ConversationStore
+from llamadesk.services.chat import ChatController
+from llamadesk.services.inference import InferenceService, ModelSpec
+from llamadesk.services.resolver import make_resolver
+from llamadesk.ui.main_window import AppContext, MainWindow
+
+WAIT_MS = 180_000  # generous: the machine may be shared; the benchmark measures speed
+SHORT = SamplingParams(temperature=0.7, max_tokens=24, n_ctx=2048, seed=1)
+
+
+def settings_with(params: SamplingParams) -> AppSettings:
+    return AppSettings(defaults=params)
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot, bundled_model_path: object) -> Iterator[Callable[..., MainWindow]]:
+    made: list[tuple[MainWindow, InferenceService, ConversationStore]] = []
+
+    def make(params: SamplingParams = SHORT,
+             resolver: Callable[[str | None, int], ModelSpec] | None = None) -> MainWindow:
+        paths = app_paths().ensure()
+        settings = settings_with(params)
+        store = ConversationStore(paths.database)
+        inference = InferenceService()
+        controller = ChatController(store, inference,
+                                    resolver or make_resolver(lambda: settings))
+        window = MainWindow(AppContext(paths, store, inference, controller,
+                                       controller.resolve_model, settings))
+        qtbot.addWidget(window)
+        window.show()
+        made.append((window, inference, store))
+        return window
+
+    yield make
+    for window, inference, store in made:
+        window.controller.stop()
+        inference.shutdown()
+        store.close()
+
+
+def send(qtbot: QtBot, window: MainWindow, text: str) -> None:
+    qtbot.keyClicks(window.composer, text)
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+
+
+def wait_reply(qtbot: QtBot, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        pass
+
+
+def test_enter_sends_reply_streams_into_view_and_is_stored(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    conversation_id = window.current_id
+    assert conversation_id is not None, "a chat is ready on first start"
+    changed_rows: list[int] = []
+    window.messages.dataChanged.connect(lambda top, _bottom, _roles=None:
+                                        changed_rows.append(top.row()))
+    resets: list[bool] = []
+    window.messages.modelReset.connect(lambda: resets.append(True))
+
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        send(qtbot, window, "What is the capital of France?")
+        assert window.composer.toPlainText() == "", "the composer clears on send"
+    message = done.args[1]
+    assert message is not None and message.role == Role.ASSISTANT and message.content
+
+    rows = [window.messages.row_at(i) for i in range(window.messages.rowCount())]
+    assert [r.role for r in rows if r] == [Role.USER, Role.ASSISTANT]
+    assert rows[1] is not None and rows[1].content == message.content
+    assert not rows[1].streaming
+    # Streaming touched only the reply's row, never rebuilt the list.
+    assert changed_rows and set(changed_rows) == {1}
+    assert not resets
+
+    stored = window.store.messages(conversation_id)
+    assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT]
+    assert stored[0].content == "What is the capital of France?"
+    assert stored[1].stats.completion_tokens and stored[1].stats.tokens_per_s
+    assert stored[1].model_id == "smollm2-135m-instruct-q4_1"
+    assert "tokens/s" in window.status_speed.text()
+    # The first message names the chat.
+    assert window.store.get_conversation(conversation_id).title.startswith("What is the capital")
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    qtbot.keyClicks(window.composer, "first")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer, "second")
+    assert window.composer.toPlainText() == "first\nsecond"
+    assert window.store.messages(window.current_id) == []
+
+
+def test_stop_keeps_the_partial_reply_marked_stopped(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window(replace(SHORT, max_tokens=1500, temperature=0.9, repeat_penalty=1.0))
+    send(qtbot, window, "Write a very long story about a lighthouse keeper.")
+    assert window.send_button.text() == "Stop"
+    qtbot.waitUntil(lambda: window.messages.streaming_row is not None
+                    and len(window.messages.row_at(window.messages.streaming_row).content) > 10,
+                    timeout=WAIT_MS)
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+    message = done.args[1]
+    assert message is not None
+    assert message.stats.finish_reason == FinishReason.STOPPED
+    assert message.stats.completion_tokens < 1500
+    stored = window.store.messages(window.current_id)
+    assert stored[-1].stats.finish_reason == FinishReason.STOPPED
+    assert stored[-1].content == message.content
+    assert window.send_button.text() == "Send"
+
+
+def test_escape_stops_generation(qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window(replace(SHORT, max_tokens=1500, repeat_penalty=1.0))
+    send(qtbot, window, "List every country in the world with its capital.")
+    qtbot.waitUntil(lambda: window.messages.streaming_row is not None, timeout=WAIT_MS)
+    assert window.stop_action.isEnabled()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        window.stop_action.trigger()  # bound to Esc
+    assert window.store.messages(window.current_id)[-1].stats.finish_reason in (
+        FinishReason.STOPPED, None) or len(window.store.messages(window.current_id)) == 1
+
+
+def test_two_chats_switch_and_survive_a_restart(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    first = window.current_id
+    send(qtbot, window, "Hello from the first chat")
+    wait_reply(qtbot, window)
+    window.new_conversation()
+    second = window.current_id
+    assert second != first
+    assert window.messages.rowCount() == 0
+    send(qtbot, window, "Hello from the second chat")
+    wait_reply(qtbot, window)
+
+    window.select_conversation(first)
+    assert window.current_id == first
+    assert window.messages.row_at(0).content == "Hello from the first chat"
+    window.select_conversation(second)
+    assert window.messages.row_at(0).content == "Hello from the second chat"
+
+    window.close()
+    window.inference.shutdown()
+    window.store.close()
+
+    again = make_window()
+    titles = {again.conversations.index(i).data() for i in range(again.conversations.rowCount())}
+    assert titles == {"Hello from the first chat", "Hello from the second chat"}
+    assert again.current_id == second, "the last open conversation is restored"
+    assert [again.messages.row_at(i).role for i in range(again.messages.rowCount())] == [
+        Role.USER, Role.ASSISTANT]
+
+
+def test_rename_in_place_and_delete(qtbot: QtBot, make_window: Callable[..., MainWindow],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window()
+    first = window.current_id
+    window.new_conversation()
+    second = window.current_id
+    index = window.conversations.index(window.conversations.row_of(second))
+    assert window.conversations.setData(index, "  Trip   plans ")
+    assert window.store.get_conversation(second).title == "Trip plans"
+    assert window.title_label.text() == "Trip plans"
+
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.delete_current()
+    assert window.store.get_conversation(second) is None
+    assert window.conversations.row_of(second) is None
+    assert window.current_id == first
+
+
+def test_chat_settings_are_saved_per_conversation(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    panel = window.settings_panel
+    assert panel.isEnabled()
+    panel.temperature.setValue(0.25)
+    panel.system_prompt.setPlainText("Answer like a pirate.")
+    panel.flush()
+    conversation = window.store.get_conversation(window.current_id)
+    assert conversation.params.temperature == pytest.approx(0.25)
+    assert conversation.system_prompt == "Answer like a pirate."
+    window.new_conversation()
+    assert panel.temperature.value() == pytest.approx(SHORT.temperature)
+
+
+def test_unknown_model_shows_a_banner_and_stores_nothing(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    def resolver(model_id: str | None, n_ctx: int) -> ModelSpec:
+        raise LookupError("The model 'nope' is not installed.")
+
+    window = make_window(resolver=resolver)
+    send(qtbot, window, "Hello?")
+    assert window.banner.isVisible()
+    assert "not installed" in window.banner.label.text()
+    assert window.store.messages(window.current_id) == []
+
+
+def test_broken_model_file_fails_with_reason_and_keeps_the_question(
+        qtbot: QtBot, make_window: Callable[..., MainWindow], tmp_path: object) -> None:
+    from pathlib import Path
+
+    from llamadesk.services.engine import LoadOptions
+
+    bad = Path(str(tmp_path)) / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 200)
+
+    def resolver(model_id: str | None, n_ctx: int) -> ModelSpec:
+        return ModelSpec(str(bad), "broken", LoadOptions(n_ctx=512, n_threads=1))
+
+    window = make_window(resolver=resolver)
+    with qtbot.waitSignal(window.controller.reply_failed, timeout=WAIT_MS) as failed:
+        send(qtbot, window, "Are you there?")
+    assert "broken.gguf" in failed.args[1]
+    assert window.banner.isVisible()
+    stored = window.store.messages(window.current_id)
+    assert [m.role for m in stored] == [Role.USER], "the question is kept, no fake reply"
+    assert window.messages.streaming_row is None
+
+
+def test_long_conversation_opens_on_its_latest_page_and_loads_older(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    conversation_id = window.current_id
+    for i in range(300):
+        window.store.add_message(conversation_id, Role.USER if i % 2 == 0 else Role.ASSISTANT,
+                                 f"message {i}")
+    window.open_conversation(conversation_id)
+    shown = window.messages.rowCount()
+    assert 0 < shown < 300
+    assert window.messages.row_at(shown - 1).content == "message 299"
+    assert window.messages.has_older
+    added = window.messages.load_older()
+    assert added > 0 and window.messages.rowCount() == shown + added
+    assert window.messages.row_at(0).content == f"message {300 - shown - added}"
+    assert window.messages.index(0) != QModelIndex()
