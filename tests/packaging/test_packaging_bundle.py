@@ -1,0 +1,113 @@
+"""The frozen bundle: what it carries, that it answers with no Python around, and that
+its window opens (offscreen) and can be photographed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging_helpers import ROOT, bare_env
+
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+
+LINUX = sys.platform.startswith("linux")
+
+
+def executable(bundle: Path) -> Path:
+    if sys.platform == "win32":
+        return bundle / "llamadesk-cli.exe"
+    if sys.platform == "darwin":
+        return bundle / "Contents" / "MacOS" / "LlamaDesk"
+    return bundle / "llamadesk"
+
+
+def internal(bundle: Path) -> Path:
+    if sys.platform == "darwin":
+        return bundle / "Contents" / "Frameworks"
+    return bundle / "_internal"
+
+
+def test_bundle_carries_the_model_and_llama_cpp_libraries(bundle: Path) -> None:
+    inside = internal(bundle)
+    manifest = json.loads((ROOT / "resources" / "bundled-model.json").read_text("utf-8"))
+    model = inside / "resources" / "models" / manifest["file"]
+    assert model.stat().st_size == manifest["size"]
+    assert (inside / "resources" / "bundled-model.json").is_file()
+    assert (inside / "resources" / "icons" / "llamadesk.svg").is_file()
+    libs = {p.name for p in (inside / "llama_cpp" / "lib").iterdir()}
+    loaded_by_ctypes = {"linux": "libllama.so", "darwin": "libllama.dylib", "win32": "llama.dll"}
+    assert loaded_by_ctypes[sys.platform if not LINUX else "linux"] in libs
+    if LINUX:
+        # the sonames libllama.so links against, and no third copy of each library
+        assert {"libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0"} <= libs
+        assert not [name for name in libs if name.count(".") >= 4], libs
+
+
+def test_bundle_leaves_out_what_the_app_does_not_use(bundle: Path) -> None:
+    inside = internal(bundle)
+    qt = inside / "PySide6" / "Qt"
+    assert not list((qt / "translations").glob("*.qm")) if (qt / "translations").exists() else True
+    names = {p.name for p in inside.rglob("*")}
+    for unused in ("libQt6Qml.so.6", "libQt6Quick.so.6", "libQt6Pdf.so.6",
+                   "libQt6Multimedia.so.6", "QtQml.abi3.so", "QtQuick.abi3.so",
+                   "libqeglfs.so", "libqvnc.so", "libqlinuxfb.so"):
+        assert unused not in names, f"{unused} should have been excluded"
+    assert not (inside / "PIL").exists(), "Pillow came in through huggingface_hub.inference"
+    assert not (inside / "tkinter").exists()
+    # What the window needs on Linux desktops: xcb and wayland, plus offscreen for tests.
+    if LINUX:
+        platforms = {p.name for p in (qt / "plugins" / "platforms").iterdir()}
+        assert {"libqxcb.so", "libqoffscreen.so", "libqwayland.so"} <= platforms
+
+
+def test_bundle_carries_keyring_backend_entry_points(bundle: Path) -> None:
+    """keyring discovers its backends through entry points: no metadata, no backend."""
+    found = list(internal(bundle).glob("keyring-*.dist-info/entry_points.txt"))
+    assert found, "keyring's metadata is missing from the bundle"
+    text = found[0].read_text("utf-8")
+    assert "[keyring.backends]" in text
+    assert "SecretService" in text or "macOS" in text or "Windows" in text
+
+
+def test_frozen_bundle_answers_the_self_test_with_no_python_around(
+        bundle: Path, tmp_path: Path) -> None:
+    env = bare_env(tmp_path)
+    assert shutil.which("python3", path=env["PATH"]) != sys.executable
+    result = subprocess.run([str(executable(bundle)), "--self-test"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "self-test ok" in result.stdout
+    answer = [line for line in result.stdout.splitlines() if line.startswith("A: ")]
+    assert answer and answer[0][3:].strip(), result.stdout
+    assert "tokens/s" in result.stdout
+
+
+def test_frozen_window_opens_offscreen_and_is_saved_as_a_screenshot(
+        bundle: Path, packaging_out: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "main-window.png"
+    result = subprocess.run([str(executable(bundle)), "--screenshot", str(shot)],
+                            env=bare_env(tmp_path), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shot.is_file(), result.stdout + result.stderr
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        width, height = image.size
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert width >= 400 and height >= 300, (width, height)
+    assert colours is None or len(colours) > 16, "the screenshot is blank"
+    shutil.copy2(shot, packaging_out / "main-window-offscreen.png")
+
+
+def test_sizes_are_recorded_and_the_installer_is_within_the_goal(sizes: dict[str, Any]) -> None:
+    assert sizes["bundle"]["bytes"] > sizes["bundled_model_bytes"]
+    assert sizes["installers"], "build.py made no installer"
+    for installer in sizes["installers"]:
+        assert Path(installer["path"]).stat().st_size == installer["bytes"]
+        assert installer["bytes"] <= sizes["goal_bytes"], installer
