@@ -1,0 +1,90 @@
+"""The ``llamadesk`` command as a real process, on the real bundled model."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 300  # generous: a shared machine; the benchmark measures speed
+
+
+def llamadesk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llamadesk", *args], capture_output=True,
+                          text=True, timeout=TIMEOUT, env=env or dict(os.environ), check=False)
+
+
+def test_self_test_answers_from_the_bundled_model(bundled_model_path: Path) -> None:
+    result = llamadesk("--self-test")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Q: ")
+    assert lines[1].startswith("A: ") and len(lines[1]) > 5
+    assert "self-test ok" in lines[-1] and "tokens/s" in lines[-1]
+
+
+def test_self_test_without_the_model_fails_with_one_clear_line(tmp_path: Path) -> None:
+    resources = tmp_path / "resources"
+    (resources / "models").mkdir(parents=True)
+    manifest = Path(__file__).resolve().parents[2] / "resources" / "bundled-model.json"
+    (resources / "bundled-model.json").write_text(manifest.read_text())
+    env = {**os.environ, "LLAMADESK_RESOURCES": str(resources)}
+    result = llamadesk("--self-test", env=env)
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, "one line, no traceback"
+    assert "bundled model is missing" in message and "set-up" in message
+
+
+def test_chat_streams_and_stores_in_the_windows_database(
+        bundled_model_path: Path, home: Path) -> None:
+    first = llamadesk("chat", "--new", "--max-tokens", "24", "Hello! What is two plus two?")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip(), "the answer is printed"
+    assert "[conversation 1]" in first.stderr
+
+    second = llamadesk("chat", "--max-tokens", "16", "Thanks. And three plus three?")
+    assert second.returncode == 0, second.stderr
+    assert "[conversation 1]" in second.stderr, "continues the most recent conversation"
+
+    third = llamadesk("chat", "--new", "--max-tokens", "8", "A new topic")
+    assert "[conversation 2]" in third.stderr
+
+    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    rows = db.execute("SELECT conversation_id, role, content, parent_id FROM messages "
+                      "ORDER BY id").fetchall()
+    db.close()
+    assert [(c, r) for c, r, _, _ in rows] == [
+        (1, "user"), (1, "assistant"), (1, "user"), (1, "assistant"), (2, "user"),
+        (2, "assistant")]
+    assert rows[0][2] == "Hello! What is two plus two?"
+    assert rows[1][2].strip() == first.stdout.strip()
+    # Each message follows the one before it in its conversation.
+    assert rows[2][3] is not None and rows[4][3] is None
+
+
+def test_chat_with_an_unknown_conversation_fails_clearly(bundled_model_path: Path) -> None:
+    result = llamadesk("chat", "--conversation", "42", "hello")
+    assert result.returncode == 1
+    assert "no conversation 42" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["chat", "--help"]])
+def test_help_and_version(argv: list[str]) -> None:
+    result = llamadesk(*argv)
+    assert result.returncode == 0
+    assert "llamadesk" in result.stdout.lower()
+
+
+def test_window_opens_and_saves_a_screenshot(bundled_model_path: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "window.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = llamadesk("--screenshot", str(shot), env=env)
+    assert result.returncode == 0, result.stderr
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
