@@ -243,3 +243,31 @@ def test_context_budget_keeps_at_least_half() -> None:
             budget = context_budget(n_ctx, max_tokens)
             assert budget >= n_ctx - n_ctx // 2
             assert budget + min(max_tokens, n_ctx // 2) == n_ctx
+
+
+def test_keeps_the_longest_suffix_that_really_fits() -> None:
+    # Five 100-word turns: the last three (a user turn first) fit 305 tokens exactly as
+    # rendered, so nothing more than the first two may be dropped.
+    messages = history(*FIVE_LONG)
+    budget = real_tokens(messages[2:])
+    assert budget < real_tokens(messages[1:])
+    plan = plan_for(messages, budget)
+    assert plan.dropped == 2
+    assert_plan_is_consistent(plan, messages, budget)
+
+
+def test_the_fullest_fit_for_every_budget() -> None:
+    messages = history(*FIVE_LONG, (A, 30), (U, 5))
+    for budget in range(real_tokens(messages[-1:]), real_tokens(messages) + 1):
+        plan = plan_for(messages, budget)
+        fitting = [s for s in range(len(messages))
+                   if real_tokens(messages[s:]) <= budget
+                   and (messages[s].role == U or s == len(messages) - 1)]
+        assert plan.dropped == min(fitting), budget
+
+
+def test_an_empty_history_is_a_clear_error() -> None:
+    from llamadesk.core.prompt import PromptError
+
+    with pytest.raises(PromptError, match="no message"):
+        plan_for([], 100, system="You are terse.")

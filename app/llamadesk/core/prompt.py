@@ -9,7 +9,11 @@ from llamadesk.core.chat_format import ChatMessage, ChatTemplate
 from llamadesk.core.conversation import Message, Role
 
 
-class PromptTooLongError(Exception):
+class PromptError(Exception):
+    """The prompt cannot be built; the message says why."""
+
+
+class PromptTooLongError(PromptError):
     """Even the newest message alone does not fit the context."""
 
 
@@ -47,6 +51,8 @@ def build_prompt(
     """
     turns = [ChatMessage(role=str(m.role), content=m.content) for m in history
              if m.role != Role.SYSTEM]
+    if not turns:
+        raise PromptError("There is no message to answer.")
     system = [ChatMessage(role="system", content=system_prompt)] if system_prompt.strip() else []
 
     def render(msgs: Sequence[ChatMessage]) -> tuple[str, int]:
@@ -58,22 +64,33 @@ def build_prompt(
     if n_tokens <= budget:
         return PromptPlan(text, (*system, *turns), 0, n_tokens)
 
-    # Estimate each message's share once, then pick the longest suffix that fits and
-    # confirm it with a real render; at worst a few extra renders, never one per message.
-    sizes = [count_tokens(m["content"]) + 8 for m in turns]
-    start = len(turns) - 1
-    used = sizes[-1]
-    while start > 0 and used + sizes[start - 1] <= budget:
-        start -= 1
-        used += sizes[start]
-    while start < len(turns):
+    # Find the earliest message from which the rest fits, by bisection over real
+    # renders (fewer messages never take more tokens). Per-message estimates bound the
+    # search, so no render is much longer than the budget, whatever the chat's length.
+    sizes = [count_tokens(m["content"]) for m in turns]
+    lo, estimated = len(turns) - 1, sizes[-1]
+    while lo > 0 and estimated + sizes[lo - 1] <= budget:
+        lo -= 1
+        estimated += sizes[lo]
+    hi = len(turns) - 1
+    last_text, last_tokens = render(turns[hi:])
+    if last_tokens > budget:
+        n_tokens = last_tokens
+    else:
+        best = (hi, last_text, last_tokens)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            text, n_tokens = render(turns[mid:])
+            if n_tokens <= budget:
+                best, hi = (mid, text, n_tokens), mid
+            else:
+                lo = mid + 1
+        start, text, n_tokens = best
+        # Never open with a reply whose question was dropped.
         if turns[start]["role"] == "assistant" and start < len(turns) - 1:
             start += 1
-            continue
-        text, n_tokens = render(turns[start:])
-        if n_tokens <= budget:
-            return PromptPlan(text, (*system, *turns[start:]), start, n_tokens)
-        start += 1
+            text, n_tokens = render(turns[start:])
+        return PromptPlan(text, (*system, *turns[start:]), start, n_tokens)
     raise PromptTooLongError(
         f"the message is too long for the model's context ({n_tokens} tokens, room for "
         f"{budget}); shorten it or raise the context length in the chat's settings"

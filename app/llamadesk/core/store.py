@@ -98,12 +98,18 @@ class ConversationStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the chat database at {self.path}: {exc}") from exc
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self._db.close()  # a refused file must not stay locked (Windows)
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"Cannot open the chat database at {self.path}: {exc}") from exc
 
     # -- plumbing -------------------------------------------------------------------
@@ -253,7 +259,8 @@ class ConversationStore:
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at, "
                 "model_id, prompt_tokens, completion_tokens, ttft_ms, tokens_per_s, "
                 "prompt_tokens_per_s, finish_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (conversation_id, parent_id, str(role), content, created_at or now, model_id,
+                (conversation_id, parent_id, str(role), content,
+                 now if created_at is None else created_at, model_id,
                  stats.prompt_tokens, stats.completion_tokens, stats.ttft_ms,
                  stats.tokens_per_s, stats.prompt_tokens_per_s,
                  str(stats.finish_reason) if stats.finish_reason else None),

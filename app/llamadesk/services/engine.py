@@ -23,7 +23,7 @@ import llama_cpp
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
-from llamadesk.core.prompt import PromptTooLongError, build_prompt, context_budget
+from llamadesk.core.prompt import PromptError, build_prompt, context_budget
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -200,7 +200,7 @@ class LlamaEngine:
         # An int-returning callback is ABI-compatible (the caller reads the low byte).
         self._abort_int_cb = _INT_ABORT_CALLBACK(self._should_abort)
         self._abort_cb = ctypes.cast(self._abort_int_cb, llama_cpp.ggml_abort_callback)
-        self._no_abort_cb = ctypes.cast(None, llama_cpp.ggml_abort_callback)
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self._active_key: str | None = None
         self.kv_cache = KVStateCache(kv_cache_bytes)
 
@@ -370,7 +370,7 @@ class LlamaEngine:
                 request.history, system_prompt=request.system_prompt, template=template,
                 budget=context_budget(llm.n_ctx(), params.max_tokens),
                 count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)
-        except (ChatTemplateError, PromptTooLongError) as exc:
+        except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
         starts_with_bos = bool(bos) and plan.text.startswith(bos)
         add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
