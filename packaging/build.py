@@ -70,7 +70,7 @@ DEB_RECOMMENDS = ("libwayland-client0", "libwayland-cursor0", "libwayland-egl1",
 DESKTOP_ENTRY = """\
 [Desktop Entry]
 Type=Application
-Version=1.5
+Version=1.0
 Name={name}
 GenericName=Offline AI chat
 Comment=Private, offline chat with local language models
