@@ -223,8 +223,8 @@ class MainWindow(QMainWindow):
         self._action(chat, "Focus the &message box", self.composer.setFocus, "Ctrl+L")
         self._action(chat, "Chat &settings", self.settings_button.toggle, "Ctrl+Shift+S")
         settings = menus.addMenu("&Settings")
-        self._action(settings, "&Preferences…", self.show_preferences,
-                     QKeySequence.StandardKey.Preferences)
+        # Explicit: the platform's "Preferences" key is empty on some Linux desktops.
+        self._action(settings, "&Preferences…", self.show_preferences, "Ctrl+,")
         help_menu = menus.addMenu("&Help")
         self._action(help_menu, "&About and diagnostics", self.show_about)
 
