@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import FinishReason, Role
+from llamadesk.ui.markdown import STYLE_SHEET, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
 
 MARGIN = 12  # around each bubble
@@ -87,7 +88,8 @@ class MessageDelegate(QStyledItemDelegate):
         if row.role == Role.USER:
             doc.setPlainText(row.content)
         else:
-            doc.setMarkdown(row.content, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
+            doc.setDefaultStyleSheet(STYLE_SHEET)
+            doc.setHtml(to_html(row.content))
         doc.setTextWidth(width)
         self._docs[key] = doc
         if row.streaming:
@@ -128,9 +130,14 @@ class MessageDelegate(QStyledItemDelegate):
         palette: QPalette = option.palette  # type: ignore[attr-defined]
         doc = self.document(row, self._view_width(option))
         header_h = self._header_height(option)
-        bubble_w = int(doc.idealWidth()) + 2 * PADDING
-        bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header_text(row))
-                       + 2 * PADDING)
+        if row.role == Role.USER:
+            bubble_w = int(doc.idealWidth()) + 2 * PADDING
+            bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header_text(row))
+                           + 2 * PADDING)
+        else:
+            # Replies take the full text width: code blocks and tables paint their
+            # backgrounds across it, beyond the text's ideal width.
+            bubble_w = int(doc.textWidth()) + 2 * PADDING
         bubble_w = min(bubble_w, rect.width() - 2 * MARGIN)
         bubble_h = int(doc.size().height()) + 2 * PADDING
         top = rect.top() + MARGIN // 2 + header_h
