@@ -33,7 +33,7 @@ def run(cmd: list[str | os.PathLike[str]], **kwargs: object) -> None:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs on whatever python3 the user has
         sys.exit("LlamaDesk needs Python 3.11 or newer")
     if not PY.exists():
         print("creating virtual environment in .venv", flush=True)
