@@ -1,0 +1,182 @@
+"""The Models page with the real services against the loopback Hub: search, download with
+progress, pause and resume, gated token prompt, licence acceptance, import and remove."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+from pytestqt.qtbot import QtBot
+
+from hub_fixtures import (
+    GATED_FILE,
+    GATED_REPO,
+    HF_TOKEN_VALUE,
+    SMOL_FILE,
+    SMOL_REPO,
+    make_downloader,
+)
+from hubserver import HubServer
+from llamadesk.core.catalog import CatalogEntry, ModelCatalog
+from llamadesk.core.downloads import DownloadRequest
+from llamadesk.core.fit import MemoryBudget
+from llamadesk.core.hub import HubClient
+from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances
+from llamadesk.core.paths import AppPaths
+from llamadesk.core.secrets import SecretStore, TokenSource
+from llamadesk.services.downloads import DownloadService
+from llamadesk.services.hub_queries import HubQueryService
+from llamadesk.ui.models_page import LicenceDialog, ModelsPage
+
+GB = 1_000_000_000
+
+
+@pytest.fixture
+def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
+         gated_catalog: ModelCatalog) -> Iterator[ModelsPage]:
+    secrets = SecretStore(environ={})
+    downloader = make_downloader(paths, secrets=secrets, catalog=gated_catalog)
+    downloads = DownloadService(downloader)
+    queries = HubQueryService(HubClient(token=secrets.hf_token))
+    widget = ModelsPage(downloads, queries, downloader.registry, gated_catalog,
+                        LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE), secrets,
+                        n_ctx=2048, budget=lambda: MemoryBudget(16 * GB, 8 * GB))
+    qtbot.addWidget(widget)
+    yield widget
+    downloads.shutdown()
+    queries.shutdown()
+
+
+def _file_row_text(page: ModelsPage, name: str) -> list[str]:
+    for i in range(page.file_list.topLevelItemCount()):
+        item = page.file_list.topLevelItem(i)
+        if item.text(0) == name:
+            return [item.text(c) for c in range(4)]
+    raise AssertionError(f"{name} not listed")
+
+
+def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
+    tree = page.catalog_tree
+    assert tree.topLevelItemCount() == len(page.catalog.entries)
+    first = tree.topLevelItem(0)
+    assert first.text(0).startswith("Llama 2 Chat 7B") and "Llama 2" in first.text(3)
+    labels = {first.child(i).text(2) for i in range(first.childCount())}
+    assert labels <= {"fits", "tight", "won't fit"} and "fits" in labels
+    assert "weights" in first.child(0).toolTip(2)  # the explanation
+    assert page.installed_ids() == ["smollm2-135m-instruct-q4_1"]
+
+
+def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelsPage,
+                                                      hub_server: HubServer) -> None:
+    hub_server.rate = 60e6  # a couple of seconds, so progress is seen
+    page.search_box.setText("smol")
+    qtbot.mouseClick(page.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.repo_list.topLevelItemCount() == 1, timeout=30_000)
+    assert page.repo_list.topLevelItem(0).text(0) == SMOL_REPO
+    page.repo_list.setCurrentItem(page.repo_list.topLevelItem(0))
+    qtbot.waitUntil(lambda: page.file_list.topLevelItemCount() == 2, timeout=30_000)
+    _, quant, size, fit = _file_row_text(page, SMOL_FILE)
+    assert (quant, size, fit) == ("Q4_1", "98.4 MB", "fits")
+    assert _file_row_text(page, "big-model.Q8_0.gguf")[3] == "split: not downloadable"
+
+    assert page.select(page.file_list, lambda item: item.text(0) == SMOL_FILE)
+    progress_texts: list[str] = []
+    page.downloads.download_progressed.connect(
+        lambda key, *_: progress_texts.append(page.row(key).item.text(2)))  # type: ignore[union-attr]
+    with qtbot.waitSignal(page.models_changed, timeout=60_000):
+        qtbot.mouseClick(page.file_download, Qt.MouseButton.LeftButton)
+    row = page.row(f"{SMOL_REPO}/{SMOL_FILE}")
+    assert row is not None and row.bar.value() == 100
+    assert row.item.text(2) == "Installed and verified"
+    assert any("MB/s" in t and "left" in t for t in progress_texts)
+    assert len(page.installed_ids()) == 2
+
+
+def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelsPage,
+                                  hub_server: HubServer) -> None:
+    hub_server.rate = 20e6
+    key = page.download(DownloadRequest(SMOL_REPO, SMOL_FILE))
+    assert key is not None
+    row = page.row(key)
+    assert row is not None
+    qtbot.waitUntil(lambda: row.bar.value() >= 5, timeout=30_000)
+    page.download_list.setCurrentItem(row.item)
+    with qtbot.waitSignal(page.downloads.download_paused, timeout=30_000):
+        qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    assert row.item.text(2).startswith("Paused at")
+    hub_server.rate = None
+    with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
+        qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
+    assert hub_server.downloads_of(SMOL_FILE)[-1].range_start
+
+
+def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: ModelsPage,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def give_token(reason: str) -> str:
+        asked.append(reason)
+        return HF_TOKEN_VALUE
+
+    monkeypatch.setattr(page, "ask_token", give_token)
+    monkeypatch.setattr(page, "ask_licence", lambda entry: True)  # its repo is in the catalog
+    with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
+        page.download(DownloadRequest(GATED_REPO, GATED_FILE))
+    assert len(asked) == 1 and "gated repository" in asked[0]
+    assert page.secrets.hf_token_source() == TokenSource.KEYRING
+    assert "keyring" in page.status.text() or "installed" in page.status.text()
+
+
+def test_licence_is_asked_once(qtbot: QtBot, page: ModelsPage,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", HF_TOKEN_VALUE)
+    entry = page.catalog.get("llama-2-test")
+    assert entry is not None
+    monkeypatch.setattr(page, "ask_licence", lambda e: False)
+    assert page.download(DownloadRequest.for_catalog(entry)) is None
+    assert "Licence not accepted" in page.status.text()
+
+    shown: list[CatalogEntry] = []
+    monkeypatch.setattr(page, "ask_licence", lambda e: shown.append(e) or True)
+    monkeypatch.setattr(page.downloads.downloader.hub, "_token", lambda: HF_TOKEN_VALUE)
+    with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
+        page.download(DownloadRequest.for_catalog(entry))
+    assert shown == [entry] and page.licences.is_accepted("llama2")
+    assert not page.licences.needs_acceptance(entry.licence)
+
+
+def test_licence_dialog_needs_the_checkbox(qtbot: QtBot, page: ModelsPage) -> None:
+    entry = page.catalog.get("llama-2-7b-chat")
+    assert entry is not None
+    dialog = LicenceDialog(entry.licence, entry.name, page)
+    qtbot.addWidget(dialog)
+    assert not dialog.accept_button.isEnabled()
+    dialog.confirm.setChecked(True)
+    assert dialog.accept_button.isEnabled()
+
+
+def test_import_and_remove(qtbot: QtBot, page: ModelsPage, tmp_path: Path,
+                           bundled_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "mine.Q4_1.gguf"
+    data = bytearray(bundled_model_path.read_bytes())
+    data[-1] ^= 0xFF
+    source.write_bytes(bytes(data))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(source), ""))
+    monkeypatch.setattr(page, "ask_link", lambda path: False)
+    with qtbot.waitSignal(page.models_changed, timeout=60_000):
+        qtbot.mouseClick(page.import_button, Qt.MouseButton.LeftButton)
+    assert "mine.q4_1" in page.installed_ids()
+
+    monkeypatch.setattr(page, "confirm_remove", lambda entry: True)
+    page.select(page.installed, lambda item: item.text(0) == "smollm2-135m-instruct-q4_1"
+                or item.data(0, Qt.ItemDataRole.UserRole) == "smollm2-135m-instruct-q4_1")
+    qtbot.mouseClick(page.remove_button, Qt.MouseButton.LeftButton)
+    assert "cannot be removed" in page.status.text()
+    page.select(page.installed, lambda item: item.data(0, Qt.ItemDataRole.UserRole) == "mine.q4_1")
+    with qtbot.waitSignal(page.models_changed, timeout=5_000):
+        qtbot.mouseClick(page.remove_button, Qt.MouseButton.LeftButton)
+    assert page.installed_ids() == ["smollm2-135m-instruct-q4_1"]
+
