@@ -103,12 +103,28 @@ def not_measured(name: str, title: str, unit: str, goal: Goal, reason: str) -> M
     return Metric(name=name, title=title, unit=unit, goal=goal, notes=reason, measured=False)
 
 
+#: In --quick mode warm-ups are skipped: the smoke test checks that the code runs, and
+#: must stay short; its timings mean nothing.
+_SKIP_WARMUP = False
+
+
+def set_quick(quick: bool) -> None:
+    """Skip every warm-up run (quick mode)."""
+    global _SKIP_WARMUP
+    _SKIP_WARMUP = quick
+
+
+def warmups(n: int) -> int:
+    """How many warm-up runs to do: ``n``, or none in quick mode."""
+    return 0 if _SKIP_WARMUP else n
+
+
 def alternate(runs: int, warmup: int, a: Callable[[], float],
               b: Callable[[], float]) -> tuple[list[float], list[float]]:
     """Run ``a`` and ``b`` in turns (warm-ups first, not kept). The machines here are
     shared: only values taken side by side, alternating, are comparable. The order
     flips every round so neither side always runs on a freshly idle machine."""
-    for _ in range(warmup):
+    for _ in range(warmups(warmup)):
         a()
         b()
     xs: list[float] = []
@@ -125,7 +141,7 @@ def alternate(runs: int, warmup: int, a: Callable[[], float],
 
 def repeat(runs: int, warmup: int, fn: Callable[[], float]) -> list[float]:
     """``warmup`` unkept calls, then ``runs`` kept ones."""
-    for _ in range(warmup):
+    for _ in range(warmups(warmup)):
         fn()
     return [fn() for _ in range(runs)]
 

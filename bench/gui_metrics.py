@@ -74,14 +74,15 @@ def _stream(h: AppHarness, cid: int, tokens: int, seed: int) -> list[Reply]:
     return replies
 
 
-def streaming(work: Path, quick: bool, runs: int) -> list[Metric]:
+def streaming(work: Path, quick: bool, runs: int,
+              settings: dict[str, Any] | None = None) -> list[Metric]:
     """Stall while streaming into a 1,000-message chat; per-token GUI cost 10 vs 1,000."""
-    long_n, short_n = (100, 10) if quick else (1000, 10)
-    stream_tokens = 30 if quick else 1000
-    cost_tokens = 20 if quick else 300
+    long_n, short_n = (12, 4) if quick else (1000, 10)
+    stream_tokens = 8 if quick else 1000
+    cost_tokens = 8 if quick else 300
     db = work / "gui-chats.sqlite3"
     short_id, long_id = build_conversations(db, [short_n, long_n])
-    h = AppHarness(work / "home-gui", database=db)
+    h = AppHarness(work / "home-gui", database=db, settings=settings)
     try:
         beat = Heartbeat()
         stalls: list[float] = []
@@ -136,13 +137,14 @@ def streaming(work: Path, quick: bool, runs: int) -> list[Metric]:
         h.close()
 
 
-def open_and_list(work: Path, quick: bool, runs: int) -> list[Metric]:
+def open_and_list(work: Path, quick: bool, runs: int,
+                  settings: dict[str, Any] | None = None) -> list[Metric]:
     """Open a long chat and list the chats, through the window."""
     from llamadesk.ui.conversation_list import ConversationListModel
 
     sizes = STORE_QUICK if quick else STORE_FULL
     db, long_id = cached_database(sizes)
-    h = AppHarness(work / "home-gui-open", database=db)
+    h = AppHarness(work / "home-gui-open", database=db, settings=settings)
     app = qapp()
     try:
         short_id = long_id + 1
@@ -203,6 +205,8 @@ def open_and_list(work: Path, quick: bool, runs: int) -> list[Metric]:
         h.close()
 
 
-def run(work: Path, quick: bool, runs: int) -> list[Metric]:
+def run(work: Path, quick: bool, runs: int,
+        settings: dict[str, Any] | None = None) -> list[Metric]:
     """Every GUI metric."""
-    return [*open_and_list(work, quick, runs), *streaming(work, quick, runs)]
+    return [*open_and_list(work, quick, runs, settings),
+            *streaming(work, quick, runs, settings)]

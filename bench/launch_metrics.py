@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from common import ROOT, Goal, Metric, not_measured, repeat, summarize
+from common import ROOT, Goal, Metric, not_measured, repeat, summarize, warmups
 
 MESSAGE = "Hello! Say hello back in one short sentence."
 
@@ -49,7 +49,7 @@ def _smaps_breakdown(pid: int, model_name: str) -> dict[str, float]:
 
 
 def launch_once(home: Path, events_file: Path, model_name: str,
-                timeout_s: float = 180) -> dict[str, Any]:
+                timeout_s: float = 300) -> dict[str, Any]:
     """Start the app, let it send one message, measure, then end it."""
     events_file.unlink(missing_ok=True)
     env = {**os.environ, "LLAMADESK_HOME": str(home),
@@ -96,12 +96,15 @@ def launch_once(home: Path, events_file: Path, model_name: str,
 
 
 def run(work: Path, quick: bool, runs: int, *, memory: bool, launch: bool,
-        model_bytes: int) -> list[Metric]:
+        model_bytes: int, settings: dict[str, Any] | None = None) -> list[Metric]:
     """Launch and memory metrics (one set of app launches serves both)."""
     from llamadesk.core import bundled
 
     model_name = bundled.locate().path.name
     home = work / "home-launch"
+    if settings is not None:
+        (home / "config").mkdir(parents=True, exist_ok=True)
+        (home / "config" / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
     samples: list[dict[str, Any]] = []
 
     def once() -> float:
@@ -110,8 +113,9 @@ def run(work: Path, quick: bool, runs: int, *, memory: bool, launch: bool,
 
     # The warm-up launch creates the database and settings, as a first run does; the
     # measured ones are the everyday launch of an installed app.
-    repeat(max(min(runs, 3), 1) if not quick else 1, 1, once)
-    kept = samples[1:] if len(samples) > 1 else samples
+    warm = warmups(1)
+    repeat(max(min(runs, 3), 1) if not quick else 1, warm, once)
+    kept = samples[warm:]
     metrics: list[Metric] = []
     if launch:
         idle = [s["events_s"]["window_idle"] for s in kept]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, Goal, Metric, alternate, repeat, side, summarize
+from common import BENCH_DIR, Goal, Metric, alternate, repeat, side, summarize, warmups
 from harness import AppHarness, BenchError, Reply, wait
 from llamadesk.core.conversation import SamplingParams
 
@@ -34,7 +34,7 @@ class Sizes:
 
 
 FULL = Sizes(tg=128, pp=512, turns=12, turn_reply_tokens=60, stop_prompt=2000)
-QUICK = Sizes(tg=16, pp=64, turns=3, turn_reply_tokens=12, stop_prompt=200)
+QUICK = Sizes(tg=12, pp=48, turns=3, turn_reply_tokens=8, stop_prompt=120)
 
 
 class Reference:
@@ -204,14 +204,15 @@ def ttft_history(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
     ratios: list[float] = []
     per_turn: list[list[float]] = []
     history_tokens: list[int] = []
-    for run in range(runs + 1):  # the first conversation is the warm-up
+    skip = warmups(1)
+    for run in range(runs + skip):  # the first conversation is the warm-up
         h.new_conversation(_params(max_tokens=sizes.turn_reply_tokens, seed=7 + run))
         ttfts = []
         last: Reply | None = None
         for turn in range(1, sizes.turns + 1):
             last = h.send(_turn_text(turn))
             ttfts.append(last.ttft_s * 1000)
-        if run == 0:
+        if run < skip:
             continue
         per_turn.append(ttfts)
         ratios.append(ttfts[-1] / ttfts[1])
@@ -233,7 +234,7 @@ def ttft_switch(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
     continuing the same chat."""
     p = _params(max_tokens=sizes.turn_reply_tokens, seed=11)
     a = h.new_conversation(p)
-    for turn in range(1, max(sizes.turns // 2, 2) + 1):
+    for turn in range(1, max(sizes.turns // 2, 1) + 1):
         h.send(_turn_text(turn))
     b = h.new_conversation(p)
     h.send(_turn_text(100))
@@ -252,8 +253,9 @@ def ttft_switch(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
 
     # cont() right after switched() continues a; switched() always leaves a and returns.
     sw, co = [], []
-    cont()  # warm-up
-    switched()
+    for _ in range(warmups(1)):
+        cont()
+        switched()
     for _ in range(runs):
         co.append(cont())
         sw.append(switched())

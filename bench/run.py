@@ -20,6 +20,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(BENCH_DIR))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from common import RESULTS_DIR, Metric, machine_info, now_iso, versions  # noqa: E402
+from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versions  # noqa: E402
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
 GROUPS = ["store", "decode", "prompt", "ttft", "stop", "gui", "launch", "memory", "download"]
@@ -86,6 +87,33 @@ def _reference(quick: bool, threads: int, flash_attn: bool, n_ctx: int, n_batch:
     return Reference(model, threads, flash_attn, n_ctx, n_batch, binary)
 
 
+def _report(args: argparse.Namespace, runs: int, started: float, opts: Any, model: Path,
+            metrics: list[Metric], errors: dict[str, str], ref: Any) -> dict[str, Any]:
+    from llamadesk.core import bundled
+
+    reference_info = {
+        "kind": ref.kind if ref else None,
+        "binary": str(ref.llama_bench) if ref and ref.llama_bench else None,
+        **(ref.build if ref else {}),
+    }
+    return {
+        "date": now_iso(),
+        "quick": args.quick,
+        "runs_per_metric": runs,
+        "duration_s": round(time.perf_counter() - started, 1),
+        "machine": machine_info(opts.n_threads),
+        "versions": versions(ref.build if ref else None),
+        "model": {"file": model.name, "bytes": model.stat().st_size,
+                  "id": bundled.manifest().id},
+        "app_settings": {"n_threads": opts.n_threads, "flash_attn": opts.flash_attn,
+                         "n_ctx": opts.n_ctx, "n_batch": opts.n_batch,
+                         "n_gpu_layers": opts.n_gpu_layers},
+        "reference": reference_info,
+        "metrics": [m.to_json() for m in metrics],
+        "errors": errors,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
+    set_quick(args.quick)
     wanted = set(args.only or GROUPS)
 
     def only(name: str) -> bool:
         return name in wanted
 
-    from llamadesk.core import bundled
     from llamadesk.core.settings import AppSettings
     from llamadesk.services.resolver import bundled_spec
 
@@ -124,22 +152,40 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one broken metric must not lose the others
             traceback.print_exc()
             errors[group] = f"{type(exc).__name__}: {exc}"
+        write()  # after every group, so a long run that is cut short keeps its results
+
+    def write() -> dict[str, Any]:
+        report = _report(args, runs, started, opts, model, metrics, errors, ref)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        return report
+
+    # Quick mode is a smoke test: one thread keeps it short on a busy machine.
+    settings = {"hardware": {"n_threads": 1}} if args.quick else None
 
     with tempfile.TemporaryDirectory(prefix="llamadesk-bench-") as tmp:
         work = Path(tmp)
         import store_metrics
 
         attempt("store", lambda: store_metrics.run(work, args.quick, runs))
+        if wanted & {"launch", "memory"}:
+            attempt("launch" if only("launch") else "memory",
+                    lambda: _module("launch_metrics").run(
+                        work, args.quick, runs, memory=only("memory"), launch=only("launch"),
+                        model_bytes=model.stat().st_size, settings=settings))
+        attempt("download", lambda: _module("download_metrics").run(work, args.quick, runs))
 
         harness = None
         if wanted & {"decode", "prompt", "ttft", "stop"}:
             import model_metrics
             from harness import AppHarness
 
+            if args.quick:
+                opts = replace(opts, n_threads=1)
             ref = _reference(args.quick, opts.n_threads, opts.flash_attn, opts.n_ctx,
                              opts.n_batch, model)
             try:
-                harness = AppHarness(work / "home-model")
+                harness = AppHarness(work / "home-model", settings=settings)
             except Exception as exc:
                 traceback.print_exc()
                 errors["app"] = f"{type(exc).__name__}: {exc}"
@@ -150,41 +196,12 @@ def main(argv: list[str] | None = None) -> int:
                         h, r, args.quick, runs, lambda name, g=g: name == g))
                 harness.close()
 
-        attempt("gui", lambda: _module("gui_metrics").run(work, args.quick, runs))
-        if wanted & {"launch", "memory"}:
-            attempt("launch" if only("launch") else "memory",
-                    lambda: _module("launch_metrics").run(
-                        work, args.quick, runs, memory=only("memory"), launch=only("launch"),
-                        model_bytes=model.stat().st_size))
-        attempt("download", lambda: _module("download_metrics").run(work, args.quick, runs))
+        attempt("gui", lambda: _module("gui_metrics").run(work, args.quick, runs, settings))
 
-    results = [m.to_json() for m in metrics]
-    reference_info = {
-        "kind": ref.kind if ref else None,
-        "binary": str(ref.llama_bench) if ref and ref.llama_bench else None,
-        **(ref.build if ref else {}),
-    }
-    report = {
-        "date": now_iso(),
-        "quick": args.quick,
-        "runs_per_metric": runs,
-        "duration_s": round(time.perf_counter() - started, 1),
-        "machine": machine_info(opts.n_threads),
-        "versions": versions(ref.build if ref else None),
-        "model": {"file": model.name, "bytes": model.stat().st_size,
-                  "id": bundled.manifest().id},
-        "app_settings": {"n_threads": opts.n_threads, "flash_attn": opts.flash_attn,
-                         "n_ctx": opts.n_ctx, "n_batch": opts.n_batch,
-                         "n_gpu_layers": opts.n_gpu_layers},
-        "reference": reference_info,
-        "metrics": results,
-        "errors": errors,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    results = write()["metrics"]
     print()
     print(table(results))
-    print(f"\nreference: {reference_info['kind']}; threads {opts.n_threads}, flash-attn "
+    print(f"\nreference: {ref.kind if ref else None}; threads {opts.n_threads}, flash-attn "
           f"{opts.flash_attn}, n_ctx {opts.n_ctx}; written to {args.output}")
     for group, error in errors.items():
         print(f"ERROR in {group}: {error}", file=sys.stderr)

@@ -1,0 +1,57 @@
+"""The benchmark suite's own smoke test: ``bench/run.py --quick`` runs every metric at
+tiny sizes, with llama-cpp-python standing in for llama-bench, so the benchmark code
+cannot rot. It checks the shape of the results, never the timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPECTED = {
+    "store_open_conversation", "store_list_conversations", "store_search",
+    "decode_ratio", "prompt_ratio", "ttft_deep_ratio", "ttft_switch_ratio",
+    "stop_latency_generation", "stop_latency_prompt",
+    "gui_open_conversation", "gui_list_conversations", "gui_stall_streaming",
+    "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",
+    "memory_beyond_model", "download_ratio",
+}
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_quick_benchmark_writes_every_metric(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+
+    assert report["quick"] is True
+    assert report["errors"] == {}
+    assert report["reference"]["kind"].startswith("llama-cpp-python")
+    for key in ("cpu", "physical_cores", "threads_used", "ram_bytes"):
+        assert key in report["machine"]
+    for key in ("llama_cpp_python", "pyside6_essentials"):
+        assert report["versions"][key]
+    assert report["date"]
+
+    by_name = {m["name"]: m for m in report["metrics"]}
+    assert set(by_name) == EXPECTED
+    for m in by_name.values():
+        assert {"value", "unit", "goal", "median", "spread", "runs", "met"} <= set(m)
+        assert m["goal"]["op"] in (">=", "<=")
+        if m["measured"]:
+            assert isinstance(m["value"], float)
+            assert m["runs"]
+        if m["unit"] == "×" and m["measured"]:
+            assert m["reference"]["median"] > 0 and m["numerator"]["median"] > 0
+    assert "| metric |" in proc.stdout
