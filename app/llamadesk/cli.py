@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--new", action="store_true", help="start a new conversation")
     which.add_argument("--conversation", type=int, metavar="ID",
                        help="continue this conversation (default: the most recent one)")
+    chat.add_argument("--model", metavar="ID",
+                      help="answer with this installed model (see `llamadesk models list`); "
+                           "the conversation keeps it")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     try:
@@ -65,13 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _engine_for_bundled(n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
+def _load_engine(model_id: str | None = None,
+                 n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
+    """Load ``model_id`` (None: the app's default model) into a fresh engine."""
+    from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
-    from llamadesk.services.resolver import bundled_spec
+    from llamadesk.services.resolver import make_resolver
 
     install_llama_log_routing()
-    settings = load_settings(app_paths().settings_file)
-    spec = bundled_spec(settings, n_ctx)
+    paths = app_paths()
+    settings = load_settings(paths.settings_file)
+    resolve = make_resolver(lambda: settings, ModelRegistry(paths))
+    try:
+        spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
     engine = LlamaEngine()
     engine.load(spec.path, spec.options, model_id=spec.model_id,
                 fallback_format=spec.fallback_format, name=spec.name)
@@ -86,7 +97,7 @@ def self_test() -> int:
     started = time.perf_counter()
     try:
         bundled.locate(verify_hash=True)
-        engine, _spec = _engine_for_bundled(2048)
+        engine, _spec = _load_engine(bundled.manifest().id, 2048)
     except (bundled.BundledModelError, EngineError) as exc:
         raise CliError(f"self-test failed: {exc}") from exc
     question = Message(id=0, conversation_id=0, parent_id=None, role=Role.USER,
@@ -135,13 +146,12 @@ def chat(args: argparse.Namespace) -> int:
         if args.max_tokens:
             params = SamplingParams.from_dict({**params.to_dict(),
                                                "max_tokens": args.max_tokens})
-        if conversation.model_id not in (None, bundled.manifest().id):
-            raise CliError(f"conversation {conversation.id} uses {conversation.model_id}, "
-                           "which the command line cannot load yet")
         try:
-            engine, _spec = _engine_for_bundled(params.n_ctx)
-        except (bundled.BundledModelError, EngineError) as exc:
+            engine, _spec = _load_engine(args.model or conversation.model_id, params.n_ctx)
+        except EngineError as exc:
             raise CliError(str(exc)) from exc
+        if args.model:  # only once it loaded: a typo must not stick to the chat
+            store.update_conversation(conversation.id, model_id=args.model)
         from llamadesk.services.chat import title_from
 
         user = store.add_message(conversation.id, Role.USER, args.message)

@@ -88,3 +88,18 @@ def test_window_opens_and_saves_a_screenshot(bundled_model_path: Path, tmp_path:
     assert result.returncode == 0, result.stderr
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_chat_with_an_unknown_model_fails_and_leaves_the_chat_alone(
+        bundled_model_path: Path, home: Path) -> None:
+    first = llamadesk("chat", "--new", "--max-tokens", "4", "Hi")
+    assert first.returncode == 0, first.stderr
+    result = llamadesk("chat", "--model", "no-such-model", "Hello?")
+    assert result.returncode == 1
+    assert "not installed" in result.stderr and "Traceback" not in result.stderr
+    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    model_ids = db.execute("SELECT model_id FROM conversations").fetchall()
+    count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    db.close()
+    assert model_ids == [(None,)]
+    assert count == 2, "the failed request stored nothing"

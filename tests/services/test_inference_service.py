@@ -105,7 +105,7 @@ def test_cancel_mid_generation_is_quick_and_next_request_works(
     assert result.stats.finish_reason == FinishReason.STOPPED
     assert result.text, "the partial text comes back"
     assert result.stats.completion_tokens is not None and result.stats.completion_tokens < 2000
-    assert latency < 5.0  # a generous bound: the benchmark measures the real figure
+    assert latency < 15.0  # a loose bound for a shared machine: the benchmark measures it
 
     again = service.generate(ask("Say hi.", params=SamplingParams(max_tokens=16)), spec)
     qtbot.waitUntil(lambda: rec.ended(again), timeout=WAIT_MS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
@@ -11,6 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from llamadesk.core.conversation import FinishReason, Role, SamplingParams
 from llamadesk.core.paths import app_paths
+from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat import ChatController
@@ -35,11 +37,18 @@ def make_window(qtbot: QtBot, bundled_model_path: object) -> Iterator[Callable[.
         paths = app_paths().ensure()
         settings = settings_with(params)
         store = ConversationStore(paths.database)
+        registry = ModelRegistry(paths)
         inference = InferenceService()
+        box: list[MainWindow] = []
+
+        def current() -> AppSettings:
+            return box[0].ctx.settings if box else settings
+
         controller = ChatController(store, inference,
-                                    resolver or make_resolver(lambda: settings))
+                                    resolver or make_resolver(current, registry))
         window = MainWindow(AppContext(paths, store, inference, controller,
-                                       controller.resolve_model, settings))
+                                       controller.resolve_model, settings, registry))
+        box.append(window)
         qtbot.addWidget(window)
         window.show()
         made.append((window, inference, store))
@@ -48,6 +57,7 @@ def make_window(qtbot: QtBot, bundled_model_path: object) -> Iterator[Callable[.
     yield make
     for window, inference, store in made:
         window.controller.stop()
+        window.shutdown_services()
         inference.shutdown()
         store.close()
 
@@ -255,3 +265,75 @@ def test_long_conversation_opens_on_its_latest_page_and_loads_older(
     assert added > 0 and window.messages.rowCount() == shown + added
     assert window.messages.row_at(0).content == f"message {300 - shown - added}"
     assert window.messages.index(0) != QModelIndex()
+
+
+def variant_of(model: object, dest: object) -> object:
+    """A second, different model file: the bundled one with one weight nibble changed
+    (the registry refuses a file it already has)."""
+    import shutil
+    from pathlib import Path
+
+    target = Path(str(dest))
+    shutil.copyfile(str(model), target)
+    with target.open("r+b") as fh:
+        fh.seek(-1, 2)
+        last = fh.read(1)[0]
+        fh.seek(-1, 2)
+        fh.write(bytes([last ^ 0x01]))
+    return target
+
+
+def test_switch_model_mid_chat_from_the_header(
+        qtbot: QtBot, make_window: Callable[..., MainWindow], bundled_model_path: object,
+        tmp_path: Path) -> None:
+    window = make_window()
+    other = window.ctx.registry.import_file(variant_of(bundled_model_path, tmp_path / "v.gguf"),
+                                            link=True, name="Second model")
+    window.refresh_models()
+    assert window.model_picker.count() == 2
+    assert window.model_picker.currentData() == "smollm2-135m-instruct-q4_1"
+
+    send(qtbot, window, "First question")
+    wait_reply(qtbot, window)
+    index = window.model_picker.findData(other.id)
+    with qtbot.waitSignal(window.inference.model_loaded, timeout=WAIT_MS) as loaded:
+        window.model_picker.setCurrentIndex(index)
+        window.model_picker.activated.emit(index)
+    assert loaded.args[0].model_id == other.id
+    assert window.store.get_conversation(window.current_id).model_id == other.id
+    assert "Second model" in window.status_model.text()
+
+    send(qtbot, window, "Second question")
+    wait_reply(qtbot, window)
+    replies = [m for m in window.store.messages(window.current_id) if m.role == Role.ASSISTANT]
+    assert [m.model_id for m in replies] == ["smollm2-135m-instruct-q4_1", other.id]
+    # New chats start on the model picked last.
+    window.new_conversation()
+    assert window.model_picker.currentData() == other.id
+
+
+def test_a_model_whose_file_is_gone_fails_clearly(
+        qtbot: QtBot, make_window: Callable[..., MainWindow], bundled_model_path: object,
+        tmp_path: Path) -> None:
+    copy = variant_of(bundled_model_path, tmp_path / "copy.gguf")
+    window = make_window()
+    entry = window.ctx.registry.import_file(copy, link=True, name="Vanishing model")
+    window.refresh_models()
+    window.store.update_conversation(window.current_id, model_id=entry.id)
+    copy.unlink()
+    window.refresh_models()
+    assert "file missing" in window.model_picker.currentText()
+    send(qtbot, window, "Anyone there?")
+    assert window.banner.isVisible() and "is gone" in window.banner.label.text()
+    assert window.store.messages(window.current_id) == []
+
+
+def test_models_window_is_built_on_first_use_and_lists_the_bundled_model(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    assert window.models_window is None, "nothing of the model manager starts with the app"
+    window.show_models()
+    assert window.models_window is not None and window.models_window.isVisible()
+    installed = window.models_window.page.installed
+    names = [installed.topLevelItem(i).text(0) for i in range(installed.topLevelItemCount())]
+    assert names == ["SmolLM2 135M Instruct (Q4_1)"]

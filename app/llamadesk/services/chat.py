@@ -8,7 +8,6 @@ as stopped). Errors never become chat messages: they travel as ``reply_failed``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -17,12 +16,10 @@ from llamadesk.core.conversation import Conversation, Message, Role
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
 from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.services.inference import InferenceService, ModelSpec
+from llamadesk.services.resolver import ModelResolver
 
 log = logging.getLogger(__name__)
 
-#: Turns a conversation's model id (None: the default model) and context length into
-#: the model to load. Raises LookupError with a readable reason for unknown models.
-ModelResolver = Callable[[str | None, int], ModelSpec]
 
 TITLE_LENGTH = 48
 

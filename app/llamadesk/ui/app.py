@@ -14,8 +14,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from llamadesk import APP_NAME, __version__
+from llamadesk.core.catalog import CatalogError, ModelCatalog
 from llamadesk.core.paths import app_paths, resources_dir
-from llamadesk.core.settings import load_settings
+from llamadesk.core.registry import ModelRegistry
+from llamadesk.core.settings import AppSettings, load_settings
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
@@ -52,17 +54,25 @@ def build_window(app: QApplication) -> MainWindow | None:
         log.error("%s", exc)
         QMessageBox.critical(None, APP_NAME, str(exc))
         return None
+    try:
+        catalog: ModelCatalog | None = ModelCatalog.load()
+    except CatalogError as exc:  # the app still works with what is installed
+        log.error("the model catalog is unreadable: %s", exc)
+        catalog = None
+    registry = ModelRegistry(paths, catalog)
     inference = InferenceService()
     window: MainWindow | None = None
 
-    def current_settings() -> object:
+    def current_settings() -> AppSettings:
         return window.ctx.settings if window is not None else settings
 
-    controller = ChatController(store, inference, make_resolver(current_settings))  # type: ignore[arg-type]
+    controller = ChatController(store, inference, make_resolver(current_settings, registry))
     window = MainWindow(AppContext(paths, store, inference, controller,
-                                   controller.resolve_model, settings))
+                                   controller.resolve_model, settings, registry))
 
     def shutdown() -> None:
+        if window is not None:
+            window.shutdown_services()
         inference.shutdown()
         store.close()
         log.info("%s closed", APP_NAME)

@@ -4,12 +4,13 @@ the right. Thin: it binds models to views and forwards intent to the services.""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -25,18 +26,24 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk import APP_NAME
+from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.fit import FitLabel, MemoryBudget, estimate_fit
+from llamadesk.core.hardware import probe
 from llamadesk.core.paths import AppPaths
-from llamadesk.core.settings import AppSettings, save_settings
+from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
+from llamadesk.core.settings import GPU_LAYERS_NONE, AppSettings, save_settings
 from llamadesk.core.store import ConversationStore
-from llamadesk.services.chat import ChatController, ModelResolver
-from llamadesk.services.engine import ModelInfo
+from llamadesk.services.chat import ChatController
+from llamadesk.services.engine import ModelInfo, supports_gpu_offload
 from llamadesk.services.inference import InferenceService, ModelState
+from llamadesk.services.resolver import ModelResolver
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
 from llamadesk.ui.dialogs import AboutDialog, PreferencesDialog
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MODEL_NAMES, MessageView
+from llamadesk.ui.models_window import ModelsWindow
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,7 @@ class AppContext:
     controller: ChatController
     resolve_model: ModelResolver
     settings: AppSettings
+    registry: ModelRegistry
 
 
 class ErrorBanner(QWidget):
@@ -129,8 +137,17 @@ class MainWindow(QMainWindow):
         self.title_label = QLabel()
         self.title_label.setObjectName("chatTitle")
         self.title_label.setStyleSheet("#chatTitle { font-size: 15px; font-weight: 600; }")
-        self.model_label = QLabel()
-        self.model_label.setEnabled(False)
+        self.model_picker = QComboBox()
+        self.model_picker.setAccessibleName("Model")
+        self.model_picker.setToolTip("The model that answers in this chat; switching keeps "
+                                     "the conversation")
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_picker.activated.connect(self._on_model_picked)
+        self.models_button = QToolButton()
+        self.models_button.setText("Models…")
+        self.models_button.setToolTip("Find, download and manage models (Ctrl+M)")
+        self.models_button.clicked.connect(self.show_models)
+        self.models_window: ModelsWindow | None = None
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setCheckable(True)
@@ -138,7 +155,8 @@ class MainWindow(QMainWindow):
         header = QHBoxLayout()
         header.addWidget(self.title_label)
         header.addStretch(1)
-        header.addWidget(self.model_label)
+        header.addWidget(self.model_picker)
+        header.addWidget(self.models_button)
         header.addWidget(self.settings_button)
 
         self.messages = MessageListModel(self)
@@ -197,6 +215,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect_services()
+        self.refresh_models()
         self._on_state_changed(self.inference.state)
         self._restore()
 
@@ -223,6 +242,8 @@ class MainWindow(QMainWindow):
         chat.addSeparator()
         self._action(chat, "Focus the &message box", self.composer.setFocus, "Ctrl+L")
         self._action(chat, "Chat &settings", self.settings_button.toggle, "Ctrl+Shift+S")
+        models = menus.addMenu("&Models")
+        self._action(models, "&Manage models…", self.show_models, "Ctrl+M")
         settings = menus.addMenu("&Settings")
         # Explicit: the platform's "Preferences" key is empty on some Linux desktops.
         self._action(settings, "&Preferences…", self.show_preferences, "Ctrl+,")
@@ -323,6 +344,7 @@ class MainWindow(QMainWindow):
                 self.messages.append_reply_text(live)
         self.message_view.scroll_to_end()
         self.title_label.setText(conversation.title)
+        self._show_model_of(conversation)
         self.settings_panel.show_conversation(conversation)
         self.store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         self._sync_send_button()
@@ -458,8 +480,6 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         MODEL_NAMES[info.model_id] = info.name
         self.status_model.setText(f"{info.name} · context {info.n_ctx:,}")
-        self.model_label.setText(info.name)
-        self.model_label.setToolTip(info.path)
         if info.template_warning:
             self.banner.show_message(f"This model's chat template is broken: "
                                      f"{info.template_warning}")
@@ -468,6 +488,83 @@ class MainWindow(QMainWindow):
     def _on_model_load_failed(self, reason: str) -> None:
         self.status_model.setText("No model")
         self.banner.show_message(f"The model could not be loaded: {reason}")
+
+    # -- models --------------------------------------------------------------------------
+    def model_of(self, conversation: Conversation | None) -> str:
+        """The id of the model that answers in ``conversation``."""
+        if conversation is not None and conversation.model_id:
+            return conversation.model_id
+        return self.ctx.settings.model_id or bundled.manifest().id
+
+    def refresh_models(self) -> None:
+        """Fill the model picker from the registry."""
+        try:
+            entries = self.ctx.registry.models()
+        except RegistryError as exc:
+            self.banner.show_message(str(exc))
+            entries = []
+        self._entries = {e.id: e for e in entries}
+        self.model_picker.blockSignals(True)
+        self.model_picker.clear()
+        for entry in entries:
+            label = entry.name if entry.available else f"{entry.name} (file missing)"
+            self.model_picker.addItem(label, entry.id)
+            MODEL_NAMES[entry.id] = entry.name
+        self.model_picker.blockSignals(False)
+        self._show_model_of(self.current_conversation())
+
+    def _show_model_of(self, conversation: Conversation | None) -> None:
+        index = self.model_picker.findData(self.model_of(conversation))
+        self.model_picker.blockSignals(True)
+        self.model_picker.setCurrentIndex(index)
+        self.model_picker.blockSignals(False)
+
+    def _fits(self, entry: ModelEntry, n_ctx: int) -> bool:
+        """Ask before loading a model that will not fit in memory."""
+        gpu = supports_gpu_offload() and self.ctx.settings.hardware.gpu_layers != GPU_LAYERS_NONE
+        estimate = estimate_fit(entry.size, entry.shape, n_ctx,
+                                MemoryBudget.from_hardware(probe()), gpu_offload=gpu)
+        if estimate.label != FitLabel.WONT_FIT:
+            return True
+        answer = QMessageBox.question(
+            self, "This model may not fit",
+            f"{entry.name}: {estimate.explanation}\n\nLoading it may make this computer "
+            "very slow or fail. Load it anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot(int)
+    def _on_model_picked(self, index: int) -> None:
+        model_id = self.model_picker.itemData(index)
+        conversation = self.current_conversation()
+        if conversation is None or not model_id or model_id == self.model_of(conversation):
+            return
+        entry = self._entries.get(model_id)
+        if entry is None or not self._fits(entry, conversation.params.n_ctx):
+            self._show_model_of(conversation)
+            return
+        # The chat switches model from its next reply on; new chats use it too.
+        self.store.update_conversation(conversation.id, model_id=model_id)
+        self.ctx.settings = replace(self.ctx.settings, model_id=model_id)
+        try:
+            save_settings(self.ctx.paths.settings_file, self.ctx.settings)
+        except OSError as exc:
+            log.warning("could not save the default model: %s", exc)
+        self.preload_model()
+
+    def show_models(self) -> None:
+        """Open the Models window (built on first use)."""
+        if self.models_window is None:
+            self.models_window = ModelsWindow(self.ctx.paths, self.ctx.registry,
+                                              self.ctx.settings.defaults.n_ctx, self)
+            self.models_window.page.models_changed.connect(self.refresh_models)
+        self.models_window.show()
+        self.models_window.raise_()
+        self.models_window.activateWindow()
+
+    def shutdown_services(self) -> None:
+        """Stop the workers this window started (the Models window's)."""
+        if self.models_window is not None:
+            self.models_window.shutdown()
 
     # -- dialogs -------------------------------------------------------------------------
     def show_preferences(self) -> None:
