@@ -6,8 +6,9 @@
 1. the project's set-up (tools/dev.py setup: .venv, dependencies, the bundled model);
 2. the ``packaging`` extra from pyproject.toml into .venv (PyInstaller, Pillow, actionlint);
 3. on Debian/Ubuntu as root: the system tools the tests use (nsis for makensis,
-   shellcheck for actionlint's script checks, desktop-file-utils) and the libraries the
-   .deb depends on, so that ``dpkg -i`` can install it;
+   shellcheck for actionlint's script checks, desktop-file-utils, xvfb for the window
+   on a real X server) and the libraries the .deb depends on, so that ``dpkg -i`` can
+   install it;
 4. ``packaging/build.py`` once (bundle + .deb, gzip to keep it quick), into
    artifacts/packaging/ (sizes.json, and the GUI screenshot once the tests ran);
 5. ``pytest tests/packaging -m packaging`` with LLAMADESK_PACKAGING_OUT pointing at that
@@ -31,7 +32,8 @@ VENV_BIN = ROOT / ".venv" / ("Scripts" if os.name == "nt" else "bin")
 PY = VENV_BIN / ("python.exe" if os.name == "nt" else "python")
 OUT = ROOT / "artifacts" / "packaging"
 APT_TOOLS = {"makensis": "nsis", "shellcheck": "shellcheck",
-             "desktop-file-validate": "desktop-file-utils", "dpkg-deb": "dpkg"}
+             "desktop-file-validate": "desktop-file-utils", "dpkg-deb": "dpkg",
+             "xvfb-run": "xvfb", "xauth": "xauth"}
 
 
 def run(cmd: list[str | os.PathLike[str]], **kwargs: object) -> None:

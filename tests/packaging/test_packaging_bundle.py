@@ -111,3 +111,25 @@ def test_sizes_are_recorded_and_the_installer_is_within_the_goal(sizes: dict[str
     for installer in sizes["installers"]:
         assert Path(installer["path"]).stat().st_size == installer["bytes"]
         assert installer["bytes"] <= sizes["goal_bytes"], installer
+
+
+@pytest.mark.skipif(not LINUX, reason="X11 (xcb) is the Linux desktop's platform plugin")
+def test_frozen_window_opens_on_an_x_server(bundle: Path, packaging_out: Path,
+                                            tmp_path: Path) -> None:
+    """The real xcb platform plugin, under Xvfb: catches the system libraries it needs
+    (the .deb's Depends) and the ones the spec must not drop."""
+    xvfb_run = shutil.which("xvfb-run")
+    if not xvfb_run:
+        pytest.fail("xvfb-run not found (Debian: apt-get install xvfb xauth; "
+                    "packaging/check.py does)")
+    shot = tmp_path / "main-window-xcb.png"
+    env = {**bare_env(tmp_path), "QT_QPA_PLATFORM": "xcb"}
+    result = subprocess.run([xvfb_run, "-a", "-s", "-screen 0 1280x800x24",
+                             str(executable(bundle)), "--screenshot", str(shot)],
+                            env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=240, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Could not load the Qt platform plugin" not in output
+    assert shot.is_file(), output
+    shutil.copy2(shot, packaging_out / "main-window-xcb.png")
