@@ -7,8 +7,8 @@
 2. the ``packaging`` extra from pyproject.toml into .venv (PyInstaller, Pillow, actionlint);
 3. on Debian/Ubuntu as root: the system tools the tests use (nsis for makensis,
    shellcheck for actionlint's script checks, desktop-file-utils, xvfb for the window
-   on a real X server) and the libraries the .deb depends on, so that ``dpkg -i`` can
-   install it;
+   on a real X server, dbus and gnome-keyring for the keyring) and the libraries the
+   .deb depends on, so that ``dpkg -i`` can install it;
 4. ``packaging/build.py`` once (bundle + .deb, gzip to keep it quick), into
    artifacts/packaging/ (sizes.json, and the GUI screenshot once the tests ran);
 5. ``pytest tests/packaging -m packaging`` with LLAMADESK_PACKAGING_OUT pointing at that
@@ -33,7 +33,8 @@ PY = VENV_BIN / ("python.exe" if os.name == "nt" else "python")
 OUT = ROOT / "artifacts" / "packaging"
 APT_TOOLS = {"makensis": "nsis", "shellcheck": "shellcheck",
              "desktop-file-validate": "desktop-file-utils", "dpkg-deb": "dpkg",
-             "xvfb-run": "xvfb", "xauth": "xauth"}
+             "xvfb-run": "xvfb", "xauth": "xauth", "dbus-run-session": "dbus",
+             "gnome-keyring-daemon": "gnome-keyring"}
 
 
 def run(cmd: list[str | os.PathLike[str]], **kwargs: object) -> None:

@@ -133,3 +133,35 @@ def test_frozen_window_opens_on_an_x_server(bundle: Path, packaging_out: Path,
     assert "Could not load the Qt platform plugin" not in output
     assert shot.is_file(), output
     shutil.copy2(shot, packaging_out / "main-window-xcb.png")
+
+
+@pytest.mark.skipif(not LINUX, reason="the Secret Service keyring is Linux's")
+def test_frozen_app_keeps_a_token_in_the_system_keyring(bundle: Path, tmp_path: Path) -> None:
+    """keyring finds its backends through entry-point metadata: if the bundle lost it,
+    the token would stay in memory only. Here a real Secret Service (gnome-keyring, on
+    a private D-Bus session) keeps it between two runs of the frozen app."""
+    for tool, package in (("dbus-run-session", "dbus"),
+                          ("gnome-keyring-daemon", "gnome-keyring")):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} not found (Debian: apt-get install {package}; "
+                        "packaging/check.py does)")
+    home = tmp_path / "home"
+    (home / ".cache").mkdir(parents=True)
+    (home / ".local" / "share" / "keyrings").mkdir(parents=True)
+    script = tmp_path / "keyring.sh"
+    exe = executable(bundle)
+    script.write_text(
+        "set -e\n"
+        # an unlocked login keyring, so nothing prompts for a password
+        'eval "$(printf \'test\\n\' | gnome-keyring-daemon --unlock --components=secrets)"\n'
+        "export GNOME_KEYRING_CONTROL\n"
+        f"echo hf_packagingtest0123456789abcdefghij | '{exe}' models token set\n"
+        f"'{exe}' models token status\n"
+        f"'{exe}' models token clear\n", encoding="utf-8")
+    env = {**bare_env(home), "HOME": str(home)}
+    result = subprocess.run(["dbus-run-session", "--", "bash", str(script)], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Token saved in the system keyring." in result.stdout, result.stdout
+    assert "set, from the system keyring" in result.stdout, result.stdout
