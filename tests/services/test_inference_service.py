@@ -197,3 +197,18 @@ def test_switching_models_unloads_the_old_one(
     qtbot.waitUntil(lambda: rec.ended(job), timeout=WAIT_MS)
     _kind, result = rec.final(job)
     assert isinstance(result, GenerationResult) and result.model_id == "other-name"
+
+
+@pytest.mark.parametrize(("flash_attn", "kv"), [(True, "q8_0"), (False, "q8_0"), (True, "f16")])
+def test_context_cache_types_load_and_answer(
+        service: InferenceService, spec: ModelSpec, qtbot: QtBot, flash_attn: bool,
+        kv: str) -> None:
+    # q8_0 needs flash attention; without it the engine falls back to f16 by itself.
+    options = LoadOptions(n_ctx=1024, n_threads=2, flash_attn=flash_attn, kv_cache_type=kv)
+    rec = Recorder(service)
+    job = service.generate(ask("Say hello.", params=SamplingParams(max_tokens=8, seed=1)),
+                           ModelSpec(spec.path, "kv", options))
+    qtbot.waitUntil(lambda: rec.ended(job), timeout=WAIT_MS)
+    kind, result = rec.final(job)
+    assert kind == "finished", result
+    assert isinstance(result, GenerationResult) and result.text

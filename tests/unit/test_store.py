@@ -611,3 +611,16 @@ def test_committed_writes_survive_an_unclosed_store(db_path: Path) -> None:
     finally:
         con.close()
         s.close()
+
+
+def test_search_lists_newest_first_and_stops_at_the_limit(store: ConversationStore) -> None:
+    a = store.create_conversation("a")
+    b = store.create_conversation("b")
+    ids = []
+    for i in range(6):
+        conversation = a if i % 2 == 0 else b
+        ids.append(store.add_message(conversation.id, Role.USER, f"llama number {i}").id)
+    store.add_message(a.id, Role.USER, "alpaca only")
+    found = store.search("llama", limit=4)
+    assert [m.id for m in found] == list(reversed(ids))[:4]
+    assert {m.conversation_id for m in store.search("llama")} == {a.id, b.id}

@@ -22,12 +22,16 @@ GPU_LAYERS_NONE = "none"
 @dataclass(frozen=True)
 class HardwareSettings:
     """How llama.cpp uses the machine. ``n_threads`` 0 means one per physical core;
-    ``gpu_layers`` is auto / all / none or a number of layers."""
+    ``gpu_layers`` is auto / all / none or a number of layers; ``kv_cache_type`` is
+    ``q8_0`` or ``f16`` (q8_0 applies only with flash attention)."""
 
     n_threads: int = 0
     gpu_layers: str = GPU_LAYERS_AUTO
-    flash_attn: bool = False
+    # On by default: same speed here, a much smaller compute buffer, and it allows the
+    # 8-bit context cache, which halves the cache's memory with no visible loss.
+    flash_attn: bool = True
     n_batch: int = 512
+    kv_cache_type: str = "q8_0"
 
     def threads(self) -> int:
         """The thread count to use."""

@@ -298,14 +298,18 @@ class ConversationStore:
         return [_message(r) for r in rows]
 
     def search(self, query: str, limit: int = 50) -> list[Message]:
-        """Messages whose text matches ``query`` (every word, as a prefix), best first."""
+        """Messages whose text matches ``query`` (every word, as a prefix), newest first.
+
+        Newest-first lets SQLite stop after ``limit`` matches; ranking by relevance
+        scores every match first, which took half a second for a common word over
+        100,000 messages."""
         terms = [t.replace('"', '""') for t in query.split()]
         if not terms:
             return []
         match = " ".join(f'"{t}"*' for t in terms)
         rows = self._db.execute(
             "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid "
-            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+            "WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
             (match, limit),
         ).fetchall()
         return [_message(r) for r in rows]

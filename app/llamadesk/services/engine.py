@@ -65,8 +65,13 @@ class LoadOptions:
     n_ctx: int = 4096
     n_threads: int = 4
     n_gpu_layers: int = 0
-    flash_attn: bool = False
+    flash_attn: bool = True
     n_batch: int = 512
+    kv_cache_type: str = "q8_0"  # or "f16"; quantised only with flash attention
+
+
+#: llama.cpp's names for the KV cache types we offer.
+KV_CACHE_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,9 @@ class LlamaEngine:
         if magic != b"GGUF":
             raise EngineError(f"{file.name} is not a GGUF model file (it does not start with "
                               "the GGUF signature). Download or convert a .gguf file.")
+        # llama.cpp needs flash attention for a quantised V cache.
+        kv_name = options.kv_cache_type if options.flash_attn else "f16"
+        kv_type = KV_CACHE_TYPES.get(kv_name, llama_cpp.GGML_TYPE_F16)
         started = time.perf_counter()
         try:
             llm = llama_cpp.Llama(
@@ -237,6 +245,8 @@ class LlamaEngine:
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
                 flash_attn=options.flash_attn,
+                type_k=kv_type,
+                type_v=kv_type,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -266,9 +276,9 @@ class LlamaEngine:
             load_seconds=elapsed,
             options=options,
         )
-        log.info("loaded %s in %.2fs (n_ctx=%d, threads=%d, gpu_layers=%d, flash_attn=%s)",
-                 file.name, elapsed, options.n_ctx, options.n_threads, options.n_gpu_layers,
-                 options.flash_attn)
+        log.info("loaded %s in %.2fs (n_ctx=%d, threads=%d, gpu_layers=%d, flash_attn=%s, "
+                 "kv=%s)", file.name, elapsed, options.n_ctx, options.n_threads,
+                 options.n_gpu_layers, options.flash_attn, kv_name)
         return self._info
 
     def unload(self) -> None:

@@ -20,6 +20,7 @@ def load_options(settings: AppSettings, n_ctx: int) -> LoadOptions:
         n_gpu_layers=hw.n_gpu_layers(supports_gpu_offload()),
         flash_attn=hw.flash_attn,
         n_batch=hw.n_batch,
+        kv_cache_type=hw.kv_cache_type,
     )
 
 

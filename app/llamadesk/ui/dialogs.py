@@ -70,6 +70,12 @@ class PreferencesDialog(QDialog):
 
         self.flash_attn = QCheckBox("Use flash attention")
         self.flash_attn.setChecked(hw.flash_attn)
+        self.compact_cache = QCheckBox("Compact context cache (8-bit; half the memory)")
+        self.compact_cache.setToolTip("Stores the conversation's context in 8 bits instead "
+                                      "of 16. Needs flash attention.")
+        self.compact_cache.setChecked(hw.kv_cache_type == "q8_0")
+        self.flash_attn.toggled.connect(self.compact_cache.setEnabled)
+        self.compact_cache.setEnabled(hw.flash_attn)
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(256, 131072)
         self.n_ctx.setSingleStep(256)
@@ -81,6 +87,7 @@ class PreferencesDialog(QDialog):
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("", self.gpu_reason)
         form.addRow("", self.flash_attn)
+        form.addRow("", self.compact_cache)
         form.addRow("Default context length", self.n_ctx)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -103,7 +110,9 @@ class PreferencesDialog(QDialog):
         mode = self.gpu_mode.currentData()
         gpu = str(self.gpu_layers.value()) if mode == "n" else str(mode)
         settings = with_hardware(self._settings, n_threads=self.threads.value(),
-                                 gpu_layers=gpu, flash_attn=self.flash_attn.isChecked())
+                                 gpu_layers=gpu, flash_attn=self.flash_attn.isChecked(),
+                                 kv_cache_type="q8_0" if self.compact_cache.isChecked()
+                                 else "f16")
         from dataclasses import replace
 
         return replace(settings, defaults=replace(settings.defaults, n_ctx=self.n_ctx.value()))
