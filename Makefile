@@ -1,7 +1,7 @@
 # Thin wrappers over tools/dev.py, which works the same on Windows (py tools\dev.py ...).
 PYTHON ?= python3
 
-.PHONY: run test bench setup
+.PHONY: run test bench setup package-test
 run:
 	$(PYTHON) tools/dev.py run
 test:
@@ -10,3 +10,5 @@ bench:
 	$(PYTHON) tools/dev.py bench
 setup:
 	$(PYTHON) tools/dev.py setup
+package-test:
+	$(PYTHON) packaging/check.py

@@ -2,8 +2,9 @@
 
 These tests are slow (a PyInstaller build, a .deb installed into this machine), so they
 run as their own CI step, ``python3 packaging/check.py``, which builds once and points
-LLAMADESK_PACKAGING_OUT at the result. In the ordinary test run they are skipped; select
-them with ``-m packaging`` (without LLAMADESK_PACKAGING_OUT the fixture builds itself).
+LLAMADESK_PACKAGING_OUT at the result. The ordinary test run deselects them (they are
+not skipped: they run, in that step); select them with ``-m packaging`` (without
+LLAMADESK_PACKAGING_OUT the fixture builds itself).
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ OUT_ENV = "LLAMADESK_PACKAGING_OUT"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the packaging tests unless the run selects them with ``-m packaging``."""
+    """Leave the packaging tests to their own CI step unless ``-m packaging`` asks."""
     if "packaging" in (config.getoption("-m") or ""):
         return
-    skip = pytest.mark.skip(reason="installer tests run in their own step: "
-                                   "python3 packaging/check.py")
-    for item in items:
-        if item.get_closest_marker("packaging"):
-            item.add_marker(skip)
+    kept = [item for item in items if not item.get_closest_marker("packaging")]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(
+            items=[item for item in items if item.get_closest_marker("packaging")])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

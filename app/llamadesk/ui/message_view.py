@@ -13,6 +13,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QPainter,
     QPalette,
+    QTextCursor,
     QTextDocument,
 )
 from PySide6.QtWidgets import (
@@ -68,6 +69,9 @@ class MessageDelegate(QStyledItemDelegate):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._docs: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
+        self._live_doc: QTextDocument | None = None
+        self._live_row: ChatRow | None = None
+        self._live_len = 0
 
     def _text_width(self, row: ChatRow, view_width: int) -> int:
         width = min(view_width - 2 * MARGIN - 2 * PADDING, MAX_TEXT_WIDTH)
@@ -78,6 +82,8 @@ class MessageDelegate(QStyledItemDelegate):
     def document(self, row: ChatRow, view_width: int) -> QTextDocument:
         """The laid-out document for ``row`` at this view width (cached)."""
         width = self._text_width(row, view_width)
+        if row.streaming:
+            return self._live_document(row, width)
         key = (*row.key, width)
         doc = self._docs.get(key)
         if doc is not None:
@@ -92,17 +98,33 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setHtml(to_html(row.content))
         doc.setTextWidth(width)
         self._docs[key] = doc
-        if row.streaming:
-            # Older versions of the live row are never painted again.
-            for stale in [k for k in self._docs if k[0] == "live" and k != key]:
-                del self._docs[stale]
         while len(self._docs) > CACHE_SIZE:
             self._docs.popitem(last=False)
+        return doc
+
+    def _live_document(self, row: ChatRow, width: int) -> QTextDocument:
+        # The reply being written grows by appending plain text at the end, so each
+        # batch costs the same however long the reply already is; it is rendered as
+        # Markdown once, when it is stored.
+        doc = self._live_doc
+        if doc is None or self._live_row is not row or len(row.content) < self._live_len:
+            doc = QTextDocument()
+            doc.setDocumentMargin(0)
+            doc.setPlainText(row.content)
+            self._live_doc, self._live_row = doc, row
+        elif len(row.content) > self._live_len:
+            cursor = QTextCursor(doc)
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(row.content[self._live_len:])
+        self._live_len = len(row.content)
+        if doc.textWidth() != width:
+            doc.setTextWidth(width)
         return doc
 
     def clear_cache(self) -> None:
         """Forget every rendered document (after a palette or font change)."""
         self._docs.clear()
+        self._live_doc = self._live_row = None
 
     def _header_height(self, option: QStyleOptionViewItem) -> int:
         return int(option.fontMetrics.height() * 0.9) + HEADER_GAP
