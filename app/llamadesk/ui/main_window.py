@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -43,8 +44,10 @@ from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListM
 from llamadesk.ui.dialogs import AboutDialog, PreferencesDialog
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MODEL_NAMES, MessageView
-from llamadesk.ui.models_window import ModelsWindow
 from llamadesk.ui.settings_panel import ChatSettingsPanel
+
+if TYPE_CHECKING:
+    from llamadesk.ui.models_window import ModelsWindow
 
 log = logging.getLogger(__name__)
 
@@ -554,6 +557,9 @@ class MainWindow(QMainWindow):
     def show_models(self) -> None:
         """Open the Models window (built on first use)."""
         if self.models_window is None:
+            # Imported here: the Hub client is heavy, and start-up should not pay for it.
+            from llamadesk.ui.models_window import ModelsWindow
+
             self.models_window = ModelsWindow(self.ctx.paths, self.ctx.registry,
                                               self.ctx.settings.defaults.n_ctx, self)
             self.models_window.page.models_changed.connect(self.refresh_models)
