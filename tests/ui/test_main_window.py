@@ -337,3 +337,28 @@ def test_models_window_is_built_on_first_use_and_lists_the_bundled_model(
     installed = window.models_window.page.installed
     names = [installed.topLevelItem(i).text(0) for i in range(installed.topLevelItemCount())]
     assert names == ["SmolLM2 135M Instruct (Q4_1)"]
+
+
+def test_search_across_chats_opens_the_matching_conversation(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window()
+    first = window.current_id
+    window.store.add_message(first, Role.USER, "We talked about alpacas and their wool.")
+    window.new_conversation()
+    second = window.current_id
+    window.store.add_message(second, Role.USER, "Something else entirely: lighthouses.")
+    assert window.current_id == second
+
+    qtbot.keyClicks(window.search_box, "alpac")
+    qtbot.waitUntil(lambda: window.sidebar_stack.currentWidget() is window.results_view,
+                    timeout=5_000)
+    assert window.search_results.rowCount() == 1
+    hit = window.search_results.index(0)
+    assert "alpacas" in hit.data()
+    window.results_view.activated.emit(hit)
+    assert window.current_id == first
+    assert window.messages.row_at(0).content.startswith("We talked about alpacas")
+
+    window.search_box.clear()
+    qtbot.waitUntil(lambda: window.sidebar_stack.currentWidget() is window.conversation_view,
+                    timeout=5_000)

@@ -17,3 +17,12 @@ def test_raw_html_is_escaped() -> None:
     html = to_html('<img src="http://example.invalid/x.png"> <script>alert(1)</script>')
     assert "<img" not in html and "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_search_snippet_centres_on_the_match() -> None:
+    from llamadesk.ui.search import snippet
+
+    text = "word " * 60 + "alpaca wool is warm " + "tail " * 60
+    piece = snippet(text, "alpaca", width=40)
+    assert "alpaca" in piece and piece.startswith("…") and piece.endswith("…")
+    assert snippet("short\n\ntext", "short") == "short text"

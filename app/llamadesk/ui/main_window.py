@@ -7,13 +7,14 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, Slot
+from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListView,
     QMainWindow,
     QMenu,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -44,6 +46,7 @@ from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListM
 from llamadesk.ui.dialogs import AboutDialog, PreferencesDialog
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MODEL_NAMES, MessageView
+from llamadesk.ui.search import ResultConversationRole, SearchResultsModel
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 if TYPE_CHECKING:
@@ -130,11 +133,34 @@ class MainWindow(QMainWindow):
         new_button = QPushButton("+  New chat")
         new_button.setToolTip("Start a new conversation (Ctrl+N)")
         new_button.clicked.connect(self.new_conversation)
+        # Search across every chat: typing swaps the list for the matching messages.
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search all chats (Ctrl+F)")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setAccessibleName("Search chats")
+        self.search_results = SearchResultsModel(self.store, self)
+        self.results_view = QListView()
+        self.results_view.setModel(self.search_results)
+        self.results_view.setAccessibleName("Search results")
+        self.results_view.setWordWrap(True)
+        self.results_view.setAlternatingRowColors(True)
+        self.results_view.activated.connect(self._open_result)
+        self.results_view.clicked.connect(self._open_result)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(self._run_search)
+        self.search_box.textChanged.connect(lambda _text: self._search_timer.start())
+        self.search_box.returnPressed.connect(self._run_search)
+        self.sidebar_stack = QStackedWidget()
+        self.sidebar_stack.addWidget(self.conversation_view)
+        self.sidebar_stack.addWidget(self.results_view)
         sidebar = QWidget()
         side_layout = QVBoxLayout(sidebar)
         side_layout.setContentsMargins(6, 6, 0, 6)
         side_layout.addWidget(new_button)
-        side_layout.addWidget(self.conversation_view, 1)
+        side_layout.addWidget(self.search_box)
+        side_layout.addWidget(self.sidebar_stack, 1)
 
         # Chat: header, messages, error banner, composer.
         self.title_label = QLabel()
@@ -244,6 +270,7 @@ class MainWindow(QMainWindow):
         self._action(chat, "&Delete…", self.delete_current, "Ctrl+Shift+Backspace")
         chat.addSeparator()
         self._action(chat, "Focus the &message box", self.composer.setFocus, "Ctrl+L")
+        self._action(chat, "Search &all chats", self.focus_search, QKeySequence.StandardKey.Find)
         self._action(chat, "Chat &settings", self.settings_button.toggle, "Ctrl+Shift+S")
         models = menus.addMenu("&Models")
         self._action(models, "&Manage models…", self.show_models, "Ctrl+M")
@@ -351,6 +378,27 @@ class MainWindow(QMainWindow):
         self.settings_panel.show_conversation(conversation)
         self.store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         self._sync_send_button()
+
+    # -- search ----------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        """Put the cursor in the search box."""
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def _run_search(self) -> None:
+        self._search_timer.stop()
+        query = self.search_box.text().strip()
+        if not query:
+            self.sidebar_stack.setCurrentWidget(self.conversation_view)
+            return
+        self.search_results.search(query)
+        self.sidebar_stack.setCurrentWidget(self.results_view)
+
+    @Slot(QModelIndex)
+    def _open_result(self, index: QModelIndex) -> None:
+        conversation_id = index.data(ResultConversationRole)
+        if conversation_id is not None:
+            self.select_conversation(int(conversation_id))
 
     def rename_current(self) -> None:
         """Edit the current conversation's title in place."""
