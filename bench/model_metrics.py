@@ -41,10 +41,13 @@ class Reference:
     """The reference runs: llama-bench when built, else llama-cpp-python directly."""
 
     def __init__(self, model: Path, threads: int, flash_attn: bool, n_ctx: int,
-                 n_batch: int, llama_bench: Path | None) -> None:
+                 n_batch: int, llama_bench: Path | None, kv_cache_type: str = "f16") -> None:
         self.model = model
         self.threads = threads
         self.flash_attn = flash_attn
+        # The app's context cache: keys as set, values too only with flash attention.
+        self.type_k = kv_cache_type
+        self.type_v = kv_cache_type if flash_attn else "f16"
         self.n_ctx = n_ctx
         self.n_batch = n_batch
         self.llama_bench = llama_bench
@@ -60,7 +63,7 @@ class Reference:
         if self.llama_bench is not None:
             from reference import run_llama_bench
 
-            args = list(extra or [])
+            args = [*(extra or []), "-ctk", self.type_k, "-ctv", self.type_v]
             if depth:
                 args += ["-d", str(depth)]
             r = run_llama_bench(self.llama_bench, self.model, threads=self.threads,

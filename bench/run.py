@@ -73,7 +73,7 @@ def _module(name: str) -> Any:
 
 
 def _reference(quick: bool, threads: int, flash_attn: bool, n_ctx: int, n_batch: int,
-               model: Path) -> Any:
+               model: Path, kv_cache_type: str = "f16") -> Any:
     from model_metrics import Reference
 
     binary = None
@@ -84,7 +84,7 @@ def _reference(quick: bool, threads: int, flash_attn: bool, n_ctx: int, n_batch:
         if binary is None:
             print("building llama-bench (once; several minutes on 2 cores)…", flush=True)
             binary = reference.build()
-    return Reference(model, threads, flash_attn, n_ctx, n_batch, binary)
+    return Reference(model, threads, flash_attn, n_ctx, n_batch, binary, kv_cache_type)
 
 
 def _report(args: argparse.Namespace, runs: int, started: float, opts: Any, model: Path,
@@ -106,6 +106,7 @@ def _report(args: argparse.Namespace, runs: int, started: float, opts: Any, mode
         "model": {"file": model.name, "bytes": model.stat().st_size,
                   "id": bundled.manifest().id},
         "app_settings": {"n_threads": opts.n_threads, "flash_attn": opts.flash_attn,
+                         "kv_cache_type": opts.kv_cache_type,
                          "n_ctx": opts.n_ctx, "n_batch": opts.n_batch,
                          "n_gpu_layers": opts.n_gpu_layers},
         "reference": reference_info,
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.quick:
                 opts = replace(opts, n_threads=1)
             ref = _reference(args.quick, opts.n_threads, opts.flash_attn, opts.n_ctx,
-                             opts.n_batch, model)
+                             opts.n_batch, model, opts.kv_cache_type)
             try:
                 harness = AppHarness(work / "home-model", settings=settings)
             except Exception as exc:

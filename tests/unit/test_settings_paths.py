@@ -40,7 +40,7 @@ def settings_file(home: Path) -> Path:
 
 def test_defaults() -> None:
     s = AppSettings()
-    assert s.hardware == HardwareSettings(n_threads=0, gpu_layers="auto", flash_attn=True,
+    assert s.hardware == HardwareSettings(n_threads=0, gpu_layers="auto", flash_attn=False,
                                           n_batch=512, kv_cache_type="q8_0")
     assert s.defaults == SamplingParams()
     assert s.default_system_prompt == "You are a helpful assistant."
@@ -116,9 +116,9 @@ def test_unknown_keys_are_ignored(settings_file: Path) -> None:
 
 def test_missing_keys_default(settings_file: Path) -> None:
     settings_file.parent.mkdir(parents=True)
-    settings_file.write_text('{"hardware": {"flash_attn": false}}', encoding="utf-8")
+    settings_file.write_text('{"hardware": {"flash_attn": true}}', encoding="utf-8")
     assert load_settings(settings_file) == AppSettings(
-        hardware=HardwareSettings(flash_attn=False))
+        hardware=HardwareSettings(flash_attn=True))
 
 
 def test_out_of_range_defaults_are_clamped_on_load(settings_file: Path) -> None:

@@ -20,11 +20,13 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -35,7 +37,7 @@ from filelock import FileLock, Timeout
 from huggingface_hub import get_session, hf_raise_for_status
 
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
-from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
+from llamadesk.core.gguf_validate import GGUFMetadata, GGUFValidationError, read_metadata
 from llamadesk.core.hub import HubClient, HubError, HubErrorKind, RemoteFile, check_repo_id
 from llamadesk.core.hub import hub_error as _hub_error
 from llamadesk.core.licences import LicenceAcceptances, LicenceNotAcceptedError
@@ -49,6 +51,9 @@ PROGRESS_INTERVAL = 0.25  # seconds: at most four progress reports a second
 SPEED_WINDOW = 3.0  # seconds of history behind the speed shown
 MAX_RETRIES = 5
 DISK_RESERVE = 50_000_000  # leave the disk a little room after the download
+SYNC_EVERY = 16 << 20  # bytes written between the fsyncs made while the file grows
+_HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at a time
+_QUEUED_BATCHES = 16  # batches waiting for the hash, at most
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 
 
@@ -349,7 +354,12 @@ class Downloader:
         state.prepare(sidecar, request)
         self._check_disk(remote.size - state.done, remote.filename)
         try:
-            state.run()
+            with state:  # closes the .part file and the helper thread before any cleanup
+                state.run()
+                # Checked while the helper thread hashes the last chunks and writes the file
+                # out; the verdict counts only once the sha256 has matched.
+                header = _read_header(part)
+                digest = state.finish()
         except DownloadCancelled:
             self.discard(request)
             log.info("download of %s cancelled", request.key)
@@ -364,7 +374,7 @@ class Downloader:
         except OSError as exc:
             raise DownloadError(DownloadErrorKind.DISK, f"Cannot write {part}: "
                                 f"{exc.strerror or exc}", resumable=True) from exc
-        return self._finish(request, entry, remote, part, dest, state.sha256())
+        return self._finish(request, entry, remote, part, dest, digest, header)
 
     def _check_disk(self, needed: int, filename: str) -> None:
         free = shutil.disk_usage(self.paths.downloads_dir).free
@@ -376,20 +386,20 @@ class Downloader:
                                 resumable=True)
 
     def _finish(self, request: DownloadRequest, entry: CatalogEntry | None, remote: RemoteFile,
-                part: Path, dest: Path, digest: str) -> ModelEntry:
+                part: Path, dest: Path, digest: str,
+                header: GGUFMetadata | GGUFValidationError) -> ModelEntry:
         if digest != remote.sha256:
             self.discard(request)
             raise DownloadError(
                 DownloadErrorKind.CHECKSUM,
                 f"{remote.filename} arrived damaged: its sha256 is {digest[:16]}…, the Hub "
                 f"published {remote.sha256[:16]}…. The bad file was deleted; try again.")
-        try:
-            meta = read_metadata(part)
-        except GGUFValidationError as exc:
+        if isinstance(header, GGUFValidationError):
             self.discard(request)
             raise DownloadError(DownloadErrorKind.INVALID,
-                                f"{exc}. The file matches the Hub's checksum, so the repo "
-                                "itself holds a broken file; it was deleted.") from exc
+                                f"{header}. The file matches the Hub's checksum, so the repo "
+                                "itself holds a broken file; it was deleted.") from header
+        meta = header
         if meta.split_count and meta.split_count > 1:
             self.discard(request)
             raise DownloadError(DownloadErrorKind.INVALID,
@@ -406,8 +416,20 @@ class Downloader:
         return self.registry.add(model)
 
 
+def _read_header(path: Path) -> GGUFMetadata | GGUFValidationError:
+    """The file's metadata, or why its GGUF header is refused."""
+    try:
+        return read_metadata(path)
+    except GGUFValidationError as exc:
+        return exc
+
+
 class _Transfer:
-    """The byte-moving half of one download: resume, stream, retry, report."""
+    """The byte-moving half of one download: resume, stream, retry, report.
+
+    Used as a context manager around ``run`` and ``finish``: it holds the .part file open
+    for appending and the helper thread that hashes and syncs it (see ``_Writeback``).
+    """
 
     def __init__(self, owner: Downloader, remote: RemoteFile, part: Path,
                  progress: ProgressCallback | None, control: DownloadControl) -> None:
@@ -420,9 +442,33 @@ class _Transfer:
         self._hash = hashlib.sha256()
         self._speed = _Speed()
         self._last_report = 0.0
+        self._out: BinaryIO | None = None
+        self._writeback: _Writeback | None = None
 
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def __enter__(self) -> _Transfer:
+        self._out = self.part.open("ab")
+        self._writeback = _Writeback(self._hash, self._out.fileno())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._writeback is not None:
+                self._writeback.close()
+        finally:
+            if self._out is not None:
+                self._out.close()
+            self._writeback = self._out = None
+
+    def _open(self) -> tuple[BinaryIO, _Writeback]:
+        if self._out is None or self._writeback is None:
+            raise RuntimeError("_Transfer used outside its with block")  # pragma: no cover
+        return self._out, self._writeback
+
+    def finish(self) -> str:
+        """Wait until every byte is hashed and on disk; return the sha256."""
+        digest = self._open()[1].wait()
+        self._report(force=True)
+        return digest
 
     def prepare(self, sidecar: Path, request: DownloadRequest) -> None:
         """Keep a partial file that belongs to the same bytes; otherwise start afresh."""
@@ -469,33 +515,32 @@ class _Transfer:
 
     def run(self) -> None:
         """Stream until the file is complete, retrying dropped connections from the
-        byte reached."""
+        byte reached; then start its final fsync (``finish`` waits for it)."""
+        out, writeback = self._open()
         failures = 0
         self._report(force=True)
-        with self.part.open("ab") as out:
-            while self.done < self.remote.size:
-                self.control.check()
-                before = self.done
-                try:
-                    self._stream(out)
-                except (httpx2.TransportError, _ShortReadError) as exc:
-                    out.flush()
-                    failures = 0 if self.done > before else failures + 1
-                    if failures > self.owner.max_retries:
-                        raise DownloadError(
-                            DownloadErrorKind.NETWORK,
-                            f"The connection to the Hub keeps failing ({type(exc).__name__}); "
-                            f"the download stopped at {format_bytes(self.done)} of "
-                            f"{format_bytes(self.remote.size)}. Resume it to continue from "
-                            "there.", resumable=True) from exc
-                    log.warning("download of %s interrupted at byte %s (%s); resuming",
-                                self.remote.filename, f"{self.done:,}", type(exc).__name__)
-                    self.control.sleep(self.owner.retry_delay * max(failures, 1))
-            out.flush()
-            os.fsync(out.fileno())
-        self._report(force=True)
+        while self.done < self.remote.size:
+            self.control.check()
+            before = self.done
+            try:
+                self._stream(out, writeback)
+            except (httpx2.TransportError, _ShortReadError) as exc:
+                out.flush()
+                failures = 0 if self.done > before else failures + 1
+                if failures > self.owner.max_retries:
+                    raise DownloadError(
+                        DownloadErrorKind.NETWORK,
+                        f"The connection to the Hub keeps failing ({type(exc).__name__}); "
+                        f"the download stopped at {format_bytes(self.done)} of "
+                        f"{format_bytes(self.remote.size)}. Resume it to continue from "
+                        "there.", resumable=True) from exc
+                log.warning("download of %s interrupted at byte %s (%s); resuming",
+                            self.remote.filename, f"{self.done:,}", type(exc).__name__)
+                self.control.sleep(self.owner.retry_delay * max(failures, 1))
+        out.flush()
+        writeback.sync()
 
-    def _stream(self, out: BinaryIO) -> None:
+    def _stream(self, out: BinaryIO, writeback: _Writeback) -> None:
         headers = self.owner.hub.headers()
         headers["Accept-Encoding"] = "identity"  # sizes and offsets must be the file's own
         start = self.done
@@ -518,7 +563,7 @@ class _Transfer:
                          self.remote.filename)
                 out.seek(0)
                 out.truncate()
-                self._hash = hashlib.sha256()
+                writeback.restart()
                 self.done = 0
             elif start and response.status_code == 206:
                 got = response.headers.get("Content-Range", "")
@@ -537,7 +582,7 @@ class _Transfer:
                                         f"bytes of {self.remote.filename}; the file was "
                                         "deleted.")
                 out.write(chunk)
-                self._hash.update(chunk)
+                writeback.update(chunk)
                 self.done += len(chunk)
                 self._report()
                 self.control.check()
@@ -547,3 +592,105 @@ class _Transfer:
 
 class _ShortReadError(Exception):
     """The response ended before the file did (a proxy closed it cleanly)."""
+
+
+_STOP = object()  # the queue item that ends the hashing thread
+
+
+class _Writeback:
+    """Two helper threads of one transfer: one hashes the chunks written, in order; the
+    other fsyncs the file every ``SYNC_EVERY`` bytes and once at the end.
+
+    sha256 releases the GIL on chunks this size, so the receiving thread goes on reading
+    the socket and writing the file while earlier chunks are hashed; on a fast link the
+    hash would otherwise set the pace. The early fsyncs have the OS write the file out
+    while it arrives, so the final one (before the file may be moved and registered) is
+    left little to write; they run apart from the hash, which they would stall. Errors
+    are raised to the receiving thread, every fsync's included: the OS reports a failed
+    write-back only once.
+    """
+
+    def __init__(self, sha: hashlib._Hash, fd: int) -> None:
+        self._sha = sha
+        self._fd = fd
+        self._queue: queue.Queue[list[bytes] | object] = queue.Queue(_QUEUED_BATCHES)
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._error: Exception | None = None
+        self._dropping = False  # set by close(): what is still queued is not worth doing
+        self._unsynced = 0
+        self._syncs: list[Future[None]] = []
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-download-sync")
+        self._hasher = threading.Thread(target=self._hash_chunks,
+                                        name="llamadesk-download-hash", daemon=True)
+        self._hasher.start()
+
+    def _hash_chunks(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if isinstance(item, list) and not self._dropping and self._error is None:
+                    self._sha.update(b"".join(item))
+            except Exception as exc:  # raised in the receiving thread, which must not hang
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+        while self._syncs and self._syncs[0].done():
+            self._syncs.pop(0).result()  # raises a failed fsync's OSError
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch, self._batched = [], 0
+
+    def update(self, chunk: bytes) -> None:
+        """Hash ``chunk`` (already written to the file) and sync now and then."""
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= _HASH_BATCH:
+            # In batches: each hand-over passes the GIL between the threads, and per
+            # 64 KiB chunk that costs more than the hash saves.
+            self._raise()
+            self._hand_over()
+        self._unsynced += len(chunk)
+        if self._unsynced >= SYNC_EVERY and not self._syncs:  # one at a time
+            self._syncs.append(self._syncer.submit(os.fsync, self._fd))
+            self._unsynced = 0
+
+    def restart(self) -> None:
+        """Forget everything hashed: the file starts again from its first byte."""
+        self._batch, self._batched = [], 0
+        self._queue.join()
+        self._raise()
+        self._sha = hashlib.sha256()
+        self._unsynced = 0
+
+    def sync(self) -> None:
+        """Start the final fsync (the file must be flushed); ``wait`` waits for it."""
+        self._hand_over()
+        self._syncs.append(self._syncer.submit(os.fsync, self._fd))
+        self._unsynced = 0
+
+    def wait(self) -> str:
+        """Wait for every queued hash and fsync; return the sha256, or raise the error of
+        a failed fsync."""
+        self._hand_over()
+        self._queue.join()
+        for future in self._syncs:
+            future.result()
+        self._syncs.clear()
+        self._raise()
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        """End the helper threads, dropping what is still queued."""
+        self._dropping = True
+        self._queue.put(_STOP)
+        self._hasher.join()
+        self._syncer.shutdown(wait=True, cancel_futures=True)

@@ -90,13 +90,26 @@ class GGUFHeader:
     tensors: tuple[TensorInfo, ...] = field(repr=False)
 
 
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+#: Bytes read from the file at a time. The header is parsed from this window, so that the
+#: tens of thousands of vocabulary strings cost a slice and an unpack each, not a read.
+_WINDOW = 1 << 20
+
+
 class _Cursor:
-    """Reads a file front to back, refusing any read that would pass its end."""
+    """Reads a file front to back, refusing any read that would pass its end.
+
+    The bytes come through a window of ``_WINDOW`` bytes read ahead; a skip only moves
+    ``pos``, and the next read past the window reads afresh from there.
+    """
 
     def __init__(self, fh: BinaryIO, size: int) -> None:
         self._fh = fh
         self.size = size
         self.pos = 0
+        self._buf = b""
+        self._base = 0  # the file offset of _buf[0]
 
     @property
     def remaining(self) -> int:
@@ -108,24 +121,42 @@ class _Cursor:
                 f"{what} at byte {self.pos:,} claims {n:,} bytes, but only "
                 f"{self.remaining:,} remain in the file (truncated or corrupt)")
 
+    def _window(self, n: int, what: str) -> int:
+        """Make the window hold bytes [pos, pos + n); return pos's index in it."""
+        index = self.pos - self._base
+        if index < 0 or index + n > len(self._buf):
+            self._fh.seek(self.pos)
+            want = min(max(n, _WINDOW), self.remaining)  # nothing past the size checked
+            buf = self._fh.read(want)
+            while len(buf) < n and (more := self._fh.read(want - len(buf))):
+                buf += more  # a short read of an unbuffered file
+            self._buf, self._base, index = buf, self.pos, 0
+            if len(buf) < n:  # the file shrank under us
+                raise GGUFValidationError(f"{what}: the file ended early at byte "
+                                          f"{self.pos:,}")
+        return index
+
     def read(self, n: int, what: str) -> bytes:
         self._need(n, what)
-        data = self._fh.read(n)
-        if len(data) != n:  # the file shrank under us
-            raise GGUFValidationError(f"{what}: the file ended early at byte {self.pos:,}")
+        index = self._window(n, what)
         self.pos += n
-        return data
+        return self._buf[index:index + n]
 
     def skip(self, n: int, what: str) -> None:
         self._need(n, what)
-        self._fh.seek(n, os.SEEK_CUR)
         self.pos += n
 
     def u32(self, what: str) -> int:
-        return int(struct.unpack("<I", self.read(4, what))[0])
+        self._need(4, what)
+        index = self._window(4, what)
+        self.pos += 4
+        return int(_U32.unpack_from(self._buf, index)[0])
 
     def u64(self, what: str) -> int:
-        return int(struct.unpack("<Q", self.read(8, what))[0])
+        self._need(8, what)
+        index = self._window(8, what)
+        self.pos += 8
+        return int(_U64.unpack_from(self._buf, index)[0])
 
     def string(self, what: str, limit: int) -> str:
         length = self.u64(f"length of {what}")
@@ -134,8 +165,28 @@ class _Cursor:
             raise GGUFValidationError(f"{what} is {length:,} bytes long (limit {limit:,})")
         return self.read(length, what).decode("utf-8", errors="replace")
 
-    def skip_string(self, what: str) -> None:
-        self.skip(self.u64(f"length of {what}"), what)
+    def skip_strings(self, count: int, key: str) -> None:
+        """Skip the ``count`` strings of array ``key``, checking each length against the
+        file: the checks of ``u64`` and ``skip`` per string, in a tight loop, for a
+        vocabulary holds tens of thousands of them."""
+        unpack = _U64.unpack_from
+        size, pos, first = self.size, self.pos, 0
+        while first < count:
+            buf, base = self._buf, self._base
+            try:
+                for i in range(first, count):
+                    length = unpack(buf, pos - base)[0]
+                    pos += 8 + length
+                    if pos > size:
+                        self.pos = pos - length
+                        self._need(length, f"string {i:,} of array {key!r}")  # raises
+                first = count
+            except struct.error:  # the next length is not (wholly) in the window
+                self.pos, first = pos, i
+                what = f"length of string {i:,} of array {key!r}"
+                self._need(8, what)
+                self._window(8, what)
+        self.pos = pos
 
 
 def _value_type(raw: int, what: str) -> GGUFValueType:
@@ -163,8 +214,7 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> GGUFValue:
         if count <= KEEP_ARRAY_ELEMENTS:
             return [_read_value(cur, etype, f"{key}[{i}]") for i in range(count)]
         if etype == GGUFValueType.STRING:
-            for i in range(count):
-                cur.skip_string(f"string {i:,} of array {key!r}")
+            cur.skip_strings(count, key)
         else:
             cur.skip(count * min_size, f"array {key!r}")
         return ArrayInfo(etype, count)
@@ -214,7 +264,7 @@ def validate_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
     path = Path(path)
     try:
         size = path.stat().st_size
-        fh = path.open("rb", buffering=1 << 20)
+        fh = path.open("rb", buffering=0)  # _Cursor reads ahead itself
     except OSError as exc:
         raise GGUFValidationError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     with fh:

@@ -65,9 +65,9 @@ class LoadOptions:
     n_ctx: int = 4096
     n_threads: int = 4
     n_gpu_layers: int = 0
-    flash_attn: bool = True
+    flash_attn: bool = False
     n_batch: int = 512
-    kv_cache_type: str = "q8_0"  # or "f16"; quantised only with flash attention
+    kv_cache_type: str = "q8_0"  # or "f16"; values are quantised only with flash attention
 
 
 #: llama.cpp's names for the KV cache types we offer.
@@ -231,9 +231,12 @@ class LlamaEngine:
         if magic != b"GGUF":
             raise EngineError(f"{file.name} is not a GGUF model file (it does not start with "
                               "the GGUF signature). Download or convert a .gguf file.")
-        # llama.cpp needs flash attention for a quantised V cache.
-        kv_name = options.kv_cache_type if options.flash_attn else "f16"
-        kv_type = KV_CACHE_TYPES.get(kv_name, llama_cpp.GGML_TYPE_F16)
+        # Keys can always be quantised; llama.cpp quantises values only with flash
+        # attention.
+        type_k = KV_CACHE_TYPES.get(options.kv_cache_type, llama_cpp.GGML_TYPE_F16)
+        type_v = type_k if options.flash_attn else llama_cpp.GGML_TYPE_F16
+        kv_name = (f"k={options.kv_cache_type}, "
+                   f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
         started = time.perf_counter()
         try:
             llm = llama_cpp.Llama(
@@ -245,8 +248,8 @@ class LlamaEngine:
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
                 flash_attn=options.flash_attn,
-                type_k=kv_type,
-                type_v=kv_type,
+                type_k=type_k,
+                type_v=type_v,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:

@@ -70,12 +70,11 @@ class PreferencesDialog(QDialog):
 
         self.flash_attn = QCheckBox("Use flash attention")
         self.flash_attn.setChecked(hw.flash_attn)
-        self.compact_cache = QCheckBox("Compact context cache (8-bit; half the memory)")
-        self.compact_cache.setToolTip("Stores the conversation's context in 8 bits instead "
-                                      "of 16. Needs flash attention.")
+        self.compact_cache = QCheckBox("Compact context cache (8-bit)")
+        self.compact_cache.setToolTip("Keeps the conversation's context in 8 bits instead "
+                                      "of 16: a quarter less memory, or half with flash "
+                                      "attention on.")
         self.compact_cache.setChecked(hw.kv_cache_type == "q8_0")
-        self.flash_attn.toggled.connect(self.compact_cache.setEnabled)
-        self.compact_cache.setEnabled(hw.flash_attn)
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(256, 131072)
         self.n_ctx.setSingleStep(256)
