@@ -227,6 +227,7 @@ class MessageView(QListView):
         self.customContextMenuRequested.connect(self._context_menu)
         self.setAccessibleName("Messages")
         self._stick_to_bottom = True
+        self._live_height = -1
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
 
@@ -246,8 +247,16 @@ class MessageView(QListView):
     # -- following the newest text --------------------------------------------------------
     def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex,
                          _roles: list[int] | None = None) -> None:
-        # The row's height may have changed: lay out again (rows are cached, so this
-        # costs little), then keep the newest text in view if the user was following.
+        # Most streamed batches extend the last line: only the row repaints (the base
+        # class does that). When the row grows a line, the list lays out again (rows
+        # are cached, so that costs little) and follows the newest text.
+        if top_left.data(MessageRole.STREAMING):
+            height = self.sizeHintForIndex(top_left).height()
+            if height == self._live_height:
+                return
+            self._live_height = height
+        else:
+            self._live_height = -1
         self._delegate.sizeHintChanged.emit(top_left)
 
     def _on_reset(self) -> None:
