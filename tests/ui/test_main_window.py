@@ -362,3 +362,41 @@ def test_search_across_chats_opens_the_matching_conversation(
     window.search_box.clear()
     qtbot.waitUntil(lambda: window.sidebar_stack.currentWidget() is window.conversation_view,
                     timeout=5_000)
+
+
+def test_regenerate_and_edit_keep_every_version(
+        qtbot: QtBot, make_window: Callable[..., MainWindow],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window(replace(SHORT, temperature=1.0, seed=-1, max_tokens=12))
+    send(qtbot, window, "Name a fruit.")
+    wait_reply(qtbot, window)
+    first_reply = window.store.messages(window.current_id)[-1]
+
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        window.message_view.regenerate_requested.emit(first_reply.id)
+        # While the new version is written, the old one is not on screen.
+        assert window.messages.rowCount() in (1, 2)
+    second_reply = done.args[1]
+    assert second_reply.id != first_reply.id and second_reply.parent_id == first_reply.parent_id
+    shown = [window.messages.row_at(i) for i in range(window.messages.rowCount())]
+    assert [r.message_id for r in shown] == [first_reply.parent_id, second_reply.id]
+    assert shown[1].alternatives == (2, 2)
+
+    window.message_view.version_requested.emit(second_reply.id, -1)
+    assert window.messages.row_at(1).message_id == first_reply.id
+    assert window.messages.row_at(1).alternatives == (1, 2)
+
+    question = window.store.get_message(first_reply.parent_id)
+    from PySide6.QtWidgets import QInputDialog
+
+    monkeypatch.setattr(QInputDialog, "getMultiLineText",
+                        lambda *a, **k: ("Name a vegetable.", True))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        window.message_view.edit_requested.emit(question.id)
+    branch = window.store.messages(window.current_id)
+    assert [m.content for m in branch][0] == "Name a vegetable."
+    assert window.messages.row_at(0).alternatives == (2, 2)
+    # Nothing was lost: the original question and both replies are still stored.
+    assert window.store.get_message(question.id) is not None
+    assert window.store.get_message(first_reply.id) is not None
+    assert window.store.get_message(second_reply.id) is not None

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import threading
@@ -53,7 +52,7 @@ MAX_RETRIES = 5
 DISK_RESERVE = 50_000_000  # leave the disk a little room after the download
 SYNC_EVERY = 16 << 20  # bytes written between the fsyncs made while the file grows
 _HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at a time
-_QUEUED_BATCHES = 16  # batches waiting for the hash, at most
+_QUEUED_BATCHES = 16  # batches waiting for the hash, at most: the memory it may hold
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 
 
@@ -428,7 +427,7 @@ class _Transfer:
     """The byte-moving half of one download: resume, stream, retry, report.
 
     Used as a context manager around ``run`` and ``finish``: it holds the .part file open
-    for appending and the helper thread that hashes and syncs it (see ``_Writeback``).
+    for appending, and the helper threads that hash and sync it (see ``_Writeback``).
     """
 
     def __init__(self, owner: Downloader, remote: RemoteFile, part: Path,
@@ -594,103 +593,81 @@ class _ShortReadError(Exception):
     """The response ended before the file did (a proxy closed it cleanly)."""
 
 
-_STOP = object()  # the queue item that ends the hashing thread
+def _hash_batch(sha: hashlib._Hash, batch: list[bytes]) -> None:
+    sha.update(b"".join(batch))
 
 
 class _Writeback:
-    """Two helper threads of one transfer: one hashes the chunks written, in order; the
+    """The helper threads of one transfer: one hashes what was written, in order; the
     other fsyncs the file every ``SYNC_EVERY`` bytes and once at the end.
 
-    sha256 releases the GIL on chunks this size, so the receiving thread goes on reading
-    the socket and writing the file while earlier chunks are hashed; on a fast link the
-    hash would otherwise set the pace. The early fsyncs have the OS write the file out
-    while it arrives, so the final one (before the file may be moved and registered) is
-    left little to write; they run apart from the hash, which they would stall. Errors
-    are raised to the receiving thread, every fsync's included: the OS reports a failed
-    write-back only once.
+    sha256 releases the GIL, so the receiving thread goes on reading the socket and
+    writing the file while earlier bytes are hashed: on a fast link the hash would
+    otherwise set the pace. Chunks go to the hash in batches of ``_HASH_BATCH`` bytes, as
+    every hand-over passes the GIL between the threads, which per 64 KiB chunk costs more
+    than hashing on a second core saves. The early fsyncs have the OS write the file out
+    while it arrives, so the final one (before the file may be moved and registered) has
+    little left to write. A failed fsync's OSError is raised to the receiving thread: the
+    OS reports a failed write-back only once, so none may go unread.
     """
 
     def __init__(self, sha: hashlib._Hash, fd: int) -> None:
         self._sha = sha
         self._fd = fd
-        self._queue: queue.Queue[list[bytes] | object] = queue.Queue(_QUEUED_BATCHES)
         self._batch: list[bytes] = []
         self._batched = 0
-        self._error: Exception | None = None
-        self._dropping = False  # set by close(): what is still queued is not worth doing
         self._unsynced = 0
-        self._syncs: list[Future[None]] = []
+        self._hashing: collections.deque[Future[None]] = collections.deque()
+        self._syncing: collections.deque[Future[None]] = collections.deque()
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-download-hash")
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-download-sync")
-        self._hasher = threading.Thread(target=self._hash_chunks,
-                                        name="llamadesk-download-hash", daemon=True)
-        self._hasher.start()
 
-    def _hash_chunks(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is _STOP:
-                    return
-                if isinstance(item, list) and not self._dropping and self._error is None:
-                    self._sha.update(b"".join(item))
-            except Exception as exc:  # raised in the receiving thread, which must not hang
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-        while self._syncs and self._syncs[0].done():
-            self._syncs.pop(0).result()  # raises a failed fsync's OSError
+    @staticmethod
+    def _settle(futures: collections.deque[Future[None]], keep: int) -> None:
+        """Take the results (raising any error) of the finished futures, and wait for the
+        oldest until at most ``keep`` remain."""
+        while futures and (len(futures) > keep or futures[0].done()):
+            futures.popleft().result()
 
     def _hand_over(self) -> None:
         if self._batch:
-            self._queue.put(self._batch)
+            self._hashing.append(self._hasher.submit(_hash_batch, self._sha, self._batch))
             self._batch, self._batched = [], 0
+        self._settle(self._hashing, _QUEUED_BATCHES)
 
     def update(self, chunk: bytes) -> None:
-        """Hash ``chunk`` (already written to the file) and sync now and then."""
+        """Hash ``chunk`` (already written to the file); now and then, sync the file."""
         self._batch.append(chunk)
         self._batched += len(chunk)
         if self._batched >= _HASH_BATCH:
-            # In batches: each hand-over passes the GIL between the threads, and per
-            # 64 KiB chunk that costs more than the hash saves.
-            self._raise()
             self._hand_over()
         self._unsynced += len(chunk)
-        if self._unsynced >= SYNC_EVERY and not self._syncs:  # one at a time
-            self._syncs.append(self._syncer.submit(os.fsync, self._fd))
-            self._unsynced = 0
+        if self._unsynced >= SYNC_EVERY:
+            self._settle(self._syncing, 1)
+            if not self._syncing:  # one at a time; a busy disk just gets fewer
+                self._syncing.append(self._syncer.submit(os.fsync, self._fd))
+                self._unsynced = 0
 
     def restart(self) -> None:
         """Forget everything hashed: the file starts again from its first byte."""
         self._batch, self._batched = [], 0
-        self._queue.join()
-        self._raise()
+        self._settle(self._hashing, 0)
         self._sha = hashlib.sha256()
-        self._unsynced = 0
 
     def sync(self) -> None:
         """Start the final fsync (the file must be flushed); ``wait`` waits for it."""
         self._hand_over()
-        self._syncs.append(self._syncer.submit(os.fsync, self._fd))
-        self._unsynced = 0
+        self._syncing.append(self._syncer.submit(os.fsync, self._fd))
 
     def wait(self) -> str:
-        """Wait for every queued hash and fsync; return the sha256, or raise the error of
-        a failed fsync."""
+        """Wait for every hash and fsync; return the sha256, or raise the OSError of a
+        failed fsync."""
         self._hand_over()
-        self._queue.join()
-        for future in self._syncs:
-            future.result()
-        self._syncs.clear()
-        self._raise()
+        self._settle(self._hashing, 0)
+        self._settle(self._syncing, 0)
         return self._sha.hexdigest()
 
     def close(self) -> None:
-        """End the helper threads, dropping what is still queued."""
-        self._dropping = True
-        self._queue.put(_STOP)
-        self._hasher.join()
+        """End the helper threads, dropping the work not yet started."""
+        self._hasher.shutdown(wait=True, cancel_futures=True)
         self._syncer.shutdown(wait=True, cancel_futures=True)

@@ -242,9 +242,12 @@ class ConversationStore:
         model_id: str | None = None,
         stats: MessageStats | None = None,
         created_at: float | None = None,
+        as_root: bool = False,
     ) -> Message:
         """Append a message in one transaction. By default it follows the current leaf
-        of the conversation, and becomes the new leaf."""
+        of the conversation; ``parent_id`` puts it after another message (a new branch
+        when that message already has a follower), ``as_root`` makes it a first message
+        (an edit of the opening message). Either way it becomes the new leaf."""
         now = time.time()
         stats = stats or MessageStats()
         with self._transaction() as db:
@@ -253,7 +256,9 @@ class ConversationStore:
             ).fetchone()
             if row is None:
                 raise KeyError(f"no conversation {conversation_id}")
-            if parent_id is None:
+            if as_root:
+                parent_id = None
+            elif parent_id is None:
                 parent_id = row["current_leaf_id"]
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at, "
@@ -296,6 +301,50 @@ class ConversationStore:
             (conversation_id,),
         ).fetchall()
         return [_message(r) for r in rows]
+
+    # -- branches ---------------------------------------------------------------------------
+    def versions(self, message_id: int) -> list[Message]:
+        """The message and its alternatives (same conversation, same parent), oldest
+        first: the versions an edit or a regeneration left."""
+        message = self.get_message(message_id)
+        if message is None:
+            return []
+        rows = self._db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+            (message.conversation_id, message.parent_id)).fetchall()
+        return [_message(r) for r in rows]
+
+    def version_counts(self, conversation_id: int) -> dict[int, tuple[int, int]]:
+        """For every message with alternatives: (its position, how many), 1-based."""
+        rows = self._db.execute(
+            "SELECT id, ROW_NUMBER() OVER w AS pos, COUNT(*) OVER w AS n FROM messages "
+            "WHERE conversation_id = ? "
+            "WINDOW w AS (PARTITION BY parent_id ORDER BY id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)",
+            (conversation_id,)).fetchall()
+        # ROW_NUMBER ignores the frame; COUNT uses the whole partition.
+        return {int(r["id"]): (int(r["pos"]), int(r["n"])) for r in rows if r["n"] > 1}
+
+    def show_branch(self, message_id: int) -> None:
+        """Make the branch through ``message_id`` the one on screen: its leaf is found
+        by following the newest follower of each message down."""
+        message = self.get_message(message_id)
+        if message is None:
+            raise KeyError(f"no message {message_id}")
+        leaf = message_id
+        while True:
+            row = self._db.execute("SELECT MAX(id) FROM messages WHERE parent_id = ?",
+                                   (leaf,)).fetchone()
+            if row is None or row[0] is None:
+                break
+            leaf = int(row[0])
+        self.set_leaf(message.conversation_id, leaf)
+
+    def set_leaf(self, conversation_id: int, message_id: int | None) -> None:
+        """Point the conversation at exactly this leaf (None: before the first message)."""
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                       (message_id, conversation_id))
 
     def search(self, query: str, limit: int = 50) -> list[Message]:
         """Messages whose text matches ``query`` (every word, as a prefix), newest first.

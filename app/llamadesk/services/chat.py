@@ -104,6 +104,46 @@ class ChatController(QObject):
         self._request_reply(conversation, spec, message)
         return message
 
+    def regenerate(self, reply_id: int) -> bool:
+        """Write a new version of a reply; the old one stays as another version.
+        Returns False when that chat is busy or the reply is unknown."""
+        reply = self.store.get_message(reply_id)
+        if reply is None or reply.role != Role.ASSISTANT or reply.parent_id is None:
+            return False
+        question = self.store.get_message(reply.parent_id)
+        if question is None or self.generating_in(reply.conversation_id):
+            return False
+        return self._answer_from(question)
+
+    def edit(self, message_id: int, text: str) -> Message | None:
+        """Store an edited copy of a user message as a new version (the original and
+        everything after it stay), and ask for a reply to it."""
+        original = self.store.get_message(message_id)
+        text = text.strip()
+        if (original is None or original.role != Role.USER or not text
+                or self.generating_in(original.conversation_id)):
+            return None
+        edited = self.store.add_message(original.conversation_id, Role.USER, text,
+                                        parent_id=original.parent_id,
+                                        as_root=original.parent_id is None)
+        self.message_added.emit(edited)
+        self._answer_from(edited)  # a failure is reported by reply_failed; the edit stays
+        return edited
+
+    def _answer_from(self, question: Message) -> bool:
+        conversation = self.store.get_conversation(question.conversation_id)
+        if conversation is None:
+            return False
+        try:
+            spec = self.resolve_model(conversation.model_id, conversation.params.n_ctx)
+        except LookupError as exc:
+            self.reply_failed.emit(conversation.id, str(exc))
+            return False
+        # The branch on screen ends at the question while its new answer is written.
+        self.store.set_leaf(conversation.id, question.id)
+        self._request_reply(conversation, spec, question)
+        return True
+
     def _request_reply(self, conversation: Conversation, spec: ModelSpec,
                        leaf: Message) -> None:
         history = tuple(self.store.messages(conversation.id))

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
@@ -191,6 +192,9 @@ class MainWindow(QMainWindow):
         self.messages = MessageListModel(self)
         self.message_view = MessageView()
         self.message_view.setModel(self.messages)
+        self.message_view.regenerate_requested.connect(self.regenerate)
+        self.message_view.edit_requested.connect(self.edit_message)
+        self.message_view.version_requested.connect(self.show_version)
         self.banner = ErrorBanner()
         self.composer = Composer()
         self.composer.submitted.connect(self._send)
@@ -366,7 +370,8 @@ class MainWindow(QMainWindow):
             self.settings_panel.show_conversation(None)
             self._sync_send_button()
             return
-        self.messages.set_messages(self.store.messages(conversation.id))
+        self.messages.set_messages(self.store.messages(conversation.id),
+                                   self.store.version_counts(conversation.id))
         if self.controller.generating_in(conversation.id):
             self.messages.begin_reply()
             live = self._live_text.get(conversation.id)
@@ -469,6 +474,41 @@ class MainWindow(QMainWindow):
             self.message_view.scroll_to_end()
         self._sync_send_button()
 
+    # -- versions (edits and regenerations keep the old branch) ----------------------------
+    @Slot(int)
+    def regenerate(self, reply_id: int) -> None:
+        """Write a new version of a reply."""
+        if self.controller.regenerate(reply_id):
+            self.open_conversation(self.current_id)
+        self._sync_send_button()
+
+    @Slot(int)
+    def edit_message(self, message_id: int) -> None:
+        """Edit a message of yours: the edit is a new version, answered afresh."""
+        original = self.store.get_message(message_id)
+        if original is None or self.controller.generating_in(original.conversation_id):
+            return
+        text, ok = QInputDialog.getMultiLineText(self, "Edit message",
+                                                 "The original stays as another version.",
+                                                 original.content)
+        if ok and text.strip() and text.strip() != original.content.strip():
+            self.controller.edit(message_id, text)
+            self.open_conversation(self.current_id)
+            self._sync_send_button()
+
+    @Slot(int, int)
+    def show_version(self, message_id: int, step: int) -> None:
+        """Show another version of a message (and the conversation that followed it)."""
+        versions = self.store.versions(message_id)
+        ids = [m.id for m in versions]
+        if message_id not in ids or (self.current_id is not None
+                                     and self.controller.generating_in(self.current_id)):
+            return
+        target = ids.index(message_id) + step
+        if 0 <= target < len(ids):
+            self.store.show_branch(ids[target])
+            self.open_conversation(self.current_id)
+
     def stop(self) -> None:
         """Stop the reply being written in this chat."""
         if self.current_id is not None:
@@ -498,7 +538,11 @@ class MainWindow(QMainWindow):
     def _on_reply_finished(self, conversation_id: int, message: Message | None) -> None:
         self._live_text.pop(conversation_id, None)
         if conversation_id == self.current_id:
-            self.messages.finish_reply(message)
+            versions = self.store.versions(message.id) if message is not None else []
+            alternatives = None
+            if len(versions) > 1:
+                alternatives = ([m.id for m in versions].index(message.id) + 1, len(versions))
+            self.messages.finish_reply(message, alternatives)
         if message is not None and message.stats.tokens_per_s:
             self.status_speed.setText(f"Last reply: {message.stats.tokens_per_s:.1f} tokens/s")
         self._sync_send_button()

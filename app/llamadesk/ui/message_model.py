@@ -37,11 +37,14 @@ class ChatRow:
     message_id: int | None = None
     streaming: bool = False
     version: int = 0  # bumped on every change of content, so caches know
+    alternatives: tuple[int, int] | None = None  # (this one, how many) after edits
 
     @classmethod
-    def from_message(cls, message: Message) -> ChatRow:
+    def from_message(cls, message: Message,
+                     alternatives: tuple[int, int] | None = None) -> ChatRow:
         """A row for a stored message."""
-        return cls(message.role, message.content, message.model_id, message.stats, message.id)
+        return cls(message.role, message.content, message.model_id, message.stats, message.id,
+                   alternatives=alternatives)
 
     @property
     def key(self) -> tuple[object, int]:
@@ -79,10 +82,14 @@ class MessageListModel(QAbstractListModel):
         return None
 
     # -- loading ----------------------------------------------------------------------
-    def set_messages(self, messages: list[Message]) -> None:
-        """Show a conversation (its most recent page)."""
+    def set_messages(self, messages: list[Message],
+                     alternatives: dict[int, tuple[int, int]] | None = None) -> None:
+        """Show a conversation (its most recent page); ``alternatives`` gives, for
+        messages with other versions, (this one, how many)."""
         self.beginResetModel()
-        rows = [ChatRow.from_message(m) for m in messages if m.role != Role.SYSTEM]
+        alt = alternatives or {}
+        rows = [ChatRow.from_message(m, alt.get(m.id)) for m in messages
+                if m.role != Role.SYSTEM]
         self._older = rows[:-PAGE_SIZE] if len(rows) > PAGE_SIZE else []
         self._rows = rows[-PAGE_SIZE:]
         self.endResetModel()
@@ -142,19 +149,20 @@ class MessageListModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
 
-    def finish_reply(self, message: Message | None) -> None:
+    def finish_reply(self, message: Message | None,
+                     alternatives: tuple[int, int] | None = None) -> None:
         """Replace the streamed row with the stored message (None: drop it)."""
         row = self.streaming_row
         if row is None:
             if message is not None:
-                self.append_message(message)
+                self._append(ChatRow.from_message(message, alternatives))
             return
         if message is None:
             self.beginRemoveRows(QModelIndex(), row, row)
             del self._rows[row]
             self.endRemoveRows()
             return
-        self._rows[row] = ChatRow.from_message(message)
+        self._rows[row] = ChatRow.from_message(message, alternatives)
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
 

@@ -45,9 +45,13 @@ MODEL_NAMES: dict[str, str] = {}
 
 def header_text(row: ChatRow) -> str:
     """The small line above a message: who wrote it, and how fast."""
+    versions = (f"version {row.alternatives[0]} of {row.alternatives[1]}"
+                if row.alternatives else None)
     if row.role == Role.USER:
-        return "You"
+        return f"You · {versions}" if versions else "You"
     parts = [MODEL_NAMES.get(row.model_id or "", row.model_id or "Assistant")]
+    if versions:
+        parts.append(versions)
     stats = row.stats
     if row.streaming:
         parts.append("writing…")
@@ -208,9 +212,16 @@ class MessageView(QListView):
 
     Signals:
         copy_requested(str): the user asked to copy a message's text.
+        regenerate_requested(int): a new version of this reply, please.
+        edit_requested(int): the user wants to edit this message.
+        version_requested(int, int): show the version of this message that is this many
+            steps away (-1 the previous, +1 the next).
     """
 
     copy_requested = Signal(str)
+    regenerate_requested = Signal(int)
+    edit_requested = Signal(int)
+    version_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -301,6 +312,22 @@ class MessageView(QListView):
             return
         menu = QMenu(self)
         menu.addAction("Copy text", lambda: self._copy(row))
+        message_id = row.message_id
+        if message_id is not None and not row.streaming:
+            if row.role == Role.ASSISTANT:
+                menu.addAction("Regenerate (keeps this version)",
+                               lambda: self.regenerate_requested.emit(message_id))
+            elif row.role == Role.USER:
+                menu.addAction("Edit… (keeps this version)",
+                               lambda: self.edit_requested.emit(message_id))
+            if row.alternatives:
+                here, count = row.alternatives
+                previous = menu.addAction("Previous version",
+                                          lambda: self.version_requested.emit(message_id, -1))
+                previous.setEnabled(here > 1)
+                following = menu.addAction("Next version",
+                                           lambda: self.version_requested.emit(message_id, 1))
+                following.setEnabled(here < count)
         menu.exec(self.viewport().mapToGlobal(pos))
 
     def _copy(self, row: ChatRow) -> None:
