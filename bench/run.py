@@ -213,7 +213,4 @@ if __name__ == "__main__":
     status = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip interpreter teardown: with Qt objects and llama.cpp's ctypes callbacks still
-    # referenced, CPython's final garbage collection can crash (none_dealloc) after the
-    # results are safely written; the exit status must be ours, not that crash's.
-    os._exit(status)
+    sys.exit(status)
