@@ -569,7 +569,9 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, state: str) -> None:
         model_state = ModelState(state)
         self.status_state.setText(STATE_LABELS[model_state])
-        self.busy.setVisible(model_state in (ModelState.LOADING, ModelState.GENERATING))
+        # Only while loading: an animated bar repaints all the time, and while a reply
+        # streams the reply itself (and the Stop button) show that work is going on.
+        self.busy.setVisible(model_state == ModelState.LOADING)
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:

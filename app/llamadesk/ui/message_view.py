@@ -246,7 +246,6 @@ class MessageView(QListView):
         """Attach a MessageListModel."""
         super().setModel(model)  # type: ignore[arg-type]
         if isinstance(model, MessageListModel):
-            model.dataChanged.connect(self._on_data_changed)
             model.modelReset.connect(self._on_reset)
 
     def message_model(self) -> MessageListModel:
@@ -256,18 +255,20 @@ class MessageView(QListView):
         return model
 
     # -- following the newest text --------------------------------------------------------
-    def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex,
-                         _roles: list[int] | None = None) -> None:
-        # Most streamed batches extend the last line: only the row repaints (the base
-        # class does that). When the row grows a line, the list lays out again (rows
-        # are cached, so that costs little) and follows the newest text.
-        if top_left.data(MessageRole.STREAMING):
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex,
+                    roles: list[int] | None = None) -> None:
+        """The reply being written changed. QListView repaints the whole viewport on
+        any dataChanged; for the live row we repaint that row alone, and lay the list
+        out again only when it grew a line (then the view follows the newest text)."""
+        if top_left == bottom_right and top_left.data(MessageRole.STREAMING):
             height = self.sizeHintForIndex(top_left).height()
             if height == self._live_height:
+                self.update(top_left)
                 return
             self._live_height = height
         else:
             self._live_height = -1
+        super().dataChanged(top_left, bottom_right, roles or [])
         self._delegate.sizeHintChanged.emit(top_left)
 
     def _on_reset(self) -> None:
