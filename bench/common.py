@@ -146,23 +146,14 @@ def repeat(runs: int, warmup: int, fn: Callable[[], float]) -> list[float]:
     return [fn() for _ in range(runs)]
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     """The machine the numbers came from."""
     import psutil
 
+    from llamadesk.core.hardware import probe
+
     return {
-        "cpu": _cpu_model(),
+        "cpu": probe().cpu_name,
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cpus": psutil.cpu_count(logical=True),
         "threads_used": threads,
