@@ -6,7 +6,8 @@ since 1.18 it no longer resumes a download across calls. The bytes go to
 ``<models>/.partial/<owner>__<repo>__<file>.part`` with a small sidecar JSON
 (``.part.json``: repo, file, commit, size, sha256, ETag). A later call, after a pause, a
 dropped connection or a restart of the app, re-hashes what is there and continues with
-an HTTP Range request from that byte.
+an HTTP Range request from that byte. The sha256 is computed on a helper thread as the
+bytes arrive, and the file is synced to disk as it grows (see ``_Writeback``).
 
 Only a file whose sha256 equals the Hub's and whose GGUF header validates is moved
 (atomically, ``os.replace``) into the models folder and registered. Anything else is
@@ -52,7 +53,7 @@ MAX_RETRIES = 5
 DISK_RESERVE = 50_000_000  # leave the disk a little room after the download
 SYNC_EVERY = 16 << 20  # bytes written between the fsyncs made while the file grows
 _HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at a time
-_QUEUED_BATCHES = 16  # batches waiting for the hash, at most: the memory it may hold
+_QUEUED_BATCHES = 16  # batches waiting for the hash, at most (the memory they may hold)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 
 
@@ -353,9 +354,9 @@ class Downloader:
         state.prepare(sidecar, request)
         self._check_disk(remote.size - state.done, remote.filename)
         try:
-            with state:  # closes the .part file and the helper thread before any cleanup
+            with state:  # closes the .part file and the helper threads before any cleanup
                 state.run()
-                # Checked while the helper thread hashes the last chunks and writes the file
+                # Checked while the helper threads hash the last chunks and write the file
                 # out; the verdict counts only once the sha256 has matched.
                 header = _read_header(part)
                 digest = state.finish()

@@ -3,10 +3,13 @@ refused when damaged, gated or hostile."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
+import os
 import shutil
+import threading
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -53,6 +56,12 @@ def _nothing_left(paths: AppPaths) -> None:
 
 def _only_bundled(paths: AppPaths) -> None:
     assert [e.source for e in ModelRegistry(paths).models()] == [ModelSource.BUNDLED]
+
+
+def _no_helper_threads() -> None:
+    # The threads that hash and sync a transfer end with it, however it ends.
+    assert [t.name for t in threading.enumerate() if t.name.startswith("llamadesk-download")] \
+        == []
 
 
 def test_full_download_is_verified_and_registered(hub_server: HubServer, paths: AppPaths,
@@ -200,6 +209,7 @@ def test_pause_then_resume_in_a_new_downloader(hub_server: HubServer, paths: App
     assert partial.request == SMOL and partial.total == SIZE
     assert SIZE // 3 < partial.done < SIZE and partial.part.stat().st_size == partial.done
     _only_bundled(paths)
+    _no_helper_threads()
 
     hub_server.rate = None
     entry = make_downloader(paths).download(SMOL)  # a fresh object, as after a restart
@@ -220,6 +230,7 @@ def test_cancel_deletes_the_partial_file(hub_server: HubServer, paths: AppPaths)
         make_downloader(paths).download(SMOL, cancel_soon, control)
     _nothing_left(paths)
     _only_bundled(paths)
+    _no_helper_threads()
 
 
 def test_server_ignoring_range_restarts_cleanly(hub_server: HubServer, paths: AppPaths) -> None:
@@ -249,6 +260,31 @@ def test_stale_partial_of_other_bytes_is_discarded(hub_server: HubServer,
          "sha256": "0" * 64}))
     downloader.download(SMOL)
     assert hub_server.downloads_of(SMOL_FILE)[-1].range_start is None
+
+
+@pytest.mark.parametrize("failing", ["early", "final"])
+def test_failed_fsync_is_a_disk_error(hub_server: HubServer, paths: AppPaths,
+                                      monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    # fsyncs run on a helper thread while the file grows, and once at the end; the OS
+    # reports a failed write-back to one fsync only, so each one's error must come through.
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if failing == "early" or os.fstat(fd).st_size == SIZE:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(DownloadError) as info:
+        make_downloader(paths).download(SMOL)
+    assert info.value.kind == DownloadErrorKind.DISK and info.value.resumable
+    assert "Input/output error" in str(info.value)
+    (partial,) = make_downloader(paths).partials()  # kept, to resume
+    assert (partial.done < SIZE) if failing == "early" else (partial.done == SIZE)
+    _only_bundled(paths)
+    _no_helper_threads()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert make_downloader(paths).download(SMOL).size == SIZE  # resumed, then verified
 
 
 def test_not_enough_disk_space(hub_server: HubServer, paths: AppPaths,

@@ -9,7 +9,9 @@ from pathlib import Path
 import gguf
 import pytest
 
+from llamadesk.core import gguf_validate
 from llamadesk.core.gguf_validate import (
+    ArrayInfo,
     GGUFValidationError,
     quantisation_name,
     read_metadata,
@@ -27,6 +29,11 @@ def _s(text: str | bytes) -> bytes:
 
 def kv_str(key: str, value: str) -> bytes:
     return _s(key) + struct.pack("<I", 8) + _s(value)
+
+
+def kv_strings(key: str, values: list[bytes], count: int | None = None) -> bytes:
+    return (_s(key) + struct.pack("<IIQ", 9, 8, len(values) if count is None else count)
+            + b"".join(_s(v) for v in values))
 
 
 def kv_u32(key: str, value: int) -> bytes:
@@ -174,6 +181,45 @@ def test_synthetic_file_is_valid(tmp_path: Path) -> None:
 ])
 def test_corrupt_headers_are_refused(tmp_path: Path, data: bytes, expected: str) -> None:
     assert expected in refused(write(tmp_path, data))
+
+
+# -- long string arrays (vocabularies): skipped in a tight loop, each length still checked ----
+@pytest.mark.parametrize("window", [9, 64, 4096])
+def test_small_read_windows_give_the_same_header(bundled_model_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 window: int) -> None:
+    # Every value, length and string then straddles a window boundary somewhere.
+    expected = validate_gguf(bundled_model_path)
+    monkeypatch.setattr(gguf_validate, "_WINDOW", window)
+    assert validate_gguf(bundled_model_path) == expected
+
+
+def test_long_string_array_across_windows(tmp_path: Path) -> None:
+    words = [b"w%d" % i for i in range(300_000)]
+    words[123_456] = b"x" * (3 << 20)  # longer than a read window: skipped, not read
+    header = validate_gguf(write(tmp_path, build(kvs=[kv_strings("tokenizer.ggml.tokens",
+                                                                 words)])))
+    assert header.metadata["tokenizer.ggml.tokens"] == ArrayInfo(gguf.GGUFValueType.STRING,
+                                                                 300_000)
+
+
+def test_string_in_a_long_array_running_past_the_end(tmp_path: Path) -> None:
+    words = [b"ab"] * 1_000
+    data = build(kvs=[kv_strings("tokens", words)])
+    at = data.index(_s(b"ab") * 1_000)
+    data = data[:at + 300 * 10] + struct.pack("<Q", 1 << 33) + data[at + 300 * 10 + 8:]
+    message = refused(write(tmp_path, data))
+    assert f"string 300 of array 'tokens' at byte {at + 300 * 10 + 8:,} claims " \
+           "8,589,934,592 bytes, but only" in message
+
+
+def test_long_array_truncated_inside_a_length(tmp_path: Path) -> None:
+    word = b"w" * 30  # long enough that the array's element count passes its first check
+    data = build(kvs=[kv_strings("tokens", [word] * 1_000)])
+    at = data.index(_s(word) * 1_000)
+    message = refused(write(tmp_path, data[:at + 500 * 38 + 3]))
+    assert f"length of string 500 of array 'tokens' at byte {at + 500 * 38:,} claims 8 " \
+           "bytes, but only 3 remain" in message
 
 
 def test_unreadable_path(tmp_path: Path) -> None:
