@@ -394,7 +394,7 @@ def test_regenerate_and_edit_keep_every_version(
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
         window.message_view.edit_requested.emit(question.id)
     branch = window.store.messages(window.current_id)
-    assert [m.content for m in branch][0] == "Name a vegetable."
+    assert branch[0].content == "Name a vegetable."
     assert window.messages.row_at(0).alternatives == (2, 2)
     # Nothing was lost: the original question and both replies are still stored.
     assert window.store.get_message(question.id) is not None
