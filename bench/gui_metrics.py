@@ -103,15 +103,24 @@ def streaming(work: Path, quick: bool, runs: int,
         stalls = repeat(max(runs // 2, 1) if not quick else 1, 0 if quick else 1,
                         one_stall_run)
 
+        per_batch: dict[int, list[float]] = {short_id: [], long_id: []}
+        tokens_per_batch: dict[int, list[float]] = {short_id: [], long_id: []}
+
         def cost(cid: int) -> float:
             replies = _stream(h, cid, cost_tokens, next(seeds))
             cpu = 0.0
             n = 0
+            batches = 0
             for r in replies:
                 if r.gui_cpu_first is None or r.gui_cpu_last is None:
                     continue
                 cpu += r.gui_cpu_last - r.gui_cpu_first
                 n += r.completion_tokens - h.count_tokens(r.first_text)
+                batches += max(r.batches - 1, 0)
+            # Per batch too: a slower decode (a longer history) puts fewer tokens in each
+            # 30 ms batch, which raises the per-token figure with the same GUI work.
+            per_batch[cid].append(cpu / max(batches, 1) * 1e6)
+            tokens_per_batch[cid].append(n / max(batches, 1))
             return cpu / max(n, 1) * 1e6  # µs of GUI-thread CPU per streamed token
 
         cost_runs = max(min(runs, 3), 1)
@@ -130,6 +139,10 @@ def streaming(work: Path, quick: bool, runs: int,
                    "messages", "×", Goal("<=", 1.2), ratios,
                    numerator=side(f"{long_n} earlier messages", "µs/token", long_cost),
                    reference=side(f"{short_n} earlier messages", "µs/token", short_cost),
+                   details={"gui_cpu_per_batch_us": {f"{long_n}": per_batch[long_id],
+                                                     f"{short_n}": per_batch[short_id]},
+                            "tokens_per_batch": {f"{long_n}": tokens_per_batch[long_id],
+                                                 f"{short_n}": tokens_per_batch[short_id]}},
                    notes="GUI thread CPU time (thread_time) between the first and the last "
                          "text of a reply, per token streamed in between; includes painting"),
         ]
