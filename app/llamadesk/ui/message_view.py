@@ -294,6 +294,22 @@ class MessageView(QListView):
             self.doItemsLayout()
             bar.setValue(bar.maximum() - from_bottom)
 
+    EMPTY_TEXT = ("Ask anything. Your chats stay on this computer: nothing is sent "
+                  "anywhere.\n\nEnter sends, Shift+Enter starts a new line, Esc stops "
+                  "an answer.")
+
+    def paintEvent(self, event: object) -> None:
+        """An empty chat says how to start, instead of a blank page."""
+        super().paintEvent(event)  # type: ignore[arg-type]
+        model = self.model()
+        if model is not None and model.rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            area = self.viewport().rect().adjusted(60, 0, -60, 0)
+            painter.drawText(area, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                             self.EMPTY_TEXT)
+            painter.end()
+
     def scroll_to_end(self) -> None:
         """Show the newest message and follow new text again."""
         self._stick_to_bottom = True
