@@ -166,8 +166,12 @@ class ModelsPage(QWidget):
         tree.setHeaderLabels(headers)
         tree.setRootIsDecorated(False)
         tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        tree.header().setStretchLastSection(False)
+        header = tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # The other columns (size, fit, licence…) fit their contents, so nothing is cut.
+        for column in range(1, len(headers)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
         return tree
 
     def _build_installed(self) -> QWidget:
