@@ -103,3 +103,63 @@ def test_chat_with_an_unknown_model_fails_and_leaves_the_chat_alone(
     db.close()
     assert model_ids == [(None,)]
     assert count == 2, "the failed request stored nothing"
+
+
+def test_a_reply_in_flight_survives_the_app_being_killed(
+        bundled_model_path: Path, home: Path, tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    config = home / "config"
+    config.mkdir(parents=True)
+    # Long replies, so the kill lands mid-reply.
+    (config / "settings.json").write_text(json.dumps(
+        {"defaults": {"max_tokens": 4000, "temperature": 0.9, "repeat_penalty": 1.0}}))
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "LLAMADESK_BENCH_TIMINGS": str(events),
+           "LLAMADESK_BENCH_SEND": "Write a very long story about a lighthouse keeper."}
+    app = subprocess.Popen([sys.executable, "-m", "llamadesk"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if events.exists() and "first_token" in events.read_text():
+                break
+            assert app.poll() is None, "the app ended by itself"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no reply started")
+        db_path = home / "data" / "llamadesk.sqlite3"
+        # Wait for a checkpoint with some text (one every 2 s), then kill without warning.
+        saved = ""
+        while time.monotonic() < deadline and len(saved) < 40:
+            db = sqlite3.connect(db_path)
+            drafts = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchall()
+            db.close()
+            saved = json.loads(drafts[0][0])["text"] if drafts else ""
+            time.sleep(0.2)
+        assert app.poll() is None, "the reply ended before the kill; make it longer"
+        app.send_signal(signal.SIGKILL)
+        app.wait(timeout=30)
+        db = sqlite3.connect(db_path)
+        (last,) = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchone()
+        db.close()
+        saved = json.loads(last)["text"]  # the checkpoint the killed run left
+    finally:
+        if app.poll() is None:
+            app.kill()
+
+    # The next start keeps what was written, marked interrupted.
+    again = llamadesk("--screenshot", str(tmp_path / "after.png"),
+                      env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert again.returncode == 0, again.stderr
+    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    rows = db.execute("SELECT role, content, finish_reason FROM messages ORDER BY id").fetchall()
+    drafts_left = db.execute("SELECT COUNT(*) FROM app_state WHERE key LIKE 'draft:%'").fetchone()
+    db.close()
+    assert [r[0] for r in rows] == ["user", "assistant"]
+    assert rows[1][2] == "interrupted"
+    assert rows[1][1] == saved.strip(), "the last checkpoint is what was kept"
+    assert drafts_left == (0,)

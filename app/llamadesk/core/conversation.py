@@ -16,12 +16,13 @@ class Role(StrEnum):
 
 
 class FinishReason(StrEnum):
-    """Why a reply ended. ``stopped`` means the user pressed Stop; the partial text
-    is kept."""
+    """Why a reply ended. ``stopped`` means the user pressed Stop; ``interrupted`` that
+    the app ended (a crash, a power cut) while writing it. The partial text is kept."""
 
     STOP = "stop"
     LENGTH = "length"
     STOPPED = "stopped"
+    INTERRUPTED = "interrupted"  # the app ended mid-reply; the last checkpoint was kept
 
 
 @dataclass(frozen=True)

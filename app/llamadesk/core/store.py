@@ -375,6 +375,18 @@ class ConversationStore:
             db.execute("INSERT INTO app_state (key, value) VALUES (?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def delete_state(self, key: str) -> None:
+        """Forget a piece of app state."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM app_state WHERE key = ?", (key,))
+
+    def states(self, prefix: str) -> dict[str, str]:
+        """Every piece of app state whose key starts with ``prefix``."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._db.execute("SELECT key, value FROM app_state WHERE key LIKE ? ESCAPE '\\'",
+                                (pattern,)).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
 
 def _conversation(row: sqlite3.Row) -> Conversation:
     try:

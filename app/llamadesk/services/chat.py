@@ -7,12 +7,20 @@ as stopped). Errors never become chat messages: they travel as ``reply_failed``.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from llamadesk.core.conversation import Conversation, Message, Role
+from llamadesk.core.conversation import (
+    Conversation,
+    FinishReason,
+    Message,
+    MessageStats,
+    Role,
+)
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
 from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.services.inference import InferenceService, ModelSpec
@@ -32,11 +40,18 @@ def title_from(text: str) -> str:
     return words[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
 
 
+#: How often the reply being written is saved, so a crash keeps most of it (seconds).
+CHECKPOINT_INTERVAL_S = 2.0
+DRAFT_PREFIX = "draft:"
+
+
 @dataclass
 class _Pending:
     conversation_id: int
     model_id: str
     parent_id: int
+    text: str = ""
+    saved_at: float = 0.0
 
 
 class ChatController(QObject):
@@ -172,13 +187,47 @@ class ChatController(QObject):
     @Slot(int, str)
     def _on_text(self, job_id: int, text: str) -> None:
         pending = self._pending.get(job_id)
-        if pending is not None:
-            self.reply_text.emit(pending.conversation_id, text)
+        if pending is None:
+            return
+        pending.text += text
+        now = time.monotonic()
+        if now - pending.saved_at >= CHECKPOINT_INTERVAL_S:
+            # A checkpoint of the reply so far: if the app dies, the next start stores it.
+            pending.saved_at = now
+            self.store.set_state(f"{DRAFT_PREFIX}{job_id}", json.dumps({
+                "conversation_id": pending.conversation_id, "parent_id": pending.parent_id,
+                "model_id": pending.model_id, "text": pending.text}))
+        self.reply_text.emit(pending.conversation_id, text)
+
+    def recover_interrupted(self) -> list[Message]:
+        """Store the replies a previous run was writing when it ended (their last
+        checkpoint), marked interrupted. Call once at start-up, before any request."""
+        recovered = []
+        for key, value in self.store.states(DRAFT_PREFIX).items():
+            self.store.delete_state(key)
+            try:
+                draft = json.loads(value)
+                conversation_id, parent_id = int(draft["conversation_id"]), int(draft["parent_id"])
+                text, model_id = str(draft["text"]), draft.get("model_id")
+            except (ValueError, KeyError, TypeError):
+                log.warning("dropping an unreadable reply checkpoint %s", key)
+                continue
+            parent = self.store.get_message(parent_id)
+            if not text.strip() or parent is None or parent.conversation_id != conversation_id:
+                continue
+            recovered.append(self.store.add_message(
+                conversation_id, Role.ASSISTANT, text.strip(), parent_id=parent_id,
+                model_id=model_id, stats=MessageStats(finish_reason=FinishReason.INTERRUPTED)))
+            log.info("kept %d characters of a reply interrupted in conversation %d",
+                     len(text), conversation_id)
+        return recovered
 
     def _store_reply(self, job_id: int, result: GenerationResult) -> None:
         pending = self._pending.pop(job_id, None)
         if pending is None:
             return
+        if pending.saved_at:
+            self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
         if not result.text and result.cancelled:
             # Stopped before a single word: nothing worth keeping.
             self.reply_finished.emit(pending.conversation_id, None)
@@ -204,4 +253,6 @@ class ChatController(QObject):
     def _on_failed(self, job_id: int, reason: str) -> None:
         pending = self._pending.pop(job_id, None)
         if pending is not None:
+            if pending.saved_at:
+                self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
             self.reply_failed.emit(pending.conversation_id, reason)

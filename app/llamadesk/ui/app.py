@@ -67,6 +67,7 @@ def build_window(app: QApplication) -> MainWindow | None:
         return window.ctx.settings if window is not None else settings
 
     controller = ChatController(store, inference, make_resolver(current_settings, registry))
+    controller.recover_interrupted()  # replies a crashed run was writing
     window = MainWindow(AppContext(paths, store, inference, controller,
                                    controller.resolve_model, settings, registry))
 

@@ -62,6 +62,8 @@ def header_text(row: ChatRow) -> str:
             parts.append(f"{stats.completion_tokens} tokens")
         if stats.finish_reason == FinishReason.STOPPED:
             parts.append("stopped")
+        elif stats.finish_reason == FinishReason.INTERRUPTED:
+            parts.append("interrupted: the app closed while writing")
         elif stats.finish_reason == FinishReason.LENGTH:
             parts.append("cut at the token limit")
     return " · ".join(parts)

@@ -1,0 +1,74 @@
+"""A reply being written is checkpointed, and a crashed run's checkpoint is kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from llamadesk.core.conversation import FinishReason, Role, SamplingParams
+from llamadesk.core.settings import AppSettings
+from llamadesk.core.store import ConversationStore
+from llamadesk.services import chat
+from llamadesk.services.chat import DRAFT_PREFIX, ChatController
+from llamadesk.services.inference import InferenceService
+from llamadesk.services.resolver import make_resolver
+
+WAIT_MS = 180_000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ConversationStore]:
+    s = ConversationStore(tmp_path / "chats.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def controller(store: ConversationStore, qtbot: QtBot,
+               bundled_model_path: Path) -> Iterator[ChatController]:
+    inference = InferenceService()
+    settings = AppSettings(defaults=SamplingParams(max_tokens=40, n_ctx=1024, seed=2))
+    yield ChatController(store, inference, make_resolver(lambda: settings))
+    inference.shutdown()
+
+
+def test_checkpoints_while_writing_and_clears_them_after(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat, "CHECKPOINT_INTERVAL_S", 0.0)
+    conversation = store.create_conversation(params=SamplingParams(max_tokens=40, seed=2,
+                                                                   n_ctx=1024))
+    seen: list[dict[str, object]] = []
+
+    def look(_cid: int, _text: str) -> None:
+        seen.extend(json.loads(v) for v in store.states(DRAFT_PREFIX).values())
+
+    controller.reply_text.connect(look)
+    with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
+        question = controller.send(conversation.id, "Tell me about the sea.")
+    assert question is not None
+    assert seen, "the reply was checkpointed while it streamed"
+    assert seen[-1]["parent_id"] == question.id and seen[-1]["text"]
+    assert store.states(DRAFT_PREFIX) == {}, "a stored reply leaves no checkpoint"
+    assert done.args[1].content.startswith(str(seen[0]["text"]).strip()[:5])
+
+
+def test_a_crashed_runs_checkpoint_becomes_an_interrupted_reply(
+        store: ConversationStore, controller: ChatController) -> None:
+    conversation = store.create_conversation()
+    question = store.add_message(conversation.id, Role.USER, "Tell me a story.")
+    store.set_state(f"{DRAFT_PREFIX}7", json.dumps({
+        "conversation_id": conversation.id, "parent_id": question.id,
+        "model_id": "smollm2-135m-instruct-q4_1", "text": "Once upon a time, "}))
+    store.set_state(f"{DRAFT_PREFIX}8", "{not json")
+    recovered = controller.recover_interrupted()
+    assert [m.content for m in recovered] == ["Once upon a time,"]
+    reply = store.messages(conversation.id)[-1]
+    assert reply.role == Role.ASSISTANT and reply.parent_id == question.id
+    assert reply.stats.finish_reason == FinishReason.INTERRUPTED
+    assert store.states(DRAFT_PREFIX) == {}, "every checkpoint is consumed, even a bad one"
+    assert controller.recover_interrupted() == []
