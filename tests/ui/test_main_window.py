@@ -400,3 +400,20 @@ def test_regenerate_and_edit_keep_every_version(
     assert window.store.get_message(question.id) is not None
     assert window.store.get_message(first_reply.id) is not None
     assert window.store.get_message(second_reply.id) is not None
+
+
+def test_switching_away_and_back_during_a_reply_shows_the_text_so_far(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window(replace(SHORT, max_tokens=400, repeat_penalty=1.0))
+    first = window.current_id
+    send(qtbot, window, "Write a long story about a lighthouse.")
+    qtbot.waitUntil(lambda: len(window.controller.live_text(first)) > 5, timeout=WAIT_MS)
+    window.new_conversation()
+    assert window.messages.streaming_row is None, "the other chat shows no reply"
+    window.select_conversation(first)
+    row = window.messages.row_at(window.messages.streaming_row)
+    assert row is not None and row.streaming
+    assert window.controller.live_text(first).startswith(row.content[:5])
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        window.stop()
+    assert window.messages.row_at(window.messages.rowCount() - 1).content == done.args[1].content

@@ -95,6 +95,11 @@ class ChatController(QObject):
         """Whether a reply to this conversation is queued or running."""
         return any(p.conversation_id == conversation_id for p in self._pending.values())
 
+    def live_text(self, conversation_id: int) -> str:
+        """The reply being written in this conversation so far ("" if none)."""
+        return next((p.text for p in self._pending.values()
+                     if p.conversation_id == conversation_id), "")
+
     def send(self, conversation_id: int, text: str) -> Message | None:
         """Store the user's message and ask for a reply. Returns the stored message, or
         None when ``text`` is blank or the conversation is already being answered."""

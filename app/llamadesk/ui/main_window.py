@@ -116,7 +116,6 @@ class MainWindow(QMainWindow):
         self.controller = ctx.controller
         self.inference = ctx.inference
         self.current_id: int | None = None
-        self._live_text: dict[int, str] = {}
         self._closing = False
         self.setWindowTitle(APP_NAME)
         self.resize(1180, 760)
@@ -374,7 +373,7 @@ class MainWindow(QMainWindow):
                                    self.store.version_counts(conversation.id))
         if self.controller.generating_in(conversation.id):
             self.messages.begin_reply()
-            live = self._live_text.get(conversation.id)
+            live = self.controller.live_text(conversation.id)
             if live:
                 self.messages.append_reply_text(live)
         self.message_view.scroll_to_end()
@@ -427,7 +426,6 @@ class MainWindow(QMainWindow):
         """Delete without asking (the menu asks first)."""
         self.controller.stop(conversation_id)
         self.store.delete_conversation(conversation_id)
-        self._live_text.pop(conversation_id, None)
         self.conversations.remove(conversation_id)
         if self.conversations.rowCount() == 0:
             self.new_conversation()
@@ -522,7 +520,6 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_reply_started(self, conversation_id: int) -> None:
-        self._live_text[conversation_id] = ""
         if conversation_id == self.current_id:
             self.messages.begin_reply(self.inference.model_info.model_id
                                       if self.inference.model_info else None)
@@ -530,13 +527,11 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str)
     def _on_reply_text(self, conversation_id: int, text: str) -> None:
-        self._live_text[conversation_id] = self._live_text.get(conversation_id, "") + text
         if conversation_id == self.current_id:
             self.messages.append_reply_text(text)
 
     @Slot(int, object)
     def _on_reply_finished(self, conversation_id: int, message: Message | None) -> None:
-        self._live_text.pop(conversation_id, None)
         if conversation_id == self.current_id:
             versions = self.store.versions(message.id) if message is not None else []
             alternatives = None
@@ -550,7 +545,6 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str)
     def _on_reply_failed(self, conversation_id: int, reason: str) -> None:
-        self._live_text.pop(conversation_id, None)
         if conversation_id == self.current_id:
             self.messages.end_reply()
             self.banner.show_message(f"The reply failed: {reason}")
