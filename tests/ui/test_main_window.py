@@ -417,3 +417,25 @@ def test_switching_away_and_back_during_a_reply_shows_the_text_so_far(
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
         window.stop()
     assert window.messages.row_at(window.messages.rowCount() - 1).content == done.args[1].content
+
+
+def test_export_chat_as_markdown(qtbot: QtBot, make_window: Callable[..., MainWindow],
+                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window()
+    window.store.add_message(window.current_id, Role.USER, "Hello export")
+    window.store.rename_conversation(window.current_id, "Export: test/1")
+    window.open_conversation(window.current_id)
+    target = tmp_path / "out.md"
+    asked: list[str] = []
+
+    def fake_dialog(_parent: object, _title: str, suggested: str, _filter: str) -> tuple[str, str]:
+        asked.append(suggested)
+        return str(target), "Markdown (*.md)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_dialog)
+    window.export_current()
+    assert asked and asked[0].endswith("Export test 1.md"), "a safe file name is suggested"
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# Export: test/1") and "## You\n\nHello export" in text

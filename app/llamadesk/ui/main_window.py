@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, QTimer, Slot
@@ -12,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 from llamadesk import APP_NAME
 from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.export import conversation_markdown, file_name_for, write_text_atomically
 from llamadesk.core.fit import FitLabel, MemoryBudget, estimate_fit
 from llamadesk.core.hardware import probe
 from llamadesk.core.paths import AppPaths
@@ -265,6 +268,7 @@ class MainWindow(QMainWindow):
         menus = self.menuBar()
         file = menus.addMenu("&File")
         self._action(file, "&New chat", self.new_conversation, QKeySequence.StandardKey.New)
+        self._action(file, "&Export chat as Markdown…", self.export_current, "Ctrl+E")
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         chat = menus.addMenu("&Chat")
@@ -382,6 +386,25 @@ class MainWindow(QMainWindow):
         self.settings_panel.show_conversation(conversation)
         self.store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         self._sync_send_button()
+
+    def export_current(self) -> None:
+        """Save the chat on screen as a Markdown file the user picks."""
+        conversation = self.current_conversation()
+        if conversation is None:
+            return
+        suggested = str(Path.home() / file_name_for(conversation.title))
+        path, _filter = QFileDialog.getSaveFileName(self, "Export chat", suggested,
+                                                    "Markdown (*.md)")
+        if not path:
+            return
+        text = conversation_markdown(conversation, self.store.messages(conversation.id),
+                                     dict(MODEL_NAMES))
+        try:
+            write_text_atomically(Path(path), text)
+        except OSError as exc:
+            self.banner.show_message(f"The chat could not be exported: {exc}")
+            return
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
 
     # -- search ----------------------------------------------------------------------------
     def focus_search(self) -> None:
