@@ -1,5 +1,5 @@
 """Download throughput: the app's downloader against curl, both fetching the bundled
-model's bytes from the loopback Hub server (tests/hubserver.py).
+model's bytes from the loopback Hub server (tests/support/hubserver.py).
 
 The server runs in its own process so that neither client shares an interpreter with
 it; the app side is the whole ``Downloader.download()`` a user waits for (resolve,
@@ -37,9 +37,9 @@ def run(work: Path, quick: bool, runs: int) -> list[Metric]:
     """Throughput ratio, app ÷ curl."""
     title = "download throughput, app ÷ curl (loopback Hub)"
     goal = Goal(">=", 0.9)
-    if not (ROOT / "tests" / "hubserver.py").exists():
+    if not (ROOT / "tests" / "support" / "hubserver.py").exists():
         return [not_measured("download_ratio", title, "×", goal,
-                             "tests/hubserver.py (the loopback Hub) is not in this tree")]
+                             "tests/support/hubserver.py (the loopback Hub) is not in this tree")]
     try:
         from llamadesk.core.downloads import Downloader, DownloadRequest
         from llamadesk.core.hub import HubClient
@@ -55,8 +55,8 @@ def run(work: Path, quick: bool, runs: int) -> list[Metric]:
 
     model = bundled.locate().path
     size = model.stat().st_size
-    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(ROOT / "tests"), REPO,
-                               str(model)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(ROOT / "tests" / "support"),
+                               REPO, str(model)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
         assert server.stdout is not None

@@ -2,7 +2,8 @@
 
 It is built from exactly the llama.cpp sources that the installed llama-cpp-python
 release vendors (its sdist carries them under ``vendor/llama.cpp``), with the same CPU
-options the wheel was built with (GGML_NATIVE on by default, OpenMP on by default),
+options the wheel was built with (``tools/llama_build.py``: GGML_NATIVE on by default,
+native minus AMX where a CPU reports AMX, or the user's CMAKE_ARGS; OpenMP on),
 into ``bench/.llama-bench/`` (git-ignored), once; later runs reuse the binary.
 
     python bench/reference.py build     # fetch the sdist, configure, build llama-bench
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 CACHE = BENCH_DIR / ".llama-bench"
+sys.path.insert(0, str(BENCH_DIR.parent / "tools"))
+import llama_build  # the same build options as set-up's  # noqa: E402
 
 
 def llama_cpp_python_version() -> str:
@@ -31,7 +35,8 @@ def llama_cpp_python_version() -> str:
 
 
 def _paths(version: str) -> tuple[Path, Path, Path]:
-    root = CACHE / version
+    args = llama_build.cmake_args()
+    root = CACHE / (f"{version}-{llama_build.build_key(version, args)}" if args else version)
     return root / "src", root / "build", root / "build" / "bin" / "llama-bench"
 
 
@@ -82,12 +87,14 @@ def build(jobs: int = 2) -> Path:
         return binary
     vendor = _fetch_sources(version, src)
     # Same CPU options as the wheel: llama-cpp-python's CMakeLists leaves GGML_NATIVE and
-    # GGML_OPENMP at llama.cpp's defaults (both on) and builds Release. Static here so the
-    # binary cannot pick up another libggml.
+    # GGML_OPENMP at llama.cpp's defaults (both on) unless set-up passed CMAKE_ARGS
+    # (tools/llama_build.py), and builds Release. Static here so the binary cannot pick
+    # up another libggml.
     _run(["cmake", "-S", str(vendor), "-B", str(build_dir),
           "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF",
           "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-          "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON"])
+          "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON",
+          *shlex.split(llama_build.cmake_args())])
     _run(["cmake", "--build", str(build_dir), "--target", "llama-bench", f"-j{jobs}"])
     if not binary.exists():
         found = list(build_dir.rglob("llama-bench"))

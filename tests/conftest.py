@@ -12,7 +12,19 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+# The model manager's fixtures (loopback Hub, in-memory keyring), imported after the
+# environment above is set: tests/support/hub_fixtures.py.
+from hub_fixtures import gated_catalog, hub_server, memory_keyring, paths  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real bundled model ``model``, so that
+    ``pytest -m "not model"`` is a quick loop without llama.cpp."""
+    for item in items:
+        if "bundled_model_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,9 @@ import sys
 import venv
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_build  # a sibling module, standard library only
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 STAMP = VENV / ".llamadesk-setup"
@@ -38,15 +41,45 @@ def setup() -> None:
     if not PY.exists():
         print("creating virtual environment in .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    cmake_args = llama_build.cmake_args()
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
+                          + cmake_args.encode()).hexdigest()
     if not STAMP.exists() or STAMP.read_text().strip() != want:
         run([PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--upgrade",
              "pip", "wheel"])
         print("installing LlamaDesk and its dependencies (the first time builds "
               "llama.cpp from source: several minutes)", flush=True)
+        if cmake_args:
+            install_llama_cpp(cmake_args)
         run([PY, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"])
         STAMP.write_text(want)
     run([PY, ROOT / "tools" / "fetch_bundled_model.py"])
+
+
+def llama_requirement() -> str:
+    """The llama-cpp-python requirement from pyproject.toml."""
+    import tomllib  # here: the version check in setup() must run first on an old Python
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return next(d for d in project["dependencies"] if d.startswith("llama-cpp-python"))
+
+
+def install_llama_cpp(cmake_args: str) -> None:
+    """Build llama-cpp-python with ``cmake_args`` (once per requirement and options, kept
+    in a cache of our own) and install it. pip's own wheel cache would hand back a build
+    made with other options, since it does not key wheels by CMAKE_ARGS."""
+    requirement = llama_requirement()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    wheels = cache / "llamadesk-dev" / f"llama-{llama_build.build_key(requirement, cmake_args)}"
+    built = sorted(wheels.glob("llama_cpp_python-*.whl"))
+    if not built:
+        print(f"building llama.cpp with CMAKE_ARGS={cmake_args!r}", flush=True)
+        run([PY, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
+             "--no-cache-dir", "--no-binary", "llama-cpp-python", "-w", wheels, requirement],
+            env={**os.environ, "CMAKE_ARGS": cmake_args})
+        built = sorted(wheels.glob("llama_cpp_python-*.whl"))
+    run([PY, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps",
+         "--force-reinstall", built[-1]])
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ Hub."""
 from __future__ import annotations
 
 import pytest
-
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
@@ -14,6 +13,7 @@ from hub_fixtures import (
     SPLIT_FILES,
 )
 from hubserver import HubServer, sha256_of
+
 from llamadesk.core.hub import HubClient, HubError, HubErrorKind, hub_endpoint
 
 

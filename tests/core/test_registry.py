@@ -37,7 +37,8 @@ def model_copy(tmp_path: Path, bundled_model_path: Path) -> Path:
     return target
 
 
-def test_bundled_model_is_listed_first_and_read_only(registry: ModelRegistry) -> None:
+def test_bundled_model_is_listed_first_and_read_only(registry: ModelRegistry,
+                                                    bundled_model_path: Path) -> None:
     (shipped,) = registry.models()
     assert shipped.id == bundled.manifest().id
     assert shipped.source == ModelSource.BUNDLED and shipped.read_only and shipped.available

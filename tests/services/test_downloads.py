@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pytestqt.qtbot import QtBot
-
 from hub_fixtures import (
     BROKEN_FILE,
     BROKEN_REPO,
@@ -21,6 +19,8 @@ from hub_fixtures import (
     make_downloader,
 )
 from hubserver import HubServer
+from pytestqt.qtbot import QtBot
+
 from llamadesk.core.downloads import Downloader, DownloadRequest
 from llamadesk.core.hub import HubClient
 from llamadesk.core.paths import AppPaths

@@ -7,10 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
-from pytestqt.qtbot import QtBot
-
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
@@ -20,6 +16,10 @@ from hub_fixtures import (
     make_downloader,
 )
 from hubserver import HubServer
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+from pytestqt.qtbot import QtBot
+
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
 from llamadesk.core.downloads import DownloadRequest
 from llamadesk.core.fit import MemoryBudget

@@ -15,7 +15,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-
 from hub_fixtures import (
     BROKEN_FILE,
     BROKEN_REPO,
@@ -29,6 +28,7 @@ from hub_fixtures import (
     make_downloader,
 )
 from hubserver import HubServer, sha256_of
+
 from llamadesk.core.catalog import ModelCatalog
 from llamadesk.core.downloads import (
     DownloadCancelled,

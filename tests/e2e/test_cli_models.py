@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,

@@ -9,8 +9,8 @@ import keyring
 import keyring.backends.fail
 import keyring.backends.null
 import pytest
-
 from hub_fixtures import InMemoryKeyring
+
 from llamadesk.core.secrets import (
     HF_USER,
     SERVICE,

@@ -15,8 +15,8 @@ import keyring
 import keyring.backend
 import keyring.backends.fail
 import pytest
-
 from hubserver import HubServer
+
 from llamadesk.core.catalog import CatalogFile, ModelCatalog
 from llamadesk.core.downloads import Downloader
 from llamadesk.core.hub import HubClient
