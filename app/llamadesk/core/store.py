@@ -123,6 +123,13 @@ class ConversationStore:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one write transaction, for bulk work in other core
+        modules (an import lands whole or not at all)."""
+        with self._transaction() as db:
+            yield db
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
