@@ -4,6 +4,7 @@
     llamadesk --self-test            load the bundled model, answer a fixed prompt, exit 0
     llamadesk chat [--new | --conversation ID] "message"
     llamadesk models ...             list, search, download, import, remove models
+    llamadesk chats ...              list, show, export and import conversations
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         pass
     else:
         cli_models.add_models_parser(sub)
+    from llamadesk import cli_chats
+
+    cli_chats.add_chats_parser(sub)
     return parser
 
 
@@ -212,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_models
 
             return int(cli_models.run_models(args))
+        if args.command == "chats":
+            from llamadesk import cli_chats
+
+            return cli_chats.run_chats(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot)
