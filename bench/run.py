@@ -32,7 +32,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versions  # noqa: E402
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
-GROUPS = ["store", "decode", "prompt", "ttft", "stop", "gui", "launch", "memory", "download"]
+GROUPS = ["store", "decode", "prompt", "ttft", "stop", "gui", "launch", "memory", "download",
+          "render"]
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 harness.close()
 
         attempt("gui", lambda: _module("gui_metrics").run(work, args.quick, runs, settings))
+        attempt("render", lambda: _module("render_metrics").run(args.quick, runs))
 
     results = write()["metrics"]
     print()

@@ -21,6 +21,7 @@ EXPECTED = {
     "gui_open_conversation", "gui_list_conversations", "gui_stall_streaming",
     "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",
     "memory_beyond_model", "download_ratio",
+    "render_plain_ratio", "render_code_reply",
 }
 
 
