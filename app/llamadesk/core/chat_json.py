@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -390,9 +391,12 @@ def _number(data: dict[str, Any], key: str, where: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ChatFormatError(f"{where}.{key} must be a number, not {_kind(value)}")
     try:
-        return float(value)
+        number = float(value)
     except OverflowError as exc:  # a whole number too big for a float
         raise ChatFormatError(f"{where}.{key} is out of range") from exc
+    if not math.isfinite(number):  # Python's json reads NaN and Infinity
+        raise ChatFormatError(f"{where}.{key} must be a finite number, not {value!r}")
+    return number
 
 
 def _number_or_none(data: dict[str, Any], key: str, where: str) -> float | None:
