@@ -184,6 +184,20 @@ def test_missing_or_bad_file_fails_clearly_and_service_keeps_working(
     assert rec.final(ok)[0] == "finished"
 
 
+def test_a_failed_load_after_a_loaded_model_reports_it_freed(
+        service: InferenceService, spec: ModelSpec, qtbot: QtBot, tmp_path: Path) -> None:
+    with qtbot.waitSignal(service.model_loaded, timeout=WAIT_MS):
+        service.load_model(spec)
+    assert service.model_info is not None
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    with qtbot.waitSignals([service.model_unloaded, service.model_load_failed],
+                           timeout=WAIT_MS):
+        service.load_model(ModelSpec(str(bad), "bad", spec.options))
+    qtbot.waitUntil(lambda: service.model_info is None, timeout=10_000)
+    assert service.state == ModelState.UNLOADED
+
+
 def test_switching_models_unloads_the_old_one(
         service: InferenceService, spec: ModelSpec, qtbot: QtBot) -> None:
     other = ModelSpec(spec.path, "other-name", LoadOptions(n_ctx=1024, n_threads=1))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from llamadesk.core.downloads import (
     DownloadCancelled,
@@ -33,6 +33,7 @@ from llamadesk.core.downloads import (
     PartialDownload,
 )
 from llamadesk.core.registry import RegistryError
+from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -70,87 +71,9 @@ class _Job:
     state: JobState = JobState.QUEUED
 
 
-class _DownloadWorker(QObject):
-    """Lives on the download thread and runs queued jobs one after another."""
-
-    started = Signal(str)
-    # "qint64", not int: Qt's int is 32 bits and file sizes pass 2 GB. PySide6's stubs only
-    # know type objects, hence the ignores.
-    progressed = Signal(str, "qint64", "qint64", float, float)  # type: ignore[arg-type]
-    finished = Signal(str, object)
-    paused = Signal(str, "qint64", "qint64")  # type: ignore[arg-type]
-    cancelled = Signal(str)
-    failed = Signal(str, str, str)
-
-    def __init__(self, service: DownloadService) -> None:
-        super().__init__()
-        self._service = service
-
-    @Slot()
-    def run_queue(self) -> None:
-        """Run jobs until the queue is empty."""
-        while (item := self._service._take_next()) is not None:
-            key, job = item
-            self.started.emit(key)
-            try:
-                self._run(key, job)
-            except Exception as exc:  # a bug must not kill the worker thread
-                log.exception("unexpected error in job %s", key)
-                self._service._set_state(key, JobState.DONE)
-                self.failed.emit(key, f"Unexpected error: {exc}", "internal")
-
-    def _run(self, key: str, job: _Job) -> None:
-        request = job.request
-        if isinstance(request, ImportRequest):
-            self._run_import(key, request)
-            return
-
-        def report(progress: DownloadProgress) -> None:
-            eta = progress.eta if progress.eta is not None else -1.0
-            self.progressed.emit(key, progress.done, progress.total, progress.speed, eta)
-
-        done_bytes = (0, 0)
-
-        def remember(progress: DownloadProgress) -> None:
-            nonlocal done_bytes
-            done_bytes = (progress.done, progress.total)
-            report(progress)
-
-        try:
-            entry = self._service.downloader.download(request, remember, job.control)
-        except DownloadPaused:
-            self._service._set_state(key, JobState.PAUSED)
-            self.paused.emit(key, *done_bytes)
-        except DownloadCancelled:
-            self._service._set_state(key, JobState.DONE)
-            self.cancelled.emit(key)
-        except DownloadError as exc:
-            log.warning("download %s failed: %s", key, exc)
-            self._service._set_state(key, JobState.PAUSED if exc.resumable else JobState.DONE)
-            self.failed.emit(key, str(exc), str(exc.kind))
-        else:
-            self._service._set_state(key, JobState.DONE)
-            self.finished.emit(key, entry)
-
-    def _run_import(self, key: str, request: ImportRequest) -> None:
-        def report(done: int, total: int) -> None:
-            self.progressed.emit(key, done, total, 0.0, -1.0)
-
-        try:
-            entry = self._service.downloader.registry.import_file(
-                Path(request.path), link=request.link, name=request.name,
-                chat_format=request.chat_format, progress=report)
-        except RegistryError as exc:
-            log.warning("import of %s failed: %s", request.path, exc)
-            self._service._set_state(key, JobState.DONE)
-            self.failed.emit(key, str(exc), "invalid")
-        else:
-            self._service._set_state(key, JobState.DONE)
-            self.finished.emit(key, entry)
-
-
-class DownloadService(QObject):
-    """Queues downloads and imports and runs them on its own thread.
+class DownloadSignals(QObject):
+    """The download service's signals, declared once: the worker emits them from its
+    thread and Qt delivers them queued to receivers on the GUI thread.
 
     Signals:
         download_queued(str key): a job joined the queue.
@@ -168,11 +91,91 @@ class DownloadService(QObject):
 
     download_queued = Signal(str)
     download_started = Signal(str)
+    # "qint64", not int: Qt's int is 32 bits and file sizes pass 2 GB. PySide6's stubs only
+    # know type objects, hence the ignores.
     download_progressed = Signal(str, "qint64", "qint64", float, float)  # type: ignore[arg-type]
     download_finished = Signal(str, object)
     download_paused = Signal(str, "qint64", "qint64")  # type: ignore[arg-type]
     download_cancelled = Signal(str)
     download_failed = Signal(str, str, str)
+
+
+class _DownloadWorker(QObject):
+    """Lives on the download thread and runs queued jobs one after another."""
+
+    def __init__(self, service: DownloadService) -> None:
+        super().__init__()
+        self._service = service
+        self._out: DownloadSignals = service
+
+    @Slot()
+    def run_queue(self) -> None:
+        """Run jobs until the queue is empty."""
+        while (item := self._service._take_next()) is not None:
+            key, job = item
+            self._out.download_started.emit(key)
+            try:
+                self._run(key, job)
+            except Exception as exc:  # a bug must not kill the worker thread
+                log.exception("unexpected error in job %s", key)
+                self._service._set_state(key, JobState.DONE)
+                self._out.download_failed.emit(key, f"Unexpected error: {exc}", "internal")
+
+    def _run(self, key: str, job: _Job) -> None:
+        request = job.request
+        if isinstance(request, ImportRequest):
+            self._run_import(key, request)
+            return
+
+        def report(progress: DownloadProgress) -> None:
+            eta = progress.eta if progress.eta is not None else -1.0
+            self._out.download_progressed.emit(key, progress.done, progress.total,
+                                               progress.speed, eta)
+
+        done_bytes = (0, 0)
+
+        def remember(progress: DownloadProgress) -> None:
+            nonlocal done_bytes
+            done_bytes = (progress.done, progress.total)
+            report(progress)
+
+        try:
+            entry = self._service.downloader.download(request, remember, job.control)
+        except DownloadPaused:
+            self._service._set_state(key, JobState.PAUSED)
+            self._out.download_paused.emit(key, *done_bytes)
+        except DownloadCancelled:
+            self._service._set_state(key, JobState.DONE)
+            self._out.download_cancelled.emit(key)
+        except DownloadError as exc:
+            log.warning("download %s failed: %s", key, exc)
+            self._service._set_state(key, JobState.PAUSED if exc.resumable else JobState.DONE)
+            self._out.download_failed.emit(key, str(exc), str(exc.kind))
+        else:
+            self._service._set_state(key, JobState.DONE)
+            self._out.download_finished.emit(key, entry)
+
+    def _run_import(self, key: str, request: ImportRequest) -> None:
+        def report(done: int, total: int) -> None:
+            self._out.download_progressed.emit(key, done, total, 0.0, -1.0)
+
+        try:
+            entry = self._service.downloader.registry.import_file(
+                Path(request.path), link=request.link, name=request.name,
+                chat_format=request.chat_format, progress=report)
+        except RegistryError as exc:
+            log.warning("import of %s failed: %s", request.path, exc)
+            self._service._set_state(key, JobState.DONE)
+            self._out.download_failed.emit(key, str(exc), "invalid")
+        else:
+            self._service._set_state(key, JobState.DONE)
+            self._out.download_finished.emit(key, entry)
+
+
+class DownloadService(DownloadSignals):
+    """Queues downloads and imports and runs them on its own thread; its signals are
+    those of ``DownloadSignals``."""
+
     _wake = Signal()
 
     def __init__(self, downloader: Downloader, parent: QObject | None = None) -> None:
@@ -182,20 +185,9 @@ class DownloadService(QObject):
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[str] = deque()
         self._closing = False
-        self._thread = QThread()
-        self._thread.setObjectName("downloads")
         self._worker = _DownloadWorker(self)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
         self._wake.connect(self._worker.run_queue)
-        w = self._worker
-        w.started.connect(self.download_started)
-        w.progressed.connect(self.download_progressed)
-        w.finished.connect(self.download_finished)
-        w.paused.connect(self.download_paused)
-        w.cancelled.connect(self.download_cancelled)
-        w.failed.connect(self.download_failed)
-        self._thread.start()
+        self._thread = WorkerThread(self._worker, "downloads")
 
     # -- called by the worker -------------------------------------------------------------
     def _take_next(self) -> tuple[str, _Job] | None:
@@ -313,6 +305,4 @@ class DownloadService(QObject):
             for job in self._jobs.values():
                 if job.state == JobState.RUNNING:
                     job.control.pause()
-        self._thread.quit()
-        if not self._thread.wait(timeout_ms):
-            log.error("the download thread did not stop within %d ms", timeout_ms)
+        self._thread.stop(timeout_ms)
