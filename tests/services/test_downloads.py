@@ -21,12 +21,13 @@ from hub_fixtures import (
 from hubserver import HubServer
 from pytestqt.qtbot import QtBot
 
+from llamadesk.core.download_queue import JobState
 from llamadesk.core.downloads import Downloader, DownloadRequest
 from llamadesk.core.hub import HubClient
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelEntry, ModelSource
 from llamadesk.core.secrets import SecretStore
-from llamadesk.services.downloads import DownloadService, ImportRequest, JobState
+from llamadesk.services.downloads import DownloadService, ImportRequest
 from llamadesk.services.hub_queries import HubQueryService
 
 SMOL = DownloadRequest(SMOL_REPO, SMOL_FILE)
