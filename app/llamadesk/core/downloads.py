@@ -67,8 +67,9 @@ class DownloadErrorKind(StrEnum):
     NETWORK = "network"  # the connection failed; the partial file is kept
     DISK = "disk"  # not enough space, or cannot write
     CHECKSUM = "checksum"  # the bytes differ from the Hub's sha256
-    INVALID = "invalid"  # the bytes are the Hub's but not a usable GGUF
+    INVALID = "invalid"  # not a usable GGUF (a download's bytes, or a file to import)
     BUSY = "busy"  # another LlamaDesk process is downloading the same file
+    INTERNAL = "internal"  # a fault of LlamaDesk's own
 
 
 class DownloadError(Exception):

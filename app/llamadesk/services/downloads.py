@@ -26,6 +26,7 @@ from llamadesk.core.downloads import (
     DownloadCancelled,
     Downloader,
     DownloadError,
+    DownloadErrorKind,
     DownloadPaused,
     DownloadProgress,
     DownloadRequest,
@@ -70,9 +71,8 @@ class DownloadSignals(QObject):
         download_finished(str key, ModelEntry entry): verified and registered.
         download_paused(str key, int done, int total): stopped; ``resume`` continues it.
         download_cancelled(str key): stopped and its partial file deleted.
-        download_failed(str key, str reason, str kind): ``kind`` is a
-            ``DownloadErrorKind`` value ("gated", "licence", "checksum", "network", …),
-            "invalid" for a refused import, or "internal".
+        download_failed(str key, str reason, DownloadErrorKind kind): ``INVALID`` also
+            for a refused import; ``INTERNAL`` for a fault of LlamaDesk's own.
     """
 
     download_queued = Signal(str)
@@ -83,7 +83,7 @@ class DownloadSignals(QObject):
     download_finished = Signal(str, object)
     download_paused = Signal(str, "qint64", "qint64")  # type: ignore[arg-type]
     download_cancelled = Signal(str)
-    download_failed = Signal(str, str, str)
+    download_failed = Signal(str, str, object)
 
 
 class _DownloadWorker(QObject):
@@ -106,7 +106,8 @@ class _DownloadWorker(QObject):
             except Exception as exc:  # a bug must not kill the worker thread
                 log.exception("unexpected error in job %s", job.key)
                 self._queue.mark_done(job)
-                self._out.download_failed.emit(job.key, f"Unexpected error: {exc}", "internal")
+                self._out.download_failed.emit(job.key, f"Unexpected error: {exc}",
+                                               DownloadErrorKind.INTERNAL)
 
     def _run(self, job: Job[Request]) -> None:
         request, key, out = job.request, job.key, self._out
@@ -136,7 +137,7 @@ class _DownloadWorker(QObject):
                 self._queue.mark_paused(job)
             else:
                 self._queue.mark_done(job)
-            out.download_failed.emit(key, str(exc), str(exc.kind))
+            out.download_failed.emit(key, str(exc), exc.kind)
         else:
             self._queue.mark_done(job)
             out.download_finished.emit(key, entry)
@@ -154,7 +155,7 @@ class _DownloadWorker(QObject):
         except RegistryError as exc:
             log.warning("import of %s failed: %s", request.path, exc)
             self._queue.mark_done(job)
-            out.download_failed.emit(key, str(exc), "invalid")
+            out.download_failed.emit(key, str(exc), DownloadErrorKind.INVALID)
         else:
             self._queue.mark_done(job)
             out.download_finished.emit(key, entry)

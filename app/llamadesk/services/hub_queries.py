@@ -11,7 +11,7 @@ import logging
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from llamadesk.core.hub import HubClient, HubError
+from llamadesk.core.hub import HubClient, HubError, HubErrorKind
 from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,15 @@ class HubQuerySignals(QObject):
 
     Signals:
         search_finished(int request_id, list[HubRepo] repos)
-        search_failed(int request_id, str reason, str kind)
+        search_failed(int request_id, str reason, HubErrorKind kind)
         files_listed(int request_id, str repo, list[GGUFChoice] choices)
-        files_failed(int request_id, str repo, str reason, str kind): ``kind`` is a
-            ``HubErrorKind`` value, or "internal".
+        files_failed(int request_id, str repo, str reason, HubErrorKind kind)
     """
 
     search_finished = Signal(int, object)
-    search_failed = Signal(int, str, str)
+    search_failed = Signal(int, str, object)
     files_listed = Signal(int, str, object)
-    files_failed = Signal(int, str, str, str)
+    files_failed = Signal(int, str, str, object)
 
 
 class _HubWorker(QObject):
@@ -56,13 +55,13 @@ class _HubWorker(QObject):
                 self._out.files_listed.emit(request_id, arg, self._hub.gguf_choices(arg))
         except HubError as exc:
             log.warning("hub %s %r failed: %s", op, arg, exc)
-            self._fail(request_id, op, arg, str(exc), str(exc.kind))
+            self._fail(request_id, op, arg, str(exc), exc.kind)
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error in hub %s %r", op, arg)
-            self._fail(request_id, op, arg, f"Unexpected error: {exc}", "internal")
+            self._fail(request_id, op, arg, f"Unexpected error: {exc}", HubErrorKind.INTERNAL)
 
     def _fail(self, request_id: int, op: str, arg: str, reason: str,
-              kind: str) -> None:
+              kind: HubErrorKind) -> None:
         if op == _SEARCH:
             self._out.search_failed.emit(request_id, reason, kind)
         else:

@@ -39,10 +39,10 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
-from llamadesk.core.downloads import DownloadRequest
+from llamadesk.core.downloads import DownloadErrorKind, DownloadRequest
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
 from llamadesk.core.hardware import probe
-from llamadesk.core.hub import GGUFChoice, HubRepo
+from llamadesk.core.hub import GGUFChoice, HubErrorKind, HubRepo
 from llamadesk.core.licences import LicenceAcceptances, acceptance_text
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
@@ -412,8 +412,8 @@ class ModelsPage(QWidget):
             self.repo_list.addTopLevelItem(item)
         self._say(f"{len(repos)} repositories found." if repos else "Nothing found.")
 
-    @Slot(int, str, str)
-    def _on_search_failed(self, request_id: int, reason: str, kind: str) -> None:
+    @Slot(int, str, object)
+    def _on_search_failed(self, request_id: int, reason: str, kind: HubErrorKind) -> None:
         if request_id == self._search_id:
             self._say(reason)
 
@@ -445,8 +445,9 @@ class ModelsPage(QWidget):
         self._say(f"{repo}: {len(choices)} GGUF models." if choices else
                   f"{repo} holds no GGUF files.")
 
-    @Slot(int, str, str, str)
-    def _on_files_failed(self, request_id: int, repo: str, reason: str, kind: str) -> None:
+    @Slot(int, str, str, object)
+    def _on_files_failed(self, request_id: int, repo: str, reason: str,
+                         kind: HubErrorKind) -> None:
         if request_id == self._files_id:
             self._say(reason)
 
@@ -602,15 +603,15 @@ class ModelsPage(QWidget):
             self.download_list.takeTopLevelItem(index)
         self._say("Download cancelled.")
 
-    @Slot(str, str, str)
-    def _on_failed(self, key: str, reason: str, kind: str) -> None:
+    @Slot(str, str, object)
+    def _on_failed(self, key: str, reason: str, kind: DownloadErrorKind) -> None:
         row = self._rows.get(key)
         if row is not None:
             row.state = "failed"
             row.item.setText(2, f"Failed: {reason}")
             row.item.setToolTip(2, reason)
         self._say(reason)
-        if kind == "gated" and row is not None:
+        if kind is DownloadErrorKind.GATED and row is not None:
             self._offer_token(key, reason)
 
     def _offer_token(self, key: str, reason: str) -> None:
