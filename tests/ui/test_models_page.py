@@ -22,7 +22,7 @@ from pytestqt.qtbot import QtBot
 
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
 from llamadesk.core.downloads import DownloadRequest
-from llamadesk.core.fit import MemoryBudget
+from llamadesk.core.fit import CacheTypes, MemoryBudget, ModelShape, kv_cache_bytes
 from llamadesk.core.hub import HubClient
 from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances
 from llamadesk.core.paths import AppPaths
@@ -67,6 +67,16 @@ def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
     assert labels <= {"fits", "tight", "won't fit"} and "fits" in labels
     assert "weights" in first.child(0).toolTip(2)  # the explanation
     assert page.installed_ids() == ["smollm2-135m-instruct-q4_1"]
+
+
+def test_fit_labels_cap_the_context_and_size_the_cache_as_the_settings_say(
+        page: ModelsPage) -> None:
+    shape = ModelShape(block_count=32, head_count_kv=32, head_dim=128)
+    page.n_ctx = 1_000_000
+    fit = page.fit_for(4 * GB, shape, 4096)
+    assert fit is not None and fit.n_ctx == 4096
+    # The app's default settings: 8-bit keys, f16 values (flash attention off).
+    assert fit.kv_cache_bytes == kv_cache_bytes(shape, 4096, CacheTypes("q8_0", "f16"))
 
 
 def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelsPage,

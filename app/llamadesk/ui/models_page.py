@@ -41,13 +41,14 @@ from PySide6.QtWidgets import (
 from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
 from llamadesk.core.downloads import DownloadErrorKind, DownloadRequest
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
-from llamadesk.core.hardware import probe
 from llamadesk.core.hub import GGUFChoice, HubErrorKind, HubRepo
 from llamadesk.core.licences import LicenceAcceptances, acceptance_text
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
+from llamadesk.core.settings import AppSettings
 from llamadesk.core.units import format_bytes, format_duration, format_speed
 from llamadesk.services.downloads import DownloadService, ImportRequest
+from llamadesk.services.fit_check import memory_budget
 from llamadesk.services.hub_queries import HubQueryService
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class ModelsPage(QWidget):
         *,
         n_ctx: int = 4096,
         budget: Callable[[], MemoryBudget] | None = None,
+        settings: Callable[[], AppSettings] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -121,7 +123,8 @@ class ModelsPage(QWidget):
         self.licences = licences
         self.secrets = secrets
         self.n_ctx = n_ctx
-        self._budget = (budget or (lambda: MemoryBudget.from_hardware(probe())))()
+        self._budget = (budget or memory_budget)()
+        self._settings = settings or AppSettings
         self._rows: dict[str, _DownloadRow] = {}
         self._search_id = 0
         self._files_id = 0
@@ -258,11 +261,13 @@ class ModelsPage(QWidget):
     # -- fit ---------------------------------------------------------------
     def fit_for(self, size: int | None, shape: ModelShape | None,
                 context_length: int | None) -> FitEstimate | None:
-        """The fit estimate for a file of ``size`` bytes at the page's context size."""
+        """The fit estimate for a file of ``size`` bytes at the page's context size (capped
+        at the model's ``context_length``) under the hardware settings in force."""
         if size is None:
             return None
-        n_ctx = min(self.n_ctx, context_length) if context_length else self.n_ctx
-        return estimate_fit(size, shape, n_ctx, self._budget)
+        return estimate_fit(size, shape, self.n_ctx, self._budget,
+                            context_length=context_length,
+                            hardware=self._settings().hardware)
 
     @staticmethod
     def _set_fit(item: QTreeWidgetItem, column: int, fit: FitEstimate | None) -> None:

@@ -6,6 +6,8 @@ network until the user opens it (and then only when they search or download).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QDialog, QVBoxLayout, QWidget
 
 from llamadesk.core.catalog import ModelCatalog
@@ -15,6 +17,7 @@ from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import SecretStore
+from llamadesk.core.settings import AppSettings, load_settings
 from llamadesk.services.downloads import DownloadService
 from llamadesk.services.hub_queries import HubQueryService
 from llamadesk.ui.models_page import ModelsPage
@@ -24,7 +27,10 @@ class ModelsWindow(QDialog):
     """A non-modal window with the Models page."""
 
     def __init__(self, paths: AppPaths, registry: ModelRegistry, n_ctx: int,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *,
+                 settings: Callable[[], AppSettings] | None = None) -> None:
+        """``settings`` gives the settings in force (the fit labels follow their GPU
+        offload and context cache); by default they are read from the settings file."""
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setModal(False)
@@ -37,7 +43,9 @@ class ModelsWindow(QDialog):
         self.downloads = DownloadService(downloader)
         self.queries = HubQueryService(HubClient(token=secrets.hf_token))
         self.page = ModelsPage(self.downloads, self.queries, registry, catalog, licences,
-                               secrets, n_ctx=n_ctx, parent=self)
+                               secrets, n_ctx=n_ctx,
+                               settings=settings or (lambda: load_settings(paths.settings_file)),
+                               parent=self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.page)
