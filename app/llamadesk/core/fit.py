@@ -210,6 +210,14 @@ def _split(weights_bytes: int, kv: int, shape: ModelShape | None, n_ctx: int,
     return gpu, on
 
 
+def gpu_bytes(weights_bytes: int, shape: ModelShape | None, n_ctx: int, cache: CacheTypes,
+              layers: int) -> int:
+    """GPU memory that ``layers`` layers (-1: all) take: their share of the weights,
+    their part of the KV cache and the compute buffers; 0 for none."""
+    kv = _kv_estimate(weights_bytes, shape, n_ctx, cache)
+    return _split(weights_bytes, kv, shape, n_ctx, layers)[0]
+
+
 def choose_gpu_layers(weights_bytes: int, shape: ModelShape | None, n_ctx: int,
                       cache: CacheTypes, vram_free: int) -> int:
     """How many layers to offload so that they, their part of the KV cache and the

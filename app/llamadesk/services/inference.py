@@ -27,6 +27,7 @@ from llamadesk.services.engine import (
     ModelInfo,
     install_llama_log_routing,
 )
+from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
 from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class ModelState(StrEnum):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model file to use, and how to load it."""
+    """Which model file to use, and how to load it. ``options.n_gpu_layers`` may be
+    ``GPU_LAYERS_AUTOMATIC``: the worker chooses the count when it loads the model."""
 
     path: str
     model_id: str
@@ -113,10 +115,14 @@ class _InferenceWorker(QObject):
         out.state_changed.emit(ModelState.LOADING)
         had_model = self._spec is not None
         self._spec = None
+        engine = self._get_engine()
         try:
-            info = self._get_engine().load(spec.path, spec.options, model_id=spec.model_id,
-                                           fallback_format=spec.fallback_format,
-                                           name=spec.name)
+            options = spec.options
+            if options.n_gpu_layers == GPU_LAYERS_AUTOMATIC:
+                engine.unload()  # its GPU memory is free for the next model
+                options = resolve_gpu_layers(options, spec.path)
+            info = engine.load(spec.path, options, model_id=spec.model_id,
+                               fallback_format=spec.fallback_format, name=spec.name)
         except BaseException:
             # The engine frees the previous model before it loads the next one.
             out.state_changed.emit(ModelState.UNLOADED)
