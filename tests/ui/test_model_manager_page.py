@@ -1,4 +1,4 @@
-"""The Models page with the real services against the loopback Hub: search, download with
+"""The model manager page with the real services against the loopback Hub: search, download with
 progress, pause and resume, gated token prompt, licence acceptance, import and remove."""
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from llamadesk.core.paths import AppPaths
 from llamadesk.core.secrets import SecretStore, TokenSource
 from llamadesk.services.downloads import DownloadService
 from llamadesk.services.hub_queries import HubQueryService
-from llamadesk.ui.models_page import LicenceDialog, ModelsPage
+from llamadesk.ui.model_manager_page import LicenceDialog, ModelManagerPage
 
 GB = 1_000_000_000
 
 
 @pytest.fixture
 def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
-         gated_catalog: ModelCatalog) -> Iterator[ModelsPage]:
+         gated_catalog: ModelCatalog) -> Iterator[ModelManagerPage]:
     secrets = SecretStore(environ={})
     downloader = make_downloader(paths, secrets=secrets, catalog=gated_catalog)
     downloads = DownloadService(downloader)
     queries = HubQueryService(HubClient(token=secrets.hf_token))
-    widget = ModelsPage(downloads, queries, downloader.registry, gated_catalog,
+    widget = ModelManagerPage(downloads, queries, downloader.registry, gated_catalog,
                         LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE), secrets,
                         n_ctx=2048, budget=lambda: MemoryBudget(16 * GB, 8 * GB))
     qtbot.addWidget(widget)
@@ -50,7 +50,7 @@ def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
     queries.shutdown()
 
 
-def _file_row_text(page: ModelsPage, name: str) -> list[str]:
+def _file_row_text(page: ModelManagerPage, name: str) -> list[str]:
     for i in range(page.file_list.topLevelItemCount()):
         item = page.file_list.topLevelItem(i)
         if item.text(0) == name:
@@ -58,7 +58,7 @@ def _file_row_text(page: ModelsPage, name: str) -> list[str]:
     raise AssertionError(f"{name} not listed")
 
 
-def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
+def test_catalog_shows_every_model_with_fit_labels(page: ModelManagerPage) -> None:
     tree = page.catalog_tree
     assert tree.topLevelItemCount() == len(page.catalog.entries)
     first = tree.topLevelItem(0)
@@ -70,7 +70,7 @@ def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
 
 
 def test_fit_labels_cap_the_context_and_size_the_cache_as_the_settings_say(
-        page: ModelsPage) -> None:
+        page: ModelManagerPage) -> None:
     shape = ModelShape(block_count=32, head_count_kv=32, head_dim=128)
     page.n_ctx = 1_000_000
     fit = page.fit_for(4 * GB, shape, 4096)
@@ -79,7 +79,7 @@ def test_fit_labels_cap_the_context_and_size_the_cache_as_the_settings_say(
     assert fit.kv_cache_bytes == kv_cache_bytes(shape, 4096, CacheTypes("q8_0", "f16"))
 
 
-def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelsPage,
+def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelManagerPage,
                                                       hub_server: HubServer) -> None:
     hub_server.rate = 60e6  # a couple of seconds, so progress is seen
     page.search_box.setText("smol")
@@ -105,7 +105,7 @@ def test_search_download_with_progress_and_completion(qtbot: QtBot, page: Models
     assert len(page.installed_ids()) == 2
 
 
-def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelsPage,
+def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelManagerPage,
                                   hub_server: HubServer) -> None:
     hub_server.rate = 20e6
     key = page.download(DownloadRequest(SMOL_REPO, SMOL_FILE))
@@ -123,7 +123,7 @@ def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelsPage,
     assert hub_server.downloads_of(SMOL_FILE)[-1].range_start
 
 
-def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: ModelsPage,
+def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: ModelManagerPage,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
 
@@ -140,7 +140,7 @@ def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: Model
     assert "keyring" in page.status.text() or "installed" in page.status.text()
 
 
-def test_licence_is_asked_once(qtbot: QtBot, page: ModelsPage,
+def test_licence_is_asked_once(qtbot: QtBot, page: ModelManagerPage,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN_VALUE)
     entry = page.catalog.get("llama-2-test")
@@ -158,7 +158,7 @@ def test_licence_is_asked_once(qtbot: QtBot, page: ModelsPage,
     assert not page.licences.needs_acceptance(entry.licence)
 
 
-def test_licence_dialog_needs_the_checkbox(qtbot: QtBot, page: ModelsPage) -> None:
+def test_licence_dialog_needs_the_checkbox(qtbot: QtBot, page: ModelManagerPage) -> None:
     entry = page.catalog.get("llama-2-7b-chat")
     assert entry is not None
     dialog = LicenceDialog(entry.licence, entry.name, page)
@@ -168,7 +168,7 @@ def test_licence_dialog_needs_the_checkbox(qtbot: QtBot, page: ModelsPage) -> No
     assert dialog.accept_button.isEnabled()
 
 
-def test_import_and_remove(qtbot: QtBot, page: ModelsPage, tmp_path: Path,
+def test_import_and_remove(qtbot: QtBot, page: ModelManagerPage, tmp_path: Path,
                            bundled_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = tmp_path / "mine.Q4_1.gguf"
     data = bytearray(bundled_model_path.read_bytes())

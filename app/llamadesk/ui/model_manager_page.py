@@ -1,4 +1,5 @@
-"""The Models page: installed models, the curated catalog, Hub search, and downloads.
+"""The model manager page ("Models"): installed models, the curated catalog, Hub search,
+and downloads.
 
 Thin: it shows what the registry, the catalog and the Hub query service say, and hands
 downloads and imports to the download service. Every file it offers carries its
@@ -91,7 +92,7 @@ class LicenceDialog(QDialog):
             layout.addWidget(widget)
 
 
-class ModelsPage(QWidget):
+class ModelManagerPage(QWidget):
     """Browse, download, import and remove models.
 
     Signals:
@@ -659,4 +660,4 @@ class ModelsPage(QWidget):
         return False
 
 
-__all__ = ["LicenceDialog", "ModelsPage"]
+__all__ = ["LicenceDialog", "ModelManagerPage"]
