@@ -95,7 +95,7 @@ def test_fits_with_room() -> None:
     assert fit.label == FitLabel.FITS
     assert fit.kv_cache_bytes == GiB
     assert fit.needed_bytes == 4 * GB + GiB + overhead_bytes(4 * GB)
-    assert fit.ram_bytes == fit.needed_bytes and fit.vram_bytes == 0 and not fit.on_gpu
+    assert fit.ram_bytes == fit.needed_bytes and fit.vram_bytes == 0 and fit.layers_on_gpu == 0
     assert fit.explanation.startswith("Fits: needs about 5.6 GB (4.0 GB weights")
     assert "2,048-token context" in fit.explanation
     assert "20.0 GB of 32.0 GB RAM is free" in fit.explanation
@@ -122,7 +122,7 @@ def test_all_layers_on_a_gpu_with_room_fit_there() -> None:
                         hardware=HardwareSettings(gpu_layers="none")).label == FitLabel.WONT_FIT
     on_gpu = estimate_fit(4 * GB, LLAMA2_7B, 2048, budget,
                           hardware=HardwareSettings(gpu_layers="all"))
-    assert on_gpu.label == FitLabel.FITS and on_gpu.on_gpu
+    assert on_gpu.label == FitLabel.FITS
     assert on_gpu.gpu_layers == -1 and on_gpu.layers_on_gpu == 33 == on_gpu.layer_count
     assert on_gpu.ram_bytes == overhead_bytes(4 * GB)  # only working memory stays
     assert "33 of 33 layers on the GPU" in on_gpu.explanation
@@ -136,7 +136,7 @@ def test_without_a_gpu_nothing_is_offloaded_whatever_the_setting() -> None:
     for setting in ("auto", "all", "20"):
         fit = estimate_fit(4 * GB, LLAMA2_7B, 2048, budget,
                            hardware=HardwareSettings(gpu_layers=setting))
-        assert fit.gpu_layers == 0 and fit.vram_bytes == 0 and not fit.on_gpu
+        assert fit.gpu_layers == 0 and fit.vram_bytes == 0 and fit.layers_on_gpu == 0
     assert gpu_layers_for(HardwareSettings(), 4 * GB, LLAMA2_7B, 2048, None) == 0
 
 

@@ -110,11 +110,6 @@ class DownloadControl:
         self._event.set()
 
     @property
-    def requested(self) -> bool:
-        """Whether a pause or cancel is pending."""
-        return self._event.is_set()
-
-    @property
     def cancelled(self) -> bool:
         """Whether the pending stop is a cancel."""
         return self._cancel

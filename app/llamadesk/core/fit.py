@@ -153,13 +153,6 @@ class FitEstimate:
         """All the memory the model needs at this context size, RAM and GPU together."""
         return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
 
-    @property
-    def on_gpu(self) -> bool:
-        """Whether the whole model goes to the GPU."""
-        if self.layers_on_gpu == 0:
-            return False
-        return self.layer_count is None or self.layers_on_gpu >= self.layer_count
-
 
 def cache_bytes(values: int, cache_type: str) -> int:
     """Bytes that ``values`` cache entries of ``cache_type`` take (whole blocks)."""
