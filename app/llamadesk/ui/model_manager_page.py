@@ -10,26 +10,19 @@ the first download under it; a gated repo asks for a token.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -39,57 +32,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
+from llamadesk.core.catalog import CatalogEntry, ModelCatalog
 from llamadesk.core.downloads import DownloadErrorKind, DownloadRequest
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
-from llamadesk.core.hub import GGUFChoice, HubErrorKind, HubRepo
-from llamadesk.core.licences import LicenceAcceptances, acceptance_text
+from llamadesk.core.licences import LicenceAcceptances
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
 from llamadesk.core.settings import AppSettings
-from llamadesk.core.units import format_bytes, format_duration, format_speed
+from llamadesk.core.units import format_bytes
 from llamadesk.services.downloads import DownloadService, ImportRequest
 from llamadesk.services.fit_check import memory_budget
 from llamadesk.services.hub_queries import HubQueryService
-
-log = logging.getLogger(__name__)
-
-DataRole = Qt.ItemDataRole.UserRole
-
-
-@dataclass
-class _DownloadRow:
-    request: DownloadRequest | ImportRequest
-    item: QTreeWidgetItem
-    bar: QProgressBar
-    state: str = "queued"
-
-
-class LicenceDialog(QDialog):
-    """Shows a model's licence and acceptable-use policy and asks the user to accept."""
-
-    def __init__(self, licence: Licence, model_name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"Licence of {model_name}")
-        text = QLabel(acceptance_text(licence).replace("\n", "<br>"))
-        text.setTextFormat(Qt.TextFormat.RichText)
-        text.setOpenExternalLinks(True)
-        text.setWordWrap(True)
-        links = QLabel(f'<a href="{licence.url}">Read the licence</a>'
-                       + (f' · <a href="{licence.acceptable_use_url}">acceptable-use policy</a>'
-                          if licence.acceptable_use_url else ""))
-        links.setOpenExternalLinks(True)
-        self.confirm = QCheckBox("I have read the licence and will follow it")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.accept_button = buttons.addButton("Accept and download",
-                                               QDialogButtonBox.ButtonRole.AcceptRole)
-        self.accept_button.setEnabled(False)
-        self.confirm.toggled.connect(self.accept_button.setEnabled)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        for widget in (text, links, self.confirm, buttons):
-            layout.addWidget(widget)
+from llamadesk.ui.hub_search import HubSearchPanel
+from llamadesk.ui.licence_dialog import LicenceDialog
+from llamadesk.ui.model_downloads import DownloadList
+from llamadesk.ui.model_lists import DataRole, make_tree, set_fit
 
 
 class ModelManagerPage(QWidget):
@@ -126,60 +83,36 @@ class ModelManagerPage(QWidget):
         self.n_ctx = n_ctx
         self._budget = (budget or memory_budget)()
         self._settings = settings or AppSettings
-        self._rows: dict[str, _DownloadRow] = {}
-        self._search_id = 0
-        self._files_id = 0
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_installed(), "Installed")
         self.tabs.addTab(self._build_catalog(), "Catalog")
-        self.tabs.addTab(self._build_search(), "Search the Hub")
+        self.hub_search = HubSearchPanel(queries, catalog, self.fit_for)
+        self.hub_search.message.connect(self._say)
+        self.hub_search.download_requested.connect(self.download)
+        self.tabs.addTab(self.hub_search, "Search the Hub")
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tabs)
-        splitter.addWidget(self._build_downloads())
+        self.download_list = DownloadList(downloads)
+        self.download_list.message.connect(self._say)
+        splitter.addWidget(self.download_list)
         splitter.setStretchFactor(0, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         layout.addWidget(self.status)
 
-        d = self.downloads
-        d.download_queued.connect(self._on_queued)
-        d.download_started.connect(self._on_started)
-        d.download_progressed.connect(self._on_progressed)
-        d.download_finished.connect(self._on_finished)
-        d.download_paused.connect(self._on_paused)
-        d.download_cancelled.connect(self._on_cancelled)
-        d.download_failed.connect(self._on_failed)
-        q = self.queries
-        q.search_finished.connect(self._on_search_finished)
-        q.search_failed.connect(self._on_search_failed)
-        q.files_listed.connect(self._on_files_listed)
-        q.files_failed.connect(self._on_files_failed)
+        self.downloads.download_finished.connect(self._on_finished)
+        self.downloads.download_failed.connect(self._on_failed)
 
         self.refresh_installed()
         self._fill_catalog()
-        self._offer_partials()
 
     # -- building ---------------------------------------------------------------
-    @staticmethod
-    def _tree(headers: list[str]) -> QTreeWidget:
-        tree = QTreeWidget()
-        tree.setHeaderLabels(headers)
-        tree.setRootIsDecorated(False)
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        header = tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        # The other columns (size, fit, licence…) fit their contents, so nothing is cut.
-        for column in range(1, len(headers)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(False)
-        return tree
-
     def _build_installed(self) -> QWidget:
-        self.installed = self._tree(["Model", "Quantisation", "Size", "Source", "Fit"])
+        self.installed = make_tree(["Model", "Quantisation", "Size", "Source", "Fit"])
         self.import_button = QPushButton("Import a .gguf file…")
         self.import_button.clicked.connect(self._import_clicked)
         self.remove_button = QPushButton("Remove")
@@ -197,7 +130,7 @@ class ModelManagerPage(QWidget):
         return page
 
     def _build_catalog(self) -> QWidget:
-        self.catalog_tree = self._tree(["Model", "Size", "Fit", "Licence"])
+        self.catalog_tree = make_tree(["Model", "Size", "Fit", "Licence"])
         self.catalog_tree.setRootIsDecorated(True)
         self.catalog_tree.currentItemChanged.connect(self._catalog_selected)
         self.catalog_tree.itemDoubleClicked.connect(lambda *_: self._download_catalog_clicked())
@@ -212,53 +145,6 @@ class ModelManagerPage(QWidget):
         layout.addWidget(self.catalog_download, alignment=Qt.AlignmentFlag.AlignLeft)
         return page
 
-    def _build_search(self) -> QWidget:
-        self.search_box = QLineEdit()
-        self.search_box.setPlaceholderText("Search GGUF models on Hugging Face (e.g. llama 2)")
-        self.search_box.returnPressed.connect(self._search_clicked)
-        self.search_button = QPushButton("Search")
-        self.search_button.clicked.connect(self._search_clicked)
-        row = QHBoxLayout()
-        row.addWidget(self.search_box)
-        row.addWidget(self.search_button)
-        self.repo_list = self._tree(["Repository", "Downloads", "Access"])
-        self.repo_list.currentItemChanged.connect(self._repo_selected)
-        self.file_list = self._tree(["File", "Quantisation", "Size", "Fit"])
-        self.file_list.itemDoubleClicked.connect(lambda *_: self._download_file_clicked())
-        self.file_download = QPushButton("Download")
-        self.file_download.clicked.connect(self._download_file_clicked)
-        lists = QSplitter(Qt.Orientation.Horizontal)
-        lists.addWidget(self.repo_list)
-        lists.addWidget(self.file_list)
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addLayout(row)
-        layout.addWidget(lists)
-        layout.addWidget(self.file_download, alignment=Qt.AlignmentFlag.AlignLeft)
-        return page
-
-    def _build_downloads(self) -> QWidget:
-        self.download_list = self._tree(["Download", "Progress", "Status"])
-        self.download_list.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
-        self.download_list.setColumnWidth(1, 180)
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.clicked.connect(lambda: self._selected_download(self.downloads.pause))
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.clicked.connect(self._resume_clicked)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self._cancel_clicked)
-        buttons = QHBoxLayout()
-        for button in (self.pause_button, self.resume_button, self.cancel_button):
-            buttons.addWidget(button)
-        buttons.addStretch()
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Downloads"))
-        layout.addWidget(self.download_list)
-        layout.addLayout(buttons)
-        return page
-
     # -- fit ---------------------------------------------------------------
     def fit_for(self, size: int | None, shape: ModelShape | None,
                 context_length: int | None) -> FitEstimate | None:
@@ -269,11 +155,6 @@ class ModelManagerPage(QWidget):
         return estimate_fit(size, shape, self.n_ctx, self._budget,
                             context_length=context_length,
                             hardware=self._settings().hardware)
-
-    @staticmethod
-    def _set_fit(item: QTreeWidgetItem, column: int, fit: FitEstimate | None) -> None:
-        item.setText(column, fit.label.value if fit else "?")
-        item.setToolTip(column, fit.explanation if fit else "Size unknown")
 
     # -- installed ---------------------------------------------------------------
     def refresh_installed(self) -> None:
@@ -289,7 +170,7 @@ class ModelManagerPage(QWidget):
                                     format_bytes(entry.size), str(entry.source), ""])
             item.setData(0, DataRole, entry.id)
             item.setToolTip(0, entry.path)
-            self._set_fit(item, 4, self.fit_for(entry.size, entry.shape, entry.context_length))
+            set_fit(item, 4, self.fit_for(entry.size, entry.shape, entry.context_length))
             self.installed.addTopLevelItem(item)
 
     def _selected_installed(self) -> ModelEntry | None:
@@ -364,7 +245,7 @@ class ModelManagerPage(QWidget):
                 child = QTreeWidgetItem([f"{item.quant}{default}", f"~{format_bytes(item.size)}",
                                          "", ""])
                 child.setData(0, DataRole, f"{entry.id}:{item.quant}")
-                self._set_fit(child, 2, self.fit_for(item.size, shape, entry.context_length))
+                set_fit(child, 2, self.fit_for(item.size, shape, entry.context_length))
                 top.addChild(child)
             self.catalog_tree.addTopLevelItem(top)
 
@@ -398,77 +279,8 @@ class ModelManagerPage(QWidget):
             return
         self.download(DownloadRequest.for_catalog(entry, quant))
 
-    # -- search ---------------------------------------------------------------
-    @Slot()
-    def _search_clicked(self) -> None:
-        query = self.search_box.text().strip()
-        self.repo_list.clear()
-        self.file_list.clear()
-        self._say(f"Searching the Hub for {query!r}…")
-        self._search_id = self.queries.search(query)
-
-    @Slot(int, object)
-    def _on_search_finished(self, request_id: int, repos: list[HubRepo]) -> None:
-        if request_id != self._search_id:
-            return  # an older search answered late
-        for repo in repos:
-            item = QTreeWidgetItem([repo.id, f"{repo.downloads:,}",
-                                    "gated" if repo.gated else "open"])
-            item.setData(0, DataRole, repo.id)
-            self.repo_list.addTopLevelItem(item)
-        self._say(f"{len(repos)} repositories found." if repos else "Nothing found.")
-
-    @Slot(int, str, object)
-    def _on_search_failed(self, request_id: int, reason: str, kind: HubErrorKind) -> None:
-        if request_id == self._search_id:
-            self._say(reason)
-
-    @Slot()
-    def _repo_selected(self) -> None:
-        item = self.repo_list.currentItem()
-        if item is None:
-            return
-        self.file_list.clear()
-        self._files_id = self.queries.list_files(str(item.data(0, DataRole)))
-
-    @Slot(int, str, object)
-    def _on_files_listed(self, request_id: int, repo: str, choices: list[GGUFChoice]) -> None:
-        if request_id != self._files_id:
-            return
-        entry = self.catalog.for_repo(repo)
-        shape = ModelShape.from_hint(entry.architecture) if entry else None
-        for choice in choices:
-            size = format_bytes(choice.size) if choice.size is not None else "?"
-            item = QTreeWidgetItem([choice.name, choice.quant or "?", size, ""])
-            item.setData(0, DataRole, choice)
-            if choice.refusal:
-                item.setText(3, "split: not downloadable")
-                item.setToolTip(3, choice.refusal)
-            else:
-                self._set_fit(item, 3, self.fit_for(choice.size, shape,
-                                                     entry.context_length if entry else None))
-            self.file_list.addTopLevelItem(item)
-        self._say(f"{repo}: {len(choices)} GGUF models." if choices else
-                  f"{repo} holds no GGUF files.")
-
-    @Slot(int, str, str, object)
-    def _on_files_failed(self, request_id: int, repo: str, reason: str,
-                         kind: HubErrorKind) -> None:
-        if request_id == self._files_id:
-            self._say(reason)
-
-    @Slot()
-    def _download_file_clicked(self) -> None:
-        item = self.file_list.currentItem()
-        if item is None:
-            return
-        choice: GGUFChoice = item.data(0, DataRole)
-        if choice.refusal:
-            self._say(choice.refusal)
-            return
-        self.download(DownloadRequest(choice.repo, choice.filename))
-
     # -- downloads ---------------------------------------------------------------
+    @Slot(object)
     def download(self, request: DownloadRequest) -> str | None:
         """Queue a download, asking for its licence first when needed; returns its key."""
         entry = (self.catalog.get(request.catalog_id) if request.catalog_id else None) \
@@ -478,7 +290,7 @@ class ModelManagerPage(QWidget):
                 self._say("Licence not accepted; nothing was downloaded.")
                 return None
             self.licences.accept(entry.licence)
-        self._remember(request)
+        self.download_list.remember(request)
         return self.downloads.enqueue(request)
 
     def ask_licence(self, entry: CatalogEntry) -> bool:
@@ -493,131 +305,16 @@ class ModelManagerPage(QWidget):
             QLineEdit.EchoMode.Password)
         return token if ok and token.strip() else None
 
-    def _remember(self, request: DownloadRequest | ImportRequest) -> _DownloadRow:
-        row = self._rows.get(request.key)
-        if row is not None:
-            row.request = request
-            return row
-        name = (request.filename if isinstance(request, DownloadRequest)
-                else f"Import {Path(request.path).name}")
-        item = QTreeWidgetItem([name, "", "Queued"])
-        item.setData(0, DataRole, request.key)
-        bar = QProgressBar()
-        bar.setRange(0, 100)
-        bar.setValue(0)
-        self.download_list.addTopLevelItem(item)
-        self.download_list.setItemWidget(item, 1, bar)
-        row = _DownloadRow(request, item, bar)
-        self._rows[request.key] = row
-        return row
-
-    def _offer_partials(self) -> None:
-        for partial in self.downloads.partials():
-            row = self._remember(partial.request)
-            row.state = "stopped"
-            if partial.total:
-                row.bar.setValue(int(100 * partial.done / partial.total))
-            row.item.setText(2, f"Stopped at {format_bytes(partial.done)} of "
-                                f"{format_bytes(partial.total)}: resume to continue")
-
-    def row(self, key: str) -> _DownloadRow | None:
-        """The downloads-list row of a job (for tests and the main window)."""
-        return self._rows.get(key)
-
-    def _selected_download(self, action: Callable[[str], None]) -> None:
-        item = self.download_list.currentItem()
-        if item is not None:
-            action(str(item.data(0, DataRole)))
-
-    @Slot()
-    def _resume_clicked(self) -> None:
-        self._selected_download(self.resume)
-
-    def resume(self, key: str) -> None:
-        """Resume a paused, stopped or failed download."""
-        row = self._rows.get(key)
-        if row is None:
-            return
-        if self.downloads.state(key) is not None:
-            self.downloads.resume(key)
-        elif isinstance(row.request, DownloadRequest):
-            self.downloads.enqueue(row.request)
-
-    @Slot()
-    def _cancel_clicked(self) -> None:
-        self._selected_download(self.cancel)
-
-    def cancel(self, key: str) -> None:
-        """Cancel a download and delete its partial file."""
-        row = self._rows.get(key)
-        if row is None:
-            return
-        if self.downloads.state(key) is not None:
-            self.downloads.cancel(key)
-        elif isinstance(row.request, DownloadRequest):
-            self.downloads.discard_partial(row.request)
-            self._on_cancelled(key)
-
-    @Slot(str)
-    def _on_queued(self, key: str) -> None:
-        row = self._rows.get(key)
-        if row is not None:
-            row.state = "queued"
-            row.item.setText(2, "Queued")
-
-    @Slot(str)
-    def _on_started(self, key: str) -> None:
-        row = self._rows.get(key)
-        if row is not None:
-            row.state = "running"
-            row.item.setText(2, "Starting…")
-
-    @Slot(str, "qint64", "qint64", float, float)
-    def _on_progressed(self, key: str, done: int, total: int, speed: float, eta: float) -> None:
-        row = self._rows.get(key)
-        if row is None or not total:
-            return
-        row.bar.setValue(int(100 * done / total))
-        text = f"{format_bytes(done)} of {format_bytes(total)}"
-        if speed > 0:
-            text += f" · {format_speed(speed)} · {format_duration(eta if eta >= 0 else None)} left"
-        row.item.setText(2, text)
-
     @Slot(str, object)
-    def _on_finished(self, key: str, entry: ModelEntry) -> None:
-        row = self._rows.get(key)
-        if row is not None:
-            row.state = "done"
-            row.bar.setValue(100)
-            row.item.setText(2, "Installed and verified")
+    def _on_finished(self, _key: str, entry: ModelEntry) -> None:
         self._say(f"{entry.name} is installed.")
         self.refresh_installed()
         self.models_changed.emit()
 
-    @Slot(str, "qint64", "qint64")
-    def _on_paused(self, key: str, done: int, total: int) -> None:
-        row = self._rows.get(key)
-        if row is not None:
-            row.state = "paused"
-            row.item.setText(2, f"Paused at {format_bytes(done)}" if done else "Paused")
-
-    @Slot(str)
-    def _on_cancelled(self, key: str) -> None:
-        row = self._rows.pop(key, None)
-        if row is not None:
-            index = self.download_list.indexOfTopLevelItem(row.item)
-            self.download_list.takeTopLevelItem(index)
-        self._say("Download cancelled.")
-
     @Slot(str, str, object)
     def _on_failed(self, key: str, reason: str, kind: DownloadErrorKind) -> None:
-        row = self._rows.get(key)
-        if row is not None:
-            row.state = "failed"
-            row.item.setText(2, f"Failed: {reason}")
-            row.item.setToolTip(2, reason)
         self._say(reason)
-        if kind is DownloadErrorKind.GATED and row is not None:
+        if kind is DownloadErrorKind.GATED and self.download_list.row(key) is not None:
             self._offer_token(key, reason)
 
     def _offer_token(self, key: str, reason: str) -> None:
@@ -630,7 +327,7 @@ class ModelManagerPage(QWidget):
             self._say(f"That is not a token: {exc}.")
             return
         self._say(result.message)
-        self.resume(key)
+        self.download_list.resume(key)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
@@ -660,4 +357,4 @@ class ModelManagerPage(QWidget):
         return False
 
 
-__all__ = ["LicenceDialog", "ModelManagerPage"]
+__all__ = ["ModelManagerPage"]
