@@ -41,7 +41,6 @@ from llamadesk.core.downloads import (
     DownloadRequest,
 )
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
-from llamadesk.core.hardware import probe
 from llamadesk.core.hub import HubClient, HubError
 from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances, acceptance_text
 from llamadesk.core.paths import AppPaths, app_paths
@@ -49,6 +48,7 @@ from llamadesk.core.registry import ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore, TokenSource
 from llamadesk.core.settings import load_settings
 from llamadesk.core.units import format_bytes, format_duration, format_speed
+from llamadesk.services.fit_check import memory_budget
 
 log = logging.getLogger("llamadesk.cli.models")
 
@@ -162,26 +162,19 @@ def _list(ctx: _Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _budget() -> MemoryBudget:
-    return MemoryBudget.from_hardware(probe())
-
-
-def _n_ctx(ctx: _Context, model_ctx: int | None) -> int:
-    wanted = load_settings(ctx.paths.settings_file).defaults.n_ctx
-    return min(wanted, model_ctx) if model_ctx else wanted
-
-
 def _fit_for(ctx: _Context, size: int | None, entry: CatalogEntry | None,
              budget: MemoryBudget) -> FitEstimate | None:
     if size is None:
         return None
-    shape = ModelShape.from_hint(entry.architecture) if entry else None
-    return estimate_fit(size, shape, _n_ctx(ctx, entry.context_length if entry else None),
-                        budget)
+    settings = load_settings(ctx.paths.settings_file)
+    return estimate_fit(size, ModelShape.from_hint(entry.architecture) if entry else None,
+                        settings.defaults.n_ctx, budget,
+                        context_length=entry.context_length if entry else None,
+                        hardware=settings.hardware)
 
 
 def _catalog(ctx: _Context, args: argparse.Namespace) -> int:
-    budget = _budget()
+    budget = memory_budget()
     for entry in ctx.catalog.entries:
         lic = entry.licence.name + (" (accept before download)"
                                     if ctx.licences.needs_acceptance(entry.licence) else "")
@@ -213,7 +206,7 @@ def _files(ctx: _Context, args: argparse.Namespace) -> int:
         print(f"{args.repo} holds no GGUF files.", file=ctx.out)
         return EXIT_OK
     entry = ctx.catalog.for_repo(args.repo)
-    budget = _budget()
+    budget = memory_budget()
     rows = [["FILE", "QUANT", "SIZE", "FIT"]]
     for choice in choices:
         size = format_bytes(choice.size) if choice.size is not None else "?"

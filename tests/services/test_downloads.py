@@ -21,12 +21,13 @@ from hub_fixtures import (
 from hubserver import HubServer
 from pytestqt.qtbot import QtBot
 
-from llamadesk.core.downloads import Downloader, DownloadRequest
-from llamadesk.core.hub import HubClient
+from llamadesk.core.download_queue import JobState
+from llamadesk.core.downloads import Downloader, DownloadErrorKind, DownloadRequest
+from llamadesk.core.hub import HubClient, HubErrorKind
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelEntry, ModelSource
 from llamadesk.core.secrets import SecretStore
-from llamadesk.services.downloads import DownloadService, ImportRequest, JobState
+from llamadesk.services.downloads import DownloadService, ImportRequest
 from llamadesk.services.hub_queries import HubQueryService
 
 SMOL = DownloadRequest(SMOL_REPO, SMOL_FILE)
@@ -151,7 +152,7 @@ def test_gated_failure_carries_its_kind(qtbot: QtBot, service: DownloadService) 
     with qtbot.waitSignal(service.download_failed, timeout=30_000) as failed:
         service.enqueue(DownloadRequest(GATED_REPO, GATED_FILE))
     key, reason, kind = failed.args
-    assert key == f"{GATED_REPO}/{GATED_FILE}" and kind == "gated"
+    assert key == f"{GATED_REPO}/{GATED_FILE}" and kind is DownloadErrorKind.GATED
     assert "gated repository" in reason
 
 
@@ -170,7 +171,8 @@ def test_imports_queue_like_downloads(qtbot: QtBot, service: DownloadService,
     broken.write_bytes(bytes(data[:1000]))
     with qtbot.waitSignal(service.download_failed, timeout=30_000) as failed:
         service.enqueue_import(ImportRequest(str(broken)))
-    assert failed.args[2] == "invalid" and "not a valid GGUF model" in failed.args[1]
+    assert failed.args[2] is DownloadErrorKind.INVALID
+    assert "not a valid GGUF model" in failed.args[1]
 
 
 def test_shutdown_pauses_the_running_download(qtbot: QtBot, paths: AppPaths,
@@ -189,7 +191,7 @@ def test_shutdown_pauses_the_running_download(qtbot: QtBot, paths: AppPaths,
 def test_broken_download_fails_with_reason(qtbot: QtBot, service: DownloadService) -> None:
     with qtbot.waitSignal(service.download_failed, timeout=30_000) as failed:
         service.enqueue(DownloadRequest(BROKEN_REPO, BROKEN_FILE))
-    assert failed.args[2] == "invalid"
+    assert failed.args[2] is DownloadErrorKind.INVALID
 
 
 @pytest.fixture
@@ -210,4 +212,6 @@ def test_hub_queries(qtbot: QtBot, queries: HubQueryService) -> None:
     assert {c.quant for c in listed.args[2]} == {"Q4_1", "Q8_0"}
     with qtbot.waitSignal(queries.files_failed, timeout=30_000) as failed:
         queries.list_files("nobody/nothing")
-    assert failed.args[1] == "nobody/nothing" and failed.args[3] == "repo-not-found"
+    assert failed.args[1] == "nobody/nothing"
+    assert failed.args[3] is HubErrorKind.REPO_NOT_FOUND
+

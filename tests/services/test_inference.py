@@ -10,6 +10,8 @@ from pytestqt.qtbot import QtBot
 
 from llamadesk.core.conversation import FinishReason, Message, Role, SamplingParams
 from llamadesk.services.engine import GenerationRequest, GenerationResult, LoadOptions
+from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC
+from llamadesk.services.gpu_probe import probe_gpus
 from llamadesk.services.inference import InferenceService, ModelSpec, ModelState
 
 LONG = SamplingParams(temperature=0.8, max_tokens=48, seed=7, repeat_penalty=1.0)
@@ -182,6 +184,40 @@ def test_missing_or_bad_file_fails_clearly_and_service_keeps_working(
     ok = service.generate(ask("Say hi.", params=SamplingParams(max_tokens=8)), spec)
     qtbot.waitUntil(lambda: rec.ended(ok), timeout=WAIT_MS)
     assert rec.final(ok)[0] == "finished"
+
+
+def test_a_failed_load_after_a_loaded_model_reports_it_freed(
+        service: InferenceService, spec: ModelSpec, qtbot: QtBot, tmp_path: Path) -> None:
+    with qtbot.waitSignal(service.model_loaded, timeout=WAIT_MS):
+        service.load_model(spec)
+    assert service.model_info is not None
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    with qtbot.waitSignals([service.model_unloaded, service.model_load_failed],
+                           timeout=WAIT_MS):
+        service.load_model(ModelSpec(str(bad), "bad", spec.options))
+    qtbot.waitUntil(lambda: service.model_info is None, timeout=10_000)
+    assert service.state == ModelState.UNLOADED
+
+
+def test_gpu_offload_automatic_is_chosen_when_loading(
+        service: InferenceService, spec: ModelSpec, qtbot: QtBot) -> None:
+    options = LoadOptions(n_ctx=2048, n_threads=2, n_gpu_layers=GPU_LAYERS_AUTOMATIC)
+    auto = ModelSpec(spec.path, "auto", options)
+    rec = Recorder(service)
+    loads: list[object] = []
+    service.model_loaded.connect(loads.append)
+    with qtbot.waitSignal(service.model_loaded, timeout=WAIT_MS) as loaded:
+        job = service.generate(ask("Say hi.", params=SamplingParams(max_tokens=4)), auto)
+    # Without a GPU nothing is offloaded; with one, the small model goes there whole.
+    assert loaded.args[0].options.n_gpu_layers == (31 if probe_gpus().devices else 0)
+    qtbot.waitUntil(lambda: rec.ended(job), timeout=WAIT_MS)
+    assert rec.final(job)[0] == "finished"
+    again = service.generate(ask("Again.", params=SamplingParams(max_tokens=4)), auto)
+    qtbot.waitUntil(lambda: rec.ended(again), timeout=WAIT_MS)
+    assert rec.final(again)[0] == "finished"
+    assert service.model_info is not None and service.model_info.model_id == "auto"
+    assert len(loads) == 1  # the same choice does not load the model again
 
 
 def test_switching_models_unloads_the_old_one(

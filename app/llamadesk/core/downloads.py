@@ -67,8 +67,9 @@ class DownloadErrorKind(StrEnum):
     NETWORK = "network"  # the connection failed; the partial file is kept
     DISK = "disk"  # not enough space, or cannot write
     CHECKSUM = "checksum"  # the bytes differ from the Hub's sha256
-    INVALID = "invalid"  # the bytes are the Hub's but not a usable GGUF
+    INVALID = "invalid"  # not a usable GGUF (a download's bytes, or a file to import)
     BUSY = "busy"  # another LlamaDesk process is downloading the same file
+    INTERNAL = "internal"  # a fault of LlamaDesk's own
 
 
 class DownloadError(Exception):
@@ -107,11 +108,6 @@ class DownloadControl:
         """Stop soon and delete the partial file."""
         self._cancel = True
         self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        """Whether a pause or cancel is pending."""
-        return self._event.is_set()
 
     @property
     def cancelled(self) -> bool:

@@ -69,6 +69,7 @@ class HubErrorKind(StrEnum):
     NETWORK = "network"
     INVALID = "invalid"
     HTTP = "http"
+    INTERNAL = "internal"  # a fault of LlamaDesk's own, not the Hub's
 
 
 class HubError(Exception):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import itertools
 import logging
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from llamadesk.core.hub import HubClient, HubError
+from llamadesk.core.hub import HubClient, HubError, HubErrorKind
+from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -19,71 +20,66 @@ _SEARCH = "search"
 _FILES = "files"
 
 
+class HubQuerySignals(QObject):
+    """The Hub query service's signals, declared once: the worker emits them from its
+    thread and Qt delivers them queued to receivers on the GUI thread.
+
+    Signals:
+        search_finished(int request_id, list[HubRepo] repos)
+        search_failed(int request_id, str reason, HubErrorKind kind)
+        files_listed(int request_id, str repo, list[GGUFChoice] choices)
+        files_failed(int request_id, str repo, str reason, HubErrorKind kind)
+    """
+
+    search_finished = Signal(int, object)
+    search_failed = Signal(int, str, object)
+    files_listed = Signal(int, str, object)
+    files_failed = Signal(int, str, str, object)
+
+
 class _HubWorker(QObject):
     """Lives on the hub-query thread; runs one request at a time."""
 
-    search_finished = Signal(int, object)
-    search_failed = Signal(int, str, str)
-    files_listed = Signal(int, str, object)
-    files_failed = Signal(int, str, str, str)
-
-    def __init__(self, hub: HubClient) -> None:
+    def __init__(self, hub: HubClient, out: HubQuerySignals) -> None:
         super().__init__()
         self._hub = hub
+        self._out = out
 
     @Slot(int, str, str)
     def run(self, request_id: int, op: str, arg: str) -> None:
         """Run one query and emit its result or its failure."""
         try:
             if op == _SEARCH:
-                self.search_finished.emit(request_id, self._hub.search(arg))
+                self._out.search_finished.emit(request_id, self._hub.search(arg))
             else:
-                self.files_listed.emit(request_id, arg, self._hub.gguf_choices(arg))
+                self._out.files_listed.emit(request_id, arg, self._hub.gguf_choices(arg))
         except HubError as exc:
             log.warning("hub %s %r failed: %s", op, arg, exc)
-            self._fail(request_id, op, arg, str(exc), str(exc.kind))
+            self._fail(request_id, op, arg, str(exc), exc.kind)
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error in hub %s %r", op, arg)
-            self._fail(request_id, op, arg, f"Unexpected error: {exc}", "internal")
+            self._fail(request_id, op, arg, f"Unexpected error: {exc}", HubErrorKind.INTERNAL)
 
-    def _fail(self, request_id: int, op: str, arg: str, reason: str, kind: str) -> None:
+    def _fail(self, request_id: int, op: str, arg: str, reason: str,
+              kind: HubErrorKind) -> None:
         if op == _SEARCH:
-            self.search_failed.emit(request_id, reason, kind)
+            self._out.search_failed.emit(request_id, reason, kind)
         else:
-            self.files_failed.emit(request_id, arg, reason, kind)
+            self._out.files_failed.emit(request_id, arg, reason, kind)
 
 
-class HubQueryService(QObject):
-    """Search the Hub and list a repo's GGUF files without blocking the GUI.
+class HubQueryService(HubQuerySignals):
+    """Search the Hub and list a repo's GGUF files without blocking the GUI; its signals
+    are those of ``HubQuerySignals``."""
 
-    Signals:
-        search_finished(int request_id, list[HubRepo] repos)
-        search_failed(int request_id, str reason, str kind)
-        files_listed(int request_id, str repo, list[GGUFChoice] choices)
-        files_failed(int request_id, str repo, str reason, str kind): ``kind`` is a
-            ``HubErrorKind`` value, or "internal".
-    """
-
-    search_finished = Signal(int, object)
-    search_failed = Signal(int, str, str)
-    files_listed = Signal(int, str, object)
-    files_failed = Signal(int, str, str, str)
     _request = Signal(int, str, str)
 
     def __init__(self, hub: HubClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._ids = itertools.count(1)
-        self._thread = QThread()
-        self._thread.setObjectName("hub-queries")
-        self._worker = _HubWorker(hub)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
+        self._worker = _HubWorker(hub, self)
         self._request.connect(self._worker.run)
-        self._worker.search_finished.connect(self.search_finished)
-        self._worker.search_failed.connect(self.search_failed)
-        self._worker.files_listed.connect(self.files_listed)
-        self._worker.files_failed.connect(self.files_failed)
-        self._thread.start()
+        self._thread = WorkerThread(self._worker, "hub-queries")
 
     def search(self, query: str) -> int:
         """Search GGUF repos; returns the request id the answer will carry."""
@@ -99,6 +95,4 @@ class HubQueryService(QObject):
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop the thread (after the request in flight, if any)."""
-        self._thread.quit()
-        if not self._thread.wait(timeout_ms):
-            log.error("the hub-query thread did not stop within %d ms", timeout_ms)
+        self._thread.stop(timeout_ms)

@@ -12,10 +12,10 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
 from llamadesk.core.conversation import FinishReason, MessageStats
 from llamadesk.services.engine import (
@@ -27,6 +27,8 @@ from llamadesk.services.engine import (
     ModelInfo,
     install_llama_log_routing,
 )
+from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
+from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class ModelState(StrEnum):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model file to use, and how to load it."""
+    """Which model file to use, and how to load it. ``options.n_gpu_layers`` may be
+    ``GPU_LAYERS_AUTOMATIC``: the worker chooses the count when it loads the model."""
 
     path: str
     model_id: str
@@ -62,8 +65,22 @@ class _GenerateJob:
     cancel: threading.Event
 
 
-class _InferenceWorker(QObject):
-    """Lives on the inference thread; only it touches the engine."""
+class InferenceSignals(QObject):
+    """The inference service's signals, declared once: the worker emits them from its
+    thread and Qt delivers them queued to receivers on the GUI thread.
+
+    Signals:
+        state_changed(str): a ModelState value.
+        model_loaded(ModelInfo): a load finished.
+        model_load_failed(str): a load failed; the reason is readable.
+        model_unloaded(): the loaded model was freed (a load that failed after freeing
+            the previous model).
+        generation_started(int): the job's prompt is being read.
+        token_batch_ready(int, str): more text of the job's reply.
+        generation_finished(int, GenerationResult): the reply is complete.
+        generation_cancelled(int, GenerationResult): stopped; the partial reply.
+        generation_failed(int, str): the reply failed; the reason is readable.
+    """
 
     state_changed = Signal(str)
     model_loaded = Signal(object)
@@ -75,8 +92,13 @@ class _InferenceWorker(QObject):
     generation_cancelled = Signal(int, object)
     generation_failed = Signal(int, str)
 
-    def __init__(self, kv_cache_bytes: int) -> None:
+
+class _InferenceWorker(QObject):
+    """Lives on the inference thread; only it touches the engine."""
+
+    def __init__(self, out: InferenceSignals, kv_cache_bytes: int) -> None:
         super().__init__()
+        self._out = out
         self._kv_cache_bytes = kv_cache_bytes
         self._engine: LlamaEngine | None = None
         self._spec: ModelSpec | None = None
@@ -89,18 +111,27 @@ class _InferenceWorker(QObject):
         return self._engine
 
     def _load(self, spec: ModelSpec) -> ModelInfo:
-        self.state_changed.emit(ModelState.LOADING)
+        out = self._out
+        out.state_changed.emit(ModelState.LOADING)
+        had_model = self._spec is not None
         self._spec = None
+        engine = self._get_engine()
         try:
-            info = self._get_engine().load(spec.path, spec.options, model_id=spec.model_id,
-                                           fallback_format=spec.fallback_format,
-                                           name=spec.name)
-        except EngineError:
-            self.state_changed.emit(ModelState.UNLOADED)
+            options = spec.options
+            if options.n_gpu_layers == GPU_LAYERS_AUTOMATIC:
+                engine.unload()  # its GPU memory is free for the next model
+                options = resolve_gpu_layers(options, spec.path)
+            info = engine.load(spec.path, options, model_id=spec.model_id,
+                               fallback_format=spec.fallback_format, name=spec.name)
+        except BaseException:
+            # The engine frees the previous model before it loads the next one.
+            out.state_changed.emit(ModelState.UNLOADED)
+            if had_model:
+                out.model_unloaded.emit()
             raise
         self._spec = spec
-        self.state_changed.emit(ModelState.READY)
-        self.model_loaded.emit(info)
+        out.state_changed.emit(ModelState.READY)
+        out.model_loaded.emit(info)
         return info
 
     @Slot(object)
@@ -110,26 +141,17 @@ class _InferenceWorker(QObject):
             self._load(spec)
         except EngineError as exc:
             log.error("loading %s failed: %s", spec.path, exc)
-            self.model_load_failed.emit(str(exc))
+            self._out.model_load_failed.emit(str(exc))
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error loading %s", spec.path)
-            self.state_changed.emit(ModelState.UNLOADED)
-            self.model_load_failed.emit(f"Unexpected error while loading the model: {exc}")
-
-    @Slot()
-    def unload(self) -> None:
-        """Free the model."""
-        if self._engine is not None:
-            self._engine.unload()
-        self._spec = None
-        self.state_changed.emit(ModelState.UNLOADED)
-        self.model_unloaded.emit()
+            self._out.model_load_failed.emit(f"Unexpected error while loading the model: {exc}")
 
     @Slot(object)
     def generate(self, job: _GenerateJob) -> None:
         """Run one generation job to its one final signal."""
+        out = self._out
         if job.cancel.is_set():
-            self.generation_cancelled.emit(job.job_id, _empty_result(job))
+            out.generation_cancelled.emit(job.job_id, _empty_result(job))
             return
         engine = self._get_engine()
         try:
@@ -137,34 +159,34 @@ class _InferenceWorker(QObject):
                 try:
                     self._load(job.model)
                 except EngineError as exc:
-                    self.model_load_failed.emit(str(exc))
+                    out.model_load_failed.emit(str(exc))
                     raise
             if engine.info is None:
                 raise EngineError("No model is loaded. Pick a model for this chat first.")
-            self.state_changed.emit(ModelState.GENERATING)
-            self.generation_started.emit(job.job_id)
-            batcher = _TextBatcher(lambda text: self.token_batch_ready.emit(job.job_id, text))
+            out.state_changed.emit(ModelState.GENERATING)
+            out.generation_started.emit(job.job_id)
+            batcher = _TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
             result = engine.generate(job.request, batcher.add, job.cancel)
             batcher.flush()
         except EngineError as exc:
             log.error("generation %d failed: %s", job.job_id, exc)
             self._settle()
-            self.generation_failed.emit(job.job_id, str(exc))
+            out.generation_failed.emit(job.job_id, str(exc))
             return
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error in generation %d", job.job_id)
             self._settle()
-            self.generation_failed.emit(job.job_id, f"Unexpected error while generating: {exc}")
+            out.generation_failed.emit(job.job_id, f"Unexpected error while generating: {exc}")
             return
         self._settle()
         if result.cancelled:
-            self.generation_cancelled.emit(job.job_id, result)
+            out.generation_cancelled.emit(job.job_id, result)
         else:
-            self.generation_finished.emit(job.job_id, result)
+            out.generation_finished.emit(job.job_id, result)
 
     def _settle(self) -> None:
         loaded = self._engine is not None and self._engine.info is not None
-        self.state_changed.emit(ModelState.READY if loaded else ModelState.UNLOADED)
+        self._out.state_changed.emit(ModelState.READY if loaded else ModelState.UNLOADED)
 
     @Slot()
     def shutdown(self) -> None:
@@ -203,33 +225,11 @@ def _empty_result(job: _GenerateJob) -> GenerationResult:
                             stats=MessageStats(finish_reason=FinishReason.STOPPED))
 
 
-class InferenceService(QObject):
-    """The GUI thread's handle on the inference worker.
-
-    Signals:
-        state_changed(str): a ModelState value.
-        model_loaded(ModelInfo): a load finished.
-        model_load_failed(str): a load failed; the reason is readable.
-        model_unloaded(): the model was freed.
-        generation_started(int): the job's prompt is being read.
-        token_batch_ready(int, str): more text of the job's reply.
-        generation_finished(int, GenerationResult): the reply is complete.
-        generation_cancelled(int, GenerationResult): stopped; the partial reply.
-        generation_failed(int, str): the reply failed; the reason is readable.
-    """
-
-    state_changed = Signal(str)
-    model_loaded = Signal(object)
-    model_load_failed = Signal(str)
-    model_unloaded = Signal()
-    generation_started = Signal(int)
-    token_batch_ready = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_cancelled = Signal(int, object)
-    generation_failed = Signal(int, str)
+class InferenceService(InferenceSignals):
+    """The GUI thread's handle on the inference worker; its signals are those of
+    ``InferenceSignals``, emitted by the worker."""
 
     _request_load = Signal(object)
-    _request_unload = Signal()
     _request_generate = Signal(object)
 
     def __init__(self, parent: QObject | None = None,
@@ -240,25 +240,19 @@ class InferenceService(QObject):
         self._current: int | None = None
         self.state = ModelState.UNLOADED
         self.model_info: ModelInfo | None = None
-        self._thread = QThread()
-        self._thread.setObjectName("inference")
-        self._worker = _InferenceWorker(kv_cache_bytes)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
+        # Connected before anyone else can connect, so the service's own record is up to
+        # date when other receivers see a signal.
+        self.state_changed.connect(self._on_state_changed)
+        self.model_loaded.connect(self._on_model_loaded)
+        self.model_unloaded.connect(self._on_model_unloaded)
+        self.generation_started.connect(self._on_started)
+        for ended in (self.generation_finished, self.generation_cancelled,
+                      self.generation_failed):
+            ended.connect(self._on_ended)
+        self._worker = _InferenceWorker(self, kv_cache_bytes)
         self._request_load.connect(self._worker.load)
-        self._request_unload.connect(self._worker.unload)
         self._request_generate.connect(self._worker.generate)
-        w = self._worker
-        w.state_changed.connect(self._on_state_changed)
-        w.model_loaded.connect(self._on_model_loaded)
-        w.model_load_failed.connect(self.model_load_failed)
-        w.model_unloaded.connect(self._on_model_unloaded)
-        w.generation_started.connect(self._on_started)
-        w.token_batch_ready.connect(self.token_batch_ready)
-        w.generation_finished.connect(self._on_finished)
-        w.generation_cancelled.connect(self._on_cancelled)
-        w.generation_failed.connect(self._on_failed)
-        self._thread.start()
+        self._thread = WorkerThread(self._worker, "inference")
 
     # -- requests --------------------------------------------------------------------
     def load_model(self, spec: ModelSpec) -> None:
@@ -266,10 +260,6 @@ class InferenceService(QObject):
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
         self._request_load.emit(spec)
-
-    def unload_model(self) -> None:
-        """Free the current model."""
-        self._request_unload.emit()
 
     def generate(self, request: GenerationRequest, model: ModelSpec | None = None) -> int:
         """Queue a generation; returns its job id. With ``model``, the worker makes sure
@@ -300,59 +290,32 @@ class InferenceService(QObject):
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Cancel everything, free the model and stop the thread."""
-        if not self._thread.isRunning():
+        if not self._thread.running:
             return
         self.cancel_all()
-        from PySide6.QtCore import QMetaObject
-
         QMetaObject.invokeMethod(self._worker, "shutdown",
                                  Qt.ConnectionType.BlockingQueuedConnection)
-        self._thread.quit()
-        if not self._thread.wait(timeout_ms):
-            log.error("the inference thread did not stop within %d ms", timeout_ms)
+        self._thread.stop(timeout_ms)
 
-    # -- worker results (GUI thread) ---------------------------------------------------
+    # -- the service's own record (GUI thread) -------------------------------------------
     @Slot(str)
     def _on_state_changed(self, state: str) -> None:
         self.state = ModelState(state)
-        self.state_changed.emit(state)
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_info = info
-        self.model_loaded.emit(info)
 
     @Slot()
     def _on_model_unloaded(self) -> None:
         self.model_info = None
-        self.model_unloaded.emit()
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
         self._current = job_id
-        self.generation_started.emit(job_id)
 
-    def _end(self, job_id: int) -> None:
+    @Slot(int, object)
+    def _on_ended(self, job_id: int, _result: object) -> None:
         self._cancels.pop(job_id, None)
         if self._current == job_id:
             self._current = None
-
-    @Slot(int, object)
-    def _on_finished(self, job_id: int, result: GenerationResult) -> None:
-        self._end(job_id)
-        self.generation_finished.emit(job_id, result)
-
-    @Slot(int, object)
-    def _on_cancelled(self, job_id: int, result: GenerationResult) -> None:
-        self._end(job_id)
-        self.generation_cancelled.emit(job_id, result)
-
-    @Slot(int, str)
-    def _on_failed(self, job_id: int, reason: str) -> None:
-        self._end(job_id)
-        self.generation_failed.emit(job_id, reason)
-
-
-def with_options(spec: ModelSpec, **changes: object) -> ModelSpec:
-    """A copy of ``spec`` with some load options changed."""
-    return replace(spec, options=replace(spec.options, **changes))  # type: ignore[arg-type]

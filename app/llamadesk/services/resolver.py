@@ -7,7 +7,8 @@ from collections.abc import Callable
 from llamadesk.core import bundled
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
 from llamadesk.core.settings import AppSettings
-from llamadesk.services.engine import LoadOptions, supports_gpu_offload
+from llamadesk.services.engine import LoadOptions
+from llamadesk.services.fit_check import offload_setting
 from llamadesk.services.inference import ModelSpec
 
 
@@ -17,7 +18,7 @@ def load_options(settings: AppSettings, n_ctx: int) -> LoadOptions:
     return LoadOptions(
         n_ctx=n_ctx,
         n_threads=hw.threads(),
-        n_gpu_layers=hw.n_gpu_layers(supports_gpu_offload()),
+        n_gpu_layers=offload_setting(hw),
         flash_attn=hw.flash_attn,
         n_batch=hw.n_batch,
         kv_cache_type=hw.kv_cache_type,

@@ -54,7 +54,7 @@ from llamadesk.ui.search import ResultConversationRole, SearchResultsModel
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 if TYPE_CHECKING:
-    from llamadesk.ui.models_window import ModelsWindow
+    from llamadesk.ui.model_manager_window import ModelManagerWindow as ModelsWindow
 
 log = logging.getLogger(__name__)
 
@@ -669,7 +669,7 @@ class MainWindow(QMainWindow):
         """Open the Models window (built on first use)."""
         if self.models_window is None:
             # Imported here: the Hub client is heavy, and start-up should not pay for it.
-            from llamadesk.ui.models_window import ModelsWindow
+            from llamadesk.ui.model_manager_window import ModelManagerWindow as ModelsWindow
 
             self.models_window = ModelsWindow(self.ctx.paths, self.ctx.registry,
                                               self.ctx.settings.defaults.n_ctx, self)

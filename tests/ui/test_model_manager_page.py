@@ -1,4 +1,4 @@
-"""The Models page with the real services against the loopback Hub: search, download with
+"""The model manager page with the real services against the loopback Hub: search, download with
 progress, pause and resume, gated token prompt, licence acceptance, import and remove."""
 
 from __future__ import annotations
@@ -22,26 +22,26 @@ from pytestqt.qtbot import QtBot
 
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
 from llamadesk.core.downloads import DownloadRequest
-from llamadesk.core.fit import MemoryBudget
+from llamadesk.core.fit import CacheTypes, MemoryBudget, ModelShape, kv_cache_bytes
 from llamadesk.core.hub import HubClient
 from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.secrets import SecretStore, TokenSource
 from llamadesk.services.downloads import DownloadService
 from llamadesk.services.hub_queries import HubQueryService
-from llamadesk.ui.models_page import LicenceDialog, ModelsPage
+from llamadesk.ui.model_manager_page import ModelManagerPage
 
 GB = 1_000_000_000
 
 
 @pytest.fixture
 def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
-         gated_catalog: ModelCatalog) -> Iterator[ModelsPage]:
+         gated_catalog: ModelCatalog) -> Iterator[ModelManagerPage]:
     secrets = SecretStore(environ={})
     downloader = make_downloader(paths, secrets=secrets, catalog=gated_catalog)
     downloads = DownloadService(downloader)
     queries = HubQueryService(HubClient(token=secrets.hf_token))
-    widget = ModelsPage(downloads, queries, downloader.registry, gated_catalog,
+    widget = ModelManagerPage(downloads, queries, downloader.registry, gated_catalog,
                         LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE), secrets,
                         n_ctx=2048, budget=lambda: MemoryBudget(16 * GB, 8 * GB))
     qtbot.addWidget(widget)
@@ -50,15 +50,15 @@ def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
     queries.shutdown()
 
 
-def _file_row_text(page: ModelsPage, name: str) -> list[str]:
-    for i in range(page.file_list.topLevelItemCount()):
-        item = page.file_list.topLevelItem(i)
+def _file_row_text(page: ModelManagerPage, name: str) -> list[str]:
+    for i in range(page.hub_search.file_list.topLevelItemCount()):
+        item = page.hub_search.file_list.topLevelItem(i)
         if item.text(0) == name:
             return [item.text(c) for c in range(4)]
     raise AssertionError(f"{name} not listed")
 
 
-def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
+def test_catalog_shows_every_model_with_fit_labels(page: ModelManagerPage) -> None:
     tree = page.catalog_tree
     assert tree.topLevelItemCount() == len(page.catalog.entries)
     first = tree.topLevelItem(0)
@@ -69,51 +69,61 @@ def test_catalog_shows_every_model_with_fit_labels(page: ModelsPage) -> None:
     assert page.installed_ids() == ["smollm2-135m-instruct-q4_1"]
 
 
-def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelsPage,
+def test_fit_labels_cap_the_context_and_size_the_cache_as_the_settings_say(
+        page: ModelManagerPage) -> None:
+    shape = ModelShape(block_count=32, head_count_kv=32, head_dim=128)
+    page.n_ctx = 1_000_000
+    fit = page.fit_for(4 * GB, shape, 4096)
+    assert fit is not None and fit.n_ctx == 4096
+    # The app's default settings: 8-bit keys, f16 values (flash attention off).
+    assert fit.kv_cache_bytes == kv_cache_bytes(shape, 4096, CacheTypes("q8_0", "f16"))
+
+
+def test_search_download_with_progress_and_completion(qtbot: QtBot, page: ModelManagerPage,
                                                       hub_server: HubServer) -> None:
     hub_server.rate = 60e6  # a couple of seconds, so progress is seen
-    page.search_box.setText("smol")
-    qtbot.mouseClick(page.search_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.repo_list.topLevelItemCount() == 1, timeout=30_000)
-    assert page.repo_list.topLevelItem(0).text(0) == SMOL_REPO
-    page.repo_list.setCurrentItem(page.repo_list.topLevelItem(0))
-    qtbot.waitUntil(lambda: page.file_list.topLevelItemCount() == 2, timeout=30_000)
+    page.hub_search.search_box.setText("smol")
+    qtbot.mouseClick(page.hub_search.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.hub_search.repo_list.topLevelItemCount() == 1, timeout=30_000)
+    assert page.hub_search.repo_list.topLevelItem(0).text(0) == SMOL_REPO
+    page.hub_search.repo_list.setCurrentItem(page.hub_search.repo_list.topLevelItem(0))
+    qtbot.waitUntil(lambda: page.hub_search.file_list.topLevelItemCount() == 2, timeout=30_000)
     _, quant, size, fit = _file_row_text(page, SMOL_FILE)
     assert (quant, size, fit) == ("Q4_1", "98.4 MB", "fits")
     assert _file_row_text(page, "big-model.Q8_0.gguf")[3] == "split: not downloadable"
 
-    assert page.select(page.file_list, lambda item: item.text(0) == SMOL_FILE)
+    assert page.select(page.hub_search.file_list, lambda item: item.text(0) == SMOL_FILE)
     progress_texts: list[str] = []
     page.downloads.download_progressed.connect(
-        lambda key, *_: progress_texts.append(page.row(key).item.text(2)))  # type: ignore[union-attr]
+        lambda key, *_: progress_texts.append(page.download_list.row(key).item.text(2)))  # type: ignore[union-attr]
     with qtbot.waitSignal(page.models_changed, timeout=60_000):
-        qtbot.mouseClick(page.file_download, Qt.MouseButton.LeftButton)
-    row = page.row(f"{SMOL_REPO}/{SMOL_FILE}")
+        qtbot.mouseClick(page.hub_search.file_download, Qt.MouseButton.LeftButton)
+    row = page.download_list.row(f"{SMOL_REPO}/{SMOL_FILE}")
     assert row is not None and row.bar.value() == 100
     assert row.item.text(2) == "Installed and verified"
     assert any("MB/s" in t and "left" in t for t in progress_texts)
     assert len(page.installed_ids()) == 2
 
 
-def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelsPage,
+def test_pause_and_resume_buttons(qtbot: QtBot, page: ModelManagerPage,
                                   hub_server: HubServer) -> None:
     hub_server.rate = 20e6
     key = page.download(DownloadRequest(SMOL_REPO, SMOL_FILE))
     assert key is not None
-    row = page.row(key)
+    row = page.download_list.row(key)
     assert row is not None
     qtbot.waitUntil(lambda: row.bar.value() >= 5, timeout=30_000)
-    page.download_list.setCurrentItem(row.item)
+    page.download_list.tree.setCurrentItem(row.item)
     with qtbot.waitSignal(page.downloads.download_paused, timeout=30_000):
-        qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(page.download_list.pause_button, Qt.MouseButton.LeftButton)
     assert row.item.text(2).startswith("Paused at")
     hub_server.rate = None
     with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
-        qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(page.download_list.resume_button, Qt.MouseButton.LeftButton)
     assert hub_server.downloads_of(SMOL_FILE)[-1].range_start
 
 
-def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: ModelsPage,
+def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: ModelManagerPage,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
 
@@ -130,7 +140,7 @@ def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: Model
     assert "keyring" in page.status.text() or "installed" in page.status.text()
 
 
-def test_licence_is_asked_once(qtbot: QtBot, page: ModelsPage,
+def test_licence_is_asked_once(qtbot: QtBot, page: ModelManagerPage,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN_VALUE)
     entry = page.catalog.get("llama-2-test")
@@ -148,17 +158,7 @@ def test_licence_is_asked_once(qtbot: QtBot, page: ModelsPage,
     assert not page.licences.needs_acceptance(entry.licence)
 
 
-def test_licence_dialog_needs_the_checkbox(qtbot: QtBot, page: ModelsPage) -> None:
-    entry = page.catalog.get("llama-2-7b-chat")
-    assert entry is not None
-    dialog = LicenceDialog(entry.licence, entry.name, page)
-    qtbot.addWidget(dialog)
-    assert not dialog.accept_button.isEnabled()
-    dialog.confirm.setChecked(True)
-    assert dialog.accept_button.isEnabled()
-
-
-def test_import_and_remove(qtbot: QtBot, page: ModelsPage, tmp_path: Path,
+def test_import_and_remove(qtbot: QtBot, page: ModelManagerPage, tmp_path: Path,
                            bundled_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = tmp_path / "mine.Q4_1.gguf"
     data = bytearray(bundled_model_path.read_bytes())
