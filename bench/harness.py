@@ -192,9 +192,9 @@ class AppHarness:
     def wait_model(self) -> None:
         """Until the preloaded model is ready."""
         self._run_loop(lambda: self.inference.model_info is not None
-                       or self.window.banner.isVisible(), "the model to load")
+                       or self.window.chat.banner.isVisible(), "the model to load")
         if self.inference.model_info is None:
-            raise BenchError(f"the model did not load: {self.window.banner.label.text()}")
+            raise BenchError(f"the model did not load: {self.window.chat.banner.label.text()}")
 
     def close(self) -> None:
         """Close the window and stop the services (as quitting the app does)."""
@@ -252,13 +252,13 @@ class AppHarness:
         reply to be stored (or stopped, or failed)."""
         cid = self.window.current_id
         assert cid is not None
-        self.window.composer.setPlainText(text)
+        self.window.chat.composer.setPlainText(text)
         reply = Reply(conversation_id=cid, t_send=0.0, on_text=on_text)
         self._rec.reply = reply
         if before is not None:
             before(reply)
         reply.t_send = time.perf_counter()
-        self.window.composer.submit()
+        self.window.chat.composer.submit()
         try:
             self._run_loop(lambda: reply.t_end is not None, "a reply")
         finally:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import FinishReason, Role
 from llamadesk.ui.markdown import STYLE_SHEET, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
+from llamadesk.ui.model_names import ModelNames
 
 MARGIN = 12  # around each bubble
 PADDING = 10  # inside each bubble
@@ -39,17 +40,13 @@ CACHE_SIZE = 400
 _Index = QModelIndex | QPersistentModelIndex
 
 
-#: Display names of model ids, filled in as models load (ids are what messages store).
-MODEL_NAMES: dict[str, str] = {}
-
-
-def header_text(row: ChatRow) -> str:
+def header_text(row: ChatRow, names: ModelNames) -> str:
     """The small line above a message: who wrote it, and how fast."""
     versions = (f"version {row.alternatives[0]} of {row.alternatives[1]}"
                 if row.alternatives else None)
     if row.role == Role.USER:
         return f"You · {versions}" if versions else "You"
-    parts = [MODEL_NAMES.get(row.model_id or "", row.model_id or "Assistant")]
+    parts = [names.name_of(row.model_id)]
     if versions:
         parts.append(versions)
     stats = row.stats
@@ -72,8 +69,9 @@ def header_text(row: ChatRow) -> str:
 class MessageDelegate(QStyledItemDelegate):
     """Paints messages as bubbles; keeps rendered documents in a small LRU cache."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, names: ModelNames, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._names = names
         self._docs: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
         self._live_doc: QTextDocument | None = None
         self._live_row: ChatRow | None = None
@@ -158,9 +156,10 @@ class MessageDelegate(QStyledItemDelegate):
         palette: QPalette = option.palette  # type: ignore[attr-defined]
         doc = self.document(row, self._view_width(option))
         header_h = self._header_height(option)
+        header = header_text(row, self._names)
         if row.role == Role.USER:
             bubble_w = int(doc.idealWidth()) + 2 * PADDING
-            bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header_text(row))
+            bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header)
                            + 2 * PADDING)
         else:
             # Replies take the full text width: code blocks and tables paint their
@@ -198,7 +197,7 @@ class MessageDelegate(QStyledItemDelegate):
         if row.role == Role.USER:
             header_rect = QRect(rect.left() + MARGIN, rect.top() + MARGIN // 2,
                                 rect.width() - 2 * MARGIN - 4, header_h)
-        painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header_text(row))
+        painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header)
         # Body.
         painter.translate(QPoint(left + PADDING, top + PADDING))
         context = QAbstractTextDocumentLayout.PaintContext()
@@ -225,9 +224,9 @@ class MessageView(QListView):
     edit_requested = Signal(int)
     version_requested = Signal(int, int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, names: ModelNames, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._delegate = MessageDelegate(self)
+        self._delegate = MessageDelegate(names, self)
         self.setItemDelegate(self._delegate)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
