@@ -23,6 +23,7 @@ from llamadesk.services.inference import InferenceService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui.context import AppContext
+from llamadesk.ui.excepthook import install_excepthook
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.model_names import ModelNames
 
@@ -133,6 +134,7 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName("llamadesk")
     app.setWindowIcon(app_icon())
+    install_excepthook(app_paths().log_file, parent=app)
     window = build_window(app)
     if window is None:
         return 1
