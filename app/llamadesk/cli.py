@@ -58,12 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                            "the conversation keeps it")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
-    try:
-        from llamadesk import cli_models
-    except ImportError:  # the models commands are optional in a trimmed build
-        pass
-    else:
-        cli_models.add_models_parser(sub)
+    # Not optional: a broken import must be reported, not quietly drop the command.
+    from llamadesk import cli_models
+
+    cli_models.add_models_parser(sub)
     return parser
 
 
@@ -193,7 +191,13 @@ def _write(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
-    args = _parser().parse_args(argv)
+    try:
+        parser = _parser()
+    except ImportError as exc:
+        print(f"llamadesk: this installation is incomplete ({exc}); reinstall LlamaDesk",
+              file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     paths = app_paths()
     try:
         paths.ensure()
