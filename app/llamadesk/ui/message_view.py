@@ -125,11 +125,6 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setTextWidth(width)
         return doc
 
-    def clear_cache(self) -> None:
-        """Forget every rendered document (after a palette or font change)."""
-        self._docs.clear()
-        self._live_doc = self._live_row = None
-
     def _header_height(self, option: QStyleOptionViewItem) -> int:
         return int(option.fontMetrics.height() * 0.9) + HEADER_GAP
 
@@ -212,14 +207,12 @@ class MessageView(QListView):
     bottom, and loads older messages when they scroll to the top.
 
     Signals:
-        copy_requested(str): the user asked to copy a message's text.
         regenerate_requested(int): a new version of this reply, please.
         edit_requested(int): the user wants to edit this message.
         version_requested(int, int): show the version of this message that is this many
             steps away (-1 the previous, +1 the next).
     """
 
-    copy_requested = Signal(str)
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     version_requested = Signal(int, int)
@@ -350,7 +343,6 @@ class MessageView(QListView):
 
     def _copy(self, row: ChatRow) -> None:
         QGuiApplication.clipboard().setText(row.content)
-        self.copy_requested.emit(row.content)
 
     def keyPressEvent(self, event: object) -> None:
         """Ctrl+C copies the selected message."""
