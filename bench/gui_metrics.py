@@ -177,9 +177,9 @@ def open_and_list(work: Path, quick: bool, runs: int,
             return (time.perf_counter() - started) * 1000
 
         opened = repeat(runs, 1, open_long)
-        shown = h.window.messages.rowCount()
+        shown = h.window.chat.messages.rowCount()
 
-        view = h.window.conversation_view
+        view = h.window.sidebar.list_view
 
         def list_first_page() -> float:
             started = time.perf_counter()
@@ -187,7 +187,7 @@ def open_and_list(work: Path, quick: bool, runs: int,
             view.setModel(model)
             settle()
             elapsed = (time.perf_counter() - started) * 1000
-            view.setModel(h.window.conversations)
+            view.setModel(h.window.sidebar.conversations)
             return elapsed
 
         listed = repeat(runs, 1, list_first_page)

@@ -20,7 +20,7 @@ from typing import Any
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
-from llamadesk.core.conversation import Message, SamplingParams
+from llamadesk.core.conversation import FinishReason, Message, SamplingParams
 
 
 class BenchError(RuntimeError):
@@ -109,11 +109,26 @@ class _Recorder(QObject):
     def on_cancelled(self, _job_id: int, _result: object) -> None:
         if self.reply is not None and self.reply.t_cancelled is None:
             self.reply.t_cancelled = time.perf_counter()
+        if self.loop is not None:
+            self.loop.quit()
 
     @Slot(object)
     def on_model_ready(self, _info: object) -> None:
         if self.loop is not None:
             self.loop.quit()
+
+
+def _settled(reply: Reply) -> bool:
+    """Stored or failed, and if stopped, the service's cancel seen too: every receiver of
+    a worker's signal gets its own queued call, so the controller's and ours may be
+    delivered in different turns of the event loop."""
+    if reply.t_end is None:
+        return False
+    if reply.failed is not None:
+        return True
+    stopped = (reply.message is None
+               or reply.message.stats.finish_reason == FinishReason.STOPPED)
+    return not stopped or reply.t_cancelled is not None
 
 
 def qapp() -> QApplication:
@@ -192,9 +207,9 @@ class AppHarness:
     def wait_model(self) -> None:
         """Until the preloaded model is ready."""
         self._run_loop(lambda: self.inference.model_info is not None
-                       or self.window.banner.isVisible(), "the model to load")
+                       or self.window.chat.banner.isVisible(), "the model to load")
         if self.inference.model_info is None:
-            raise BenchError(f"the model did not load: {self.window.banner.label.text()}")
+            raise BenchError(f"the model did not load: {self.window.chat.banner.label.text()}")
 
     def close(self) -> None:
         """Close the window and stop the services (as quitting the app does)."""
@@ -252,15 +267,15 @@ class AppHarness:
         reply to be stored (or stopped, or failed)."""
         cid = self.window.current_id
         assert cid is not None
-        self.window.composer.setPlainText(text)
+        self.window.chat.composer.setPlainText(text)
         reply = Reply(conversation_id=cid, t_send=0.0, on_text=on_text)
         self._rec.reply = reply
         if before is not None:
             before(reply)
         reply.t_send = time.perf_counter()
-        self.window.composer.submit()
+        self.window.chat.composer.submit()
         try:
-            self._run_loop(lambda: reply.t_end is not None, "a reply")
+            self._run_loop(lambda: _settled(reply), "a reply")
         finally:
             self._rec.reply = None
         if reply.failed:

@@ -316,7 +316,10 @@ def stop_latency(h: AppHarness, sizes: Sizes, runs: int) -> list[Metric]:
         return r, (t_stop[0] if t_stop else 0.0)
 
     def mid_prompt() -> float:
-        # Time one whole prompt first, then stop the next one half-way through it.
+        # Time one whole prompt first, then stop the next one half-way through it. The
+        # very first prompt also loads the model at this context size: not a prompt time.
+        if not prompt_s:
+            long_prompt(None)
         full, _ = long_prompt(None)
         assert full.t_end is not None
         prompt_s.append(full.t_end - full.t_send)

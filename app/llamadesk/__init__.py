@@ -8,4 +8,3 @@ except metadata.PackageNotFoundError:  # running from a source tree or a frozen 
     __version__ = "0.1.0"
 
 APP_NAME = "LlamaDesk"
-APP_ID = "llamadesk"

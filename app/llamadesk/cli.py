@@ -25,7 +25,7 @@ from llamadesk.core.conversation import Role, SamplingParams
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
-from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
 if TYPE_CHECKING:
     from llamadesk.services.engine import LlamaEngine
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llamadesk.cli")
 
 SELF_TEST_PROMPT = "What is the capital of France? Answer in one short sentence."
-LAST_CONVERSATION_KEY = "last_conversation_id"
 
 
 class CliError(Exception):
@@ -60,14 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                            "the conversation keeps it")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
-    try:
-        from llamadesk import cli_models
-    except ImportError:  # the models commands are optional in a trimmed build
-        pass
-    else:
-        cli_models.add_models_parser(sub)
-    from llamadesk import cli_chats
+    # Not optional: a broken import must be reported, not quietly drop the command.
+    from llamadesk import cli_chats, cli_models
 
+    cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
     return parser
 
@@ -77,6 +72,7 @@ def _load_engine(model_id: str | None = None,
     """Load ``model_id`` (None: the app's default model) into a fresh engine."""
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
+    from llamadesk.services.fit_check import resolve_gpu_layers
     from llamadesk.services.resolver import make_resolver
 
     install_llama_log_routing()
@@ -88,7 +84,8 @@ def _load_engine(model_id: str | None = None,
     except LookupError as exc:
         raise CliError(str(exc)) from exc
     engine = LlamaEngine()
-    engine.load(spec.path, spec.options, model_id=spec.model_id,
+    # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
+    engine.load(spec.path, resolve_gpu_layers(spec.options, spec.path), model_id=spec.model_id,
                 fallback_format=spec.fallback_format, name=spec.name)
     return engine, spec
 
@@ -198,7 +195,13 @@ def _write(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
-    args = _parser().parse_args(argv)
+    try:
+        parser = _parser()
+    except ImportError as exc:
+        print(f"llamadesk: this installation is incomplete ({exc}); reinstall LlamaDesk",
+              file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     paths = app_paths()
     try:
         paths.ensure()

@@ -25,6 +25,7 @@ from llamadesk.core.conversation import (
 )
 
 DEFAULT_TITLE = "New chat"
+LAST_CONVERSATION_KEY = "last_conversation_id"
 
 
 class StoreError(Exception):

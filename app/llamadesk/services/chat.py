@@ -23,7 +23,8 @@ from llamadesk.core.conversation import (
 )
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
 from llamadesk.services.engine import GenerationRequest, GenerationResult
-from llamadesk.services.inference import InferenceService, ModelSpec
+from llamadesk.services.inference import ModelSpec
+from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.resolver import ModelResolver
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class ChatController(QObject):
     reply_failed = Signal(int, str)
     conversation_changed = Signal(object)
 
-    def __init__(self, store: ConversationStore, inference: InferenceService,
+    def __init__(self, store: ConversationStore, inference: InferenceApi,
                  resolve_model: ModelResolver, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store

@@ -1,8 +1,13 @@
-"""Turn a conversation's model choice into a model file and load options."""
+"""Turn a conversation's model choice into a model file and load options.
+
+The one owner of the default-model rule: a chat's own model, else the settings' model
+(the last one picked), else the bundled model.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from llamadesk.core import bundled
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
@@ -42,25 +47,39 @@ def entry_spec(entry: ModelEntry, settings: AppSettings, n_ctx: int) -> ModelSpe
                      fallback_format=entry.chat_format, name=entry.name)
 
 
-ModelResolver = Callable[[str | None, int], ModelSpec]
+class SettingsSource(Protocol):
+    """Where the settings in force come from (``SettingsService`` in the app)."""
+
+    @property
+    def current(self) -> AppSettings:
+        """The settings in force."""
+        ...
 
 
-def make_resolver(get_settings: Callable[[], AppSettings],
-                  registry: ModelRegistry | None = None) -> ModelResolver:
-    """A resolver for the chat controller: None means the app's default model (the
+class ModelResolver:
+    """Resolves a chat's model choice. ``None`` means the app's default model (the
     bundled one unless the user chose another); anything else must be installed.
     Failures raise LookupError with a sentence that says what to do."""
 
-    def resolve(model_id: str | None, n_ctx: int) -> ModelSpec:
-        settings = get_settings()
-        wanted = model_id or settings.model_id
+    def __init__(self, settings: SettingsSource, registry: ModelRegistry | None = None) -> None:
+        self._settings = settings
+        self.registry = registry
+
+    def effective_model_id(self, model_id: str | None) -> str:
+        """The id of the model that answers a chat whose own choice is ``model_id``."""
+        return model_id or self._settings.current.model_id or bundled.manifest().id
+
+    def __call__(self, model_id: str | None, n_ctx: int) -> ModelSpec:
+        """The file and load options for ``model_id`` with a context of ``n_ctx``."""
+        settings = self._settings.current
         try:
-            if wanted is None or wanted == bundled.manifest().id:
+            wanted = self.effective_model_id(model_id)
+            if wanted == bundled.manifest().id:
                 return bundled_spec(settings, n_ctx)
         except bundled.BundledModelError as exc:
             raise LookupError(str(exc)) from exc
         try:
-            entry = registry.get(wanted) if registry is not None else None
+            entry = self.registry.get(wanted) if self.registry is not None else None
         except RegistryError as exc:
             raise LookupError(str(exc)) from exc
         if entry is None:
@@ -71,4 +90,19 @@ def make_resolver(get_settings: Callable[[], AppSettings],
                               "model, or import or download it again from the Models page.")
         return entry_spec(entry, settings, n_ctx)
 
-    return resolve
+
+class _CalledSettings:
+    """Settings from a function, read on every call."""
+
+    def __init__(self, get_settings: Callable[[], AppSettings]) -> None:
+        self._get = get_settings
+
+    @property
+    def current(self) -> AppSettings:
+        return self._get()
+
+
+def make_resolver(get_settings: Callable[[], AppSettings],
+                  registry: ModelRegistry | None = None) -> ModelResolver:
+    """A ModelResolver that reads the settings from ``get_settings()`` on every call."""
+    return ModelResolver(_CalledSettings(get_settings), registry)

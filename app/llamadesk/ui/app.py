@@ -17,12 +17,15 @@ from llamadesk import APP_NAME, __version__
 from llamadesk.core.catalog import CatalogError, ModelCatalog
 from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.registry import ModelRegistry
-from llamadesk.core.settings import AppSettings, load_settings
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
-from llamadesk.services.resolver import make_resolver
-from llamadesk.ui.main_window import AppContext, MainWindow
+from llamadesk.services.resolver import ModelResolver
+from llamadesk.services.settings import SettingsService
+from llamadesk.ui.context import AppContext
+from llamadesk.ui.excepthook import install_excepthook
+from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.model_names import ModelNames
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def build_window(app: QApplication) -> MainWindow | None:
     """Open the store, start the services and make the window (None if the data
     cannot be opened; the user has been told why)."""
     paths = app_paths().ensure()
-    settings = load_settings(paths.settings_file)
+    settings = SettingsService.load(paths.settings_file)
     try:
         store = ConversationStore(paths.database)
     except StoreError as exc:
@@ -61,19 +64,14 @@ def build_window(app: QApplication) -> MainWindow | None:
         catalog = None
     registry = ModelRegistry(paths, catalog)
     inference = InferenceService()
-    window: MainWindow | None = None
-
-    def current_settings() -> AppSettings:
-        return window.ctx.settings if window is not None else settings
-
-    controller = ChatController(store, inference, make_resolver(current_settings, registry))
+    resolver = ModelResolver(settings, registry)
+    controller = ChatController(store, inference, resolver)
     controller.recover_interrupted()  # replies a crashed run was writing
-    window = MainWindow(AppContext(paths, store, inference, controller,
-                                   controller.resolve_model, settings, registry))
+    window = MainWindow(AppContext(paths, store, inference, controller, resolver, settings,
+                                   registry, ModelNames()))
 
     def shutdown() -> None:
-        if window is not None:
-            window.shutdown_services()
+        window.shutdown_services()
         inference.shutdown()
         store.close()
         log.info("%s closed", APP_NAME)
@@ -116,8 +114,8 @@ def _record_bench_timings(window: MainWindow, path: str, message: str | None) ->
     def idle() -> None:
         event("window_idle")
         if message:
-            window.composer.setPlainText(message)
-            window.composer.submit()
+            window.chat.composer.setPlainText(message)
+            window.chat.composer.submit()
 
     event("window_shown")
     QTimer.singleShot(0, idle)
@@ -136,6 +134,7 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName("llamadesk")
     app.setWindowIcon(app_icon())
+    install_excepthook(app_paths().log_file, parent=app)
     window = build_window(app)
     if window is None:
         return 1

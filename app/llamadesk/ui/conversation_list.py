@@ -11,7 +11,6 @@ from llamadesk.core.store import ConversationStore
 
 FETCH_PAGE = 200
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
-ConversationRole = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -80,8 +79,6 @@ class ConversationListModel(QAbstractListModel):
             return f"{conversation.title}\nLast active {when(conversation.updated_at)}"
         if role == ConversationIdRole:
             return conversation.id
-        if role == ConversationRole:
-            return conversation
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt
@@ -79,7 +80,19 @@ class PreferencesDialog(QDialog):
         self.n_ctx.setRange(256, 131072)
         self.n_ctx.setSingleStep(256)
         self.n_ctx.setValue(settings.defaults.n_ctx)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._form())
+        note = QLabel("Changes apply the next time a model loads.")
+        note.setEnabled(False)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self._sync_gpu()
 
+    def _form(self) -> QFormLayout:
         form = QFormLayout()
         form.addRow("CPU threads", self.threads)
         form.addRow("GPU offload", self.gpu_mode)
@@ -88,17 +101,7 @@ class PreferencesDialog(QDialog):
         form.addRow("", self.flash_attn)
         form.addRow("", self.compact_cache)
         form.addRow("Default context length", self.n_ctx)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        note = QLabel("Changes apply the next time a model loads.")
-        note.setEnabled(False)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
-        self._sync_gpu()
+        return form
 
     def _sync_gpu(self) -> None:
         self.gpu_mode.setEnabled(self.gpu_supported)
@@ -112,8 +115,6 @@ class PreferencesDialog(QDialog):
                                  gpu_layers=gpu, flash_attn=self.flash_attn.isChecked(),
                                  kv_cache_type="q8_0" if self.compact_cache.isChecked()
                                  else "f16")
-        from dataclasses import replace
-
         return replace(settings, defaults=replace(settings.defaults, n_ctx=self.n_ctx.value()))
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import FinishReason, Role
 from llamadesk.ui.markdown import STYLE_SHEET, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
+from llamadesk.ui.model_names import ModelNames
 
 MARGIN = 12  # around each bubble
 PADDING = 10  # inside each bubble
@@ -39,17 +40,13 @@ CACHE_SIZE = 400
 _Index = QModelIndex | QPersistentModelIndex
 
 
-#: Display names of model ids, filled in as models load (ids are what messages store).
-MODEL_NAMES: dict[str, str] = {}
-
-
-def header_text(row: ChatRow) -> str:
+def header_text(row: ChatRow, names: ModelNames) -> str:
     """The small line above a message: who wrote it, and how fast."""
     versions = (f"version {row.alternatives[0]} of {row.alternatives[1]}"
                 if row.alternatives else None)
     if row.role == Role.USER:
         return f"You · {versions}" if versions else "You"
-    parts = [MODEL_NAMES.get(row.model_id or "", row.model_id or "Assistant")]
+    parts = [names.name_of(row.model_id)]
     if versions:
         parts.append(versions)
     stats = row.stats
@@ -72,8 +69,9 @@ def header_text(row: ChatRow) -> str:
 class MessageDelegate(QStyledItemDelegate):
     """Paints messages as bubbles; keeps rendered documents in a small LRU cache."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, names: ModelNames, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._names = names
         self._docs: OrderedDict[tuple[object, ...], QTextDocument] = OrderedDict()
         self._live_doc: QTextDocument | None = None
         self._live_row: ChatRow | None = None
@@ -127,11 +125,6 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setTextWidth(width)
         return doc
 
-    def clear_cache(self) -> None:
-        """Forget every rendered document (after a palette or font change)."""
-        self._docs.clear()
-        self._live_doc = self._live_row = None
-
     def _header_height(self, option: QStyleOptionViewItem) -> int:
         return int(option.fontMetrics.height() * 0.9) + HEADER_GAP
 
@@ -158,9 +151,10 @@ class MessageDelegate(QStyledItemDelegate):
         palette: QPalette = option.palette  # type: ignore[attr-defined]
         doc = self.document(row, self._view_width(option))
         header_h = self._header_height(option)
+        header = header_text(row, self._names)
         if row.role == Role.USER:
             bubble_w = int(doc.idealWidth()) + 2 * PADDING
-            bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header_text(row))
+            bubble_w = max(bubble_w, option.fontMetrics.horizontalAdvance(header)
                            + 2 * PADDING)
         else:
             # Replies take the full text width: code blocks and tables paint their
@@ -198,7 +192,7 @@ class MessageDelegate(QStyledItemDelegate):
         if row.role == Role.USER:
             header_rect = QRect(rect.left() + MARGIN, rect.top() + MARGIN // 2,
                                 rect.width() - 2 * MARGIN - 4, header_h)
-        painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header_text(row))
+        painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header)
         # Body.
         painter.translate(QPoint(left + PADDING, top + PADDING))
         context = QAbstractTextDocumentLayout.PaintContext()
@@ -213,21 +207,19 @@ class MessageView(QListView):
     bottom, and loads older messages when they scroll to the top.
 
     Signals:
-        copy_requested(str): the user asked to copy a message's text.
         regenerate_requested(int): a new version of this reply, please.
         edit_requested(int): the user wants to edit this message.
         version_requested(int, int): show the version of this message that is this many
             steps away (-1 the previous, +1 the next).
     """
 
-    copy_requested = Signal(str)
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     version_requested = Signal(int, int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, names: ModelNames, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._delegate = MessageDelegate(self)
+        self._delegate = MessageDelegate(names, self)
         self.setItemDelegate(self._delegate)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -351,7 +343,6 @@ class MessageView(QListView):
 
     def _copy(self, row: ChatRow) -> None:
         QGuiApplication.clipboard().setText(row.content)
-        self.copy_requested.emit(row.content)
 
     def keyPressEvent(self, event: object) -> None:
         """Ctrl+C copies the selected message."""

@@ -34,7 +34,7 @@ def snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
     return ("…" if start > 0 else "") + piece + ("…" if start + width < len(flat) else "")
 
 
-class SearchResultsModel(QAbstractListModel):
+class SearchResultListModel(QAbstractListModel):
     """Messages that match the search box, newest first."""
 
     def __init__(self, store: ConversationStore, parent: object | None = None) -> None:

@@ -1,0 +1,59 @@
+"""What the GUI needs from an inference service, as a type.
+
+``InferenceService`` (llama.cpp on its worker thread) is the one implementation in the
+app; tests of UI behaviour use a fake with the same surface. Every generation ends with
+exactly one of ``generation_finished`` / ``generation_cancelled`` / ``generation_failed``;
+every load with ``model_loaded`` or ``model_load_failed``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from PySide6.QtCore import SignalInstance
+
+from llamadesk.services.engine import GenerationRequest, ModelInfo
+from llamadesk.services.inference import ModelSpec, ModelState
+
+
+class InferenceApi(Protocol):
+    """The surface of an inference service (see ``InferenceService`` for the meaning of
+    each signal and method)."""
+
+    state_changed: SignalInstance  # (str) a ModelState value
+    model_loaded: SignalInstance  # (ModelInfo)
+    model_load_failed: SignalInstance  # (str) a readable reason
+    model_unloaded: SignalInstance  # ()
+    generation_started: SignalInstance  # (int) job id
+    token_batch_ready: SignalInstance  # (int, str)
+    generation_finished: SignalInstance  # (int, GenerationResult)
+    generation_cancelled: SignalInstance  # (int, GenerationResult)
+    generation_failed: SignalInstance  # (int, str) a readable reason
+
+    state: ModelState
+    model_info: ModelInfo | None
+
+    def load_model(self, spec: ModelSpec) -> None:
+        """Load a model (the current one is unloaded first)."""
+        ...
+
+    def generate(self, request: GenerationRequest, model: ModelSpec | None = None) -> int:
+        """Queue a generation; returns its job id."""
+        ...
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Stop a job (default: the one running)."""
+        ...
+
+    def cancel_all(self) -> None:
+        """Stop the running job and every queued one."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """Whether any job is queued or running."""
+        ...
+
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Cancel everything, free the model and stop the work."""
+        ...

@@ -1,0 +1,302 @@
+"""The chat pane: the header (title, model picker), the messages, an error banner and
+the composer. It shows one conversation and streams its replies."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.settings import AppSettings
+from llamadesk.services.engine import ModelInfo
+from llamadesk.ui.banner import ErrorBanner
+from llamadesk.ui.composer import Composer
+from llamadesk.ui.context import AppContext
+from llamadesk.ui.message_model import MessageListModel
+from llamadesk.ui.message_view import MessageView
+from llamadesk.ui.model_picker import ModelPicker
+from llamadesk.ui.settings_panel import ChatSettingsPanel
+
+
+class ChatPane(QWidget):
+    """One conversation: its messages, its replies as they stream, its versions.
+
+    The chat's settings panel belongs to the pane (it must be flushed before a send),
+    but the window places it, beside the pane in the splitter.
+
+    Signals:
+        busy_changed(bool): whether a reply to the chat on screen is queued or running.
+        new_chat_needed(): a message was sent with no chat open (make one, now).
+        models_requested(): the Models… button was pressed.
+    """
+
+    busy_changed = Signal(bool)
+    new_chat_needed = Signal()
+    models_requested = Signal()
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.store = ctx.store
+        self.controller = ctx.controller
+        self.conversation_id: int | None = None
+        self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names)
+        self.model_picker.model_chosen.connect(self._on_model_chosen)
+        self.messages = MessageListModel(self)
+        self.message_view = MessageView(ctx.names)
+        self.message_view.setModel(self.messages)
+        self.message_view.regenerate_requested.connect(self.regenerate)
+        self.message_view.edit_requested.connect(self.edit_message)
+        self.message_view.version_requested.connect(self.show_version)
+        self.banner = ErrorBanner()
+        self.model_picker.problem.connect(self.banner.show_message)
+        self.composer = Composer()
+        self.composer.submitted.connect(self._send)
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self._send_or_stop)
+        self.settings_panel = self._make_settings_panel(ctx.settings.current)
+        ctx.settings.changed.connect(self._on_app_settings_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 8)
+        layout.addLayout(self._make_header())
+        layout.addWidget(self.message_view, 1)
+        layout.addWidget(self.banner)
+        composer_row = QHBoxLayout()
+        composer_row.addWidget(self.composer, 1)
+        composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(composer_row)
+        self._connect_services()
+
+    def _make_header(self) -> QHBoxLayout:
+        self.title_label = QLabel()
+        self.title_label.setObjectName("chatTitle")
+        self.title_label.setStyleSheet("#chatTitle { font-size: 15px; font-weight: 600; }")
+        models_button = QToolButton()
+        models_button.setText("Models…")
+        models_button.setToolTip("Find, download and manage models (Ctrl+M)")
+        models_button.clicked.connect(self.models_requested)
+        self.settings_button = QToolButton()
+        self.settings_button.setText("Settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.setToolTip("Show this chat's settings (Ctrl+Shift+S)")
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
+        header = QHBoxLayout()
+        header.addWidget(self.title_label)
+        header.addStretch(1)
+        header.addWidget(self.model_picker)
+        header.addWidget(models_button)
+        header.addWidget(self.settings_button)
+        return header
+
+    def _make_settings_panel(self, settings: AppSettings) -> ChatSettingsPanel:
+        panel = ChatSettingsPanel()
+        panel.defaults = settings.defaults
+        panel.default_system_prompt = settings.default_system_prompt
+        panel.settings_changed.connect(self._on_chat_settings_changed)
+        panel.setMinimumWidth(260)
+        panel.hide()
+        return panel
+
+    def _connect_services(self) -> None:
+        c, inf = self.controller, self.ctx.inference
+        c.message_added.connect(self._on_message_added)
+        c.reply_started.connect(self._on_reply_started)
+        c.reply_text.connect(self._on_reply_text)
+        c.reply_finished.connect(self._on_reply_finished)
+        c.reply_failed.connect(self._on_reply_failed)
+        c.conversation_changed.connect(self.show_title_of)
+        inf.model_loaded.connect(self._on_model_loaded)
+        inf.model_load_failed.connect(self._on_model_load_failed)
+
+    # -- the conversation on screen ----------------------------------------------------------
+    def current_conversation(self) -> Conversation | None:
+        """The conversation on screen, as stored now."""
+        return self.store.get_conversation(self.conversation_id) if self.conversation_id else None
+
+    def show_conversation(self, conversation_id: int | None) -> None:
+        """Show a conversation's messages (and its reply so far, if one is being
+        written), title, model and settings."""
+        self.settings_panel.flush()
+        self.conversation_id = conversation_id
+        conversation = self.current_conversation()
+        self.banner.hide()
+        if conversation is None:
+            self.conversation_id = None
+            self.messages.clear()
+            self.title_label.setText("")
+            self.settings_panel.show_conversation(None)
+            self._sync_send_button()
+            return
+        self.messages.set_messages(self.store.messages(conversation.id),
+                                   self.store.version_counts(conversation.id))
+        if self.controller.generating_in(conversation.id):
+            self.messages.begin_reply()
+            live = self.controller.live_text(conversation.id)
+            if live:
+                self.messages.append_reply_text(live)
+        self.message_view.scroll_to_end()
+        self.title_label.setText(conversation.title)
+        self.model_picker.show_conversation(conversation)
+        self.settings_panel.show_conversation(conversation)
+        self._sync_send_button()
+
+    @Slot(object)
+    def show_title_of(self, conversation: Conversation) -> None:
+        """A conversation was renamed: retitle the pane if it is the one on screen."""
+        if conversation.id == self.conversation_id:
+            self.title_label.setText(conversation.title)
+
+    def preload_model(self) -> None:
+        """Load the chat's model now, so the first reply starts quickly."""
+        conversation = self.current_conversation()
+        n_ctx = (conversation.params.n_ctx if conversation
+                 else self.ctx.settings.current.defaults.n_ctx)
+        try:
+            spec = self.ctx.resolver(conversation.model_id if conversation else None, n_ctx)
+        except LookupError as exc:
+            self.banner.show_message(str(exc))
+            return
+        self.ctx.inference.load_model(spec)
+
+    @Slot(int, str)
+    def _on_model_chosen(self, _conversation_id: int, _model_id: str) -> None:
+        self.preload_model()
+
+    @Slot(int, str, object)
+    def _on_chat_settings_changed(self, conversation_id: int, system_prompt: str,
+                                  params: SamplingParams) -> None:
+        self.store.update_conversation(conversation_id, system_prompt=system_prompt,
+                                       params=params)
+
+    @Slot(object)
+    def _on_app_settings_changed(self, settings: AppSettings) -> None:
+        self.settings_panel.defaults = settings.defaults
+        self.settings_panel.default_system_prompt = settings.default_system_prompt
+
+    # -- sending -----------------------------------------------------------------------------
+    @Slot()
+    def _send_or_stop(self) -> None:
+        if self.busy:
+            self.stop()
+        else:
+            self.composer.submit()
+
+    @Slot(str)
+    def _send(self, text: str) -> None:
+        if self.conversation_id is None:
+            self.new_chat_needed.emit()
+        if self.conversation_id is None:
+            return
+        self.settings_panel.flush()
+        self.banner.hide()
+        if self.controller.send(self.conversation_id, text) is not None:
+            self.composer.clear()
+            self.message_view.scroll_to_end()
+        self._sync_send_button()
+
+    def stop(self) -> None:
+        """Stop the reply being written in this chat."""
+        if self.conversation_id is not None:
+            self.controller.stop(self.conversation_id)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reply to this chat is queued or being written."""
+        return (self.conversation_id is not None
+                and self.controller.generating_in(self.conversation_id))
+
+    def _sync_send_button(self) -> None:
+        busy = self.busy
+        self.send_button.setText("Stop" if busy else "Send")
+        self.send_button.setToolTip("Stop generating (Esc)" if busy
+                                    else "Send the message (Enter)")
+        self.busy_changed.emit(busy)
+
+    # -- versions (edits and regenerations keep the old branch) ------------------------------
+    @Slot(int)
+    def regenerate(self, reply_id: int) -> None:
+        """Write a new version of a reply."""
+        if self.controller.regenerate(reply_id):
+            self.show_conversation(self.conversation_id)
+        self._sync_send_button()
+
+    @Slot(int)
+    def edit_message(self, message_id: int) -> None:
+        """Edit a message of yours: the edit is a new version, answered afresh."""
+        original = self.store.get_message(message_id)
+        if original is None or self.controller.generating_in(original.conversation_id):
+            return
+        text, ok = QInputDialog.getMultiLineText(self, "Edit message",
+                                                 "The original stays as another version.",
+                                                 original.content)
+        if ok and text.strip() and text.strip() != original.content.strip():
+            self.controller.edit(message_id, text)
+            self.show_conversation(self.conversation_id)
+            self._sync_send_button()
+
+    @Slot(int, int)
+    def show_version(self, message_id: int, step: int) -> None:
+        """Show another version of a message (and the conversation that followed it)."""
+        ids = [m.id for m in self.store.versions(message_id)]
+        if message_id not in ids or self.busy:
+            return
+        target = ids.index(message_id) + step
+        if 0 <= target < len(ids):
+            self.store.show_branch(ids[target])
+            self.show_conversation(self.conversation_id)
+
+    # -- streaming ---------------------------------------------------------------------------
+    @Slot(object)
+    def _on_message_added(self, message: Message) -> None:
+        if message.conversation_id == self.conversation_id and message.role == Role.USER:
+            self.messages.append_message(message)
+
+    @Slot(int)
+    def _on_reply_started(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:
+            info = self.ctx.inference.model_info
+            self.messages.begin_reply(info.model_id if info else None)
+        self._sync_send_button()
+
+    @Slot(int, str)
+    def _on_reply_text(self, conversation_id: int, text: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.messages.append_reply_text(text)
+
+    @Slot(int, object)
+    def _on_reply_finished(self, conversation_id: int, message: Message | None) -> None:
+        if conversation_id == self.conversation_id:
+            versions = self.store.versions(message.id) if message is not None else []
+            alternatives = None
+            if message is not None and len(versions) > 1:
+                alternatives = ([m.id for m in versions].index(message.id) + 1, len(versions))
+            self.messages.finish_reply(message, alternatives)
+        self._sync_send_button()
+
+    @Slot(int, str)
+    def _on_reply_failed(self, conversation_id: int, reason: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.messages.end_reply()
+            self.banner.show_message(f"The reply failed: {reason}")
+        self._sync_send_button()
+
+    # -- the model ---------------------------------------------------------------------------
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.ctx.names.remember(info.model_id, info.name)
+        if info.template_warning:
+            self.banner.show_message(f"This model's chat template is broken: "
+                                     f"{info.template_warning}")
+
+    @Slot(str)
+    def _on_model_load_failed(self, reason: str) -> None:
+        self.banner.show_message(f"The model could not be loaded: {reason}")

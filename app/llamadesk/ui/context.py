@@ -1,0 +1,29 @@
+"""What the window and its parts need from the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llamadesk.core.paths import AppPaths
+from llamadesk.core.registry import ModelRegistry
+from llamadesk.core.store import ConversationStore
+from llamadesk.services.chat import ChatController
+from llamadesk.services.inference_api import InferenceApi
+from llamadesk.services.resolver import ModelResolver
+from llamadesk.services.settings import SettingsService
+from llamadesk.ui.model_names import ModelNames
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """The app's data and services, built once by ``ui.app.build_window`` (or a test)
+    and handed to the window, which hands each part what it uses."""
+
+    paths: AppPaths
+    store: ConversationStore
+    inference: InferenceApi
+    controller: ChatController
+    resolver: ModelResolver
+    settings: SettingsService
+    registry: ModelRegistry
+    names: ModelNames

@@ -1,0 +1,104 @@
+"""The chat header's model picker: which installed model answers in this chat."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
+
+from llamadesk.core.conversation import Conversation
+from llamadesk.core.fit import FitLabel
+from llamadesk.core.registry import ModelEntry, RegistryError
+from llamadesk.core.store import ConversationStore
+from llamadesk.services.fit_check import fit_check, memory_budget
+from llamadesk.services.resolver import ModelResolver
+from llamadesk.services.settings import SettingsSaveError, SettingsService
+from llamadesk.ui.model_names import ModelNames
+
+
+class ModelPicker(QComboBox):
+    """Lists the installed models; picking one asks first when it may not fit in
+    memory, then stores it on the chat and as the model of new chats.
+
+    Signals:
+        model_chosen(int, str): this chat now answers with this model (load it).
+        problem(str): something the user should read (the registry is unreadable,
+            the choice could not be saved).
+    """
+
+    model_chosen = Signal(int, str)
+    problem = Signal(str)
+
+    def __init__(self, store: ConversationStore, resolver: ModelResolver,
+                 settings: SettingsService, names: ModelNames,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._resolver = resolver
+        self._settings = settings
+        self._names = names
+        self._entries: dict[str, ModelEntry] = {}
+        self._conversation_id: int | None = None
+        self.setAccessibleName("Model")
+        self.setToolTip("The model that answers in this chat; switching keeps the conversation")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.activated.connect(self._on_picked)
+
+    def refresh(self) -> None:
+        """Fill the list from the registry."""
+        registry = self._resolver.registry
+        try:
+            entries = registry.models() if registry is not None else []
+        except RegistryError as exc:
+            self.problem.emit(str(exc))
+            entries = []
+        self._entries = {e.id: e for e in entries}
+        self._names.remember_entries(entries)
+        self.blockSignals(True)
+        self.clear()
+        for entry in entries:
+            label = entry.name if entry.available else f"{entry.name} (file missing)"
+            self.addItem(label, entry.id)
+        self.blockSignals(False)
+        conversation_id = self._conversation_id
+        self.show_conversation(self._store.get_conversation(conversation_id)
+                               if conversation_id else None)
+
+    def show_conversation(self, conversation: Conversation | None) -> None:
+        """Show the model that answers in this chat."""
+        self._conversation_id = conversation.id if conversation else None
+        model_id = self._resolver.effective_model_id(conversation.model_id
+                                                     if conversation else None)
+        self.blockSignals(True)
+        self.setCurrentIndex(self.findData(model_id))
+        self.blockSignals(False)
+
+    def _fits(self, entry: ModelEntry, n_ctx: int) -> bool:
+        """Ask before loading a model that will not fit in memory."""
+        estimate = fit_check(entry, self._settings.current, n_ctx, memory_budget())
+        if estimate.label != FitLabel.WONT_FIT:
+            return True
+        answer = QMessageBox.question(
+            self, "This model may not fit",
+            f"{entry.name}: {estimate.explanation}\n\nLoading it may make this computer "
+            "very slow or fail. Load it anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot(int)
+    def _on_picked(self, index: int) -> None:
+        model_id = self.itemData(index)
+        conversation_id = self._conversation_id
+        conversation = self._store.get_conversation(conversation_id) if conversation_id else None
+        if (conversation is None or not model_id
+                or model_id == self._resolver.effective_model_id(conversation.model_id)):
+            return
+        entry = self._entries.get(model_id)
+        if entry is None or not self._fits(entry, conversation.params.n_ctx):
+            self.show_conversation(conversation)
+            return
+        # The chat switches model from its next reply on; new chats use it too.
+        self._store.update_conversation(conversation.id, model_id=model_id)
+        try:
+            self._settings.set_default_model(model_id)
+        except SettingsSaveError as exc:
+            self.problem.emit(str(exc))
+        self.model_chosen.emit(conversation.id, model_id)

@@ -1,0 +1,187 @@
+"""The chat pane's own behaviour, in the real window on FakeInferenceService (the real
+model's path through the pane is tested in test_main_window.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from fake_inference import FakeReply
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
+from window_fixtures import SHORT, WindowFactory, fake_of
+
+from llamadesk.core.conversation import FinishReason, Role
+from llamadesk.services.inference import ModelSpec
+from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.message_model import MessageRole
+from llamadesk.ui.message_view import header_text
+
+WAIT_MS = 10_000
+
+
+def send(qtbot: QtBot, window: MainWindow, text: str) -> None:
+    qtbot.keyClicks(window.chat.composer, text)
+    qtbot.keyClick(window.chat.composer, Qt.Key.Key_Return)
+
+
+def test_a_reply_streams_in_batches_into_one_row_and_names_its_model(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    chat = window.chat
+    fake_of(window).script(FakeReply("one two three four five six seven", words_per_batch=2))
+    batches: list[str] = []
+    window.controller.reply_text.connect(lambda _cid, text: batches.append(text))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        send(qtbot, window, "Count, please.")
+        assert chat.send_button.text() == "Stop"
+    assert batches == ["one two", " three four", " five six", " seven"]
+    assert done.args[1].content == "one two three four five six seven"
+    assert chat.send_button.text() == "Send"
+    reply = chat.messages.index(1).data(MessageRole.MESSAGE)
+    assert header_text(reply, window.ctx.names).startswith(
+        "SmolLM2 135M Instruct (Q4_1) · 123.0 tokens/s · 7 tokens")
+    assert "123.0 tokens/s" in window.status.speed_label.text()
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    composer = window.chat.composer
+    qtbot.keyClicks(composer, "first")
+    qtbot.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(composer, "second")
+    assert composer.toPlainText() == "first\nsecond"
+    assert window.store.messages(window.current_id) == []
+    assert fake_of(window).requests == []
+
+
+def test_chat_settings_are_saved_per_conversation_and_used_by_the_next_reply(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    panel = window.chat.settings_panel
+    assert not panel.isVisible()
+    window.chat.settings_button.click()
+    assert panel.isVisible() and panel.isEnabled()
+    panel.temperature.setValue(0.25)
+    panel.system_prompt.setPlainText("Answer like a pirate.")
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "Ahoy?")  # a send takes edits that are still pending
+    conversation = window.store.get_conversation(window.current_id)
+    assert conversation.params.temperature == pytest.approx(0.25)
+    assert conversation.system_prompt == "Answer like a pirate."
+    request, _model = fake_of(window).requests[-1]
+    assert request.system_prompt == "Answer like a pirate."
+    assert request.params.temperature == pytest.approx(0.25)
+    window.new_conversation()
+    assert panel.temperature.value() == pytest.approx(SHORT.temperature)
+
+
+def test_unknown_model_shows_a_banner_and_stores_nothing(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    def resolve(model_id: str | None, n_ctx: int) -> ModelSpec:
+        raise LookupError("The model 'nope' is not installed.")
+
+    window = fake_window(resolve=resolve)
+    window.chat.banner.hide()
+    send(qtbot, window, "Hello?")
+    assert window.chat.banner.isVisible()
+    assert "not installed" in window.chat.banner.label.text()
+    assert window.store.messages(window.current_id) == []
+    assert fake_of(window).requests == []
+
+
+def test_a_failed_reply_shows_its_reason_and_keeps_the_question(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    fake_of(window).script(FakeReply("half a", fail="The model ran out of memory."))
+    with qtbot.waitSignal(window.controller.reply_failed, timeout=WAIT_MS):
+        send(qtbot, window, "Go on.")
+    assert window.chat.banner.isVisible()
+    assert "ran out of memory" in window.chat.banner.label.text()
+    assert [m.role for m in window.store.messages(window.current_id)] == [Role.USER]
+    assert window.chat.messages.streaming_row is None
+    assert window.chat.send_button.text() == "Send"
+
+
+def test_a_model_that_fails_to_load_says_why(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    qtbot.waitUntil(lambda: window.inference.model_info is not None, timeout=WAIT_MS)
+    fake_of(window).fail_loading("smollm2-135m-instruct-q4_1", "not enough memory")
+    with qtbot.waitSignal(window.inference.model_load_failed, timeout=WAIT_MS):
+        window.chat.preload_model()
+    assert "could not be loaded: not enough memory" in window.chat.banner.label.text()
+    assert window.status.model_label.text() == "No model"
+    assert window.status.state_label.text() == "No model loaded"
+
+
+def test_long_conversation_opens_on_its_latest_page_and_loads_older(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    messages = window.chat.messages
+    conversation_id = window.current_id
+    for i in range(300):
+        window.store.add_message(conversation_id, Role.USER if i % 2 == 0 else Role.ASSISTANT,
+                                 f"message {i}")
+    window.open_conversation(conversation_id)
+    shown = messages.rowCount()
+    assert 0 < shown < 300
+    assert messages.row_at(shown - 1).content == "message 299"
+    assert messages.has_older
+    added = messages.load_older()
+    assert added > 0 and messages.rowCount() == shown + added
+    assert messages.row_at(0).content == f"message {300 - shown - added}"
+    assert messages.index(0) != QModelIndex()
+
+
+def test_switching_away_and_back_during_a_reply_shows_the_text_so_far(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window(replace(SHORT, max_tokens=400))
+    fake_of(window).script(FakeReply.long())
+    messages = window.chat.messages
+    first = window.current_id
+    send(qtbot, window, "Write a long story about a lighthouse.")
+    qtbot.waitUntil(lambda: len(window.controller.live_text(first)) > 5, timeout=WAIT_MS)
+    window.new_conversation()
+    assert messages.streaming_row is None, "the other chat shows no reply"
+    assert window.chat.send_button.text() == "Send"
+    window.select_conversation(first)
+    row = messages.row_at(messages.streaming_row)
+    assert row is not None and row.streaming
+    assert window.controller.live_text(first).startswith(row.content[:5])
+    assert window.chat.send_button.text() == "Stop"
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+        window.chat.stop()
+    assert messages.row_at(messages.rowCount() - 1).content == done.args[1].content
+    assert done.args[1].stats.finish_reason == FinishReason.STOPPED
+
+
+def test_a_second_chat_waits_for_the_first_reply_and_both_are_stored(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    fake_of(window).script(FakeReply("first answer " * 10), FakeReply("second answer"))
+    first = window.current_id
+    send(qtbot, window, "One")
+    window.new_conversation()
+    second = window.current_id
+    finished: list[int] = []
+    window.controller.reply_finished.connect(lambda cid, _m: finished.append(cid))
+    send(qtbot, window, "Two")
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=WAIT_MS)
+    assert finished == [first, second], "replies are written one after another, in order"
+    assert window.store.messages(first)[-1].content.startswith("first answer")
+    assert window.store.messages(second)[-1].content == "second answer"
+
+
+def test_sending_with_no_chat_open_starts_one(qtbot: QtBot,
+                                              fake_window: WindowFactory) -> None:
+    window = fake_window()
+    before = window.store.count_conversations()
+    window.chat.show_conversation(None)
+    assert window.current_id is None and window.chat.title_label.text() == ""
+    assert not window.chat.settings_panel.isEnabled()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "Hello from nowhere")
+    assert window.store.count_conversations() == before + 1
+    assert window.store.messages(window.current_id)[0].content == "Hello from nowhere"
