@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +385,9 @@ class LlamaEngine:
                 count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)
         except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
+        if template.warning != self._info.template_warning:  # replaced while rendering
+            self._info = replace(self._info, template_name=template.name,
+                                 template_warning=template.warning)
         starts_with_bos = bool(bos) and plan.text.startswith(bos)
         add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
         prompt = llm.tokenize(plan.text.encode("utf-8"),

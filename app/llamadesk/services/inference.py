@@ -67,6 +67,7 @@ class _InferenceWorker(QObject):
 
     state_changed = Signal(str)
     model_loaded = Signal(object)
+    model_info_changed = Signal(object)
     model_load_failed = Signal(str)
     model_unloaded = Signal()
     generation_started = Signal(int)
@@ -144,8 +145,11 @@ class _InferenceWorker(QObject):
             self.state_changed.emit(ModelState.GENERATING)
             self.generation_started.emit(job.job_id)
             batcher = _TextBatcher(lambda text: self.token_batch_ready.emit(job.job_id, text))
+            info = engine.info
             result = engine.generate(job.request, batcher.add, job.cancel)
             batcher.flush()
+            if engine.info is not info:  # its chat template broke and was replaced
+                self.model_info_changed.emit(engine.info)
         except EngineError as exc:
             log.error("generation %d failed: %s", job.job_id, exc)
             self._settle()
@@ -209,6 +213,8 @@ class InferenceService(QObject):
     Signals:
         state_changed(str): a ModelState value.
         model_loaded(ModelInfo): a load finished.
+        model_info_changed(ModelInfo): the loaded model's chat template failed while
+            rendering and was replaced by its fallback (``template_warning`` says why).
         model_load_failed(str): a load failed; the reason is readable.
         model_unloaded(): the model was freed.
         generation_started(int): the job's prompt is being read.
@@ -220,6 +226,7 @@ class InferenceService(QObject):
 
     state_changed = Signal(str)
     model_loaded = Signal(object)
+    model_info_changed = Signal(object)
     model_load_failed = Signal(str)
     model_unloaded = Signal()
     generation_started = Signal(int)
@@ -251,6 +258,7 @@ class InferenceService(QObject):
         w = self._worker
         w.state_changed.connect(self._on_state_changed)
         w.model_loaded.connect(self._on_model_loaded)
+        w.model_info_changed.connect(self._on_model_info_changed)
         w.model_load_failed.connect(self.model_load_failed)
         w.model_unloaded.connect(self._on_model_unloaded)
         w.generation_started.connect(self._on_started)
@@ -321,6 +329,11 @@ class InferenceService(QObject):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_info = info
         self.model_loaded.emit(info)
+
+    @Slot(object)
+    def _on_model_info_changed(self, info: ModelInfo) -> None:
+        self.model_info = info
+        self.model_info_changed.emit(info)
 
     @Slot()
     def _on_model_unloaded(self) -> None:

@@ -298,6 +298,7 @@ class MainWindow(QMainWindow):
         self.conversations.renamed.connect(self._on_conversation_changed)
         inf.state_changed.connect(self._on_state_changed)
         inf.model_loaded.connect(self._on_model_loaded)
+        inf.model_info_changed.connect(self._on_model_loaded)  # shows a template warning
         inf.model_load_failed.connect(self._on_model_load_failed)
 
     def _restore(self) -> None:
