@@ -11,6 +11,8 @@ Not a mock of our code: huggingface_hub itself talks to it (set ``HF_ENDPOINT`` 
   ``/api/models/{repo}/revision/{rev}`` (siblings; sizes and LFS sha256 with
   ``blobs=true``, as ``files_metadata=True`` asks), ``POST
   /api/models/{repo}/paths-info/{rev}``.
+- Model cards: ``tags`` (``license:…``, ``base_model:…``) in listings and ``cardData``
+  (``card_data``) in a repo's info, as the Hub derives them from a README's metadata.
 - Gated repos: 401 ``X-Error-Code: GatedRepo`` without a token, 403 with the wrong one,
   with the Hub's own messages. Unknown repos, files and revisions: 404 with
   ``RepoNotFound`` / ``EntryNotFound`` / ``RevisionNotFound``.
@@ -92,6 +94,8 @@ class Repo:
     downloads: int = 100
     likes: int = 1
     tags: list[str] = field(default_factory=lambda: ["gguf", "text-generation"])
+    #: The model card's metadata (``license``, ``base_model``…), served as ``cardData``.
+    card_data: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.commit:
@@ -434,8 +438,11 @@ def _model_info(repo: Repo, blobs: bool) -> dict[str, Any]:
             if item.lfs:
                 sibling["lfs"] = {"sha256": item.sha256, "size": item.size, "pointerSize": 135}
         siblings.append(sibling)
-    return _listing(repo) | {"sha": repo.commit, "disabled": False, "siblings": siblings,
+    info = _listing(repo) | {"sha": repo.commit, "disabled": False, "siblings": siblings,
                              "usedStorage": sum(f.size for f in repo.files.values())}
+    if repo.card_data is not None:
+        info["cardData"] = repo.card_data
+    return info
 
 
 def _path_info(name: str, item: RepoFile) -> dict[str, Any]:

@@ -268,6 +268,17 @@ class HubClient:
         return [HubFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else None)
                 for s in info.siblings or []]
 
+    def model_card(self, repo: str, revision: str | None = None) -> tuple[list[str],
+                                                                        dict[str, Any]]:
+        """The repo's tags and model-card metadata (its licence and base model)."""
+        check_repo_id(repo)
+        try:
+            info = self._api().model_info(repo, revision=revision)
+        except Exception as exc:
+            raise hub_error(exc, repo, endpoint=self.endpoint) from exc
+        return list(info.tags or []), (info.card_data.to_dict()  # type: ignore[no-untyped-call]
+                                       if info.card_data else {})
+
     def gguf_choices(self, repo: str, revision: str | None = None) -> list[GGUFChoice]:
         """The GGUF models ``repo`` offers, split ones grouped."""
         return group_gguf_files(repo, self.list_files(repo, revision))
