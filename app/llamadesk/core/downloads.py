@@ -17,6 +17,7 @@ deleted and the reason is raised as DownloadError.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import logging
@@ -389,6 +390,11 @@ class Downloader:
                 self.discard(request)
             raise
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DownloadError(DownloadErrorKind.DISK, f"The disk is full: {part.name} "
+                                    f"stopped at {format_bytes(part.stat().st_size)}. What has "
+                                    "arrived is kept; free some space and resume the "
+                                    "download.", resumable=True) from exc
             raise DownloadError(DownloadErrorKind.DISK, f"Cannot write {part}: "
                                 f"{exc.strerror or exc}", resumable=True) from exc
         return self._finish(request, entry, remote, part, dest, digest, header)
