@@ -14,8 +14,10 @@ test watches that happen, with strace, where strace exists.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +69,8 @@ def test_each_commit_is_synced_to_disk_before_it_is_announced(
     child = subprocess.Popen(
         ["strace", "-f", "-qq", "-e", "trace=openat,fsync,fdatasync,write,pwrite64", "-e",
          "signal=none", "-s", "60", "-o", str(trace), sys.executable, "-c", script],
-        env=child_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        env=child_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # a killed strace leaves its tracee running: kill both
     assert child.stdout is not None
     announced = 0
     try:
@@ -77,7 +80,7 @@ def test_each_commit_is_synced_to_disk_before_it_is_announced(
             if announced >= 6:
                 break
     finally:
-        child.kill()
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait()
     assert announced >= 6
     wal_fds: set[tuple[str, str]] = set()
