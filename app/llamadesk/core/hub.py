@@ -226,6 +226,9 @@ class HubClient:
     def __init__(self, token: TokenProvider | None = None, endpoint: str | None = None) -> None:
         self._token = token or (lambda: None)
         self._endpoint = endpoint
+        # The Hub gets what a search or download needs, nothing more: huggingface_hub's
+        # telemetry adds to the user agent and fetches an "agent" registry from the Hub.
+        constants.HF_HUB_DISABLE_TELEMETRY = True
 
     @property
     def endpoint(self) -> str:
