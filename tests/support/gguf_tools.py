@@ -140,6 +140,7 @@ def tiny_model(dest: Path, *, metadata: dict[str, str] | None = None, base_model
     in milliseconds and writes (nonsense) text. ``metadata`` adds string entries;
     ``base_models`` sets ``general.base_model.count``."""
     rng = np.random.default_rng(seed)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     vocab = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     writer = GGUFWriter(str(dest), "llama")
     writer.add_name("Tiny test model")
