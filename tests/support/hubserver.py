@@ -19,7 +19,7 @@ Not a mock of our code: huggingface_hub itself talks to it (set ``HF_ENDPOINT`` 
 
 Switches for trouble: ``cut_at`` (drop the connection once the body reaches this file
 offset, ``cuts`` times), ``flip_at`` (serve that byte inverted), ``rate`` (bytes per
-second), ``ignore_range``. Every request is recorded in ``requests``.
+second, paced like a link of that speed), ``ignore_range``. Every request is recorded in ``requests``.
 """
 
 from __future__ import annotations
@@ -393,6 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cut = self.hub.take_cut()
         pos = start
+        began = time.monotonic()
         while pos < stop:
             chunk_end = min(pos + CHUNK, stop)
             if cut is not None and pos < cut <= chunk_end:
@@ -411,7 +412,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if self.hub.rate:
-                time.sleep(len(data) / self.hub.rate)
+                # Like a link of that speed: bytes leave on a schedule, and a reader that
+                # fell behind for a moment catches up from what the link buffered.
+                ahead = began + (pos - start) / self.hub.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
 
     def _drop(self) -> None:
         # A dropped connection mid-body: the client has fewer bytes than Content-Length.

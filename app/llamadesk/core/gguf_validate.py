@@ -197,13 +197,13 @@ class _Cursor:
         (an assertion, not an error it reports) when two tokens have the same text; an
         empty token counts as ``[EMPTY_<i>]``, as llama.cpp renames it."""
         unpack = _U64.unpack_from
-        texts: list[bytes] = []
-        add = texts.append
-        size, pos = self.size, self.pos
-        while len(texts) < count:
+        unique: set[bytes] = set()
+        add = unique.add
+        size, start, pos, i = self.size, self.pos, self.pos, 0
+        while i < count:
             buf, base = self._buf, self._base
             try:
-                for _ in range(count - len(texts)):
+                while i < count:
                     index = pos - base
                     length = unpack(buf, index)[0]
                     end = index + 8 + length
@@ -211,18 +211,21 @@ class _Cursor:
                         raise struct.error  # not wholly in the window, or past the end
                     add(buf[index + 8:end])
                     pos += 8 + length
+                    i += 1
             except struct.error:
                 self.pos = pos
-                what = f"string {len(texts):,} of array {key!r}"
+                what = f"string {i:,} of array {key!r}"
                 length = self.u64(f"length of {what}")
                 self.pos = pos
                 self._need(8 + length, what)
                 self._window(8 + length, what)
         self.pos = pos
-        unique = set(texts)
         self.vocabulary = unique
         if len(unique) == count and b"" not in unique:
             return
+        self.pos = start  # rare: read them again, in order, to name the repeated one
+        texts = [self.read(self.u64("length"), "token") for _ in range(count)]
+        self.pos = pos
         seen: dict[bytes, int] = {}
         for i, text in enumerate(texts):
             first = seen.setdefault(text or f"[EMPTY_{i}]".encode(), i)
