@@ -19,7 +19,8 @@ Not a mock of our code: huggingface_hub itself talks to it (set ``HF_ENDPOINT`` 
 
 Switches for trouble: ``cut_at`` (drop the connection once the body reaches this file
 offset, ``cuts`` times), ``flip_at`` (serve that byte inverted), ``rate`` (bytes per
-second, paced like a link of that speed), ``ignore_range``. Every request is recorded in ``requests``.
+second, paced like a link of that speed), ``ignore_range``. Every request is recorded
+in ``requests``.
 """
 
 from __future__ import annotations
