@@ -40,7 +40,7 @@ from llamadesk.core.hardware import probe
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
 from llamadesk.core.settings import GPU_LAYERS_NONE, AppSettings, save_settings
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
 from llamadesk.services.engine import ModelInfo, supports_gpu_offload
 from llamadesk.services.inference import InferenceService, ModelState
@@ -419,7 +419,11 @@ class MainWindow(QMainWindow):
         if not query:
             self.sidebar_stack.setCurrentWidget(self.conversation_view)
             return
-        self.search_results.search(query)
+        try:
+            self.search_results.search(query)
+        except StoreError as exc:
+            self.banner.show_message(str(exc))
+            return
         self.sidebar_stack.setCurrentWidget(self.results_view)
 
     @Slot(QModelIndex)
@@ -474,8 +478,11 @@ class MainWindow(QMainWindow):
     @Slot(int, str, object)
     def _on_settings_changed(self, conversation_id: int, system_prompt: str,
                              params: SamplingParams) -> None:
-        self.store.update_conversation(conversation_id, system_prompt=system_prompt,
-                                       params=params)
+        try:
+            self.store.update_conversation(conversation_id, system_prompt=system_prompt,
+                                           params=params)
+        except StoreError as exc:  # the panel keeps the edit; the stored settings stay
+            self.banner.show_message(f"The chat's settings were not saved. {exc}")
 
     # -- sending and streaming ---------------------------------------------------------------
     def _send_or_stop(self) -> None:
