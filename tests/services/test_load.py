@@ -34,7 +34,7 @@ WARM_UP = 50
 #: Resident memory may grow this much from the warm-up to the last message.
 RSS_GROWTH_BOUND = 64 * 1024 * 1024
 WAIT_MS = 120_000
-PARAMS = SamplingParams(max_tokens=3, n_ctx=512, temperature=0.7, seed=7)
+PARAMS = SamplingParams(max_tokens=2, n_ctx=512, temperature=0.7, seed=7)
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from gguf.constants import (
     LlamaFileType,
 )
 
+from llamadesk.core.gguf_hazards import bad_hyperparameter, missing_byte_token
+
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -329,32 +331,6 @@ def validate_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
             raise GGUFValidationError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
 
 
-def _check_byte_tokens(metadata: dict[str, GGUFValue], vocabulary: set[bytes]) -> None:
-    """A SentencePiece vocabulary spells text it has no token for byte by byte, with the
-    ``<0xXX>`` tokens (or the bare byte); llama.cpp aborts the process when one is
-    missing, on the first text that needs it."""
-    if metadata.get(Keys.Tokenizer.MODEL) != "llama":
-        return
-    for byte in range(256):
-        if f"<0x{byte:02X}>".encode() not in vocabulary and bytes([byte]) not in vocabulary:
-            raise GGUFValidationError(
-                f"its vocabulary lacks the byte token <0x{byte:02X}>, without which "
-                "llama.cpp cannot read some text")
-
-
-def _check_hyperparameters(metadata: dict[str, GGUFValue]) -> None:
-    """Values llama.cpp asserts on while computing (aborting the process), not while
-    loading: a negative or non-finite normalisation epsilon."""
-    arch = metadata.get(Keys.General.ARCHITECTURE)
-    if not isinstance(arch, str):
-        return
-    for template in (Keys.Attention.LAYERNORM_EPS, Keys.Attention.LAYERNORM_RMS_EPS):
-        key = template.format(arch=arch)
-        value = metadata.get(key)
-        if isinstance(value, float) and not 0.0 <= value < float("inf"):
-            raise GGUFValidationError(f"{key} is {value}, not a small positive number")
-
-
 def _parse(path: Path, fh: BinaryIO, size: int) -> GGUFHeader:
     cur = _Cursor(fh, size)
     if size < 4:
@@ -387,9 +363,10 @@ def _parse(path: Path, fh: BinaryIO, size: int) -> GGUFHeader:
         vtype = _value_type(cur.u32(f"type of {key!r}"), f"metadata {key!r}")
         metadata[key] = _read_value(cur, vtype, key)
 
-    if cur.vocabulary is not None:
-        _check_byte_tokens(metadata, cur.vocabulary)
-    _check_hyperparameters(metadata)
+    why = (missing_byte_token(metadata, cur.vocabulary) if cur.vocabulary is not None
+           else None) or bad_hyperparameter(metadata)
+    if why:
+        raise GGUFValidationError(why)
     names: set[str] = set()
     tensors = tuple(_tensor_info(cur, i, names) for i in range(tensor_count))
 
