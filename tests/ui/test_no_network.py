@@ -67,13 +67,25 @@ class SocketGuard:
             self.refused.append(f"{what} {host}:{port}")
             raise OSError(f"the network guard refused {what} to {host}:{port}")
 
+    before: set[tuple[object, object]] = field(default_factory=set)
+
+    @staticmethod
+    def _connected() -> set[tuple[object, object]]:
+        return {(c.laddr, c.raddr) for c in psutil.Process().net_connections(kind="inet")
+                if c.raddr}
+
+    def note_existing(self) -> None:
+        """Remember the sockets open before the test (kept-alive connections of earlier
+        tests in this process), so only new ones count."""
+        self.before = self._connected()
+
     def open_sockets(self) -> list[str]:
-        """This process's connected internet sockets, other than to allowed ports."""
+        """Internet sockets this process opened since, other than to allowed ports."""
         found = []
-        for conn in psutil.Process().net_connections(kind="inet"):
-            if conn.raddr and not (_is_loopback(conn.raddr.ip)
-                                   and conn.raddr.port in self.allowed_ports):
-                found.append(f"{conn.status} {conn.raddr.ip}:{conn.raddr.port}")
+        for laddr, raddr in self._connected() - self.before:
+            ip, port = raddr.ip, raddr.port  # type: ignore[attr-defined]
+            if not (_is_loopback(ip) and port in self.allowed_ports):
+                found.append(f"{laddr} -> {ip}:{port}")
         return found
 
 
@@ -117,6 +129,7 @@ def guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[SocketGuard]:
     # As a user has it: the suite turns huggingface_hub's telemetry off for itself.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", False)
     monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)
+    guard.note_existing()
     yield guard
 
 
