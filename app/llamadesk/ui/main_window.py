@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         side.new_chat_requested.connect(self.new_conversation)
         side.delete_requested.connect(self.delete_current)
         side.conversation_renamed.connect(chat.show_title_of)
+        side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)

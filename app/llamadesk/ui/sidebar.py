@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import Conversation
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
 from llamadesk.ui.search import ResultConversationRole, SearchResultListModel
 
@@ -31,12 +31,14 @@ class ConversationSidebar(QWidget):
         new_chat_requested(): the New chat button was pressed.
         delete_requested(): "Delete…" was chosen from a chat's context menu.
         conversation_renamed(Conversation): a chat was renamed in place.
+        problem(str): something the user should read (a search the database refused).
     """
 
     conversation_selected = Signal(int)
     new_chat_requested = Signal()
     delete_requested = Signal()
     conversation_renamed = Signal(object)
+    problem = Signal(str)
 
     def __init__(self, store: ConversationStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -158,7 +160,11 @@ class ConversationSidebar(QWidget):
         if not query:
             self.stack.setCurrentWidget(self.list_view)
             return
-        self.search_results.search(query)
+        try:
+            self.search_results.search(query)
+        except StoreError as exc:
+            self.problem.emit(str(exc))
+            return
         self.stack.setCurrentWidget(self.results_view)
 
     @Slot(QModelIndex)
