@@ -6,14 +6,12 @@ runs it directly. Only one thread may use an engine at a time.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import os
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,9 @@ import llama_cpp
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
+from llamadesk.core.kv_state import KVState, KVStateCache
 from llamadesk.core.prompt import PromptError, build_prompt, context_budget
+from llamadesk.core.streaming import ReplyStream
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -131,56 +131,6 @@ def system_info() -> str:
 def llama_cpp_version() -> str:
     """The llama-cpp-python version."""
     return str(getattr(llama_cpp, "__version__", "unknown"))
-
-
-@dataclass
-class _SavedState:
-    tokens: list[int]
-    data: bytes
-
-
-class KVStateCache:
-    """Per-conversation KV states kept in RAM, least recently used evicted first, so
-    going back to a chat does not re-read its whole history."""
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self.capacity_bytes = capacity_bytes
-        self._states: OrderedDict[str, _SavedState] = OrderedDict()
-        self._size = 0
-
-    def get(self, key: str) -> _SavedState | None:
-        """The saved state for ``key``, marked as recently used."""
-        state = self._states.get(key)
-        if state is not None:
-            self._states.move_to_end(key)
-        return state
-
-    def put(self, key: str, state: _SavedState) -> None:
-        """Keep ``state`` for ``key``, evicting older states past the capacity."""
-        self.drop(key)
-        if len(state.data) > self.capacity_bytes:
-            return
-        self._states[key] = state
-        self._size += len(state.data)
-        while self._size > self.capacity_bytes and self._states:
-            _, old = self._states.popitem(last=False)
-            self._size -= len(old.data)
-
-    def drop(self, key: str) -> None:
-        """Forget the state for ``key``."""
-        old = self._states.pop(key, None)
-        if old is not None:
-            self._size -= len(old.data)
-
-    def clear(self) -> None:
-        """Forget every state."""
-        self._states.clear()
-        self._size = 0
-
-    @property
-    def size_bytes(self) -> int:
-        """Bytes held."""
-        return self._size
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -360,7 +310,7 @@ class LlamaEngine:
         written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
         if written <= 0:
             return
-        self.kv_cache.put(key, _SavedState(llm._input_ids.tolist(), bytes(buf)[:written]))
+        self.kv_cache.put(key, KVState(tuple(llm._input_ids.tolist()), bytes(buf)[:written]))
 
     def generate(
         self,
@@ -396,11 +346,7 @@ class LlamaEngine:
         self._switch_state(request.conversation_key, prompt)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
 
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        stops = template.stop
-        keep_back = max((len(s) for s in stops), default=0)
-        emitted = 0  # characters of the reply already handed to on_text
+        stream = ReplyStream(template.stop)
         n_generated = 0
         finish = FinishReason.LENGTH
         self._cancel = cancel
@@ -423,22 +369,12 @@ class LlamaEngine:
                     finish = FinishReason.STOP
                     break
                 n_generated += 1
-                pieces.append(decoder.decode(llm.detokenize([token])))
-                if stops:
-                    text = "".join(pieces)
-                    cut = min((i for i in (text.find(s, max(emitted - keep_back, 0))
-                                           for s in stops) if i >= 0), default=-1)
-                    if cut >= 0:
-                        pieces = [text[:cut]]
-                        finish = FinishReason.STOP
-                        break
-                    safe = len(text) - keep_back
-                    if safe > emitted:
-                        on_text(text[emitted:safe])
-                        emitted = safe
-                else:
-                    on_text(pieces[-1])
-                    emitted += len(pieces[-1])
+                shown = stream.feed(llm.detokenize([token]))
+                if shown:
+                    on_text(shown)
+                if stream.stopped:
+                    finish = FinishReason.STOP
+                    break
                 if n_generated >= max_tokens:
                     finish = FinishReason.LENGTH
                     break
@@ -455,10 +391,10 @@ class LlamaEngine:
         finally:
             self._set_abort(False)
             self._cancel = None
-        pieces.append(decoder.decode(b"", final=True))
-        text = "".join(pieces)
-        if len(text) > emitted:
-            on_text(text[emitted:])
+        tail = stream.finish()
+        if tail:
+            on_text(tail)
+        text = stream.text
         ended = time.perf_counter()
         stats = self._stats(prompt, n_generated, started, first_token_at, ended, finish)
         return GenerationResult(text=text.strip() if finish != FinishReason.STOPPED
