@@ -24,7 +24,7 @@ from llamadesk.core.conversation import Role, SamplingParams
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
-from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
 if TYPE_CHECKING:
     from llamadesk.services.engine import LlamaEngine
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llamadesk.cli")
 
 SELF_TEST_PROMPT = "What is the capital of France? Answer in one short sentence."
-LAST_CONVERSATION_KEY = "last_conversation_id"
 
 
 class CliError(Exception):

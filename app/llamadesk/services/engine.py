@@ -22,7 +22,7 @@ import llama_cpp
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
 from llamadesk.core.kv_state import KVState, KVStateCache
-from llamadesk.core.prompt import PromptError, build_prompt, context_budget
+from llamadesk.core.prompt import PromptError, context_budget, plan_context
 from llamadesk.core.streaming import ReplyStream
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,7 @@ class LlamaEngine:
         bos = self._special_text(llm.token_bos())
         eos = self._special_text(llm.token_eos())
         try:
-            plan = build_prompt(
+            plan = plan_context(
                 request.history, system_prompt=request.system_prompt, template=template,
                 budget=context_budget(llm.n_ctx(), params.max_tokens),
                 count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)

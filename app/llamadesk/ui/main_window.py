@@ -40,7 +40,7 @@ from llamadesk.core.hardware import probe
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
 from llamadesk.core.settings import GPU_LAYERS_NONE, AppSettings, save_settings
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore
 from llamadesk.services.chat import ChatController
 from llamadesk.services.engine import ModelInfo, supports_gpu_offload
 from llamadesk.services.inference import InferenceService, ModelState
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LAST_CONVERSATION_KEY = "last_conversation_id"
 GEOMETRY_KEY = "window_geometry"
 STATE_LABELS = {
     ModelState.UNLOADED: "No model loaded",
