@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "store_open_conversation", "store_list_conversations", "store_search",
     "decode_ratio", "prompt_ratio", "ttft_deep_ratio", "ttft_switch_ratio",
+    "ttft_turn2_vs_llama", "ttft_last_turn_vs_llama", "long_chat_ttft_ratio",
+    "long_chat_worst_ttft",
     "stop_latency_generation", "stop_latency_prompt",
     "gui_open_conversation", "gui_list_conversations", "gui_stall_streaming",
     "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",

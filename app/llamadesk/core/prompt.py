@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from llamadesk.core.chat_format import ChatMessage, ChatTemplate
 from llamadesk.core.conversation import Message, Role
 
-#: After an overflow the kept history takes at most this share of the budget.
-KEEP_AFTER_OVERFLOW = 0.5
+#: After an overflow the kept history takes at most this share of the room beside the
+#: system prompt: about half, a little less so that the turn that re-reads it stays
+#: within llama.cpp's time to read half the context (docs/performance.md).
+KEEP_AFTER_OVERFLOW = 0.45
 
 
 class PromptError(Exception):
@@ -43,6 +45,23 @@ class ContextPlan:
     dropped: int
     n_tokens: int
     moved: bool = False
+
+
+@dataclass(frozen=True)
+class ContextUse:
+    """How much of the model's context a reply uses and where its memory begins, for
+    the user to see and for the store to keep."""
+
+    memory_start_id: int  # the first stored message the model sees
+    dropped: int  # stored messages before it, beyond the model's memory
+    used_tokens: int
+    n_ctx: int
+    moved: bool = False  # the memory start moved forward for this reply
+
+    @property
+    def first_in_memory(self) -> int | None:
+        """The first message the model sees, or None when it sees the whole branch."""
+        return self.memory_start_id if self.dropped else None
 
 
 def context_budget(n_ctx: int, max_tokens: int) -> int:

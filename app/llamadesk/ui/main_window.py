@@ -183,9 +183,13 @@ class MainWindow(QMainWindow):
         self.settings_button.setText("Settings")
         self.settings_button.setCheckable(True)
         self.settings_button.setToolTip("Show this chat's settings (Ctrl+Shift+S)")
+        self.context_label = QLabel()  # tokens in use / context length
+        self.context_label.setObjectName("contextLabel")
+        self.context_label.setToolTip("The model's context: tokens in use / its length")
         header = QHBoxLayout()
         header.addWidget(self.title_label)
         header.addStretch(1)
+        header.addWidget(self.context_label)
         header.addWidget(self.model_picker)
         header.addWidget(self.models_button)
         header.addWidget(self.settings_button)
@@ -294,6 +298,7 @@ class MainWindow(QMainWindow):
         c.reply_finished.connect(self._on_reply_finished)
         c.reply_failed.connect(self._on_reply_failed)
         c.conversation_changed.connect(self._on_conversation_changed)
+        c.context_changed.connect(self._on_context_changed)
         self.conversations.renamed.connect(self._on_conversation_changed)
         inf.state_changed.connect(self._on_state_changed)
         inf.model_loaded.connect(self._on_model_loaded)
@@ -384,6 +389,7 @@ class MainWindow(QMainWindow):
         self._show_model_of(conversation)
         self.settings_panel.show_conversation(conversation)
         self.store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
+        self.controller.announce_context(conversation.id)
         self._sync_send_button()
 
     def export_current(self) -> None:
@@ -564,6 +570,13 @@ class MainWindow(QMainWindow):
             self.status_speed.setText(f"Last reply: {message.stats.tokens_per_s:.1f} tokens/s")
         self._sync_send_button()
         self._close_if_done()
+
+    @Slot(int, object, int, int)
+    def _on_context_changed(self, conversation_id: int, first_in_memory: int | None,
+                            used: int, n_ctx: int) -> None:
+        if conversation_id == self.current_id:
+            self.messages.set_memory_start(first_in_memory)
+            self.context_label.setText(f"{used:,} / {n_ctx:,} tokens" if used else "")
 
     @Slot(int, str)
     def _on_reply_failed(self, conversation_id: int, reason: str) -> None:
