@@ -28,7 +28,7 @@ class LongChatSizes:
 
 FULL = LongChatSizes(n_ctx=1024, question_tokens=100, reply_tokens=24, contexts=10)
 # Quick: the smoke test's run; it must overflow a few times, and be short.
-QUICK = LongChatSizes(n_ctx=256, question_tokens=40, reply_tokens=8, contexts=3)
+QUICK = LongChatSizes(n_ctx=256, question_tokens=60, reply_tokens=4, contexts=2)
 
 
 @dataclass
