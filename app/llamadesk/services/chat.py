@@ -262,11 +262,12 @@ class ChatController(QObject):
         use = self._context.get(conversation_id)
         if use is not None:
             used, n_ctx = use.used_tokens, use.n_ctx
-        else:
-            last = next((m for m in reversed(self.store.messages(conversation_id))
-                         if m.role == Role.ASSISTANT), None)
+        else:  # the last reply on the branch: the leaf, or the leaf's parent
+            last = self.store.get_message(conversation.current_leaf_id or 0)
+            if last is not None and last.role != Role.ASSISTANT:
+                last = self.store.get_message(last.parent_id or 0)
             used = ((last.stats.prompt_tokens or 0) + (last.stats.completion_tokens or 0)
-                    if last is not None else 0)
+                    if last is not None and last.role == Role.ASSISTANT else 0)
             n_ctx = conversation.params.n_ctx
         self.context_changed.emit(conversation_id, self.store.memory_start(conversation_id),
                                   used, n_ctx)
