@@ -67,6 +67,8 @@ class Metric:
     details: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     measured: bool = True
+    #: Shown for information: its goal is not checked (``met`` is None).
+    informational: bool = False
 
     def to_json(self) -> dict[str, Any]:
         stats = summarize(self.samples)
@@ -80,8 +82,9 @@ class Metric:
             "value": value,
             "unit": self.unit,
             "goal": {"op": self.goal.op, "value": self.goal.target, "text": str(self.goal)},
-            "met": self.goal.met(value),
+            "met": None if self.informational else self.goal.met(value),
             "measured": self.measured,
+            "informational": self.informational,
             "median": stats["median"] if self.samples else None,
             "spread": {k: stats[k] for k in ("min", "max", "rel_spread")}
             if self.samples else None,

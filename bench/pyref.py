@@ -17,15 +17,15 @@ import time
 
 def measure(model: str, *, threads: int, flash_attn: bool, pp: int, tg: int, n_ctx: int,
             n_batch: int, depth: int = 0) -> dict[str, float]:
-    """Prompt (one batch of ``pp`` tokens) and decode (``tg`` single tokens after
-    ``depth`` tokens of context) rates, timed like llama-bench: llama_decode only."""
+    """Prompt (``pp`` tokens in batches) and decode (``tg`` single tokens) rates, each
+    after ``depth`` tokens of context, timed like llama-bench: llama_decode only."""
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
                           n_threads=threads, n_threads_batch=threads,
                           flash_attn=flash_attn, verbose=False)
     n_vocab = llm.n_vocab()
-    tokens = [(i * 7919) % (n_vocab - 100) + 50 for i in range(max(pp, depth) + tg + 1)]
+    tokens = [(i * 7919) % (n_vocab - 100) + 50 for i in range(depth + max(pp, tg) + 1)]
     out: dict[str, float] = {}
     # warm-up, as llama-bench does
     llm.reset()
@@ -34,8 +34,10 @@ def measure(model: str, *, threads: int, flash_attn: bool, pp: int, tg: int, n_c
     if pp:
         llm.reset()
         llm._ctx.kv_cache_clear()
+        if depth:
+            llm.eval(tokens[:depth])
         started = time.perf_counter()
-        llm.eval(tokens[:pp])
+        llm.eval(tokens[depth:depth + pp])
         out["pp_tps"] = pp / (time.perf_counter() - started)
     if tg:
         llm.reset()

@@ -32,8 +32,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versions  # noqa: E402
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
-GROUPS = ["store", "decode", "prompt", "ttft", "stop", "gui", "launch", "memory", "download",
-          "render"]
+GROUPS = ["store", "decode", "prompt", "ttft", "longchat", "stop", "gui", "launch", "memory",
+          "download", "render"]
+#: Groups measured through the app with the bundled model loaded.
+MODEL_GROUPS = ("decode", "prompt", "ttft", "longchat", "stop")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -54,6 +56,8 @@ def table(metrics: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]
     for m in metrics:
         met = {True: "yes", False: "**no**", None: "not measured"}[m["met"]]
+        if m.get("informational") and m["measured"]:
+            met = "information"
         spread = (f"{_fmt(m['spread']['min'], m['unit'])} – {_fmt(m['spread']['max'], m['unit'])}"
                   if m["spread"] else "")
         ref = ""
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt("download", lambda: _module("download_metrics").run(work, args.quick, runs))
 
         harness = None
-        if wanted & {"decode", "prompt", "ttft", "stop"}:
+        if wanted & set(MODEL_GROUPS):
             import model_metrics
             from harness import AppHarness
 
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 errors["app"] = f"{type(exc).__name__}: {exc}"
             if harness is not None:
                 h, r = harness, ref
-                for group in ("decode", "prompt", "ttft", "stop"):
+                for group in MODEL_GROUPS:
                     attempt(group, lambda g=group: model_metrics.run_all(
                         h, r, args.quick, runs, lambda name, g=g: name == g))
                 harness.close()

@@ -16,12 +16,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from llamadesk import APP_NAME, __version__
 from llamadesk.core import bundled
-from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.conversation import Conversation, Role, SamplingParams
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
@@ -122,8 +123,10 @@ def self_test() -> int:
 
 
 def chat(args: argparse.Namespace) -> int:
-    """Send one message, stream the reply to stdout, store both."""
-    from llamadesk.services.engine import EngineError, GenerationRequest
+    """Send one message, stream the reply to stdout, store both (the window's send path:
+    ``ChatSession``)."""
+    from llamadesk.services.chat_session import ChatSession
+    from llamadesk.services.engine import EngineError
 
     paths = app_paths().ensure()
     try:
@@ -131,18 +134,7 @@ def chat(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     try:
-        if args.conversation is not None:
-            conversation = store.get_conversation(args.conversation)
-            if conversation is None:
-                raise CliError(f"there is no conversation {args.conversation} "
-                               "(the window's sidebar lists them)")
-        else:
-            last = store.get_state(LAST_CONVERSATION_KEY)
-            conversation = None if args.new or last is None else store.get_conversation(int(last))
-            if conversation is None:
-                settings = load_settings(paths.settings_file)
-                conversation = store.create_conversation(
-                    system_prompt=settings.default_system_prompt, params=settings.defaults)
+        conversation = _conversation_for(args, store, paths.settings_file)
         params = conversation.params
         if args.max_tokens:
             params = SamplingParams.from_dict({**params.to_dict(),
@@ -153,11 +145,8 @@ def chat(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         if args.model:  # only once it loaded: a typo must not stick to the chat
             store.update_conversation(conversation.id, model_id=args.model)
-        from llamadesk.services.chat import title_from
-
-        user = store.add_message(conversation.id, Role.USER, args.message)
-        if user.parent_id is None:
-            store.rename_conversation(conversation.id, title_from(args.message))
+        session = ChatSession(store)
+        user = session.add_question(conversation.id, args.message).message
         store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         print(f"[conversation {conversation.id}]", file=sys.stderr)
         cancel = threading.Event()
@@ -167,9 +156,7 @@ def chat(args: argparse.Namespace) -> int:
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            request = GenerationRequest(tuple(store.messages(conversation.id)),
-                                        conversation.system_prompt, params,
-                                        str(conversation.id))
+            request = session.request(conversation, params, on_context=session.note_context)
             result = engine.generate(request, _write, cancel)
         except EngineError as exc:
             raise CliError(str(exc)) from exc
@@ -177,15 +164,36 @@ def chat(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
             engine.unload()
         sys.stdout.write("\n")
-        if result.text:
-            store.add_message(conversation.id, Role.ASSISTANT, result.text,
-                              parent_id=user.id, model_id=result.model_id, stats=result.stats)
+        session.store_reply(conversation.id, user.id, result)
+        if result.context is not None and result.context.dropped:
+            print(f"[{result.context.dropped} older messages are beyond the model's memory; "
+                  "it sees the rest]", file=sys.stderr)
         stats = result.stats
         print(f"[{stats.completion_tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s"
               f"{', stopped' if result.cancelled else ''}]", file=sys.stderr)
         return 130 if result.cancelled else 0
     finally:
         store.close()
+
+
+def _conversation_for(args: argparse.Namespace, store: ConversationStore,
+                      settings_file: Path) -> Conversation:
+    """The conversation to continue: the one asked for, else the last one used (unless
+    ``--new``), else a new one with the default settings."""
+    if args.conversation is not None:
+        conversation = store.get_conversation(args.conversation)
+        if conversation is None:
+            raise CliError(f"there is no conversation {args.conversation} "
+                           "(the window's sidebar lists them)")
+        return conversation
+    last = store.get_state(LAST_CONVERSATION_KEY)
+    if not args.new and last is not None and last.isdigit():
+        conversation = store.get_conversation(int(last))
+        if conversation is not None:
+            return conversation
+    settings = load_settings(settings_file)
+    return store.create_conversation(system_prompt=settings.default_system_prompt,
+                                     params=settings.defaults)
 
 
 def _write(text: str) -> None:

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "store_open_conversation", "store_list_conversations", "store_search",
     "decode_ratio", "prompt_ratio", "ttft_deep_ratio", "ttft_switch_ratio",
+    "ttft_turn2_vs_llama", "ttft_last_turn_vs_llama", "long_chat_ttft_ratio",
+    "long_chat_worst_ttft",
     "stop_latency_generation", "stop_latency_prompt",
     "gui_open_conversation", "gui_list_conversations", "gui_stall_streaming",
     "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",
@@ -32,7 +34,7 @@ def test_quick_benchmark_writes_every_metric(tmp_path: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
 

@@ -163,3 +163,47 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
     assert rows[1][2] == "interrupted"
     assert rows[1][1] == saved.strip(), "the last checkpoint is what was kept"
     assert drafts_left == (0,)
+
+
+@pytest.mark.parametrize("last", ["not-a-number", "4242"])
+def test_chat_with_a_damaged_or_stale_last_conversation_starts_a_new_one(
+        bundled_model_path: Path, home: Path, last: str) -> None:
+    from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore
+
+    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    store.set_state(LAST_CONVERSATION_KEY, last)
+    store.close()
+    result = llamadesk("chat", "--max-tokens", "4", "Hello?")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[conversation 1]" in result.stderr
+
+
+def test_chat_notes_when_older_messages_are_beyond_the_models_memory(
+        bundled_model_path: Path, home: Path) -> None:
+    from llamadesk.core.conversation import Role, SamplingParams
+    from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore
+
+    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    conversation = store.create_conversation(params=SamplingParams(n_ctx=256, max_tokens=8))
+    for i in range(12):
+        store.add_message(conversation.id, Role.USER, f"Question {i} about the old mill "
+                          "by the river, its miller, and the bread the village bakes.")
+        store.add_message(conversation.id, Role.ASSISTANT, f"Answer {i}: the mill still "
+                          "turns, and the bread is sold warm every morning.")
+    store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
+    store.close()
+    result = llamadesk("chat", "And the mill's pond?")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "beyond the model's memory" in line]
+    assert len(notes) == 1, result.stderr
+    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    try:
+        start = store.memory_start(conversation.id)
+        messages = store.messages(conversation.id)
+    finally:
+        store.close()
+    assert start is not None, "the memory start is kept for the next turn"
+    assert messages[-1].role == Role.ASSISTANT and messages[-2].content == "And the mill's pond?"
+    dropped = [m.id for m in messages].index(start)
+    assert notes[0].startswith(f"[{dropped} older messages")

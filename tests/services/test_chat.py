@@ -72,3 +72,52 @@ def test_a_crashed_runs_checkpoint_becomes_an_interrupted_reply(
     assert reply.stats.finish_reason == FinishReason.INTERRUPTED
     assert store.states(DRAFT_PREFIX) == {}, "every checkpoint is consumed, even a bad one"
     assert controller.recover_interrupted() == []
+
+
+def test_a_chat_deleted_while_its_reply_is_written_still_ends_the_reply_once(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot) -> None:
+    """The window waits for every reply to end before it closes: a reply whose chat was
+    deleted must end too, with nothing stored."""
+    conversation = store.create_conversation(params=SamplingParams(
+        max_tokens=60, seed=3, n_ctx=1024, temperature=0.9, repeat_penalty=1.0))
+    finals: list[tuple[str, int, object]] = []
+    controller.reply_finished.connect(lambda c, m: finals.append(("finished", c, m)))
+    controller.reply_failed.connect(lambda c, r: finals.append(("failed", c, r)))
+    with qtbot.waitSignal(controller.reply_text, timeout=WAIT_MS):
+        controller.send(conversation.id, "Write a long story about a lighthouse keeper.")
+    store.delete_conversation(conversation.id)
+    qtbot.waitUntil(lambda: not controller.busy and not controller.inference.busy,
+                    timeout=WAIT_MS)
+    qtbot.wait(50)  # any second final signal would be queued by now
+    assert finals == [("finished", conversation.id, None)]
+    assert store.get_conversation(conversation.id) is None
+    assert store.states(DRAFT_PREFIX) == {}
+
+
+def test_the_memory_start_is_stored_and_announced_as_a_chat_outgrows_the_context(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot) -> None:
+    params = SamplingParams(max_tokens=8, seed=4, n_ctx=256)
+    conversation = store.create_conversation(system_prompt="Be brief.", params=params)
+    seen: list[tuple[int, int | None, int, int]] = []
+    controller.context_changed.connect(lambda *args: seen.append(args))
+    turn = 0
+    while store.memory_start(conversation.id) is None:
+        assert turn < 12, "a 256-token context overflows within a few turns"
+        count_before = len(seen)
+        with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS):
+            controller.send(conversation.id, f"Question {turn}: describe a quiet harbour "
+                            "town at dawn, its boats, its bakers and its gulls, in detail.")
+        # Once when the reply starts (its prompt planned), once when it is stored.
+        assert len(seen) == count_before + 2
+        turn += 1
+    start = store.memory_start(conversation.id)
+    first = store.get_message(start or 0)
+    assert first is not None and first.role == Role.USER
+    cid, first_in_memory, used, n_ctx = seen[-1]
+    assert (cid, first_in_memory, n_ctx) == (conversation.id, start, 256)
+    assert 0 < used <= 256
+    assert all(s[1] is None for s in seen[:-2]), "nothing was left out before"
+    # Opening the chat again announces the stored start.
+    with qtbot.waitSignal(controller.context_changed) as announced:
+        controller.announce_context(conversation.id)
+    assert announced.args[:2] == [conversation.id, start]

@@ -26,6 +26,7 @@ from llamadesk.core.conversation import (
 from llamadesk.core.store_errors import write_failure
 
 DEFAULT_TITLE = "New chat"
+#: app_state key of the conversation the window showed last (the CLI continues it).
 LAST_CONVERSATION_KEY = "last_conversation_id"
 
 
@@ -87,8 +88,16 @@ _MIGRATION_2 = """
         END;
 """
 
+# Where the model's memory begins, when a chat outgrew the context: a marked message is
+# the first one the model still sees, for every branch whose path passes through it.
+_MIGRATION_3 = """
+        CREATE TABLE memory_starts (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE
+        );
+"""
+
 #: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -307,19 +316,30 @@ class ConversationStore:
         """The branch on screen: from the first message to the conversation's current
         leaf, oldest first."""
         rows = self._db.execute(
-            """
-            WITH RECURSIVE branch(id) AS (
-                SELECT current_leaf_id FROM conversations
-                 WHERE id = ? AND current_leaf_id IS NOT NULL
-                UNION ALL
-                SELECT m.parent_id FROM messages m JOIN branch b ON m.id = b.id
-                 WHERE m.parent_id IS NOT NULL
-            )
-            SELECT m.* FROM messages m JOIN branch b ON m.id = b.id ORDER BY m.id
-            """,
+            f"{_BRANCH} SELECT m.* FROM messages m JOIN branch b ON m.id = b.id ORDER BY m.id",
             (conversation_id,),
         ).fetchall()
         return [_message(r) for r in rows]
+
+    # -- the model's memory -------------------------------------------------------------
+    def memory_start(self, conversation_id: int) -> int | None:
+        """The first message the model still sees on the branch on screen (None: the
+        whole branch). It is the latest message on the branch marked by
+        ``set_memory_start``, so each branch keeps its own, and a branch that forks
+        after a mark shares it."""
+        row = self._db.execute(
+            f"{_BRANCH} SELECT MAX(s.message_id) FROM memory_starts s "
+            "JOIN branch b ON s.message_id = b.id",
+            (conversation_id,),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def set_memory_start(self, message_id: int) -> None:
+        """Mark ``message_id`` as where the model's memory begins on its branches (a
+        message that no longer exists is ignored: its chat was deleted meanwhile)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO memory_starts (message_id) "
+                       "SELECT id FROM messages WHERE id = ?", (message_id,))
 
     # -- branches ---------------------------------------------------------------------------
     def versions(self, message_id: int) -> list[Message]:
@@ -408,6 +428,18 @@ class ConversationStore:
         rows = self._db.execute("SELECT key, value FROM app_state WHERE key LIKE ? ESCAPE '\\'",
                                 (pattern,)).fetchall()
         return {str(r[0]): str(r[1]) for r in rows}
+
+
+# The ids of the messages on a conversation's branch on screen, from its leaf up.
+_BRANCH = """
+    WITH RECURSIVE branch(id) AS (
+        SELECT current_leaf_id FROM conversations
+         WHERE id = ? AND current_leaf_id IS NOT NULL
+        UNION ALL
+        SELECT m.parent_id FROM messages m JOIN branch b ON m.id = b.id
+         WHERE m.parent_id IS NOT NULL
+    )
+"""
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:

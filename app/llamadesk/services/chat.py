@@ -21,24 +21,18 @@ from llamadesk.core.conversation import (
     MessageStats,
     Role,
 )
-from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
-from llamadesk.services.engine import GenerationRequest, GenerationResult
+from llamadesk.core.prompt import ContextUse
+from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
+from llamadesk.services.engine import GenerationResult
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.resolver import ModelResolver
 
 log = logging.getLogger(__name__)
 
-
-TITLE_LENGTH = 48
-
-
-def title_from(text: str) -> str:
-    """A short title from the first message."""
-    words = " ".join(text.split())
-    if len(words) <= TITLE_LENGTH:
-        return words or DEFAULT_TITLE
-    return words[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
+__all__ = ["CHECKPOINT_INTERVAL_S", "DRAFT_PREFIX", "TITLE_LENGTH", "ChatController",
+           "title_from"]
 
 
 #: How often the reply being written is saved, so a crash keeps most of it (seconds).
@@ -62,9 +56,15 @@ class ChatController(QObject):
         message_added(Message): a message was stored (the user's, or a finished reply).
         reply_started(int): a reply to this conversation began.
         reply_text(int, str): more text of the reply to this conversation.
-        reply_finished(int, Message): the reply was stored (finished or stopped).
+        reply_finished(int, Message | None): the reply ended: the stored message, or
+            None when nothing was kept (stopped before its first word, or the chat was
+            deleted meanwhile). Every reply ends with exactly one of this or
+            ``reply_failed``.
         reply_failed(int, str): the reply failed; nothing was stored for it.
         conversation_changed(Conversation): title or settings changed.
+        context_changed(int, int | None, int, int): for this conversation, the first
+            message the model still sees (None: all of them), the tokens in use and the
+            context length; when a reply starts and ends, and on ``announce_context``.
     """
 
     message_added = Signal(object)
@@ -73,6 +73,9 @@ class ChatController(QObject):
     reply_finished = Signal(int, object)
     reply_failed = Signal(int, str)
     conversation_changed = Signal(object)
+    context_changed = Signal(int, object, int, int)
+    # Emitted on the inference thread when a prompt is planned; delivered queued.
+    _context_planned = Signal(int, object)
 
     def __init__(self, store: ConversationStore, inference: InferenceApi,
                  resolve_model: ModelResolver, parent: QObject | None = None) -> None:
@@ -80,7 +83,10 @@ class ChatController(QObject):
         self.store = store
         self.inference = inference
         self.resolve_model = resolve_model
+        self.session = ChatSession(store)
         self._pending: dict[int, _Pending] = {}
+        self._context: dict[int, ContextUse] = {}
+        self._context_planned.connect(self._on_context_planned)
         inference.generation_started.connect(self._on_started)
         inference.token_batch_ready.connect(self._on_text)
         inference.generation_finished.connect(self._on_finished)
@@ -116,15 +122,13 @@ class ChatController(QObject):
             self.reply_failed.emit(conversation_id, str(exc))
             return None
         try:
-            message = self.store.add_message(conversation_id, Role.USER, text)
+            stored = self.session.add_question(conversation_id, text)
         except StoreError as exc:  # a full disk or a locked file: the text stays typed
             self.reply_failed.emit(conversation_id, str(exc))
             return None
-        if conversation.title == DEFAULT_TITLE and message.parent_id is None:
-            self.store.rename_conversation(conversation_id, title_from(text))
-            renamed = self.store.get_conversation(conversation_id)
-            if renamed is not None:
-                self.conversation_changed.emit(renamed)
+        message = stored.message
+        if stored.renamed is not None:
+            self.conversation_changed.emit(stored.renamed)
         self.message_added.emit(message)
         self._request_reply(conversation, spec, message)
         return message
@@ -171,15 +175,11 @@ class ChatController(QObject):
 
     def _request_reply(self, conversation: Conversation, spec: ModelSpec,
                        leaf: Message) -> None:
-        history = tuple(self.store.messages(conversation.id))
-        request = GenerationRequest(
-            history=history,
-            system_prompt=conversation.system_prompt,
-            params=conversation.params,
-            conversation_key=str(conversation.id),
-        )
+        cid = conversation.id
+        request = self.session.request(
+            conversation, on_context=lambda use: self._context_planned.emit(cid, use))
         job_id = self.inference.generate(request, spec)
-        self._pending[job_id] = _Pending(conversation.id, spec.model_id, leaf.id)
+        self._pending[job_id] = _Pending(cid, spec.model_id, leaf.id)
 
     def stop(self, conversation_id: int | None = None) -> None:
         """Stop the reply to ``conversation_id`` (default: every reply)."""
@@ -247,22 +247,48 @@ class ChatController(QObject):
             return
         if pending.saved_at:
             self._drop_draft(job_id)
-        if not result.text and result.cancelled:
-            # Stopped before a single word: nothing worth keeping.
-            self.reply_finished.emit(pending.conversation_id, None)
-            return
-        if self.store.get_conversation(pending.conversation_id) is None:
-            return  # deleted while the reply was being written
         try:
-            message = self.store.add_message(
-                pending.conversation_id, Role.ASSISTANT, result.text,
-                parent_id=pending.parent_id, model_id=result.model_id or pending.model_id,
-                stats=result.stats)
+            message = self.session.store_reply(pending.conversation_id, pending.parent_id,
+                                               result, pending.model_id)
         except StoreError as exc:
             self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
             return
-        self.message_added.emit(message)
+        if message is not None:
+            self.message_added.emit(message)
+        if result.context is not None:
+            self._show_context(pending.conversation_id, result.context)
         self.reply_finished.emit(pending.conversation_id, message)
+
+    # -- the model's memory -------------------------------------------------------------
+    @Slot(int, object)
+    def _on_context_planned(self, conversation_id: int, use: ContextUse) -> None:
+        self.session.note_context(use)
+        self._show_context(conversation_id, use)
+
+    def _show_context(self, conversation_id: int, use: ContextUse) -> None:
+        self._context[conversation_id] = use
+        self.context_changed.emit(conversation_id, use.first_in_memory, use.used_tokens,
+                                  use.n_ctx)
+
+    def announce_context(self, conversation_id: int) -> None:
+        """Emit ``context_changed`` for a conversation as it stands (when it is opened):
+        the stored memory start of its branch on screen, and the tokens its last reply
+        left in the context."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            return
+        use = self._context.get(conversation_id)
+        if use is not None:
+            used, n_ctx = use.used_tokens, use.n_ctx
+        else:  # the last reply on the branch: the leaf, or the leaf's parent
+            last = self.store.get_message(conversation.current_leaf_id or 0)
+            if last is not None and last.role != Role.ASSISTANT:
+                last = self.store.get_message(last.parent_id or 0)
+            used = ((last.stats.prompt_tokens or 0) + (last.stats.completion_tokens or 0)
+                    if last is not None and last.role == Role.ASSISTANT else 0)
+            n_ctx = conversation.params.n_ctx
+        self.context_changed.emit(conversation_id, self.store.memory_start(conversation_id),
+                                  used, n_ctx)
 
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:

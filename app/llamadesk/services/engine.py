@@ -6,14 +6,12 @@ runs it directly. Only one thread may use an engine at a time.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import os
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,10 +21,18 @@ from typing import Any
 import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
 
-from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
+from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
 from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
-from llamadesk.core.prompt import PromptError, build_prompt, context_budget
+from llamadesk.core.kv_state import KVState, KVStateCache
+from llamadesk.core.prompt import (
+    ContextPlan,
+    ContextUse,
+    PromptError,
+    context_budget,
+    plan_context,
+)
+from llamadesk.core.streaming import ReplyStream
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -132,6 +138,10 @@ class GenerationRequest:
     system_prompt: str = ""
     params: SamplingParams = field(default_factory=SamplingParams)
     conversation_key: str | None = None
+    #: The stored start of the model's memory on this branch (None: the first message).
+    memory_start_id: int | None = None
+    #: Called on the engine's thread once the prompt is planned, before it is read.
+    on_context: Callable[[ContextUse], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,8 @@ class GenerationResult:
     model_id: str
     stats: MessageStats
     dropped_messages: int = 0
+    #: The context after the reply (its tokens included); None when it never started.
+    context: ContextUse | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -162,56 +174,6 @@ def system_info() -> str:
 def llama_cpp_version() -> str:
     """The llama-cpp-python version."""
     return str(getattr(llama_cpp, "__version__", "unknown"))
-
-
-@dataclass
-class _SavedState:
-    tokens: list[int]
-    data: bytes
-
-
-class KVStateCache:
-    """Per-conversation KV states kept in RAM, least recently used evicted first, so
-    going back to a chat does not re-read its whole history."""
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self.capacity_bytes = capacity_bytes
-        self._states: OrderedDict[str, _SavedState] = OrderedDict()
-        self._size = 0
-
-    def get(self, key: str) -> _SavedState | None:
-        """The saved state for ``key``, marked as recently used."""
-        state = self._states.get(key)
-        if state is not None:
-            self._states.move_to_end(key)
-        return state
-
-    def put(self, key: str, state: _SavedState) -> None:
-        """Keep ``state`` for ``key``, evicting older states past the capacity."""
-        self.drop(key)
-        if len(state.data) > self.capacity_bytes:
-            return
-        self._states[key] = state
-        self._size += len(state.data)
-        while self._size > self.capacity_bytes and self._states:
-            _, old = self._states.popitem(last=False)
-            self._size -= len(old.data)
-
-    def drop(self, key: str) -> None:
-        """Forget the state for ``key``."""
-        old = self._states.pop(key, None)
-        if old is not None:
-            self._size -= len(old.data)
-
-    def clear(self) -> None:
-        """Forget every state."""
-        self._states.clear()
-        self._size = 0
-
-    @property
-    def size_bytes(self) -> int:
-        """Bytes held."""
-        return self._size
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -239,6 +201,8 @@ class LlamaEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self._active_key: str | None = None
         self.kv_cache = KVStateCache(kv_cache_bytes)
+        #: Prompt tokens the last reply had to read; the rest came from the context.
+        self.last_prompt_evaluated = 0
 
     # -- loading -----------------------------------------------------------------------
     @property
@@ -312,6 +276,13 @@ class LlamaEngine:
                  options.n_gpu_layers, options.flash_attn, kv_name)
         return self._info
 
+    def set_template(self, template: ChatTemplate) -> None:
+        """Answer with ``template`` instead of the loaded file's own chat template (for a
+        file whose template is wrong). Saved KV states were built with the old one."""
+        self._require()
+        self._template = template
+        self.kv_cache.clear()
+
     def unload(self) -> None:
         """Free the model (llama.cpp memory is released now, not at garbage collection)."""
         if self._llm is not None:
@@ -356,11 +327,11 @@ class LlamaEngine:
         llm = self._require()
         if key == self._active_key or key is None:
             return
-        # Keep what the outgoing conversation built up, then restore the incoming one.
+        # Take the incoming state first: saving the outgoing one may evict it.
+        saved = self.kv_cache.get(key)
         if self._active_key is not None and llm.n_tokens > 0:
             self._save_state(self._active_key)
         self._active_key = key
-        saved = self.kv_cache.get(key)
         if saved is None:
             return
         mine = _common_prefix(saved.tokens, prompt)
@@ -388,7 +359,7 @@ class LlamaEngine:
         written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
         if written <= 0:
             return
-        self.kv_cache.put(key, _SavedState(llm._input_ids.tolist(), bytes(buf)[:written]))
+        self.kv_cache.put(key, KVState(tuple(llm._input_ids.tolist()), bytes(buf)[:written]))
 
     def generate(
         self,
@@ -401,42 +372,86 @@ class LlamaEngine:
         ``cancel`` is set (then the partial text comes back with finish reason stopped).
         Raises EngineError with a readable reason on failure."""
         llm = self._require()
-        assert self._info is not None and self._template is not None
+        assert self._info is not None
         params = request.params.validated()
-        template = self._template
-        bos = self._special_text(llm.token_bos())
-        eos = self._special_text(llm.token_eos())
         try:
-            plan = build_prompt(
-                request.history, system_prompt=request.system_prompt, template=template,
-                budget=context_budget(llm.n_ctx(), params.max_tokens),
-                count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)
-        except (ChatTemplateError, PromptError) as exc:
-            raise EngineError(str(exc)) from exc
-        if template.warning != self._info.template_warning:  # replaced while rendering
-            self._info = replace(self._info, template_name=template.name,
-                                 template_warning=template.warning)
-        starts_with_bos = bool(bos) and plan.text.startswith(bos)
-        add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
-        prompt = llm.tokenize(plan.text.encode("utf-8"),
-                              add_bos=add_bos and not starts_with_bos, special=True)
+            plan = self.plan(request, cancel)
+        except ChatTemplateCancelled:  # Stop pressed while the prompt was being rendered
+            return GenerationResult(text="", model_id=self._info.model_id,
+                                    stats=MessageStats(finish_reason=FinishReason.STOPPED))
+        self._note_template_change()
+        prompt = self._tokenize_prompt(plan.text)
         max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
         if max_tokens <= 0:
             raise EngineError("The conversation fills the model's context; start a new chat "
                               "or raise the context length.")
+        use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), llm.n_ctx(),
+                         plan.moved)
+        if request.on_context is not None:
+            request.on_context(use)
         self._switch_state(request.conversation_key, prompt)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
+        reply = self._run(prompt, params, max_tokens, on_text, cancel,
+                          request.conversation_key)
+        text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
+        return GenerationResult(
+            text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),
+            dropped_messages=plan.dropped,
+            context=replace(use, used_tokens=len(prompt) + reply.n_generated))
 
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        stops = template.stop
-        keep_back = max((len(s) for s in stops), default=0)
-        emitted = 0  # characters of the reply already handed to on_text
-        n_generated = 0
-        finish = FinishReason.LENGTH
+    def plan(self, request: GenerationRequest,
+             cancel: threading.Event | None = None) -> ContextPlan:
+        """What the model will see for ``request``: the planned, rendered prompt. Raises
+        ChatTemplateCancelled when ``cancel`` is set while the template renders."""
+        llm = self._require()
+        assert self._template is not None
+        try:
+            return plan_context(
+                request.history, system_prompt=request.system_prompt,
+                template=self._template,
+                budget=context_budget(llm.n_ctx(), request.params.validated().max_tokens),
+                count_tokens=self.count_tokens, memory_start_id=request.memory_start_id,
+                bos_token=self._special_text(llm.token_bos()),
+                eos_token=self._special_text(llm.token_eos()), cancel=cancel)
+        except ChatTemplateCancelled:
+            raise
+        except (ChatTemplateError, PromptError) as exc:
+            raise EngineError(str(exc)) from exc
+
+    def _note_template_change(self) -> None:
+        """Keep ModelInfo true when the model's own template failed while rendering and
+        its fallback took over (the window shows the warning once)."""
+        template, info = self._template, self._info
+        if template is not None and info is not None \
+                and template.warning != info.template_warning:
+            self._info = replace(info, template_name=template.name,
+                                 template_warning=template.warning)
+
+    def _tokenize_prompt(self, text: str) -> list[int]:
+        llm = self._require()
+        bos = self._special_text(llm.token_bos())
+        starts_with_bos = bool(bos) and text.startswith(bos)
+        add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
+        return llm.tokenize(text.encode("utf-8"), add_bos=add_bos and not starts_with_bos,
+                            special=True)
+
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The tokens of the prompt ``request`` would be answered from, freshly rendered."""
+        return self._tokenize_prompt(self.plan(request).text)
+
+    def context_tokens(self) -> list[int]:
+        """The tokens the model's context holds now."""
+        return [int(t) for t in self._require()._input_ids.tolist()]
+
+    def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
+             on_text: Callable[[str], None], cancel: threading.Event,
+             key: str | None) -> _Reply:
+        """Read the prompt and sample the reply token by token."""
+        llm = self._require()
+        assert self._template is not None
+        stream = ReplyStream(self._template.stop)
+        reply = _Reply(stream)
         self._cancel = cancel
-        started = time.perf_counter()
-        first_token_at: float | None = None
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
         self._set_abort(True)
         try:
@@ -444,74 +459,80 @@ class LlamaEngine:
                 prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                 temp=params.temperature, repeat_penalty=params.repeat_penalty,
             ):
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
+                if reply.first_token_at is None:
+                    reply.first_token_at = time.perf_counter()
                     self._set_abort(False)
-                if cancel.is_set():
-                    finish = FinishReason.STOPPED
+                reply.finish = self._finish_reason(token, cancel)
+                if reply.finish is not None:
                     break
-                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
-                    finish = FinishReason.STOP
+                reply.n_generated += 1
+                shown = stream.feed(llm.detokenize([token]))
+                if shown:
+                    on_text(shown)
+                if stream.stopped:
+                    reply.finish = FinishReason.STOP
                     break
-                n_generated += 1
-                pieces.append(decoder.decode(llm.detokenize([token])))
-                if stops:
-                    text = "".join(pieces)
-                    cut = min((i for i in (text.find(s, max(emitted - keep_back, 0))
-                                           for s in stops) if i >= 0), default=-1)
-                    if cut >= 0:
-                        pieces = [text[:cut]]
-                        finish = FinishReason.STOP
-                        break
-                    safe = len(text) - keep_back
-                    if safe > emitted:
-                        on_text(text[emitted:safe])
-                        emitted = safe
-                else:
-                    on_text(pieces[-1])
-                    emitted += len(pieces[-1])
-                if n_generated >= max_tokens:
-                    finish = FinishReason.LENGTH
+                if reply.n_generated >= max_tokens:
+                    reply.finish = FinishReason.LENGTH
                     break
         except RuntimeError as exc:
             # llama_decode returns 2 when the abort callback fired mid-prompt.
             llm.reset()
             llm._ctx.kv_cache_clear()
-            if request.conversation_key:
-                self.kv_cache.drop(request.conversation_key)
-            if cancel.is_set():
-                finish = FinishReason.STOPPED
-            else:
+            if key:
+                self.kv_cache.drop(key)
+            if not cancel.is_set():
                 raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
+            reply.finish = FinishReason.STOPPED
         finally:
             self._set_abort(False)
             self._cancel = None
-        pieces.append(decoder.decode(b"", final=True))
-        text = "".join(pieces)
-        if len(text) > emitted:
-            on_text(text[emitted:])
-        ended = time.perf_counter()
-        stats = self._stats(prompt, n_generated, started, first_token_at, ended, finish)
-        return GenerationResult(text=text.strip() if finish != FinishReason.STOPPED
-                                else text.rstrip(), model_id=self._info.model_id,
-                                stats=stats, dropped_messages=plan.dropped)
+        tail = stream.finish()
+        if tail:
+            on_text(tail)
+        reply.ended = time.perf_counter()
+        return reply
 
-    def _stats(self, prompt: list[int], n_generated: int, started: float,
-               first: float | None, ended: float, finish: FinishReason) -> MessageStats:
+    def _finish_reason(self, token: int, cancel: threading.Event) -> FinishReason | None:
+        if cancel.is_set():
+            return FinishReason.STOPPED
+        if llama_cpp.llama_vocab_is_eog(self._require()._model.vocab, token):
+            return FinishReason.STOP
+        return None
+
+    def _stats(self, prompt: list[int], reply: _Reply) -> MessageStats:
         llm = self._require()
         perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
         # llama.cpp's own timings for prompt and decode; wall clock for time to first token.
         prompt_tps = (perf.n_p_eval / (perf.t_p_eval_ms / 1000.0)
                       if perf.t_p_eval_ms > 0 and perf.n_p_eval > 0 else None)
-        if n_generated > 1 and first is not None and ended > first:
-            tps: float | None = (n_generated - 1) / (ended - first)
+        self.last_prompt_evaluated = int(perf.n_p_eval)
+        first, n = reply.first_token_at, reply.n_generated
+        if n > 1 and first is not None and reply.ended > first:
+            tps: float | None = (n - 1) / (reply.ended - first)
         else:
             tps = None
         return MessageStats(
             prompt_tokens=len(prompt),
-            completion_tokens=n_generated,
-            ttft_ms=(first - started) * 1000.0 if first is not None else None,
+            completion_tokens=n,
+            ttft_ms=(first - reply.started) * 1000.0 if first is not None else None,
             tokens_per_s=tps,
             prompt_tokens_per_s=prompt_tps,
-            finish_reason=finish,
+            finish_reason=reply.finish or FinishReason.LENGTH,
         )
+
+
+@dataclass
+class _Reply:
+    """A reply as the token loop leaves it."""
+
+    stream: ReplyStream
+    n_generated: int = 0
+    finish: FinishReason | None = None
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    ended: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.stream.text

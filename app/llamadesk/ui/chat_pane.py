@@ -90,9 +90,13 @@ class ChatPane(QWidget):
         self.settings_button.setCheckable(True)
         self.settings_button.setToolTip("Show this chat's settings (Ctrl+Shift+S)")
         self.settings_button.toggled.connect(self.settings_panel.setVisible)
+        self.context_label = QLabel()  # tokens in use / context length
+        self.context_label.setObjectName("contextLabel")
+        self.context_label.setToolTip("The model's context: tokens in use / its length")
         header = QHBoxLayout()
         header.addWidget(self.title_label)
         header.addStretch(1)
+        header.addWidget(self.context_label)
         header.addWidget(self.model_picker)
         header.addWidget(models_button)
         header.addWidget(self.settings_button)
@@ -115,6 +119,7 @@ class ChatPane(QWidget):
         c.reply_finished.connect(self._on_reply_finished)
         c.reply_failed.connect(self._on_reply_failed)
         c.conversation_changed.connect(self.show_title_of)
+        c.context_changed.connect(self._on_context_changed)
         inf.model_loaded.connect(self._on_model_loaded)
         inf.model_info_changed.connect(self._on_model_loaded)  # shows a template warning
         inf.model_load_failed.connect(self._on_model_load_failed)
@@ -135,6 +140,7 @@ class ChatPane(QWidget):
             self.conversation_id = None
             self.messages.clear()
             self.title_label.setText("")
+            self.context_label.setText("")
             self.settings_panel.show_conversation(None)
             self._sync_send_button()
             return
@@ -149,7 +155,15 @@ class ChatPane(QWidget):
         self.title_label.setText(conversation.title)
         self.model_picker.show_conversation(conversation)
         self.settings_panel.show_conversation(conversation)
+        self.controller.announce_context(conversation.id)
         self._sync_send_button()
+
+    @Slot(int, object, int, int)
+    def _on_context_changed(self, conversation_id: int, first_in_memory: int | None,
+                            used: int, n_ctx: int) -> None:
+        if conversation_id == self.conversation_id:
+            self.messages.set_memory_start(first_in_memory)
+            self.context_label.setText(f"{used:,} / {n_ctx:,} tokens" if used else "")
 
     @Slot(object)
     def show_title_of(self, conversation: Conversation) -> None:

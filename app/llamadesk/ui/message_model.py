@@ -38,6 +38,7 @@ class ChatRow:
     streaming: bool = False
     version: int = 0  # bumped on every change of content, so caches know
     alternatives: tuple[int, int] | None = None  # (this one, how many) after edits
+    memory_start: bool = False  # the model's memory begins here: earlier rows are beyond it
 
     @classmethod
     def from_message(cls, message: Message,
@@ -62,6 +63,7 @@ class MessageListModel(QAbstractListModel):
         super().__init__(parent)  # type: ignore[arg-type]
         self._older: list[ChatRow] = []  # loaded from the store, not yet shown
         self._rows: list[ChatRow] = []
+        self._memory_start: int | None = None
 
     # -- Qt model API -------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -92,6 +94,8 @@ class MessageListModel(QAbstractListModel):
                 if m.role != Role.SYSTEM]
         self._older = rows[:-PAGE_SIZE] if len(rows) > PAGE_SIZE else []
         self._rows = rows[-PAGE_SIZE:]
+        for row in rows:
+            row.memory_start = row.message_id == self._memory_start
         self.endResetModel()
 
     def clear(self) -> None:
@@ -120,6 +124,7 @@ class MessageListModel(QAbstractListModel):
         self._append(ChatRow.from_message(message))
 
     def _append(self, row: ChatRow) -> None:
+        row.memory_start = row.message_id is not None and row.message_id == self._memory_start
         n = len(self._rows)
         self.beginInsertRows(QModelIndex(), n, n)
         self._rows.append(row)
@@ -162,7 +167,9 @@ class MessageListModel(QAbstractListModel):
             del self._rows[row]
             self.endRemoveRows()
             return
-        self._rows[row] = ChatRow.from_message(message, alternatives)
+        stored = ChatRow.from_message(message, alternatives)
+        stored.memory_start = message.id == self._memory_start
+        self._rows[row] = stored
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
 
@@ -171,6 +178,26 @@ class MessageListModel(QAbstractListModel):
         row = self.streaming_row
         if row is not None:
             self.finish_reply(None)
+
+    # -- the model's memory ---------------------------------------------------------------
+    @property
+    def memory_start(self) -> int | None:
+        """The message where the model's memory begins (None: it sees every message)."""
+        return self._memory_start
+
+    def set_memory_start(self, message_id: int | None) -> None:
+        """Mark where the model's memory begins; the mark moves off its old row."""
+        if message_id == self._memory_start:
+            return
+        self._memory_start = message_id
+        for rows, shown in ((self._older, False), (self._rows, True)):
+            for i, row in enumerate(rows):
+                marked = row.message_id is not None and row.message_id == message_id
+                if row.memory_start != marked:
+                    row.memory_start = marked
+                    if shown:  # the same text, one line taller or shorter
+                        index = self.index(i)
+                        self.dataChanged.emit(index, index, [MessageRole.MESSAGE])
 
     def row_at(self, row: int) -> ChatRow | None:
         """The row's data."""

@@ -36,6 +36,7 @@ PADDING = 10  # inside each bubble
 MAX_TEXT_WIDTH = 760
 HEADER_GAP = 4
 CACHE_SIZE = 400
+MEMORY_MARKER = "Earlier messages are beyond this model's memory"
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -134,14 +135,42 @@ class MessageDelegate(QStyledItemDelegate):
             return int(widget.viewport().width())
         return int(option.rect.width())  # type: ignore[attr-defined]
 
+    def _marker_height(self, option: QStyleOptionViewItem, row: ChatRow) -> int:
+        return option.fontMetrics.height() + MARGIN if row.memory_start else 0
+
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         row = index.data(MessageRole.MESSAGE)
         if not isinstance(row, ChatRow):
             return QSize(0, 0)
         view_width = self._view_width(option)
         doc = self.document(row, view_width)
-        height = int(doc.size().height()) + 2 * PADDING + self._header_height(option) + MARGIN
+        height = (int(doc.size().height()) + 2 * PADDING + self._header_height(option) + MARGIN
+                  + self._marker_height(option, row))
         return QSize(view_width, height)
+
+    def _paint_memory_marker(self, painter: QPainter, option: QStyleOptionViewItem,
+                             rect: QRect, height: int) -> None:
+        """A quiet rule with a caption: the messages above it are beyond the model's
+        memory (the chat outgrew the context)."""
+        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        font = option.font  # type: ignore[attr-defined]
+        font.setPointSizeF(max(font.pointSizeF() * 0.85, 6.0))
+        color = QColor(palette.color(QPalette.ColorRole.PlaceholderText))
+        painter.save()
+        painter.setFont(font)
+        painter.setPen(color)
+        band = QRect(rect.left() + MARGIN, rect.top(), rect.width() - 2 * MARGIN, height)
+        text_w = painter.fontMetrics().horizontalAdvance(MEMORY_MARKER) + 2 * PADDING
+        middle = band.center().y()
+        color.setAlpha(90)
+        painter.setPen(color)
+        gap_left = band.center().x() - text_w // 2
+        painter.drawLine(band.left(), middle, gap_left, middle)
+        painter.drawLine(gap_left + text_w, middle, band.right(), middle)
+        color.setAlpha(255)
+        painter.setPen(color)
+        painter.drawText(band, int(Qt.AlignmentFlag.AlignCenter), MEMORY_MARKER)
+        painter.restore()
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
         row = index.data(MessageRole.MESSAGE)
@@ -149,6 +178,10 @@ class MessageDelegate(QStyledItemDelegate):
             return
         rect: QRect = option.rect  # type: ignore[attr-defined]
         palette: QPalette = option.palette  # type: ignore[attr-defined]
+        marker = self._marker_height(option, row)
+        if marker:
+            self._paint_memory_marker(painter, option, rect, marker)
+            rect = rect.adjusted(0, marker, 0, 0)
         doc = self.document(row, self._view_width(option))
         header_h = self._header_height(option)
         header = header_text(row, self._names)

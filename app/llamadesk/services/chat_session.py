@@ -1,0 +1,87 @@
+"""The store side of a chat turn, shared by the window's controller and ``llamadesk chat``.
+
+No Qt: the controller calls it on the GUI thread, the command line directly. It stores
+the user's message and names a new chat after it, builds the generation request from
+the branch on screen and where the model's memory begins, stores the reply with its
+statistics, and keeps the memory start when the engine moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.prompt import ContextUse
+from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
+from llamadesk.services.engine import GenerationRequest, GenerationResult
+
+TITLE_LENGTH = 48
+
+
+def title_from(text: str) -> str:
+    """A short title from the first message."""
+    words = " ".join(text.split())
+    if len(words) <= TITLE_LENGTH:
+        return words or DEFAULT_TITLE
+    return words[:TITLE_LENGTH].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass(frozen=True)
+class StoredQuestion:
+    """The user's stored message, and the conversation if storing it renamed it."""
+
+    message: Message
+    renamed: Conversation | None = None
+
+
+class ChatSession:
+    """Stores one side of each turn: the question before a reply, the reply after."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self.store = store
+
+    def add_question(self, conversation_id: int, text: str) -> StoredQuestion:
+        """Store the user's message after the branch on screen. The first message of a
+        chat that still has the default title names it."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise KeyError(f"no conversation {conversation_id}")
+        message = self.store.add_message(conversation_id, Role.USER, text)
+        renamed = None
+        if conversation.title == DEFAULT_TITLE and message.parent_id is None:
+            self.store.rename_conversation(conversation_id, title_from(text))
+            renamed = self.store.get_conversation(conversation_id)
+        return StoredQuestion(message, renamed)
+
+    def request(self, conversation: Conversation, params: SamplingParams | None = None,
+                on_context: Callable[[ContextUse], None] | None = None) -> GenerationRequest:
+        """The request for a reply to the branch on screen, from where the model's
+        memory begins on it."""
+        return GenerationRequest(
+            history=tuple(self.store.messages(conversation.id)),
+            system_prompt=conversation.system_prompt,
+            params=params or conversation.params,
+            conversation_key=str(conversation.id),
+            memory_start_id=self.store.memory_start(conversation.id),
+            on_context=on_context,
+        )
+
+    def note_context(self, use: ContextUse | None) -> None:
+        """Keep where the model's memory begins, when the engine moved it."""
+        if use is not None and use.moved:
+            self.store.set_memory_start(use.memory_start_id)
+
+    def store_reply(self, conversation_id: int, parent_id: int, result: GenerationResult,
+                    model_id: str | None = None) -> Message | None:
+        """Store a finished or stopped reply after ``parent_id``. Returns None when
+        there is nothing to keep: stopped before its first word, or the chat was
+        deleted while the reply was written."""
+        self.note_context(result.context)
+        if not result.text and result.cancelled:
+            return None
+        if self.store.get_conversation(conversation_id) is None:
+            return None
+        return self.store.add_message(
+            conversation_id, Role.ASSISTANT, result.text, parent_id=parent_id,
+            model_id=result.model_id or model_id, stats=result.stats)
