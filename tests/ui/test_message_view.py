@@ -53,10 +53,10 @@ def test_the_memory_marker_appears_and_moves(qtbot: QtBot, window: MainWindow) -
     assert label is not None
     starts: list[int] = []
     for turn in range(16):
-        window.composer.setPlainText(f"Question {turn}: describe a quiet harbour town at "
+        window.chat.composer.setPlainText(f"Question {turn}: describe a quiet harbour town at "
                                      "dawn, its boats, its bakers and its gulls, in detail.")
         with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
-            window.composer.submit()
+            window.chat.composer.submit()
         qtbot.waitUntil(lambda: label.text().endswith("/ 256 tokens"), timeout=5_000)
         marked = marked_rows(model)
         if model.memory_start is None:
