@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
-from llamadesk.ui.search import ResultConversationRole, SearchResultListModel
+from llamadesk.ui.search import ResultConversationRole, ResultMessageRole, SearchResultListModel
 
 SEARCH_DELAY_MS = 150
 
@@ -31,12 +31,15 @@ class ConversationSidebar(QWidget):
         new_chat_requested(): the New chat button was pressed.
         delete_requested(): "Delete…" was chosen from a chat's context menu.
         conversation_renamed(Conversation): a chat was renamed in place.
+        search_hit_opened(int, int): a search result was opened: its conversation and
+            message (which may be on another branch than the one on screen).
     """
 
     conversation_selected = Signal(int)
     new_chat_requested = Signal()
     delete_requested = Signal()
     conversation_renamed = Signal(object)
+    search_hit_opened = Signal(int, int)
 
     def __init__(self, store: ConversationStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,6 +49,7 @@ class ConversationSidebar(QWidget):
         self.conversations.renamed.connect(self.conversation_renamed)
         self.list_view = self._make_list_view()
         new_button = QPushButton("+  New chat")
+        new_button.setAccessibleName("New chat")
         new_button.setToolTip("Start a new conversation (Ctrl+N)")
         new_button.clicked.connect(self.new_chat_requested)
         self.search_box = QLineEdit()
@@ -57,6 +61,7 @@ class ConversationSidebar(QWidget):
         self.results_view.setModel(self.search_results)
         self.results_view.setAccessibleName("Search results")
         self.results_view.setWordWrap(True)
+        self.results_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results_view.setAlternatingRowColors(True)
         self.results_view.activated.connect(self._open_result)
         self.results_view.clicked.connect(self._open_result)
@@ -79,6 +84,12 @@ class ConversationSidebar(QWidget):
         view = QListView()
         view.setModel(self.conversations)
         view.setAccessibleName("Conversations")
+        # Long titles end in "…" instead of widening the list: with uniform sizes the
+        # items are as wide as the view, and there is no sideways scrolling.
+        view.setUniformItemSizes(True)
+        view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        view.setResizeMode(QListView.ResizeMode.Adjust)
         view.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
                              | QAbstractItemView.EditTrigger.DoubleClicked)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -164,5 +175,6 @@ class ConversationSidebar(QWidget):
     @Slot(QModelIndex)
     def _open_result(self, index: QModelIndex) -> None:
         conversation_id = index.data(ResultConversationRole)
-        if conversation_id is not None:
-            self.select(int(conversation_id))
+        message_id = index.data(ResultMessageRole)
+        if conversation_id is not None and message_id is not None:
+            self.search_hit_opened.emit(int(conversation_id), int(message_id))
