@@ -8,7 +8,6 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QPushButton,
     QToolButton,
     QVBoxLayout,
@@ -21,6 +20,7 @@ from llamadesk.services.engine import ModelInfo
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
+from llamadesk.ui.elided_label import ElidedLabel
 from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MessageView
@@ -88,10 +88,16 @@ class ChatPane(QWidget):
         self._connect_services()
 
     def _make_header(self) -> QHBoxLayout:
-        self.title_label = QLabel()
+        self.title_label = ElidedLabel()
         self.title_label.setObjectName("chatTitle")
-        self.title_label.setStyleSheet("#chatTitle { font-size: 15px; font-weight: 600; }")
+        # A font, not a style sheet: a widget with a style sheet keeps its colours when
+        # the theme changes.
+        title_font = self.title_label.font()
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.25)
+        title_font.setWeight(QFont.Weight.DemiBold)
+        self.title_label.setFont(title_font)
         models_button = QToolButton()
+        models_button.setObjectName("modelsButton")
         models_button.setText("Models…")
         models_button.setToolTip("Find, download and manage models (Ctrl+M)")
         models_button.clicked.connect(self.models_requested)
@@ -101,8 +107,7 @@ class ChatPane(QWidget):
         self.settings_button.setToolTip("Show this chat's settings (Ctrl+Shift+S)")
         self.settings_button.toggled.connect(self.settings_panel.setVisible)
         header = QHBoxLayout()
-        header.addWidget(self.title_label)
-        header.addStretch(1)
+        header.addWidget(self.title_label, 1)
         header.addWidget(self.model_picker)
         header.addWidget(models_button)
         header.addWidget(self.settings_button)

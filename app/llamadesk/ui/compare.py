@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import FinishReason, Message
-from llamadesk.ui.markdown import STYLE_SHEET, to_html
+from llamadesk.ui.markdown import STYLE_SHEET, code_block, copy_index, to_html
 from llamadesk.ui.model_names import ModelNames
 from llamadesk.ui.theme import is_dark
 
@@ -63,10 +64,11 @@ class VersionColumn(QFrame):
         self.model_label.setTextFormat(Qt.TextFormat.RichText)
         where = " · on screen" if on_screen else ""
         self.stats_label = QLabel(f"Version {number} of {count}{where}\n{stats_line(message)}")
-        self.stats_label.setEnabled(False)  # the quiet colour of secondary text
+        self.stats_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.stats_label.setWordWrap(True)
         self.text = QTextBrowser()
         self.text.setOpenLinks(False)
+        self.text.anchorClicked.connect(self._on_link)
         self.text.document().setDefaultStyleSheet(STYLE_SHEET)
         self.text.setHtml(to_html(message.content, dark))
         self.text.setAccessibleName(f"Version {number} by {model}")
@@ -79,6 +81,15 @@ class VersionColumn(QFrame):
         layout.addWidget(self.stats_label)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.keep_button)
+
+    def _on_link(self, url: QUrl) -> None:
+        # A code block's Copy link copies its code, as in the chat.
+        block = copy_index(url.toString())
+        if block is not None:
+            try:
+                QGuiApplication.clipboard().setText(code_block(self.message.content, block))
+            except IndexError:
+                return
 
 
 class CompareDialog(QDialog):

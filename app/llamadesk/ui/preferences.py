@@ -158,6 +158,10 @@ class PreferencesDialog(QDialog):
         form = QFormLayout(page)
         form.addRow("Theme", self.theme)
         form.addRow("Chat text size", self.font_size)
+        note = QLabel("In the chat: Ctrl+= bigger, Ctrl+- smaller, Ctrl+0 the system's size.")
+        note.setWordWrap(True)
+        note.setEnabled(False)
+        form.addRow(note)
         return page
 
     def _sync_gpu(self) -> None:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLineEdit,
@@ -10,6 +20,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -20,6 +32,16 @@ from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListM
 from llamadesk.ui.search import ResultConversationRole, ResultMessageRole, SearchResultListModel
 
 SEARCH_DELAY_MS = 150
+
+
+class ElidedTitleDelegate(QStyledItemDelegate):
+    """Rows as wide as the list, whatever their text: a long title ends in "…" instead
+    of making the list scroll sideways (a list view gives every row the widest row's
+    width otherwise)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem,
+                 index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(1, super().sizeHint(option, index).height())
 
 
 class ConversationSidebar(QWidget):
@@ -84,9 +106,8 @@ class ConversationSidebar(QWidget):
         view = QListView()
         view.setModel(self.conversations)
         view.setAccessibleName("Conversations")
-        # Long titles end in "…" instead of widening the list: with uniform sizes the
-        # items are as wide as the view, and there is no sideways scrolling.
-        view.setUniformItemSizes(True)
+        view.setItemDelegate(ElidedTitleDelegate(view))
+        view.setUniformItemSizes(True)  # one row's height for all: fast with many chats
         view.setTextElideMode(Qt.TextElideMode.ElideRight)
         view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         view.setResizeMode(QListView.ResizeMode.Adjust)
