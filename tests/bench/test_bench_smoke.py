@@ -20,7 +20,7 @@ EXPECTED = {
     "stop_latency_generation", "stop_latency_prompt",
     "gui_open_conversation", "gui_list_conversations", "gui_stall_streaming",
     "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",
-    "memory_beyond_model", "download_ratio",
+    "memory_beyond_model", "download_ratio", "download_ratio_50mbps",
     "render_plain_ratio", "render_code_reply",
 }
 

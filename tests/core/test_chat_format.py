@@ -5,6 +5,7 @@ as a ChatTemplateError, never as a raw Jinja exception."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 import jinja2
@@ -14,9 +15,12 @@ import pytest
 from llamadesk.core.chat_format import (
     DEFAULT_FORMAT,
     FALLBACK_FORMATS,
+    MAX_TEMPLATE_CHARS,
     ChatMessage,
     ChatTemplate,
+    ChatTemplateCancelled,
     ChatTemplateError,
+    ChatTemplateRefusal,
 )
 
 CONVERSATION: list[ChatMessage] = [
@@ -314,3 +318,70 @@ def test_sandbox_blocks_unsafe_access(source: str) -> None:
 def test_sandbox_hides_dunder_attributes() -> None:
     text = ChatTemplate.compile("[{{ ''.__class__ }}]", "hostile").render([])
     assert text == "[]"
+
+
+# -- a model's own template that breaks while rendering ----------------------------------------
+
+NESTED_RANGES = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                 "{% endfor %}")
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("{{ ''.__class__.__mro__ }}", "unsafe"),
+    ("{{ raise_exception.__globals__.keys() }}", "unsafe"),
+    ("{{ messages[0].content + 1 }}", "failed to render"),
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "failed to render"),
+    (NESTED_RANGES, "ran past its budget"),
+    ("{{ 'x' * 10**9 }}", "ran past its budget"),
+])
+def test_a_template_that_fails_while_rendering_is_replaced_by_the_fallback(
+        source: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    template = ChatTemplate.for_model(source, fallback="zephyr")
+    assert template.warning is None and template.name == "model's own"
+    warnings: list[str] = []
+    template.on_warning = warnings.append
+    hi = [ChatMessage(role="user", content="Hi")]
+    with caplog.at_level(logging.WARNING, logger="llamadesk.core.chat_format"):
+        first = template.render(hi, eos_token="</s>")
+        second = template.render(hi, eos_token="</s>")
+    # The model still works, with the fallback chosen for it, from now on.
+    assert first == second == "<|user|>\nHi</s>\n<|assistant|>\n"
+    assert template.name == "zephyr"
+    assert template.stop == FALLBACK_FORMATS["zephyr"].stop
+    assert template.source == FALLBACK_FORMATS["zephyr"].template
+    # Warned once: a readable reason, naming the format used instead.
+    assert template.warning is not None
+    assert reason in template.warning and "using the zephyr format instead" in template.warning
+    assert warnings == [template.warning]
+    assert [r.getMessage() for r in caplog.records] == [template.warning]
+
+
+def test_a_refusal_of_the_conversation_is_not_a_broken_template() -> None:
+    template = ChatTemplate.for_model(NO_SYSTEM_TEMPLATE, fallback="chatml")
+    with pytest.raises(ChatTemplateRefusal, match="System role not supported"):
+        template.render(CONVERSATION)
+    assert template.name == "model's own"
+    assert template.warning is None
+
+
+def test_stop_during_rendering_cancels_without_replacing_the_template() -> None:
+    template = ChatTemplate.for_model(NESTED_RANGES, fallback="chatml")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(ChatTemplateCancelled):
+        template.render(CONVERSATION, cancel=cancel)
+    assert template.name == "model's own"
+    assert template.warning is None
+
+
+def test_a_template_without_a_fallback_that_runs_past_its_budget_is_an_error() -> None:
+    template = ChatTemplate.compile(NESTED_RANGES, "model's own")
+    with pytest.raises(ChatTemplateError, match="ran past its budget"):
+        template.render(CONVERSATION)
+
+
+def test_an_absurdly_long_template_is_not_compiled() -> None:
+    huge = "{{ bos_token }}" + "x" * MAX_TEMPLATE_CHARS
+    template = ChatTemplate.for_model(huge, fallback="vicuna")
+    assert template.name == "vicuna"
+    assert template.warning is not None and "characters long" in template.warning

@@ -232,3 +232,62 @@ def test_quantisation_names() -> None:
     assert quantisation_name(1) == "F16"
     assert quantisation_name(0) == "F32"
     assert quantisation_name(None) is None
+
+
+# -- what would make llama.cpp abort the process rather than report an error ------------------
+BYTE_TOKENS = [f"<0x{b:02X}>".encode() for b in range(256)]
+
+
+def kv_f32(key: str, value: float) -> bytes:
+    return _s(key) + struct.pack("<If", 6, value)
+
+
+def vocabulary(tokens: list[bytes], model: str = "llama") -> list[bytes]:
+    return [kv_str("general.architecture", "llama"), kv_str("tokenizer.ggml.model", model),
+            kv_strings("tokenizer.ggml.tokens", tokens)]
+
+
+@pytest.mark.parametrize("tokens", [
+    [b"<unk>", b"<s>", b"</s>", *BYTE_TOKENS, b"hello", b"hello"],  # long array
+    [b"a", b"b", b"a"],  # short array, kept in full
+    [b"", b"x", b"[EMPTY_0]"],  # llama.cpp renames an empty token to [EMPTY_<i>]
+])
+def test_a_vocabulary_with_a_repeated_token_is_refused(tmp_path: Path,
+                                                       tokens: list[bytes]) -> None:
+    message = refused(write(tmp_path, build(vocabulary(tokens, model="gpt2"))))
+    assert "twice" in message and "tokenizer.ggml.tokens" in message
+
+
+def test_a_sentencepiece_vocabulary_without_a_byte_token_is_refused(tmp_path: Path) -> None:
+    tokens = [b"<unk>", b"<s>", b"</s>", *BYTE_TOKENS]
+    tokens[3 + 0x41] = b"<0xG1>"
+    assert "lacks the byte token <0x41>" in refused(write(tmp_path, build(vocabulary(tokens))))
+    tokens[3 + 0x41] = b"A"  # the bare byte does as well
+    validate_gguf(write(tmp_path, build(vocabulary(tokens)), "bare.gguf"))
+
+
+def test_other_vocabularies_need_no_byte_tokens(tmp_path: Path) -> None:
+    validate_gguf(write(tmp_path, build(vocabulary([b"x", b"y"], model="gpt2"))))
+
+
+def test_a_vocabulary_across_read_windows_is_read_whole(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gguf_validate, "_WINDOW", 64)
+    tokens = [b"<unk>", b"<s>", b"</s>", *BYTE_TOKENS, *(f"w{i}".encode() for i in range(500))]
+    validate_gguf(write(tmp_path, build(vocabulary(tokens))))
+    tokens.append(b"w17")
+    assert "'w17' twice (entries 276 and 759)" in refused(
+        write(tmp_path, build(vocabulary(tokens)), "twice.gguf"))
+
+
+@pytest.mark.parametrize("eps", [-1e-5, float("nan"), float("inf")])
+def test_a_normalisation_epsilon_llama_cpp_asserts_on_is_refused(tmp_path: Path,
+                                                                 eps: float) -> None:
+    kvs = [kv_str("general.architecture", "llama"),
+           kv_f32("llama.attention.layer_norm_rms_epsilon", eps)]
+    assert "layer_norm_rms_epsilon" in refused(write(tmp_path, build(kvs)))
+
+
+def test_the_bundled_vocabulary_is_read_and_passes(bundled_model_path: Path) -> None:
+    meta = read_metadata(bundled_model_path)
+    assert meta.vocab_size == 49152

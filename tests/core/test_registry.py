@@ -150,3 +150,39 @@ def test_licence_acceptance_is_recorded_once(paths: AppPaths) -> None:
     store.accept(licence)
     assert not LicenceAcceptances(store.path).needs_acceptance(licence)
     assert not store.needs_acceptance(None)
+
+
+# -- the chat format chosen in a model's settings -----------------------------------------------
+
+
+def test_a_chosen_chat_format_is_kept_for_an_imported_model(registry: ModelRegistry,
+                                                            model_copy: Path,
+                                                            paths: AppPaths) -> None:
+    entry = registry.import_file(model_copy)
+    assert entry.chat_format == "llama-2"  # guessed from the file name
+    updated = registry.set_chat_format(entry.id, "vicuna")
+    assert updated.chat_format == "vicuna"
+    # Stored: a fresh registry (another process) sees it, and nothing else changed.
+    again = ModelRegistry(paths).get(entry.id)
+    assert again is not None and again.chat_format == "vicuna"
+    assert again == updated
+
+
+def test_a_chosen_chat_format_is_kept_for_the_bundled_model(registry: ModelRegistry,
+                                                            paths: AppPaths) -> None:
+    shipped = registry.bundled_entry()
+    assert shipped is not None
+    registry.set_chat_format(shipped.id, "zephyr")
+    listed = ModelRegistry(paths).get(shipped.id)
+    assert listed is not None and listed.chat_format == "zephyr"
+    assert listed.read_only and listed.path == shipped.path
+    assert [e.id for e in registry.models()] == [shipped.id]  # still not stored as a model
+
+
+def test_choosing_an_unknown_format_or_model_is_refused(registry: ModelRegistry) -> None:
+    shipped = registry.bundled_entry()
+    assert shipped is not None
+    with pytest.raises(RegistryError, match="unknown chat format 'llama-7'"):
+        registry.set_chat_format(shipped.id, "llama-7")
+    with pytest.raises(RegistryError, match="No installed model 'nope'"):
+        registry.set_chat_format("nope", "chatml")

@@ -72,6 +72,7 @@ class FakeInferenceService(QObject):
 
     state_changed = Signal(str)
     model_loaded = Signal(object)
+    model_info_changed = Signal(object)
     model_load_failed = Signal(str)
     model_unloaded = Signal()
     generation_started = Signal(int)

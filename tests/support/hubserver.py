@@ -11,13 +11,16 @@ Not a mock of our code: huggingface_hub itself talks to it (set ``HF_ENDPOINT`` 
   ``/api/models/{repo}/revision/{rev}`` (siblings; sizes and LFS sha256 with
   ``blobs=true``, as ``files_metadata=True`` asks), ``POST
   /api/models/{repo}/paths-info/{rev}``.
+- Model cards: ``tags`` (``license:…``, ``base_model:…``) in listings and ``cardData``
+  (``card_data``) in a repo's info, as the Hub derives them from a README's metadata.
 - Gated repos: 401 ``X-Error-Code: GatedRepo`` without a token, 403 with the wrong one,
   with the Hub's own messages. Unknown repos, files and revisions: 404 with
   ``RepoNotFound`` / ``EntryNotFound`` / ``RevisionNotFound``.
 
 Switches for trouble: ``cut_at`` (drop the connection once the body reaches this file
 offset, ``cuts`` times), ``flip_at`` (serve that byte inverted), ``rate`` (bytes per
-second), ``ignore_range``. Every request is recorded in ``requests``.
+second, paced like a link of that speed), ``ignore_range``. Every request is recorded
+in ``requests``.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class Repo:
     downloads: int = 100
     likes: int = 1
     tags: list[str] = field(default_factory=lambda: ["gguf", "text-generation"])
+    #: The model card's metadata (``license``, ``base_model``…), served as ``cardData``.
+    card_data: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.commit:
@@ -389,6 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cut = self.hub.take_cut()
         pos = start
+        began = time.monotonic()
         while pos < stop:
             chunk_end = min(pos + CHUNK, stop)
             if cut is not None and pos < cut <= chunk_end:
@@ -407,7 +413,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if self.hub.rate:
-                time.sleep(len(data) / self.hub.rate)
+                # Like a link of that speed: bytes leave on a schedule, and a reader that
+                # fell behind for a moment catches up from what the link buffered.
+                ahead = began + (pos - start) / self.hub.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
 
     def _drop(self) -> None:
         # A dropped connection mid-body: the client has fewer bytes than Content-Length.
@@ -434,8 +444,11 @@ def _model_info(repo: Repo, blobs: bool) -> dict[str, Any]:
             if item.lfs:
                 sibling["lfs"] = {"sha256": item.sha256, "size": item.size, "pointerSize": 135}
         siblings.append(sibling)
-    return _listing(repo) | {"sha": repo.commit, "disabled": False, "siblings": siblings,
+    info = _listing(repo) | {"sha": repo.commit, "disabled": False, "siblings": siblings,
                              "usedStorage": sum(f.size for f in repo.files.values())}
+    if repo.card_data is not None:
+        info["cardData"] = repo.card_data
+    return info
 
 
 def _path_info(name: str, item: RepoFile) -> dict[str, Any]:

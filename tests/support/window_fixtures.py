@@ -55,7 +55,7 @@ class WindowFactory:
     made: list[tuple[MainWindow, InferenceApi, ConversationStore]] = field(default_factory=list)
 
     def __call__(self, params: SamplingParams = SHORT, resolve: Resolve | None = None,
-                 settings: AppSettings | None = None) -> MainWindow:
+                 settings: AppSettings | None = None, *, show: bool = True) -> MainWindow:
         paths = app_paths().ensure()
         service = SettingsService(paths.settings_file, settings or AppSettings(defaults=params))
         store = ConversationStore(paths.database)
@@ -67,7 +67,8 @@ class WindowFactory:
         window = MainWindow(AppContext(paths, store, inference, controller, resolver, service,
                                        registry, ModelNames(), preset_book(paths.config_dir)))
         self.qtbot.addWidget(window)
-        window.show()
+        if show:
+            window.show()
         self.made.append((window, inference, store))
         return window
 

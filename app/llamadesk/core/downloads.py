@@ -17,6 +17,7 @@ deleted and the reason is raised as DownloadError.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import logging
@@ -36,11 +37,16 @@ import httpx2
 from filelock import FileLock, Timeout
 from huggingface_hub import get_session, hf_raise_for_status
 
-from llamadesk.core.catalog import CatalogEntry, ModelCatalog
+from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
 from llamadesk.core.gguf_validate import GGUFMetadata, GGUFValidationError, read_metadata
 from llamadesk.core.hub import HubClient, HubError, HubErrorKind, RemoteFile, check_repo_id
 from llamadesk.core.hub import hub_error as _hub_error
-from llamadesk.core.licences import LicenceAcceptances, LicenceNotAcceptedError
+from llamadesk.core.licences import (
+    LicenceAcceptances,
+    LicenceNotAcceptedError,
+    licence_from_gguf,
+    licence_from_hub,
+)
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource
 from llamadesk.core.units import format_bytes
@@ -294,6 +300,18 @@ class Downloader:
                 return entry
         return self.catalog.for_repo(request.repo)
 
+    def licence_for(self, request: DownloadRequest) -> Licence | None:
+        """The licence to accept before this download: the catalog entry's, else the
+        Llama 2 licence when the Hub's metadata names the repo a Llama 2 derivative."""
+        entry = self.catalog_entry(request)
+        if entry is not None:
+            return entry.licence
+        try:
+            return licence_from_hub(*self.hub.model_card(request.repo, request.revision))
+        except HubError as exc:
+            raise DownloadError(DownloadErrorKind.NETWORK if exc.kind == HubErrorKind.NETWORK
+                                else DownloadErrorKind.HUB, str(exc)) from exc
+
     def download(
         self,
         request: DownloadRequest,
@@ -312,9 +330,9 @@ class Downloader:
         except HubError as exc:
             raise DownloadError(DownloadErrorKind.NAME, str(exc)) from exc
         entry = self.catalog_entry(request)
-        if self.licences is not None and entry is not None:
+        if self.licences is not None:
             try:
-                self.licences.require(entry.licence)
+                self.licences.require(self.licence_for(request))
             except LicenceNotAcceptedError as exc:
                 raise DownloadError(DownloadErrorKind.LICENCE, str(exc)) from exc
         self.paths.downloads_dir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +386,11 @@ class Downloader:
                 self.discard(request)
             raise
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DownloadError(DownloadErrorKind.DISK, f"The disk is full: {part.name} "
+                                    f"stopped at {format_bytes(part.stat().st_size)}. What has "
+                                    "arrived is kept; free some space and resume the "
+                                    "download.", resumable=True) from exc
             raise DownloadError(DownloadErrorKind.DISK, f"Cannot write {part}: "
                                 f"{exc.strerror or exc}", resumable=True) from exc
         return self._finish(request, entry, remote, part, dest, digest, header)
@@ -396,6 +419,13 @@ class Downloader:
                                 f"{header}. The file matches the Hub's checksum, so the repo "
                                 "itself holds a broken file; it was deleted.") from header
         meta = header
+        if self.licences is not None and entry is None:
+            try:  # the file's own metadata may say what the Hub's did not
+                self.licences.require(licence_from_gguf(meta))
+            except LicenceNotAcceptedError as exc:
+                raise DownloadError(DownloadErrorKind.LICENCE, f"{exc} The downloaded file is "
+                                    "kept: download it again after accepting to finish.",
+                                    resumable=True) from exc
         if meta.split_count and meta.split_count > 1:
             self.discard(request)
             raise DownloadError(DownloadErrorKind.INVALID,

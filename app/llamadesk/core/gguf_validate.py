@@ -29,6 +29,8 @@ from gguf.constants import (
     LlamaFileType,
 )
 
+from llamadesk.core.gguf_hazards import bad_hyperparameter, missing_byte_token
+
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -110,6 +112,7 @@ class _Cursor:
         self.pos = 0
         self._buf = b""
         self._base = 0  # the file offset of _buf[0]
+        self.vocabulary: set[bytes] | None = None  # the token texts, once read
 
     @property
     def remaining(self) -> int:
@@ -189,6 +192,52 @@ class _Cursor:
         self.pos = pos
 
 
+    def unique_strings(self, count: int, key: str) -> None:
+        """Read the ``count`` strings of array ``key`` and refuse a repeated one.
+
+        llama.cpp maps each vocabulary token to its id and aborts the whole process
+        (an assertion, not an error it reports) when two tokens have the same text; an
+        empty token counts as ``[EMPTY_<i>]``, as llama.cpp renames it."""
+        unpack = _U64.unpack_from
+        unique: set[bytes] = set()
+        add = unique.add
+        size, start, pos, i = self.size, self.pos, self.pos, 0
+        while i < count:
+            buf, base = self._buf, self._base
+            try:
+                while i < count:
+                    index = pos - base
+                    length = unpack(buf, index)[0]
+                    end = index + 8 + length
+                    if end > len(buf) or pos + 8 + length > size:
+                        raise struct.error  # not wholly in the window, or past the end
+                    add(buf[index + 8:end])
+                    pos += 8 + length
+                    i += 1
+            except struct.error:
+                self.pos = pos
+                what = f"string {i:,} of array {key!r}"
+                length = self.u64(f"length of {what}")
+                self.pos = pos
+                self._need(8 + length, what)
+                self._window(8 + length, what)
+        self.pos = pos
+        self.vocabulary = unique
+        if len(unique) == count and b"" not in unique:
+            return
+        self.pos = start  # rare: read them again, in order, to name the repeated one
+        texts = [self.read(self.u64("length"), "token") for _ in range(count)]
+        self.pos = pos
+        seen: dict[bytes, int] = {}
+        for i, text in enumerate(texts):
+            first = seen.setdefault(text or f"[EMPTY_{i}]".encode(), i)
+            if first != i:
+                raise GGUFValidationError(
+                    f"array {key!r} holds the token {text.decode('utf-8', 'replace')!r} "
+                    f"twice (entries {first:,} and {i:,}); llama.cpp cannot load such a "
+                    "vocabulary")
+
+
 def _value_type(raw: int, what: str) -> GGUFValueType:
     try:
         return GGUFValueType(raw)
@@ -211,6 +260,12 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> GGUFValue:
             raise GGUFValidationError(
                 f"array {key!r} claims {count:,} elements, more than the "
                 f"{cur.remaining:,} bytes left in the file can hold (truncated or corrupt)")
+        if etype == GGUFValueType.STRING and key == Keys.Tokenizer.LIST:
+            start = cur.pos
+            cur.unique_strings(count, key)
+            if count > KEEP_ARRAY_ELEMENTS:
+                return ArrayInfo(etype, count)
+            cur.pos = start
         if count <= KEEP_ARRAY_ELEMENTS:
             return [_read_value(cur, etype, f"{key}[{i}]") for i in range(count)]
         if etype == GGUFValueType.STRING:
@@ -308,6 +363,10 @@ def _parse(path: Path, fh: BinaryIO, size: int) -> GGUFHeader:
         vtype = _value_type(cur.u32(f"type of {key!r}"), f"metadata {key!r}")
         metadata[key] = _read_value(cur, vtype, key)
 
+    why = (missing_byte_token(metadata, cur.vocabulary) if cur.vocabulary is not None
+           else None) or bad_hyperparameter(metadata)
+    if why:
+        raise GGUFValidationError(why)
     names: set[str] = set()
     tensors = tuple(_tensor_info(cur, i, names) for i in range(tensor_count))
 
@@ -358,6 +417,9 @@ class GGUFMetadata:
     split_count: int | None
     file_size: int
     tensor_bytes: int
+    #: Where the model says it comes from, for the licence check: its base models'
+    #: names and repositories, its own base name and its licence's name and link.
+    lineage: tuple[str, ...] = ()
 
     @property
     def head_dim(self) -> int | None:
@@ -439,4 +501,17 @@ def read_metadata(path: str | os.PathLike[str]) -> GGUFMetadata:
         split_count=_int(meta.get(Keys.Split.LLM_KV_SPLIT_COUNT)),
         file_size=header.file_size,
         tensor_bytes=sum(t.n_bytes for t in header.tensors),
+        lineage=_lineage(meta),
     )
+
+
+def _lineage(meta: dict[str, GGUFValue]) -> tuple[str, ...]:
+    """The text fields that say what a model derives from and under which licence."""
+    keys = [Keys.General.NAME, Keys.General.BASENAME, Keys.General.LICENSE_NAME,
+            Keys.General.LICENSE_LINK]
+    count = _int(meta.get(Keys.General.BASE_MODEL_COUNT)) or 0
+    for i in range(min(count, KEEP_ARRAY_ELEMENTS)):
+        keys += [template.format(id=i) for template in (
+            Keys.General.BASE_MODEL_NAME, Keys.General.BASE_MODEL_ORGANIZATION,
+            Keys.General.BASE_MODEL_REPO_URL)]
+    return tuple(v for v in (_str(meta.get(k)) for k in keys) if v)

@@ -227,6 +227,9 @@ class HubClient:
     def __init__(self, token: TokenProvider | None = None, endpoint: str | None = None) -> None:
         self._token = token or (lambda: None)
         self._endpoint = endpoint
+        # The Hub gets what a search or download needs, nothing more: huggingface_hub's
+        # telemetry adds to the user agent and fetches an "agent" registry from the Hub.
+        constants.HF_HUB_DISABLE_TELEMETRY = True
 
     @property
     def endpoint(self) -> str:
@@ -268,6 +271,17 @@ class HubClient:
             raise hub_error(exc, repo, endpoint=self.endpoint) from exc
         return [HubFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else None)
                 for s in info.siblings or []]
+
+    def model_card(self, repo: str, revision: str | None = None) -> tuple[list[str],
+                                                                        dict[str, Any]]:
+        """The repo's tags and model-card metadata (its licence and base model)."""
+        check_repo_id(repo)
+        try:
+            info = self._api().model_info(repo, revision=revision)
+        except Exception as exc:
+            raise hub_error(exc, repo, endpoint=self.endpoint) from exc
+        return list(info.tags or []), (info.card_data.to_dict()  # type: ignore[no-untyped-call]
+                                       if info.card_data else {})
 
     def gguf_choices(self, repo: str, revision: str | None = None) -> list[GGUFChoice]:
         """The GGUF models ``repo`` offers, split ones grouped."""

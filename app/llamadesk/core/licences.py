@@ -1,8 +1,12 @@
 """Licence acceptance: some models (Llama 2 and its derivatives) may only be downloaded
-after the user has read and accepted their licence and acceptable-use policy.
+or imported after the user has read and accepted their licence and acceptable-use policy.
 
-Acceptance is asked once per licence and recorded in ``licences.json`` in the config
-folder (licence id, the links shown, and when), so the app can show what was accepted.
+A catalog entry names its licence. Any other model is recognised as a Llama 2 derivative
+from what it says about itself: the Hub's metadata for a repo (the ``license:llama2``
+tag, a Llama 2 base model) and a GGUF file's own metadata (``general.license``, the
+``general.base_model.*`` fields, its name). Acceptance is asked once per licence and
+recorded in ``licences.json`` in the config folder (licence id, the links shown, and
+when), so the app can show what was accepted.
 """
 
 from __future__ import annotations
@@ -10,16 +14,74 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from llamadesk.core.catalog import Licence
+from llamadesk.core.gguf_validate import GGUFMetadata
 
 log = logging.getLogger(__name__)
 
 ACCEPTANCES_FILE = "licences.json"
+
+#: The licence of Llama 2 and of every model derived from it (as in the catalog).
+LLAMA2 = Licence(
+    id="llama2",
+    name="Llama 2 Community License",
+    url="https://ai.meta.com/llama/license/",
+    requires_acceptance=True,
+    acceptable_use_url="https://ai.meta.com/llama/use-policy/",
+)
+
+# "llama2", "llama-2", "Llama 2", "LLaMA v2", "llama_2" as a word of its own (not
+# "tinyllama-2b", not "llama-2.5"); Code Llama is released under the Llama 2 licence.
+_LLAMA2_NAME = re.compile(r"(?<![a-z0-9])(llama[\s_-]?v?2(?![0-9.])|codellama)", re.IGNORECASE)
+_LLAMA2_LICENCE_NAMES = {"llama2", "llama-2", "llama 2", "llama2-community-license",
+                         "llama 2 community license"}
+
+
+def _names_llama2(text: str) -> bool:
+    return bool(_LLAMA2_NAME.search(text))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def licence_from_hub(tags: Iterable[str], card: Mapping[str, Any] | None = None) -> Licence | None:
+    """The licence to accept for a Hub repo, from its tags and model-card metadata:
+    ``LLAMA2`` for a Llama 2 derivative (licence tag ``llama2`` or a Llama 2 base model),
+    else None."""
+    card = card or {}
+    licences = [t.removeprefix("license:") for t in tags if t.startswith("license:")]
+    licences += _strings(card.get("license")) + _strings(card.get("license_name"))
+    if any(name.strip().lower() in _LLAMA2_LICENCE_NAMES for name in licences):
+        return LLAMA2
+    bases = [t.split(":")[-1] for t in tags if t.startswith("base_model:")]
+    bases += _strings(card.get("base_model"))
+    if any(_names_llama2(base) for base in bases):
+        return LLAMA2
+    return None
+
+
+def licence_from_gguf(meta: GGUFMetadata) -> Licence | None:
+    """The licence to accept for a model file, from its own metadata: ``LLAMA2`` when
+    ``general.license`` says llama2 or its base models, name or licence link name
+    Llama 2; else None."""
+    if meta.licence and meta.licence.strip().lower() in _LLAMA2_LICENCE_NAMES:
+        return LLAMA2
+    for text in meta.lineage:
+        if _names_llama2(text) or text.rstrip("/") == LLAMA2.url.rstrip("/"):
+            return LLAMA2
+    return None
 
 
 class LicenceNotAcceptedError(Exception):

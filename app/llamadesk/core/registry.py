@@ -4,7 +4,11 @@ Kept as ``registry.json`` in the models folder, next to the files it describes, 
 models folder moved or backed up whole keeps its registry. Writes are atomic (temp file
 and ``os.replace``) and serialised by a lock file, so the app and the ``llamadesk
 models`` command can both use it. The bundled model is not stored: it is always listed
-first, read-only, from its manifest.
+first, read-only, from its manifest (a chat format chosen for it is kept in the
+registry's ``overrides``).
+
+Importing a file whose own metadata names it a Llama 2 derivative asks for the Llama 2
+licence first, as a download does (``LicenceRequiredError``).
 
 Layout of the models folder::
 
@@ -38,6 +42,12 @@ from llamadesk.core.catalog import CatalogEntry, ModelCatalog
 from llamadesk.core.chat_format import DEFAULT_FORMAT, FALLBACK_FORMATS
 from llamadesk.core.fit import ModelShape
 from llamadesk.core.gguf_validate import GGUFMetadata, GGUFValidationError, read_metadata
+from llamadesk.core.licences import (
+    ACCEPTANCES_FILE,
+    LicenceAcceptances,
+    LicenceNotAcceptedError,
+    licence_from_gguf,
+)
 from llamadesk.core.paths import AppPaths
 
 log = logging.getLogger(__name__)
@@ -52,6 +62,15 @@ CopyProgress = Callable[[int, int], None]
 
 class RegistryError(Exception):
     """A registry operation was refused or failed; ``str()`` says why."""
+
+
+class LicenceRequiredError(RegistryError):
+    """An import needs a licence the user has not accepted yet (``licence``): ask, call
+    ``LicenceAcceptances.accept(licence)``, and import again."""
+
+    def __init__(self, cause: LicenceNotAcceptedError) -> None:
+        super().__init__(str(cause))
+        self.licence = cause.licence
 
 
 class ModelSource(StrEnum):
@@ -169,9 +188,11 @@ def sha256_file(path: Path, progress: CopyProgress | None = None) -> str:
 class ModelRegistry:
     """The installed models, persisted in ``<models>/registry.json``."""
 
-    def __init__(self, paths: AppPaths, catalog: ModelCatalog | None = None) -> None:
+    def __init__(self, paths: AppPaths, catalog: ModelCatalog | None = None,
+                 licences: LicenceAcceptances | None = None) -> None:
         self.paths = paths
         self.catalog = catalog
+        self.licences = licences or LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE)
         self.file = paths.models_dir / REGISTRY_FILE
         self._thread_lock = threading.RLock()
 
@@ -180,11 +201,11 @@ class ModelRegistry:
         self.paths.models_dir.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.file) + ".lock", timeout=30)
 
-    def _read(self) -> list[ModelEntry]:
+    def _read_all(self) -> tuple[list[ModelEntry], dict[str, dict[str, Any]]]:
         try:
             data = json.loads(self.file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return []
+            return [], {}
         except (OSError, ValueError) as exc:
             raise RegistryError(f"The model registry {self.file} is unreadable ({exc}). Move "
                                 "it aside and import your models again.") from exc
@@ -194,12 +215,19 @@ class ModelRegistry:
                 entries.append(ModelEntry.from_dict(item))
             except (TypeError, ValueError, KeyError) as exc:
                 log.warning("skipping a damaged registry entry (%s)", exc)
-        return entries
+        overrides = data.get("overrides")
+        return entries, overrides if isinstance(overrides, dict) else {}
 
-    def _write(self, entries: list[ModelEntry]) -> None:
+    def _read(self) -> list[ModelEntry]:
+        return self._read_all()[0]
+
+    def _write(self, entries: list[ModelEntry],
+               overrides: dict[str, dict[str, Any]] | None = None) -> None:
+        if overrides is None:
+            overrides = self._read_all()[1]
         tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": 1, "models": [e.to_dict() for e in entries]},
-                                  indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps({"version": 1, "models": [e.to_dict() for e in entries],
+                                   "overrides": overrides}, indent=2), encoding="utf-8")
         os.replace(tmp, self.file)
 
     # -- queries ---------------------------------------------------------------------
@@ -230,9 +258,36 @@ class ModelRegistry:
     def models(self) -> list[ModelEntry]:
         """The bundled model first, then the others in the order they were added."""
         with self._thread_lock, self._file_lock():
-            stored = self._read()
+            stored, overrides = self._read_all()
         shipped = self.bundled_entry()
+        if shipped is not None:
+            chosen = overrides.get(shipped.id, {}).get("chat_format")
+            if chosen in FALLBACK_FORMATS:
+                shipped = replace(shipped, chat_format=chosen)
         return ([shipped] if shipped else []) + stored
+
+    def set_chat_format(self, model_id: str, chat_format: str) -> ModelEntry:
+        """Use ``chat_format`` for this model's prompts when it has no usable template of
+        its own (or its own broke): the choice in the model's settings. Returns the
+        updated entry; the model's next load uses it."""
+        if chat_format not in FALLBACK_FORMATS:
+            raise RegistryError(f"unknown chat format {chat_format!r} (known: "
+                                f"{', '.join(sorted(FALLBACK_FORMATS))})")
+        shipped = self.bundled_entry()
+        with self._thread_lock, self._file_lock():
+            entries, overrides = self._read_all()
+            if shipped is not None and model_id == shipped.id:
+                overrides[model_id] = {**overrides.get(model_id, {}), "chat_format": chat_format}
+                self._write(entries, overrides)
+                updated = replace(shipped, chat_format=chat_format)
+            else:
+                index = next((i for i, e in enumerate(entries) if e.id == model_id), None)
+                if index is None:
+                    raise RegistryError(f"No installed model {model_id!r}.")
+                updated = entries[index] = replace(entries[index], chat_format=chat_format)
+                self._write(entries, overrides)
+        log.info("model %s uses the %s chat format", model_id, chat_format)
+        return updated
 
     def get(self, model_id: str) -> ModelEntry | None:
         """The installed model with this id, or None."""
@@ -333,6 +388,7 @@ class ModelRegistry:
             raise RegistryError(f"unknown chat format {fmt!r} (known: "
                                 f"{', '.join(sorted(FALLBACK_FORMATS))})")
         shape = ModelShape.from_metadata(meta)
+        derived = licence_from_gguf(meta)
         stem = path.name.removesuffix(".gguf")
         display = name or (f"{catalog_entry.name} ({meta.quantisation})"
                            if catalog_entry and meta.quantisation else stem)
@@ -346,8 +402,10 @@ class ModelRegistry:
             architecture=meta.architecture, parameter_count=meta.parameter_count,
             has_chat_template=bool(meta.chat_template), repo=repo, filename=filename,
             commit=commit, catalog_id=catalog_entry.id if catalog_entry else None,
-            licence_id=catalog_entry.licence.id if catalog_entry else meta.licence,
-            licence_url=catalog_entry.licence.url if catalog_entry else None,
+            licence_id=catalog_entry.licence.id if catalog_entry else (
+                derived.id if derived else meta.licence),
+            licence_url=catalog_entry.licence.url if catalog_entry else (
+                derived.url if derived else None),
             block_count=shape.block_count if shape else None,
             head_count_kv=shape.head_count_kv if shape else None,
             head_dim=shape.head_dim if shape else None,
@@ -375,6 +433,10 @@ class ModelRegistry:
             meta = read_metadata(source)
         except GGUFValidationError as exc:
             raise RegistryError(f"Cannot import: {exc}") from exc
+        try:
+            self.licences.require(licence_from_gguf(meta))
+        except LicenceNotAcceptedError as exc:
+            raise LicenceRequiredError(exc) from exc
         if meta.split_count and meta.split_count > 1:
             raise RegistryError(f"Cannot import {source.name}: it is one part of a model split "
                                 f"into {meta.split_count} files; LlamaDesk uses single-file "

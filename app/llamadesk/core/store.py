@@ -23,13 +23,15 @@ from llamadesk.core.conversation import (
     Role,
     SamplingParams,
 )
+from llamadesk.core.store_errors import write_failure
 
 DEFAULT_TITLE = "New chat"
 LAST_CONVERSATION_KEY = "last_conversation_id"
 
 
 class StoreError(Exception):
-    """The database could not be opened or is from a newer version of the app."""
+    """The database could not be opened, read or written, or is from a newer version of
+    the app; ``str()`` says why in words a user can act on."""
 
 
 _MIGRATION_1 = """
@@ -104,7 +106,10 @@ class ConversationStore:
         try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: every commit syncs the WAL to disk, so a stored message survives an OS
+            # crash or a power cut, not only a crash of the app (NORMAL can lose the last
+            # commits then). One fsync per message is cheap next to generating a reply.
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except (sqlite3.DatabaseError, StoreError) as exc:
@@ -132,13 +137,19 @@ class ConversationStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a bug in the caller, not a problem of the disk
+        except sqlite3.DatabaseError as exc:  # a full disk, a lock, a read-only file: say so
+            raise StoreError(write_failure(self.path, exc)) from exc
 
     def _migrate(self) -> None:
         version = self.schema_version
@@ -364,11 +375,14 @@ class ConversationStore:
         if not terms:
             return []
         match = " ".join(f'"{t}"*' for t in terms)
-        rows = self._db.execute(
-            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid "
-            "WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
-            (match, limit),
-        ).fetchall()
+        try:
+            rows = self._db.execute(
+                "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid "
+                "WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Searching the chats failed: {exc}.") from exc
         return [_message(r) for r in rows]
 
     # -- app state ------------------------------------------------------------------------

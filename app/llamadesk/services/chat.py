@@ -21,7 +21,7 @@ from llamadesk.core.conversation import (
     MessageStats,
     Role,
 )
-from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
+from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
 from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
@@ -115,7 +115,11 @@ class ChatController(QObject):
         except LookupError as exc:
             self.reply_failed.emit(conversation_id, str(exc))
             return None
-        message = self.store.add_message(conversation_id, Role.USER, text)
+        try:
+            message = self.store.add_message(conversation_id, Role.USER, text)
+        except StoreError as exc:  # a full disk or a locked file: the text stays typed
+            self.reply_failed.emit(conversation_id, str(exc))
+            return None
         if conversation.title == DEFAULT_TITLE and message.parent_id is None:
             self.store.rename_conversation(conversation_id, title_from(text))
             renamed = self.store.get_conversation(conversation_id)
@@ -202,9 +206,12 @@ class ChatController(QObject):
         if now - pending.saved_at >= CHECKPOINT_INTERVAL_S:
             # A checkpoint of the reply so far: if the app dies, the next start stores it.
             pending.saved_at = now
-            self.store.set_state(f"{DRAFT_PREFIX}{job_id}", json.dumps({
-                "conversation_id": pending.conversation_id, "parent_id": pending.parent_id,
-                "model_id": pending.model_id, "text": pending.text}))
+            try:
+                self.store.set_state(f"{DRAFT_PREFIX}{job_id}", json.dumps({
+                    "conversation_id": pending.conversation_id, "parent_id": pending.parent_id,
+                    "model_id": pending.model_id, "text": pending.text}))
+            except StoreError as exc:  # the reply goes on; only this checkpoint is missing
+                log.warning("could not checkpoint the reply: %s", exc)
         self.reply_text.emit(pending.conversation_id, text)
 
     def recover_interrupted(self) -> list[Message]:
@@ -230,22 +237,32 @@ class ChatController(QObject):
                      len(text), conversation_id)
         return recovered
 
+    def _drop_draft(self, job_id: int) -> None:
+        try:
+            self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
+        except StoreError as exc:  # the reply still ends; the checkpoint waits for a start
+            log.warning("could not remove the reply checkpoint: %s", exc)
+
     def _store_reply(self, job_id: int, result: GenerationResult) -> None:
         pending = self._pending.pop(job_id, None)
         if pending is None:
             return
         if pending.saved_at:
-            self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
+            self._drop_draft(job_id)
         if not result.text and result.cancelled:
             # Stopped before a single word: nothing worth keeping.
             self.reply_finished.emit(pending.conversation_id, None)
             return
         if self.store.get_conversation(pending.conversation_id) is None:
             return  # deleted while the reply was being written
-        message = self.store.add_message(
-            pending.conversation_id, Role.ASSISTANT, result.text,
-            parent_id=pending.parent_id, model_id=result.model_id or pending.model_id,
-            stats=result.stats)
+        try:
+            message = self.store.add_message(
+                pending.conversation_id, Role.ASSISTANT, result.text,
+                parent_id=pending.parent_id, model_id=result.model_id or pending.model_id,
+                stats=result.stats)
+        except StoreError as exc:
+            self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
+            return
         self.message_added.emit(message)
         self.reply_finished.emit(pending.conversation_id, message)
 
@@ -262,5 +279,5 @@ class ChatController(QObject):
         pending = self._pending.pop(job_id, None)
         if pending is not None:
             if pending.saved_at:
-                self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
+                self._drop_draft(job_id)
             self.reply_failed.emit(pending.conversation_id, reason)

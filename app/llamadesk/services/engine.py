@@ -14,15 +14,18 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp.llama_chat_format as llama_chat_format
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
+from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
 from llamadesk.core.prompt import PromptError, build_prompt, context_budget
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,34 @@ def install_llama_log_routing() -> None:
 
 
 _INT_ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
+class _UnusedChatFormatter:
+    """Stands in for llama-cpp-python's template compiler while a model loads."""
+
+    def __init__(self, **_kwargs: object) -> None:
+        pass
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _without_llama_cpp_templates() -> Iterator[None]:
+    """llama-cpp-python compiles every chat template in a file's metadata while loading,
+    unbounded, and one that does not compile fails the whole load. LlamaDesk renders
+    templates itself (core.chat_format, budgeted, with a fallback), so that step is
+    skipped."""
+    with _LOAD_LOCK:
+        original = llama_chat_format.Jinja2ChatFormatter
+        llama_chat_format.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
 
 
 class EngineError(Exception):
@@ -223,14 +254,10 @@ class LlamaEngine:
         file = Path(path)
         if not file.is_file():
             raise EngineError(f"The model file {file} does not exist.")
-        try:
-            with file.open("rb") as fh:
-                magic = fh.read(4)
-        except OSError as exc:
-            raise EngineError(f"The model file {file} cannot be read: {exc}") from exc
-        if magic != b"GGUF":
-            raise EngineError(f"{file.name} is not a GGUF model file (it does not start with "
-                              "the GGUF signature). Download or convert a .gguf file.")
+        try:  # llama.cpp trusts the header's counts and lengths; a bad one can crash it
+            validate_gguf(file)
+        except GGUFValidationError as exc:
+            raise EngineError(f"{exc}. Download or convert the model again.") from exc
         # Keys can always be quantised; llama.cpp quantises values only with flash
         # attention.
         type_k = KV_CACHE_TYPES.get(options.kv_cache_type, llama_cpp.GGML_TYPE_F16)
@@ -239,19 +266,20 @@ class LlamaEngine:
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
         started = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(file),
-                n_ctx=options.n_ctx,
-                n_batch=options.n_batch,
-                n_ubatch=options.n_batch,
-                n_threads=options.n_threads,
-                n_threads_batch=options.n_threads,
-                n_gpu_layers=options.n_gpu_layers,
-                flash_attn=options.flash_attn,
-                type_k=type_k,
-                type_v=type_v,
-                verbose=False,
-            )
+            with _without_llama_cpp_templates():
+                llm = llama_cpp.Llama(
+                    model_path=str(file),
+                    n_ctx=options.n_ctx,
+                    n_batch=options.n_batch,
+                    n_ubatch=options.n_batch,
+                    n_threads=options.n_threads,
+                    n_threads_batch=options.n_threads,
+                    n_gpu_layers=options.n_gpu_layers,
+                    flash_attn=options.flash_attn,
+                    type_k=type_k,
+                    type_v=type_v,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(
                 f"llama.cpp could not load {file.name}: the file may be damaged, incomplete, "
@@ -385,6 +413,9 @@ class LlamaEngine:
                 count_tokens=self.count_tokens, bos_token=bos, eos_token=eos)
         except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
+        if template.warning != self._info.template_warning:  # replaced while rendering
+            self._info = replace(self._info, template_name=template.name,
+                                 template_warning=template.warning)
         starts_with_bos = bool(bos) and plan.text.startswith(bos)
         add_bos = bool(llm.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
         prompt = llm.tokenize(plan.text.encode("utf-8"),

@@ -72,6 +72,8 @@ class InferenceSignals(QObject):
     Signals:
         state_changed(str): a ModelState value.
         model_loaded(ModelInfo): a load finished.
+        model_info_changed(ModelInfo): the loaded model's chat template failed while
+            rendering and was replaced by its fallback (``template_warning`` says why).
         model_load_failed(str): a load failed; the reason is readable.
         model_unloaded(): the loaded model was freed (a load that failed after freeing
             the previous model).
@@ -84,6 +86,7 @@ class InferenceSignals(QObject):
 
     state_changed = Signal(str)
     model_loaded = Signal(object)
+    model_info_changed = Signal(object)
     model_load_failed = Signal(str)
     model_unloaded = Signal()
     generation_started = Signal(int)
@@ -166,8 +169,11 @@ class _InferenceWorker(QObject):
             out.state_changed.emit(ModelState.GENERATING)
             out.generation_started.emit(job.job_id)
             batcher = _TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
+            info = engine.info
             result = engine.generate(job.request, batcher.add, job.cancel)
             batcher.flush()
+            if engine.info is not info:  # its chat template broke and was replaced
+                out.model_info_changed.emit(engine.info)
         except EngineError as exc:
             log.error("generation %d failed: %s", job.job_id, exc)
             self._settle()
@@ -244,6 +250,7 @@ class InferenceService(InferenceSignals):
         # date when other receivers see a signal.
         self.state_changed.connect(self._on_state_changed)
         self.model_loaded.connect(self._on_model_loaded)
+        self.model_info_changed.connect(self._on_model_info_changed)
         self.model_unloaded.connect(self._on_model_unloaded)
         self.generation_started.connect(self._on_started)
         for ended in (self.generation_finished, self.generation_cancelled,
@@ -304,6 +311,10 @@ class InferenceService(InferenceSignals):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model_info = info
+
+    @Slot(object)
+    def _on_model_info_changed(self, info: ModelInfo) -> None:
         self.model_info = info
 
     @Slot()

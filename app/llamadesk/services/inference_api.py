@@ -22,6 +22,7 @@ class InferenceApi(Protocol):
 
     state_changed: SignalInstance  # (str) a ModelState value
     model_loaded: SignalInstance  # (ModelInfo)
+    model_info_changed: SignalInstance  # (ModelInfo) its chat template was replaced
     model_load_failed: SignalInstance  # (str) a readable reason
     model_unloaded: SignalInstance  # ()
     generation_started: SignalInstance  # (int) job id

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.settings import AppSettings
+from llamadesk.core.store import StoreError
 from llamadesk.services.engine import ModelInfo
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
@@ -131,6 +132,7 @@ class ChatPane(QWidget):
         c.reply_failed.connect(self._on_reply_failed)
         c.conversation_changed.connect(self.show_title_of)
         inf.model_loaded.connect(self._on_model_loaded)
+        inf.model_info_changed.connect(self._on_model_loaded)  # shows a template warning
         inf.model_load_failed.connect(self._on_model_load_failed)
 
     # -- the conversation on screen ----------------------------------------------------------
@@ -212,8 +214,11 @@ class ChatPane(QWidget):
     @Slot(int, str, object)
     def _on_chat_settings_changed(self, conversation_id: int, system_prompt: str,
                                   params: SamplingParams) -> None:
-        self.store.update_conversation(conversation_id, system_prompt=system_prompt,
-                                       params=params)
+        try:
+            self.store.update_conversation(conversation_id, system_prompt=system_prompt,
+                                           params=params)
+        except StoreError as exc:  # the panel keeps the edit; the stored settings stay
+            self.banner.show_message(f"The chat's settings were not saved. {exc}")
 
     @Slot(object)
     def _on_app_settings_changed(self, settings: AppSettings) -> None:

@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         side.delete_requested.connect(self.delete_current)
         side.conversation_renamed.connect(chat.show_title_of)
         side.search_hit_opened.connect(self.open_message)
+        side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
         chat.notice.connect(self.show_notice)
         chat.models_requested.connect(self.show_models)

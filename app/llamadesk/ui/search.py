@@ -45,12 +45,15 @@ class SearchResultListModel(QAbstractListModel):
         self.query = ""
 
     def search(self, query: str) -> None:
-        """Run ``query`` (every word must match, as a prefix)."""
+        """Run ``query`` (every word must match, as a prefix). A StoreError leaves the
+        results as they were."""
+        query = query.strip()
+        found = self._store.search(query, limit=RESULT_LIMIT) if query else []
         self.beginResetModel()
-        self.query = query.strip()
+        self.query = query
         titles: dict[int, str] = {}
         hits = []
-        for message in self._store.search(self.query, limit=RESULT_LIMIT) if self.query else []:
+        for message in found:
             if message.conversation_id not in titles:
                 conversation = self._store.get_conversation(message.conversation_id)
                 titles[message.conversation_id] = conversation.title if conversation else ""

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import Conversation
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
 from llamadesk.ui.search import ResultConversationRole, ResultMessageRole, SearchResultListModel
 
@@ -55,6 +55,7 @@ class ConversationSidebar(QWidget):
         conversation_renamed(Conversation): a chat was renamed in place.
         search_hit_opened(int, int): a search result was opened: its conversation and
             message (which may be on another branch than the one on screen).
+        problem(str): something the user should read (a search the database refused).
     """
 
     conversation_selected = Signal(int)
@@ -62,6 +63,7 @@ class ConversationSidebar(QWidget):
     delete_requested = Signal()
     conversation_renamed = Signal(object)
     search_hit_opened = Signal(int, int)
+    problem = Signal(str)
 
     def __init__(self, store: ConversationStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,7 +192,11 @@ class ConversationSidebar(QWidget):
         if not query:
             self.stack.setCurrentWidget(self.list_view)
             return
-        self.search_results.search(query)
+        try:
+            self.search_results.search(query)
+        except StoreError as exc:
+            self.problem.emit(str(exc))
+            return
         self.stack.setCurrentWidget(self.results_view)
 
     @Slot(QModelIndex)

@@ -1,0 +1,92 @@
+"""Chat with the bundled model, message after message, until killed.
+
+    python chat_until_killed.py DATABASE
+
+The real send path: a ``ChatController`` with the real ``InferenceService`` (llama.cpp)
+and the real ``ConversationStore``. Reply checkpoints are written at every streamed
+batch, so commits happen all the time. After each message's commit has returned, one
+line goes to stdout and is flushed:
+
+    ready
+    committed <id> <role> <sha1 of the text>
+
+``tests/e2e/test_power_loss.py`` (and ``tools/stress_kill.py``) SIGKILL this process at
+random moments and check that the database holds every message announced so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QTimer
+
+from llamadesk.core.conversation import Message, SamplingParams
+from llamadesk.core.settings import AppSettings, HardwareSettings
+from llamadesk.core.store import ConversationStore
+from llamadesk.services import chat
+from llamadesk.services.chat import ChatController
+from llamadesk.services.inference import InferenceService
+from llamadesk.services.resolver import make_resolver
+
+PARAMS = SamplingParams(max_tokens=12, n_ctx=512, temperature=0.8, seed=-1)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main(database: Path) -> int:
+    """Chat until killed (or until a reply fails, which exits 1)."""
+    app = QCoreApplication([])
+    chat.CHECKPOINT_INTERVAL_S = 0.0  # a checkpoint commit at every streamed batch
+    store = ConversationStore(database)
+    inference = InferenceService()
+    # One thread: llama.cpp's threads spin on a busy machine; one keeps the pace steady.
+    settings = AppSettings(defaults=PARAMS, hardware=HardwareSettings(n_threads=1))
+    controller = ChatController(store, inference, make_resolver(lambda: settings))
+    for message in controller.recover_interrupted():
+        _announce(message)
+    conversation = store.create_conversation(params=PARAMS)
+    questions = itertools.count(1)
+
+    def ask() -> None:
+        n = next(questions)
+        if n % 4 == 0:  # a new chat now and then keeps the prompts short
+            nonlocal conversation
+            conversation = store.create_conversation(params=PARAMS)
+        controller.send(conversation.id, f"Question {n}: name a colour and a fruit.")
+
+    def finished(_cid: int, _message: Message | None) -> None:
+        QTimer.singleShot(0, ask)
+
+    def failed(_cid: int, reason: str) -> None:
+        _say(f"failed {reason}")
+        app.exit(1)
+
+    def loaded(_info: object) -> None:
+        _say("ready")
+        ask()
+
+    controller.message_added.connect(_announce)
+    controller.reply_finished.connect(finished)
+    controller.reply_failed.connect(failed)
+    inference.model_loaded.connect(loaded)
+    inference.model_load_failed.connect(lambda reason: failed(0, reason))
+    inference.load_model(make_resolver(lambda: settings)(None, PARAMS.n_ctx))
+    status = app.exec()
+    inference.shutdown()
+    store.close()
+    return status
+
+
+def _announce(message: Message) -> None:
+    digest = hashlib.sha1(message.content.encode("utf-8")).hexdigest()
+    _say(f"committed {message.id} {message.role} {digest}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,0 +1,132 @@
+"""Kill a chatting process at random moments and check what its database kept.
+
+Used by tests/e2e/test_power_loss.py (20 kills) and tools/stress_kill.py (100). Each
+round starts ``chat_until_killed.py`` on the same database, waits until it has loaded
+the model, lets it chat for a random time, and SIGKILLs it: no handler runs, no buffer
+is flushed, exactly what a crash does to the process (an OS crash or power cut also
+loses what the OS had not written; ``synchronous=FULL`` is what covers that part).
+After each kill the database must pass ``PRAGMA integrity_check`` and hold every
+message whose commit the child had announced, with the same role and text.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHILD = Path(__file__).with_name("chat_until_killed.py")
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A message the child said was committed."""
+
+    id: int
+    role: str
+    sha1: str
+
+
+@dataclass
+class Round:
+    """What one kill left."""
+
+    delay: float
+    committed: list[Committed] = field(default_factory=list)
+    ready: bool = False
+    exit_code: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _read(stream: object, round_: Round, ready: threading.Event) -> None:
+    for raw in stream:  # type: ignore[attr-defined]
+        line = raw.decode("utf-8", "replace").strip()
+        if line == "ready":
+            round_.ready = True
+            ready.set()
+        elif line.startswith("committed "):
+            _, ident, role, sha1 = line.split(" ", 3)
+            round_.committed.append(Committed(int(ident), role, sha1))
+        elif line.startswith("failed "):
+            round_.errors.append(line)
+    ready.set()  # the child ended: nobody should wait for "ready" any more
+
+
+def kill_round(database: Path, env: dict[str, str], delay: float,
+               start_timeout: float = 120.0) -> Round:
+    """Run the child until ``delay`` seconds after it is ready, then SIGKILL it."""
+    round_ = Round(delay)
+    ready = threading.Event()
+    child = subprocess.Popen([sys.executable, str(CHILD), str(database)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    reader = threading.Thread(target=_read, args=(child.stdout, round_, ready), daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(start_timeout) or not round_.ready:
+            round_.errors.append("the child never became ready")
+        else:
+            time.sleep(delay)  # a random moment: mid-generation, mid-commit, anywhere
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        round_.exit_code = child.wait()
+        reader.join(timeout=10)
+    return round_
+
+
+def check_database(database: Path, committed: list[Committed]) -> list[str]:
+    """What is wrong with the database after a kill ([] when nothing is)."""
+    import hashlib
+
+    problems = []
+    con = sqlite3.connect(database)
+    try:
+        verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
+        if verdict != "ok":
+            problems.append(f"integrity_check: {verdict}")
+        for item in committed:
+            row = con.execute("SELECT role, content FROM messages WHERE id = ?",
+                              (item.id,)).fetchone()
+            if row is None:
+                problems.append(f"message {item.id} ({item.role}) was committed but is gone")
+                continue
+            digest = hashlib.sha1(row[1].encode("utf-8")).hexdigest()
+            if row[0] != item.role or digest != item.sha1:
+                problems.append(f"message {item.id} changed after its commit")
+    finally:
+        con.close()
+    return problems
+
+
+def child_env(home: Path) -> dict[str, str]:
+    """The child's environment: its own LLAMADESK_HOME, no Qt display needed."""
+    env = dict(os.environ)
+    env.update({"LLAMADESK_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"})
+    return env
+
+
+def run(database: Path, home: Path, rounds: int, seed: int, max_delay: float = 2.0,
+        report: object = None) -> tuple[list[Round], list[str]]:
+    """``rounds`` kills on one database; returns the rounds and every problem found."""
+    rng = random.Random(seed)
+    env = child_env(home)
+    all_committed: list[Committed] = []
+    done: list[Round] = []
+    problems: list[str] = []
+    for i in range(rounds):
+        round_ = kill_round(database, env, rng.uniform(0.0, max_delay))
+        done.append(round_)
+        all_committed += round_.committed
+        found = [f"round {i + 1}: {p}" for p in (
+            round_.errors + check_database(database, all_committed))]
+        problems += found
+        if report is not None:
+            report(i, round_, found)  # type: ignore[operator]
+    return done, problems
