@@ -18,7 +18,7 @@ from llamadesk.core.catalog import CatalogError
 from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
-from llamadesk.core.store import LAST_CONVERSATION_KEY
+from llamadesk.core.store import LAST_CONVERSATION_KEY, StoreError
 from llamadesk.services.settings import SettingsSaveError
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
@@ -169,16 +169,21 @@ class MainWindow(QMainWindow):
     @Slot(int, int)
     def open_message(self, conversation_id: int, message_id: int) -> None:
         """Open a chat on the branch that holds a message (a search hit), and show it."""
+        problem = None
         if not self.controller.generating_in(conversation_id):
             try:
                 self.store.show_branch(message_id)
             except KeyError:  # deleted since the search
                 return
+            except StoreError as exc:  # the chat still opens, on the branch it had
+                problem = str(exc)
         if self.current_id == conversation_id:
             self.chat.show_conversation(conversation_id)
         else:
             self.select_conversation(conversation_id)
         self.chat.scroll_to_message(message_id)
+        if problem:
+            self.chat.banner.show_message(problem)
 
     @Slot(int)
     def open_conversation(self, conversation_id: int | None) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMenu
 
 from llamadesk.core.conversation import Role
+from llamadesk.core.store import StoreError
 from llamadesk.ui.compare import CompareDialog
 from llamadesk.ui.message_model import ChatRow
 
@@ -115,12 +116,19 @@ class ReplyActions(QObject):
         message = pane.store.get_message(message_id)
         if message is None or pane.busy:
             return
-        pane.store.show_branch(message_id)
         conversation = pane.store.get_conversation(message.conversation_id)
-        if (conversation is not None and message.model_id
-                and message.model_id != pane.ctx.resolver.effective_model_id(
-                    conversation.model_id)):
-            pane.store.update_conversation(conversation.id, model_id=message.model_id)
+        switch = (conversation is not None and message.model_id is not None
+                  and message.model_id != pane.ctx.resolver.effective_model_id(
+                      conversation.model_id))
+        try:
+            pane.store.show_branch(message_id)
+            if switch:
+                pane.store.update_conversation(message.conversation_id,
+                                               model_id=message.model_id)
+        except StoreError as exc:
+            self.problem.emit(f"The chat could not go on from that version. {exc}")
+            return
+        if switch:
             pane.preload_model()
         if message.conversation_id == pane.conversation_id:
             pane.show_conversation(pane.conversation_id)

@@ -15,6 +15,7 @@ from llamadesk.core.backup import BackupError, export_all, import_folder
 from llamadesk.core.chat_json import ChatDocumentError, conversation_json, import_file
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.export import conversation_markdown, file_name_for, write_text_atomically
+from llamadesk.core.store import StoreError
 from llamadesk.ui.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class ChatTransfer(QObject):
                 continue
             try:
                 came_in.append(import_file(self._ctx.store, path))
-            except ChatDocumentError as exc:
+            except (ChatDocumentError, StoreError) as exc:
                 refused.append(f"{path.name}: {exc}")
             except OSError as exc:
                 refused.append(f"{path.name}: cannot read it ({exc.strerror or exc})")
