@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
@@ -43,16 +43,20 @@ def same_tree(window: MainWindow, first: int, second: int) -> None:
     assert a == b
 
 
-def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
+def drop(window: MainWindow, paths: list[Path], on: QWidget | None = None) -> QDropEvent:
+    """Drag ``paths`` over a widget (the window) and drop them; Qt hands a drag a widget
+    ignores on to its parents, as a real drag."""
+    target = on or window
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime,
+    mime.setText("\n".join(str(p) for p in paths))  # file managers add the paths as text
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
+    QApplication.sendEvent(target, enter)
     assert enter.isAccepted(), "the window takes the drag"
-    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, event)
+    QApplication.sendEvent(target, event)
     return event
 
 
@@ -101,6 +105,18 @@ def test_a_dropped_json_file_is_imported_and_opened(
     assert window.current_id != original
     same_tree(window, original, window.current_id)
     assert window.chat.title_label.text() == "Branches and all"
+
+
+def test_a_chat_dropped_on_the_message_box_is_imported_not_typed(
+        qtbot: QtBot, fake_window: WindowFactory, tmp_path: Path) -> None:
+    window = fake_window()
+    original = chat_with_versions(window)
+    path = tmp_path / "onto the box.json"
+    path.write_text(json.dumps(export_document(window.store, original)), encoding="utf-8")
+    drop(window, [path], on=window.chat.composer.viewport())
+    assert window.chat.composer.toPlainText() == ""
+    assert window.current_id != original
+    same_tree(window, original, window.current_id)
 
 
 def test_what_cannot_be_imported_is_not_taken_from_a_drag(
