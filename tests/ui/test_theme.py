@@ -53,7 +53,7 @@ def test_dark_and_light_from_the_view_menu_rebuild_the_rendered_messages(
     with_code_reply(qtbot, window)
     assert LIGHT.background in reply_html(window) and DARK.background not in reply_html(window)
 
-    window.actions_.themes["dark"].trigger()
+    window.menu_actions.themes["dark"].trigger()
     assert is_dark(app.palette()) and window.theme.dark
     rendered_with(qtbot, window, DARK.background)  # the cached document was rebuilt
     assert is_dark(window.chat.message_view.palette())
@@ -61,10 +61,10 @@ def test_dark_and_light_from_the_view_menu_rebuild_the_rendered_messages(
     saved = json.loads(app_paths().settings_file.read_text(encoding="utf-8"))
     assert saved["appearance"]["theme"] == "dark"
 
-    window.actions_.themes["light"].trigger()
+    window.menu_actions.themes["light"].trigger()
     assert not is_dark(app.palette())
     rendered_with(qtbot, window, LIGHT.background)
-    assert window.actions_.themes["light"].isChecked()
+    assert window.menu_actions.themes["light"].isChecked()
 
 
 def test_following_the_system_switches_live_with_its_colour_scheme(
@@ -103,7 +103,7 @@ def test_text_size_shortcuts_apply_to_the_chat_at_once_and_are_saved(
     with_code_reply(qtbot, window)
     view, composer = window.chat.message_view, window.chat.composer
     system_size = QApplication.instance().font().pointSize()
-    actions = window.actions_
+    actions = window.menu_actions
     assert actions.bigger.shortcut().toString() == "Ctrl+="
     assert actions.smaller.shortcut().toString() == "Ctrl+-"
     assert actions.actual_size.shortcut().toString() == "Ctrl+0"
@@ -133,4 +133,4 @@ def test_a_saved_appearance_applies_when_the_window_opens(
     window = fake_window(settings=replace(settings, defaults=settings.defaults))
     assert is_dark(QApplication.instance().palette())
     assert window.chat.message_view.font().pointSize() == 15
-    assert window.actions_.themes["dark"].isChecked()
+    assert window.menu_actions.themes["dark"].isChecked()

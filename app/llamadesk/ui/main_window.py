@@ -77,8 +77,8 @@ class MainWindow(QMainWindow):
         self.theme = ThemeManager(app, ctx.settings, self)
         self.setAcceptDrops(True)
 
-        self.actions_ = build_menus(self)
-        self.stop_action = self.actions_.stop
+        self.menu_actions = build_menus(self)
+        self.stop_action = self.menu_actions.stop
         self._connect_parts()
         self.theme.apply()
         self._sync_appearance(ctx.settings.current)
@@ -301,7 +301,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _sync_appearance(self, settings: AppSettings) -> None:
-        action = self.actions_.themes.get(settings.appearance.theme)
+        action = self.menu_actions.themes.get(settings.appearance.theme)
         if action is not None:
             action.setChecked(True)
 
