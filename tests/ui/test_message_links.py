@@ -5,12 +5,14 @@ FakeInferenceService (a test of the view's behaviour)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fake_inference import FakeReply
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
-from window_fixtures import WindowFactory, fake_of
+from window_fixtures import SHORT, WindowFactory, fake_of
 
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.message_links import anchor_at
@@ -101,7 +103,7 @@ def test_clicking_copy_copies_exactly_that_blocks_code(
 
 def test_the_reply_being_written_stays_plain_text(
         qtbot: QtBot, fake_window: WindowFactory) -> None:
-    window = fake_window()
+    window = fake_window(replace(SHORT, max_tokens=4096))  # long enough to stop mid-way
     fake_of(window).script(FakeReply(REPLY + " more" * 2000, words_per_batch=2))
     qtbot.keyClicks(window.chat.composer, "Go on.")
     qtbot.keyClick(window.chat.composer, Qt.Key.Key_Return)
