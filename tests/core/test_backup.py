@@ -135,3 +135,21 @@ def test_importing_a_file_instead_of_a_folder_is_refused(tmp_path: Path) -> None
     with pytest.raises(BackupError, match="not a folder"):
         import_folder(store, tmp_path / "chat.json")
     store.close()
+
+
+def test_a_database_that_refuses_writes_refuses_each_file_with_the_reason(
+        source: ConversationStore, tmp_path: Path) -> None:
+    big = source.create_conversation("Long")
+    source.add_message(big.id, Role.USER, "Tell me everything. " * 10_000)  # 200 kB
+    folder = tmp_path / "backup"
+    export_all(source, folder)
+    target = ConversationStore(tmp_path / "full.sqlite3")
+    db = target._db  # the limit holds per connection: the store's own one
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    summary = import_folder(target, folder)  # no StoreError escapes: each file says why
+    assert [r.path.name for r in summary.refused] == ["00004 Long.json"]
+    assert "full" in summary.refused[0].reason.lower()
+    assert len(summary.imported) == 3, "the others still came in"
+    assert [c.title for c in target.list_conversations()].count("Long") == 0, \
+        "nothing of the refused file was stored"
+    target.close()

@@ -14,6 +14,7 @@ from llamadesk.core import paths
 from llamadesk.core import settings as settings_module
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.settings import (
+    AppearanceSettings,
     AppSettings,
     HardwareSettings,
     load_settings,
@@ -113,6 +114,33 @@ def test_missing_keys_default(settings_file: Path) -> None:
     settings_file.write_text('{"hardware": {"flash_attn": true}}', encoding="utf-8")
     assert load_settings(settings_file) == AppSettings(
         hardware=HardwareSettings(flash_attn=True))
+
+
+def test_appearance_round_trips_and_an_older_file_without_it_loads(
+        settings_file: Path) -> None:
+    look = AppSettings(appearance=AppearanceSettings(theme="dark", font_size=14))
+    save_settings(settings_file, look)
+    assert load_settings(settings_file).appearance == AppearanceSettings("dark", 14)
+    # A file written before the appearance settings existed.
+    settings_file.write_text('{"model_id": "m", "default_system_prompt": "Hi."}',
+                             encoding="utf-8")
+    loaded = load_settings(settings_file)
+    assert loaded.appearance == AppearanceSettings(theme="system", font_size=0)
+    assert loaded.model_id == "m" and loaded.default_system_prompt == "Hi."
+
+
+@pytest.mark.parametrize(("stored", "theme", "size"), [
+    ({"theme": "purple", "font_size": 12}, "system", 12),
+    ({"theme": "light", "font_size": 2}, "light", 7),
+    ({"theme": "dark", "font_size": 500}, "dark", 40),
+    ({"font_size": -3}, "system", 0),
+    ({"font_size": "big"}, "system", 0),
+])
+def test_appearance_values_are_checked_on_load(
+        settings_file: Path, stored: dict[str, object], theme: str, size: int) -> None:
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text(json.dumps({"appearance": stored}), encoding="utf-8")
+    assert load_settings(settings_file).appearance == AppearanceSettings(theme, size)
 
 
 def test_out_of_range_defaults_are_clamped_on_load(settings_file: Path) -> None:

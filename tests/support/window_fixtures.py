@@ -15,6 +15,7 @@ from tiny_gguf import tiny_resources
 
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.paths import app_paths
+from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
@@ -64,7 +65,7 @@ class WindowFactory:
                     else ModelResolver(service, registry))
         controller = ChatController(store, inference, resolver)
         window = MainWindow(AppContext(paths, store, inference, controller, resolver, service,
-                                       registry, ModelNames()))
+                                       registry, ModelNames(), preset_book(paths.config_dir)))
         self.qtbot.addWidget(window)
         if show:
             window.show()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_inference import FakeReply
+from model_files import variant_of
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import SHORT, WindowFactory, fake_of
@@ -32,18 +33,6 @@ def send(qtbot: QtBot, window: MainWindow, text: str) -> None:
 def wait_reply(qtbot: QtBot, window: MainWindow, timeout: int = WAIT_MS) -> None:
     with qtbot.waitSignal(window.controller.reply_finished, timeout=timeout):
         pass
-
-
-def variant_of(model: object, dest: Path) -> Path:
-    """A second, different model file: the bundled one with one weight nibble changed
-    (the registry refuses a file it already has)."""
-    shutil.copyfile(str(model), dest)
-    with dest.open("r+b") as fh:
-        fh.seek(-1, 2)
-        last = fh.read(1)[0]
-        fh.seek(-1, 2)
-        fh.write(bytes([last ^ 0x01]))
-    return dest
 
 
 # -- the real path: llama.cpp and the bundled model ---------------------------------------

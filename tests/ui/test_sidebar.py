@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
@@ -54,3 +55,55 @@ def test_the_new_chat_button_and_the_search_shortcut(
     assert sidebar.search_results.rowCount() == 0
     sidebar.focus_search()
     assert sidebar.search_box.selectedText() == "something"
+
+
+def test_a_search_hit_on_another_branch_opens_that_branch_and_shows_the_hit(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    store = window.store
+    chat = window.current_id
+    question = store.add_message(chat, Role.USER, "Which bird?")
+    old = store.add_message(chat, Role.ASSISTANT, "The kingfisher, bright blue.",
+                            parent_id=question.id)
+    for n in range(70):  # a long follow-up on that branch: the hit is far up
+        store.add_message(chat, Role.USER if n % 2 == 0 else Role.ASSISTANT, f"more {n}")
+    newer = store.add_message(chat, Role.ASSISTANT, "The heron.", parent_id=question.id)
+    window.new_conversation()  # another chat is on screen
+    assert [m.id for m in store.messages(chat)] == [question.id, newer.id]
+
+    sidebar = window.sidebar
+    qtbot.keyClicks(sidebar.search_box, "kingfisher")
+    qtbot.waitUntil(lambda: sidebar.search_results.rowCount() == 1, timeout=5_000)
+    sidebar.results_view.activated.emit(sidebar.search_results.index(0))
+    assert window.current_id == chat
+    assert old.id in [m.id for m in store.messages(chat)], "the hit's branch is on screen"
+    view = window.chat.message_view
+    selected = view.selected_row()
+    assert selected is not None and selected.message_id == old.id, "the hit is selected"
+    assert view.visualRect(view.currentIndex()).intersects(view.viewport().rect()), \
+        "…and scrolled into view"
+    assert selected.alternatives == (1, 2)
+
+    # Opened again while its chat is the one on screen: still shown.
+    window.chat.message_view.scroll_to_end()
+    store.show_branch(newer.id)
+    window.chat.show_conversation(chat)
+    sidebar.results_view.activated.emit(sidebar.search_results.index(0))
+    assert view.selected_row().message_id == old.id
+
+
+def test_long_titles_are_elided_not_scrolled_sideways(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    window.resize(1000, 600)
+    title = "A very long title " * 12
+    window.store.rename_conversation(window.current_id, title)
+    window.sidebar.show_changed(window.store.get_conversation(window.current_id))
+    view = window.sidebar.list_view
+    qtbot.waitUntil(lambda: view.viewport().width() > 50, timeout=5_000)
+    view.doItemsLayout()
+    index = view.model().index(0, 0)
+    assert view.fontMetrics().horizontalAdvance(index.data()) > view.viewport().width()
+    assert view.visualRect(index).width() <= view.viewport().width()
+    assert view.horizontalScrollBar().maximum() == 0
+    assert view.textElideMode() == Qt.TextElideMode.ElideRight

@@ -25,7 +25,7 @@ from llamadesk.core.chat_json import (
 )
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.export import file_name_for, write_text_atomically
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ def import_folder(store: ConversationStore, folder: Path) -> ImportSummary:
             summary.refused.append(RefusedFile(path, str(exc)))
         except OSError as exc:
             summary.refused.append(RefusedFile(path, f"cannot read it: {exc.strerror or exc}"))
+        except StoreError as exc:  # a full disk, a locked database: this file is not in
+            summary.refused.append(RefusedFile(path, str(exc)))
         else:
             summary.imported.append(ImportedFile(path, conversation, len(document.messages)))
     log.info("imported %d chats from a backup folder, refused %d",

@@ -18,6 +18,14 @@ GPU_LAYERS_AUTO = "auto"
 GPU_LAYERS_ALL = "all"
 GPU_LAYERS_NONE = "none"
 
+THEME_SYSTEM = "system"
+THEME_LIGHT = "light"
+THEME_DARK = "dark"
+THEMES = (THEME_SYSTEM, THEME_LIGHT, THEME_DARK)
+#: The chat's text size in points, when the user sets one (0: the system's size).
+MIN_FONT_SIZE = 7
+MAX_FONT_SIZE = 40
+
 
 @dataclass(frozen=True)
 class HardwareSettings:
@@ -54,6 +62,27 @@ class HardwareSettings:
 
 
 @dataclass(frozen=True)
+class AppearanceSettings:
+    """How the window looks: ``theme`` follows the operating system (``system``) or is
+    ``light`` / ``dark``; ``font_size`` is the chat's text size in points (0: the
+    system's size)."""
+
+    theme: str = THEME_SYSTEM
+    font_size: int = 0
+
+    def validated(self) -> AppearanceSettings:
+        """An unknown theme becomes ``system``; the size is 0 or within the limits."""
+        theme = self.theme if self.theme in THEMES else THEME_SYSTEM
+        try:
+            size = int(self.font_size)
+        except (TypeError, ValueError):
+            size = 0
+        if size > 0:
+            size = min(max(size, MIN_FONT_SIZE), MAX_FONT_SIZE)
+        return AppearanceSettings(theme, max(size, 0))
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """Settings that apply to the whole app."""
 
@@ -61,6 +90,7 @@ class AppSettings:
     defaults: SamplingParams = field(default_factory=SamplingParams)
     default_system_prompt: str = "You are a helpful assistant."
     model_id: str | None = None  # None: the bundled model
+    appearance: AppearanceSettings = field(default_factory=AppearanceSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -72,12 +102,16 @@ class AppSettings:
         hw_known = {f.name for f in fields(HardwareSettings)}
         hardware = HardwareSettings(**{k: v for k, v in dict(data.get("hardware") or {}).items()
                                        if k in hw_known})
+        look_known = {f.name for f in fields(AppearanceSettings)}
+        appearance = AppearanceSettings(**{
+            k: v for k, v in dict(data.get("appearance") or {}).items() if k in look_known})
         return cls(
             hardware=hardware,
             defaults=SamplingParams.from_dict(data.get("defaults")).validated(),
             default_system_prompt=str(data.get("default_system_prompt",
                                                cls.default_system_prompt)),
             model_id=data.get("model_id"),
+            appearance=appearance.validated(),
         )
 
 

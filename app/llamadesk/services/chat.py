@@ -133,16 +133,17 @@ class ChatController(QObject):
         self._request_reply(conversation, spec, message)
         return message
 
-    def regenerate(self, reply_id: int) -> bool:
-        """Write a new version of a reply; the old one stays as another version.
-        Returns False when that chat is busy or the reply is unknown."""
+    def regenerate(self, reply_id: int, model_id: str | None = None) -> bool:
+        """Write a new version of a reply (with ``model_id``, else the chat's model);
+        the old one stays as another version. Returns False when that chat is busy or
+        the reply is unknown."""
         reply = self.store.get_message(reply_id)
         if reply is None or reply.role != Role.ASSISTANT or reply.parent_id is None:
             return False
         question = self.store.get_message(reply.parent_id)
         if question is None or self.generating_in(reply.conversation_id):
             return False
-        return self._answer_from(question)
+        return self._answer_from(question, model_id)
 
     def edit(self, message_id: int, text: str) -> Message | None:
         """Store an edited copy of a user message as a new version (the original and
@@ -159,12 +160,13 @@ class ChatController(QObject):
         self._answer_from(edited)  # a failure is reported by reply_failed; the edit stays
         return edited
 
-    def _answer_from(self, question: Message) -> bool:
+    def _answer_from(self, question: Message, model_id: str | None = None) -> bool:
         conversation = self.store.get_conversation(question.conversation_id)
         if conversation is None:
             return False
         try:
-            spec = self.resolve_model(conversation.model_id, conversation.params.n_ctx)
+            spec = self.resolve_model(model_id or conversation.model_id,
+                                      conversation.params.n_ctx)
         except LookupError as exc:
             self.reply_failed.emit(conversation.id, str(exc))
             return False

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from llamadesk import APP_NAME, __version__
 from llamadesk.core.catalog import CatalogError, ModelCatalog
 from llamadesk.core.paths import app_paths, resources_dir
+from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
@@ -68,7 +69,7 @@ def build_window(app: QApplication) -> MainWindow | None:
     controller = ChatController(store, inference, resolver)
     controller.recover_interrupted()  # replies a crashed run was writing
     window = MainWindow(AppContext(paths, store, inference, controller, resolver, settings,
-                                   registry, ModelNames()))
+                                   registry, ModelNames(), preset_book(paths.config_dir)))
 
     def shutdown() -> None:
         window.shutdown_services()

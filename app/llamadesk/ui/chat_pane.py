@@ -3,7 +3,8 @@ the composer. It shows one conversation and streams its replies."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -21,9 +22,12 @@ from llamadesk.services.engine import ModelInfo
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
+from llamadesk.ui.elided_label import ElidedLabel
+from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MessageView
 from llamadesk.ui.model_picker import ModelPicker
+from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 
@@ -37,11 +41,13 @@ class ChatPane(QWidget):
         busy_changed(bool): whether a reply to the chat on screen is queued or running.
         new_chat_needed(): a message was sent with no chat open (make one, now).
         models_requested(): the Models… button was pressed.
+        notice(str): a short note for the status bar (code was copied).
     """
 
     busy_changed = Signal(bool)
     new_chat_needed = Signal()
     models_requested = Signal()
+    notice = Signal(str)
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,7 +63,12 @@ class ChatPane(QWidget):
         self.message_view.regenerate_requested.connect(self.regenerate)
         self.message_view.edit_requested.connect(self.edit_message)
         self.message_view.version_requested.connect(self.show_version)
+        self.links = MessageLinks(self.message_view)
+        self.links.copied.connect(self.notice)
+        self.replies = ReplyActions(self)
+        self.message_view.menu_about_to_show.connect(self.replies.add_to_menu)
         self.banner = ErrorBanner()
+        self.replies.problem.connect(self.banner.show_message)
         self.model_picker.problem.connect(self.banner.show_message)
         self.composer = Composer()
         self.composer.submitted.connect(self._send)
@@ -65,6 +76,7 @@ class ChatPane(QWidget):
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel = self._make_settings_panel(ctx.settings.current)
+        self.settings_panel.presets.problem.connect(self.banner.show_message)
         ctx.settings.changed.connect(self._on_app_settings_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
@@ -78,10 +90,16 @@ class ChatPane(QWidget):
         self._connect_services()
 
     def _make_header(self) -> QHBoxLayout:
-        self.title_label = QLabel()
+        self.title_label = ElidedLabel()
         self.title_label.setObjectName("chatTitle")
-        self.title_label.setStyleSheet("#chatTitle { font-size: 15px; font-weight: 600; }")
+        # A font, not a style sheet: a widget with a style sheet keeps its colours when
+        # the theme changes.
+        title_font = self.title_label.font()
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.25)
+        title_font.setWeight(QFont.Weight.DemiBold)
+        self.title_label.setFont(title_font)
         models_button = QToolButton()
+        models_button.setObjectName("modelsButton")
         models_button.setText("Models…")
         models_button.setToolTip("Find, download and manage models (Ctrl+M)")
         models_button.clicked.connect(self.models_requested)
@@ -94,8 +112,7 @@ class ChatPane(QWidget):
         self.context_label.setObjectName("contextLabel")
         self.context_label.setToolTip("The model's context: tokens in use / its length")
         header = QHBoxLayout()
-        header.addWidget(self.title_label)
-        header.addStretch(1)
+        header.addWidget(self.title_label, 1)
         header.addWidget(self.context_label)
         header.addWidget(self.model_picker)
         header.addWidget(models_button)
@@ -103,7 +120,7 @@ class ChatPane(QWidget):
         return header
 
     def _make_settings_panel(self, settings: AppSettings) -> ChatSettingsPanel:
-        panel = ChatSettingsPanel()
+        panel = ChatSettingsPanel(self.ctx.presets)
         panel.defaults = settings.defaults
         panel.default_system_prompt = settings.default_system_prompt
         panel.settings_changed.connect(self._on_chat_settings_changed)
@@ -164,6 +181,28 @@ class ChatPane(QWidget):
         if conversation_id == self.conversation_id:
             self.messages.set_memory_start(first_in_memory)
             self.context_label.setText(f"{used:,} / {n_ctx:,} tokens" if used else "")
+
+    def scroll_to_message(self, message_id: int) -> bool:
+        """Show and select a message of the branch on screen (loading older pages as
+        needed); False if it is not on that branch."""
+        row = self.messages.row_of_message(message_id)
+        while row is None and self.messages.has_older:
+            self.messages.load_older()
+            row = self.messages.row_of_message(message_id)
+        if row is None:
+            return False
+        index = self.messages.index(row)
+        self.message_view.doItemsLayout()
+        self.message_view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.message_view.scrollTo(index, MessageView.ScrollHint.PositionAtCenter)
+        return True
+
+    def set_chat_font(self, font: QFont) -> None:
+        """The chat's text size changed: the messages and the composer use ``font``."""
+        self.message_view.setFont(font)
+        self.composer.setFont(font)
+        self.composer.updateGeometry()
 
     @Slot(object)
     def show_title_of(self, conversation: Conversation) -> None:
@@ -242,11 +281,13 @@ class ChatPane(QWidget):
 
     # -- versions (edits and regenerations keep the old branch) ------------------------------
     @Slot(int)
-    def regenerate(self, reply_id: int) -> None:
-        """Write a new version of a reply."""
-        if self.controller.regenerate(reply_id):
+    def regenerate(self, reply_id: int, model_id: str | None = None) -> bool:
+        """Write a new version of a reply (with ``model_id``, else the chat's model)."""
+        started = self.controller.regenerate(reply_id, model_id)
+        if started:
             self.show_conversation(self.conversation_id)
         self._sync_send_button()
+        return started
 
     @Slot(int)
     def edit_message(self, message_id: int) -> None:

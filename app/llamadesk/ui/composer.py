@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QDragEnterEvent, QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit, QSizePolicy, QWidget
+
+from llamadesk.ui.transfer import dropped_paths
 
 MAX_LINES = 8
 
@@ -36,6 +38,14 @@ class Composer(QPlainTextEdit):
             self.submit()
             return
         super().keyPressEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Exported chats and backup folders are not text to type: the window imports
+        them (the ignored drag goes on to it)."""
+        if dropped_paths(event.mimeData()):
+            event.ignore()
+            return
+        super().dragEnterEvent(event)
 
     def submit(self) -> None:
         """Emit the text if it is not blank."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llamadesk.core.paths import AppPaths
+from llamadesk.core.presets import PresetBook
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat import ChatController
@@ -27,3 +28,4 @@ class AppContext:
     settings: SettingsService
     registry: ModelRegistry
     names: ModelNames
+    presets: PresetBook

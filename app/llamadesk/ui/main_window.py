@@ -1,29 +1,34 @@
 """The main window: conversations on the left, the chat in the middle, its settings on
 the right. It is made of parts (``ConversationSidebar``, ``ChatPane`` with its
-``ModelPicker``, ``AppStatusBar``) and keeps what spans them: menus, the splitter,
-restoring the last chat and the window's size, and closing without losing a reply."""
+``ModelPicker``, ``AppStatusBar``, ``ChatTransfer``, ``ThemeManager``; the menus in
+``window_menus.py``) and keeps what spans them: the splitter, restoring the last chat
+and the window's size, and closing without losing a reply."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QSplitter
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSplitter
 
 from llamadesk import APP_NAME
 from llamadesk.core.catalog import CatalogError
-from llamadesk.core.conversation import Conversation, Message
-from llamadesk.core.export import conversation_markdown, file_name_for, write_text_atomically
-from llamadesk.core.store import LAST_CONVERSATION_KEY
+from llamadesk.core.conversation import Conversation, Message, SamplingParams
+from llamadesk.core.presets import PresetError
+from llamadesk.core.settings import AppSettings
+from llamadesk.core.store import LAST_CONVERSATION_KEY, StoreError
 from llamadesk.services.settings import SettingsSaveError
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
-from llamadesk.ui.dialogs import AboutDialog, PreferencesDialog
+from llamadesk.ui.dialogs import AboutDialog
+from llamadesk.ui.preferences import PreferencesDialog
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
+from llamadesk.ui.theme import ThemeManager
+from llamadesk.ui.transfer import ChatTransfer, dropped_paths
+from llamadesk.ui.window_menus import build_menus
 
 if TYPE_CHECKING:
     from llamadesk.ui.model_manager_window import ModelManagerWindow
@@ -33,15 +38,15 @@ __all__ = ["AppContext", "MainWindow"]
 log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "window_geometry"
-
-_Shortcut = QKeySequence | QKeySequence.StandardKey | str | None
+NOTICE_MS = 4000
 
 
 class MainWindow(QMainWindow):
     """The LlamaDesk window.
 
     Parts: ``sidebar`` (ConversationSidebar), ``chat`` (ChatPane, whose settings panel
-    sits on the right), ``status`` (AppStatusBar)."""
+    sits on the right), ``status`` (AppStatusBar), ``transfer`` (ChatTransfer: export,
+    import, drops), ``theme`` (ThemeManager)."""
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
@@ -66,55 +71,32 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self.status = AppStatusBar()
         self.setStatusBar(self.status)
+        self.transfer = ChatTransfer(ctx, self)
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        self.theme = ThemeManager(app, ctx.settings, self)
+        self.setAcceptDrops(True)
 
-        self._build_menus()
+        self.menu_actions = build_menus(self)
+        self.stop_action = self.menu_actions.stop
         self._connect_parts()
+        self.theme.apply()
+        self._sync_appearance(ctx.settings.current)
         self.refresh_models()
         self.status.show_state(self.inference.state)
         self._restore()
 
     # -- set-up -------------------------------------------------------------------------------
-    def _action(self, menu: QMenu, text: str, slot: object,
-                shortcut: _Shortcut = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        menus = self.menuBar()
-        file = menus.addMenu("&File")
-        self._action(file, "&New chat", self.new_conversation, QKeySequence.StandardKey.New)
-        self._action(file, "&Export chat as Markdown…", self.export_current, "Ctrl+E")
-        file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        chat = menus.addMenu("&Chat")
-        self.stop_action = self._action(chat, "&Stop generating", self.stop, "Esc")
-        self._action(chat, "&Rename…", self.sidebar.rename_current, "F2")
-        self._action(chat, "&Delete…", self.delete_current, "Ctrl+Shift+Backspace")
-        chat.addSeparator()
-        self._action(chat, "Focus the &message box", self.chat.composer.setFocus, "Ctrl+L")
-        self._action(chat, "Search &all chats", self.sidebar.focus_search,
-                     QKeySequence.StandardKey.Find)
-        self._action(chat, "Chat &settings", self.chat.settings_button.toggle, "Ctrl+Shift+S")
-        models = menus.addMenu("&Models")
-        self._action(models, "&Manage models…", self.show_models, "Ctrl+M")
-        settings = menus.addMenu("&Settings")
-        # Explicit: the platform's "Preferences" key is empty on some Linux desktops.
-        self._action(settings, "&Preferences…", self.show_preferences, "Ctrl+,")
-        help_menu = menus.addMenu("&Help")
-        self._action(help_menu, "&About and diagnostics", self.show_about)
-
     def _connect_parts(self) -> None:
         side, chat, status = self.sidebar, self.chat, self.status
         side.conversation_selected.connect(self.open_conversation)
         side.new_chat_requested.connect(self.new_conversation)
         side.delete_requested.connect(self.delete_current)
         side.conversation_renamed.connect(chat.show_title_of)
+        side.search_hit_opened.connect(self.open_message)
         side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
+        chat.notice.connect(self.show_notice)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)
         c, inf = self.controller, self.inference
@@ -128,6 +110,12 @@ class MainWindow(QMainWindow):
         inf.state_changed.connect(status.show_state)
         inf.model_loaded.connect(status.show_model)
         inf.model_load_failed.connect(status.show_no_model)
+        self.transfer.imported.connect(self._on_imported)
+        self.transfer.problem.connect(chat.banner.show_message)
+        self.transfer.notice.connect(self.show_notice)
+        self.theme.chat_font_changed.connect(chat.set_chat_font)
+        self.theme.problem.connect(chat.banner.show_message)
+        self.ctx.settings.changed.connect(self._sync_appearance)
 
     def _restore(self) -> None:
         geometry = self.store.get_state(GEOMETRY_KEY)
@@ -159,13 +147,17 @@ class MainWindow(QMainWindow):
         """Stop the reply being written in the chat on screen."""
         self.chat.stop()
 
+    def new_chat_settings(self) -> tuple[str, SamplingParams]:
+        """What a new chat starts with: the default preset's system prompt and sampling
+        settings, else those of Preferences."""
+        return self.ctx.presets.new_chat_settings(self.ctx.settings.current)
+
     @Slot()
     def new_conversation(self) -> None:
         """Start a new chat and show it."""
-        settings = self.ctx.settings.current
+        system_prompt, params = self.new_chat_settings()
         conversation = self.store.create_conversation(
-            system_prompt=settings.default_system_prompt, params=settings.defaults,
-            model_id=None)
+            system_prompt=system_prompt, params=params, model_id=None)
         self.sidebar.show_changed(conversation)
         self.select_conversation(conversation.id)
         self.chat.composer.setFocus()
@@ -173,6 +165,25 @@ class MainWindow(QMainWindow):
     def select_conversation(self, conversation_id: int) -> None:
         """Select a conversation in the sidebar (which opens it)."""
         self.sidebar.select(conversation_id)
+
+    @Slot(int, int)
+    def open_message(self, conversation_id: int, message_id: int) -> None:
+        """Open a chat on the branch that holds a message (a search hit), and show it."""
+        problem = None
+        if not self.controller.generating_in(conversation_id):
+            try:
+                self.store.show_branch(message_id)
+            except KeyError:  # deleted since the search
+                return
+            except StoreError as exc:  # the chat still opens, on the branch it had
+                problem = str(exc)
+        if self.current_id == conversation_id:
+            self.chat.show_conversation(conversation_id)
+        else:
+            self.select_conversation(conversation_id)
+        self.chat.scroll_to_message(message_id)
+        if problem:
+            self.chat.banner.show_message(problem)
 
     @Slot(int)
     def open_conversation(self, conversation_id: int | None) -> None:
@@ -209,24 +220,90 @@ class MainWindow(QMainWindow):
     def _on_message_added(self, message: Message) -> None:
         self.sidebar.touch(message.conversation_id)
 
+    # -- export and import ---------------------------------------------------------------------
+    @Slot()
     def export_current(self) -> None:
-        """Save the chat on screen as a Markdown file the user picks."""
+        """Save the chat on screen (the branch shown) as Markdown."""
         conversation = self.current_conversation()
-        if conversation is None:
-            return
-        suggested = str(Path.home() / file_name_for(conversation.title))
-        path, _filter = QFileDialog.getSaveFileName(self, "Export chat", suggested,
-                                                    "Markdown (*.md)")
-        if not path:
-            return
-        text = conversation_markdown(conversation, self.store.messages(conversation.id),
-                                     self.ctx.names.as_dict())
-        try:
-            write_text_atomically(Path(path), text)
-        except OSError as exc:
-            self.chat.banner.show_message(f"The chat could not be exported: {exc}")
-            return
-        self.status.showMessage(f"Exported to {path}", 5000)
+        if conversation is not None:
+            self.transfer.export_markdown(conversation)
+
+    @Slot()
+    def export_current_json(self) -> None:
+        """Save the chat on screen, every branch and version, as JSON."""
+        conversation = self.current_conversation()
+        if conversation is not None:
+            self.transfer.export_json(conversation)
+
+    @Slot()
+    def back_up_all(self) -> None:
+        """Every chat into a folder."""
+        self.transfer.export_all()
+
+    @Slot()
+    def import_files(self) -> None:
+        """Import exported chats (JSON files)."""
+        self.transfer.import_file_dialog()
+
+    @Slot()
+    def import_folder(self) -> None:
+        """Import a backup folder."""
+        self.transfer.import_folder_dialog()
+
+    @Slot(object)
+    def _on_imported(self, conversation: Conversation) -> None:
+        # Each one listed; the last one opens.
+        self.sidebar.show_changed(conversation)
+        self.select_conversation(conversation.id)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Exported chats (JSON files) and backup folders may be dropped here."""
+        if dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        """Keep accepting what the drag brought in."""
+        if dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Import what was dropped."""
+        paths = dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.transfer.import_paths(paths)
+
+    # -- replies (the Chat menu) -------------------------------------------------------------
+    @Slot()
+    def regenerate_current(self) -> None:
+        """A new version of the selected reply (else the last one)."""
+        reply_id = self.chat.replies.target_reply()
+        if reply_id is not None:
+            self.chat.regenerate(reply_id)
+
+    @Slot()
+    def compare_current(self) -> None:
+        """Compare the versions of the selected reply (else the last one)."""
+        self.chat.replies.compare(self.chat.replies.target_reply())
+
+    def step_version(self, step: int) -> None:
+        """Show the previous (-1) or next (+1) version of the selected message, else of
+        the last reply."""
+        row = self.chat.message_view.selected_row()
+        message_id = row.message_id if row is not None else self.chat.replies.target_reply()
+        if message_id is not None:
+            self.chat.show_version(message_id, step)
+
+    @Slot(str)
+    def show_notice(self, text: str) -> None:
+        """A short note in the status bar."""
+        self.status.showMessage(text, NOTICE_MS)
+
+    @Slot(object)
+    def _sync_appearance(self, settings: AppSettings) -> None:
+        action = self.menu_actions.themes.get(settings.appearance.theme)
+        if action is not None:
+            action.setChecked(True)
 
     # -- models -------------------------------------------------------------------------------
     @Slot()
@@ -265,12 +342,19 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_preferences(self) -> None:
         """App-wide hardware settings."""
-        dialog = PreferencesDialog(self.ctx.settings.current, self)
+        dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets)
         if dialog.exec():
             try:
                 self.ctx.settings.update(dialog.result_settings())
             except SettingsSaveError as exc:
                 self.chat.banner.show_message(str(exc))
+            presets = self.ctx.presets
+            if dialog.default_preset() != presets.default_name:
+                try:
+                    presets.set_default(dialog.default_preset())
+                except (PresetError, OSError) as exc:
+                    self.chat.banner.show_message(
+                        f"The default preset could not be saved: {exc}")
             self.chat.preload_model()
 
     @Slot()

@@ -202,3 +202,7 @@ class MessageListModel(QAbstractListModel):
     def row_at(self, row: int) -> ChatRow | None:
         """The row's data."""
         return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of_message(self, message_id: int) -> int | None:
+        """The row showing this stored message, if it is shown."""
+        return next((i for i, r in enumerate(self._rows) if r.message_id == message_id), None)

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QColor,
+    QFont,
     QGuiApplication,
     QKeySequence,
     QPainter,
@@ -30,6 +40,7 @@ from llamadesk.core.conversation import FinishReason, Role
 from llamadesk.ui.markdown import STYLE_SHEET, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.theme import is_dark
 
 MARGIN = 12  # around each bubble
 PADDING = 10  # inside each bubble
@@ -77,6 +88,20 @@ class MessageDelegate(QStyledItemDelegate):
         self._live_doc: QTextDocument | None = None
         self._live_row: ChatRow | None = None
         self._live_len = 0
+        self.dark = False  # Markdown colours for a dark palette
+        self.font = QFont()
+        self._origins: dict[tuple[object, int], QPoint] = {}
+
+    def set_appearance(self, font: QFont, dark: bool) -> None:
+        """The view's font or palette changed: render every message again."""
+        self.font, self.dark = QFont(font), dark
+        self._docs.clear()
+        self._live_doc = self._live_row = None
+
+    def text_origin(self, row: ChatRow) -> QPoint | None:
+        """Where ``row``'s document was last painted, from the row's top left: what a
+        click on a link is hit-tested against (``message_links.py``)."""
+        return self._origins.get(row.key)
 
     def _text_width(self, row: ChatRow, view_width: int) -> int:
         width = min(view_width - 2 * MARGIN - 2 * PADDING, MAX_TEXT_WIDTH)
@@ -96,11 +121,12 @@ class MessageDelegate(QStyledItemDelegate):
             return doc
         doc = QTextDocument()
         doc.setDocumentMargin(0)
+        doc.setDefaultFont(self.font)
         if row.role == Role.USER:
             doc.setPlainText(row.content)
         else:
             doc.setDefaultStyleSheet(STYLE_SHEET)
-            doc.setHtml(to_html(row.content))
+            doc.setHtml(to_html(row.content, self.dark))
         doc.setTextWidth(width)
         self._docs[key] = doc
         while len(self._docs) > CACHE_SIZE:
@@ -115,6 +141,7 @@ class MessageDelegate(QStyledItemDelegate):
         if doc is None or self._live_row is not row or len(row.content) < self._live_len:
             doc = QTextDocument()
             doc.setDocumentMargin(0)
+            doc.setDefaultFont(self.font)
             doc.setPlainText(row.content)
             self._live_doc, self._live_row = doc, row
         elif len(row.content) > self._live_len:
@@ -228,6 +255,10 @@ class MessageDelegate(QStyledItemDelegate):
         painter.drawText(header_rect, int(align | Qt.AlignmentFlag.AlignTop), header)
         # Body.
         painter.translate(QPoint(left + PADDING, top + PADDING))
+        if len(self._origins) > CACHE_SIZE:
+            self._origins.clear()  # rows on screen are painted, so noted, again at once
+        row_top_left: QPoint = option.rect.topLeft()  # type: ignore[attr-defined]
+        self._origins[row.key] = QPoint(left + PADDING, top + PADDING) - row_top_left
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette.setColor(QPalette.ColorRole.Text,
                                  palette.color(QPalette.ColorRole.Text))
@@ -244,11 +275,14 @@ class MessageView(QListView):
         edit_requested(int): the user wants to edit this message.
         version_requested(int, int): show the version of this message that is this many
             steps away (-1 the previous, +1 the next).
+        menu_about_to_show(QMenu, ChatRow): a message's context menu is about to open;
+            receivers may add their own actions to it.
     """
 
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     version_requested = Signal(int, int)
+    menu_about_to_show = Signal(object, object)
 
     def __init__(self, names: ModelNames, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -264,6 +298,7 @@ class MessageView(QListView):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._context_menu)
         self.setAccessibleName("Messages")
+        self._delegate.set_appearance(self.font(), is_dark(self.palette()))
         self._stick_to_bottom = True
         self._live_height = -1
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
@@ -342,6 +377,18 @@ class MessageView(QListView):
         self._stick_to_bottom = True
         self.scrollToBottom()
 
+    def changeEvent(self, event: QEvent) -> None:
+        """A new palette (a theme switch) or font (the text size): render again."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange):
+            self._delegate.set_appearance(self.font(), is_dark(self.palette()))
+            self.scheduleDelayedItemsLayout()
+
+    def selected_row(self) -> ChatRow | None:
+        """The message the user selected (clicked, or moved to with the keys)."""
+        row = self.currentIndex().data(MessageRole.MESSAGE)
+        return row if isinstance(row, ChatRow) else None
+
     def resizeEvent(self, event: object) -> None:
         """Widths changed: documents are re-laid out lazily (the cache keys on width)."""
         super().resizeEvent(event)  # type: ignore[arg-type]
@@ -372,6 +419,7 @@ class MessageView(QListView):
                 following = menu.addAction("Next version",
                                            lambda: self.version_requested.emit(message_id, 1))
                 following.setEnabled(here < count)
+        self.menu_about_to_show.emit(menu, row)
         menu.exec(self.viewport().mapToGlobal(pos))
 
     def _copy(self, row: ChatRow) -> None:

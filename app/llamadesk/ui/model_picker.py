@@ -72,8 +72,13 @@ class ModelPicker(QComboBox):
         self.setCurrentIndex(self.findData(model_id))
         self.blockSignals(False)
 
-    def _fits(self, entry: ModelEntry, n_ctx: int) -> bool:
-        """Ask before loading a model that will not fit in memory."""
+    def entries(self) -> list[ModelEntry]:
+        """The installed models listed (as of the last refresh), in the list's order."""
+        return list(self._entries.values())
+
+    def fits(self, entry: ModelEntry, n_ctx: int) -> bool:
+        """Whether to go ahead with ``entry``: yes, unless the fit estimate says it will
+        not fit and the user, asked, says no."""
         estimate = fit_check(entry, self._settings.current, n_ctx, memory_budget())
         if estimate.label != FitLabel.WONT_FIT:
             return True
@@ -92,7 +97,7 @@ class ModelPicker(QComboBox):
                 or model_id == self._resolver.effective_model_id(conversation.model_id)):
             return
         entry = self._entries.get(model_id)
-        if entry is None or not self._fits(entry, conversation.params.n_ctx):
+        if entry is None or not self.fits(entry, conversation.params.n_ctx):
             self.show_conversation(conversation)
             return
         # The chat switches model from its next reply on; new chats use it too.

@@ -12,6 +12,7 @@ from llamadesk.core.store import ConversationStore
 RESULT_LIMIT = 100
 SNIPPET_CHARS = 90
 ResultConversationRole = Qt.ItemDataRole.UserRole + 11
+ResultMessageRole = Qt.ItemDataRole.UserRole + 12
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -73,4 +74,6 @@ class SearchResultListModel(QAbstractListModel):
             return hit.message.content[:500]
         if role == ResultConversationRole:
             return hit.message.conversation_id
+        if role == ResultMessageRole:
+            return hit.message.id
         return None

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLineEdit,
@@ -10,6 +20,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -17,9 +29,19 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
-from llamadesk.ui.search import ResultConversationRole, SearchResultListModel
+from llamadesk.ui.search import ResultConversationRole, ResultMessageRole, SearchResultListModel
 
 SEARCH_DELAY_MS = 150
+
+
+class ElidedTitleDelegate(QStyledItemDelegate):
+    """Rows as wide as the list, whatever their text: a long title ends in "…" instead
+    of making the list scroll sideways (a list view gives every row the widest row's
+    width otherwise)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem,
+                 index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(1, super().sizeHint(option, index).height())
 
 
 class ConversationSidebar(QWidget):
@@ -31,6 +53,8 @@ class ConversationSidebar(QWidget):
         new_chat_requested(): the New chat button was pressed.
         delete_requested(): "Delete…" was chosen from a chat's context menu.
         conversation_renamed(Conversation): a chat was renamed in place.
+        search_hit_opened(int, int): a search result was opened: its conversation and
+            message (which may be on another branch than the one on screen).
         problem(str): something the user should read (a search the database refused).
     """
 
@@ -38,6 +62,7 @@ class ConversationSidebar(QWidget):
     new_chat_requested = Signal()
     delete_requested = Signal()
     conversation_renamed = Signal(object)
+    search_hit_opened = Signal(int, int)
     problem = Signal(str)
 
     def __init__(self, store: ConversationStore, parent: QWidget | None = None) -> None:
@@ -48,6 +73,7 @@ class ConversationSidebar(QWidget):
         self.conversations.renamed.connect(self.conversation_renamed)
         self.list_view = self._make_list_view()
         new_button = QPushButton("+  New chat")
+        new_button.setAccessibleName("New chat")
         new_button.setToolTip("Start a new conversation (Ctrl+N)")
         new_button.clicked.connect(self.new_chat_requested)
         self.search_box = QLineEdit()
@@ -59,6 +85,7 @@ class ConversationSidebar(QWidget):
         self.results_view.setModel(self.search_results)
         self.results_view.setAccessibleName("Search results")
         self.results_view.setWordWrap(True)
+        self.results_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results_view.setAlternatingRowColors(True)
         self.results_view.activated.connect(self._open_result)
         self.results_view.clicked.connect(self._open_result)
@@ -81,6 +108,11 @@ class ConversationSidebar(QWidget):
         view = QListView()
         view.setModel(self.conversations)
         view.setAccessibleName("Conversations")
+        view.setItemDelegate(ElidedTitleDelegate(view))
+        view.setUniformItemSizes(True)  # one row's height for all: fast with many chats
+        view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        view.setResizeMode(QListView.ResizeMode.Adjust)
         view.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed
                              | QAbstractItemView.EditTrigger.DoubleClicked)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -170,5 +202,6 @@ class ConversationSidebar(QWidget):
     @Slot(QModelIndex)
     def _open_result(self, index: QModelIndex) -> None:
         conversation_id = index.data(ResultConversationRole)
-        if conversation_id is not None:
-            self.select(int(conversation_id))
+        message_id = index.data(ResultMessageRole)
+        if conversation_id is not None and message_id is not None:
+            self.search_hit_opened.emit(int(conversation_id), int(message_id))

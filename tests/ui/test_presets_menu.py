@@ -1,0 +1,159 @@
+"""Presets in the window: applied to a chat from its settings panel (what the next
+request uses), saved from a chat's settings, renamed and deleted; a default preset for
+new chats from Preferences. The request a preset shapes is checked on
+FakeInferenceService; that the same seed gives the same reply, through the real model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+from pytestqt.qtbot import QtBot
+from window_fixtures import SHORT, WindowFactory, fake_of
+
+from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.paths import app_paths
+from llamadesk.core.presets import BUILTIN_PRESETS, PresetBook
+from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.presets_menu import CUSTOM
+
+FAKE_WAIT_MS = 10_000
+WAIT_MS = 180_000
+
+
+def send(qtbot: QtBot, window: MainWindow, text: str, timeout: int = FAKE_WAIT_MS) -> None:
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=timeout):
+        qtbot.keyClicks(window.chat.composer, text)
+        qtbot.keyClick(window.chat.composer, Qt.Key.Key_Return)
+
+
+def choose(window: MainWindow, name: str) -> None:
+    """Pick a preset in the settings panel's list, as a user does."""
+    combo = window.chat.settings_panel.presets.combo
+    index = combo.findData(name)
+    assert index >= 0, f"{name} is listed"
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def test_a_preset_applied_to_a_chat_is_what_the_next_request_uses(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    panel = window.chat.settings_panel
+    precise = next(p for p in BUILTIN_PRESETS if p.name == "Precise")
+    assert panel.presets.combo.currentText() == CUSTOM, "the test's settings are no preset"
+    choose(window, "Precise")
+    conversation = window.current_conversation()
+    assert conversation.system_prompt == precise.system_prompt, "stored at once"
+    assert conversation.params == replace(precise.params, n_ctx=SHORT.n_ctx), \
+        "the chat keeps its context length"
+    send(qtbot, window, "How far is the Moon?")
+    request, _model = fake_of(window).requests[-1]
+    assert request.system_prompt == precise.system_prompt
+    assert request.params.temperature == pytest.approx(precise.params.temperature)
+    assert request.params.top_k == precise.params.top_k
+    assert request.params.n_ctx == SHORT.n_ctx
+    # Editing a value makes the settings "Custom" again.
+    panel.temperature.setValue(1.3)
+    panel.flush()
+    assert panel.presets.combo.currentText() == CUSTOM
+
+
+def test_save_rename_and_delete_a_preset_from_the_panel(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    window = fake_window()
+    chooser = window.chat.settings_panel.presets
+    window.chat.settings_panel.system_prompt.setPlainText("Answer in haiku.")
+    window.chat.settings_panel.seed.setValue(77)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("Haiku", True))
+    saved = chooser.save_as()
+    assert saved is not None and saved.system_prompt == "Answer in haiku."
+    assert saved.params.seed == 77
+    assert chooser.combo.currentData() == "Haiku", "the chat's settings are that preset now"
+    assert PresetBook(app_paths().config_dir / "presets.json").get("Haiku") is not None
+
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("Haiku only", True))
+    assert chooser.rename() is not None
+    assert chooser.combo.currentData() == "Haiku only"
+    assert window.ctx.presets.get("Haiku") is None
+
+    # A built-in's name is refused, with the reason in the banner.
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("Creative", True))
+    assert chooser.save_as() is None
+    assert "built-in" in window.chat.banner.label.text()
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *_a, **_k: QMessageBox.StandardButton.Yes)
+    assert chooser.delete()
+    assert window.ctx.presets.get("Haiku only") is None
+    assert chooser.combo.currentText() == CUSTOM
+    # Built-ins cannot be renamed or deleted.
+    choose(window, "Balanced")
+    assert chooser.rename("Mine") is None and not chooser.delete(ask=False)
+
+
+def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llamadesk.ui import main_window
+
+    window = fake_window()
+    shown: list[main_window.PreferencesDialog] = []
+
+    def accept(dialog: main_window.PreferencesDialog) -> int:
+        shown.append(dialog)
+        dialog.system_prompt.setPlainText("Be brief.")
+        dialog.sampling.temperature.setValue(0.4)
+        dialog.sampling.n_ctx.setValue(1024)
+        return 1
+
+    monkeypatch.setattr(main_window.PreferencesDialog, "exec", accept)
+    window.show_preferences()
+    settings = window.ctx.settings.current
+    assert settings.default_system_prompt == "Be brief."
+    assert settings.defaults.temperature == pytest.approx(0.4)
+    window.new_conversation()
+    conversation = window.current_conversation()
+    assert conversation.system_prompt == "Be brief."
+    assert conversation.params.temperature == pytest.approx(0.4)
+
+    def pick_default(dialog: main_window.PreferencesDialog) -> int:
+        box = dialog.default_preset_box
+        box.setCurrentIndex(box.findData("Llama 2 Chat"))
+        return 1
+
+    monkeypatch.setattr(main_window.PreferencesDialog, "exec", pick_default)
+    window.show_preferences()
+    assert window.ctx.presets.default_name == "Llama 2 Chat"
+    window.new_conversation()
+    llama2 = window.ctx.presets.get("Llama 2 Chat")
+    conversation = window.current_conversation()
+    assert conversation.system_prompt == llama2.system_prompt
+    assert conversation.params == replace(llama2.params, n_ctx=1024)
+    send(qtbot, window, "Hello")
+    request, _model = fake_of(window).requests[-1]
+    assert request.system_prompt == llama2.system_prompt
+    assert PresetBook(app_paths().config_dir / "presets.json").default_name == "Llama 2 Chat"
+
+
+def test_a_seeded_preset_gives_the_same_reply_every_time(
+        qtbot: QtBot, real_window: WindowFactory) -> None:
+    window = real_window()
+    seeded = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0,
+                            repeat_penalty=1.0, max_tokens=24, seed=4242)
+    window.ctx.presets.save("Seeded", "You are a storyteller.", seeded)
+    window.chat.settings_panel.presets.refresh()
+    choose(window, "Seeded")
+    send(qtbot, window, "Begin a story about a fox.", WAIT_MS)
+    first = window.store.messages(window.current_id)[-1]
+    replies = [first]
+    for _ in range(2):
+        with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
+            window.chat.regenerate(first.id)
+        replies.append(done.args[1])
+    assert all(r.role == Role.ASSISTANT and r.content for r in replies)
+    assert replies[1].content == replies[0].content == replies[2].content, \
+        "the same seed writes the same reply"
+    assert len({r.id for r in replies}) == 3, "each regeneration is a version of its own"
+    assert window.store.get_conversation(window.current_id).params.seed == 4242
