@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gguf_tools import tiny_model
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
@@ -160,6 +161,36 @@ def test_catalog_download_asks_for_the_licence(hub_server: HubServer, home: Path
     # Accepted once: a later download of the same licence does not ask again.
     again = run(hub_server, home, "download", "llama-2-7b-chat:Q4_K_M")
     assert again.returncode == 0 and "Accepted" not in again.stdout
+
+
+def test_a_searched_llama2_derivative_asks_for_the_licence(
+        hub_server: HubServer, home: Path, bundled_model_path: Path) -> None:
+    # Not in the catalog; only the Hub's metadata names it a Llama 2 derivative.
+    hub_server.add_repo("someone/Llama-2-7B-Tale-GGUF", {"tale.Q4_1.gguf": bundled_model_path},
+                        tags=["gguf", "license:llama2"], card_data={"license": "llama2"})
+    refused = run(hub_server, home, "download", "someone/Llama-2-7B-Tale-GGUF",
+                  "tale.Q4_1.gguf")
+    assert "must be accepted first" in one_line_failure(refused)
+    assert hub_server.downloads_of("tale.Q4_1.gguf") == []
+
+    accepted = run(hub_server, home, "download", "someone/Llama-2-7B-Tale-GGUF",
+                   "tale.Q4_1.gguf", "--accept-licence")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Accepted the Llama 2 Community License" in accepted.stdout
+    assert "tale.q4_1" in run(hub_server, home, "list").stdout.lower()
+
+
+def test_importing_a_llama2_derivative_asks_for_the_licence(
+        hub_server: HubServer, home: Path, tmp_path: Path) -> None:
+    source = tiny_model(tmp_path / "my-llama-2-tune.gguf", metadata={"general.license": "llama2"})
+    refused = run(hub_server, home, "import", str(source))
+    assert "must be accepted first" in one_line_failure(refused)
+    assert "my-llama-2-tune" not in run(hub_server, home, "list").stdout
+
+    accepted = run(hub_server, home, "import", str(source), "--accept-licence")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Accepted the Llama 2 Community License" in accepted.stdout
+    assert "my-llama-2-tune" in run(hub_server, home, "list").stdout
 
 
 def test_hostile_name_and_bad_import(hub_server: HubServer, home: Path, tmp_path: Path,
