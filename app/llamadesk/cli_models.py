@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from llamadesk.core.catalog import CatalogEntry, CatalogError, Licence, ModelCatalog
+from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.downloads import (
     DownloadCancelled,
     DownloadControl,
@@ -103,6 +104,11 @@ def add_models_parser(subparsers: Any) -> None:
     remove = sub.add_parser("remove", help="forget a model and delete its downloaded file")
     remove.add_argument("id")
     remove.add_argument("--keep-file", action="store_true", help="only forget it")
+    fmt = sub.add_parser("chat-format",
+                         help="show or set the chat format used when a model's file has no "
+                              "usable template of its own")
+    fmt.add_argument("id")
+    fmt.add_argument("format", nargs="?", choices=sorted(FALLBACK_FORMATS))
     path = sub.add_parser("path", help="print the path of a model's file")
     path.add_argument("id")
     token = sub.add_parser("token", help="the Hugging Face token for gated models")
@@ -406,10 +412,23 @@ def _token(ctx: _Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _chat_format(ctx: _Context, args: argparse.Namespace) -> int:
+    if args.format is not None:
+        entry = ctx.registry.set_chat_format(args.id, args.format)
+    else:
+        found = ctx.registry.get(args.id)
+        if found is None:
+            raise ModelsCliError(f"no installed model {args.id!r} (see `llamadesk models list`)")
+        entry = found
+    print(f"{entry.id}: {entry.chat_format} (used when the file has no usable template)",
+          file=ctx.out)
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[_Context, argparse.Namespace], int]] = {
     "list": _list, "catalog": _catalog, "search": _search, "files": _files,
     "download": _download, "import": _import, "remove": _remove, "path": _path,
-    "token": _token,
+    "token": _token, "chat-format": _chat_format,
 }
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "add_models_parser", "run_models"]

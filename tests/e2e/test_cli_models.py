@@ -24,6 +24,7 @@ from hub_fixtures import (
 from hubserver import HubServer
 
 SIZE = 98_362_432
+SMOL_BUNDLED = "smollm2-135m-instruct-q4_1"
 PART = "test-org__SmolLM2-135M-Instruct-GGUF__SmolLM2-135M-Instruct.Q4_1.gguf.part"
 
 
@@ -220,3 +221,17 @@ def test_hostile_name_and_bad_import(hub_server: HubServer, home: Path, tmp_path
 def test_usage_errors_exit_2(hub_server: HubServer, home: Path, args: list[str]) -> None:
     result = run(hub_server, home, *args)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_chat_format_shows_and_sets_a_models_fallback(hub_server: HubServer, home: Path,
+                                                      bundled_model_path: Path) -> None:
+    shown = run(hub_server, home, "chat-format", SMOL_BUNDLED)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"{SMOL_BUNDLED}: chatml")
+    changed = run(hub_server, home, "chat-format", SMOL_BUNDLED, "zephyr")
+    assert changed.returncode == 0 and f"{SMOL_BUNDLED}: zephyr" in changed.stdout
+    assert f"{SMOL_BUNDLED}: zephyr" in run(hub_server, home, "chat-format", SMOL_BUNDLED).stdout
+    unknown = run(hub_server, home, "chat-format", "no-such-model")
+    assert "no installed model 'no-such-model'" in one_line_failure(unknown)
+    bad = run(hub_server, home, "chat-format", SMOL_BUNDLED, "klingon")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

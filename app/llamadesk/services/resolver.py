@@ -7,6 +7,7 @@ The one owner of the default-model rule: a chat's own model, else the settings' 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from llamadesk.core import bundled
@@ -75,7 +76,7 @@ class ModelResolver:
         try:
             wanted = self.effective_model_id(model_id)
             if wanted == bundled.manifest().id:
-                return bundled_spec(settings, n_ctx)
+                return self._with_chosen_format(bundled_spec(settings, n_ctx))
         except bundled.BundledModelError as exc:
             raise LookupError(str(exc)) from exc
         try:
@@ -89,6 +90,18 @@ class ModelResolver:
             raise LookupError(f"The file of {entry.name} is gone ({entry.path}). Pick another "
                               "model, or import or download it again from the Models page.")
         return entry_spec(entry, settings, n_ctx)
+
+
+    def _with_chosen_format(self, spec: ModelSpec) -> ModelSpec:
+        """The bundled model with the fallback chat format the user chose for it, if any
+        (the registry keeps that choice; the manifest only has the shipped default)."""
+        try:
+            entry = self.registry.get(spec.model_id) if self.registry is not None else None
+        except RegistryError:
+            return spec  # an unreadable registry: the shipped default still works
+        if entry is None or entry.chat_format == spec.fallback_format:
+            return spec
+        return replace(spec, fallback_format=entry.chat_format)
 
 
 class _CalledSettings:
