@@ -19,12 +19,14 @@ class ErrorBanner(QWidget):
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.action_button = QToolButton()  # what the user can do about it, when anything
+        self.action_button.setAccessibleName("Fix it")
         self.action_button.clicked.connect(self._act)
         self.action_button.hide()
         self._action: Callable[[], None] | None = None
         close = QToolButton()
         close.setText("✕")
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss")
         close.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
@@ -41,6 +43,7 @@ class ErrorBanner(QWidget):
         self.label.setText(text)
         self._action = on_action if action else None
         self.action_button.setText(action or "")
+        self.action_button.setAccessibleName(action or "Fix it")
         self.action_button.setVisible(self._action is not None)
         self.show()
 
