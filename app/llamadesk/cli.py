@@ -5,6 +5,7 @@
     llamadesk chat [--new | --conversation ID] "message"
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
+    llamadesk connections ...        remote OpenAI-compatible servers to chat through
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from llamadesk.core.settings import load_settings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
 if TYPE_CHECKING:
-    from llamadesk.services.engine import LlamaEngine
+    from llamadesk.services.backend import ChatBackend
+    from llamadesk.services.engine import GenerationResult
     from llamadesk.services.inference import ModelSpec
 
 log = logging.getLogger("llamadesk.cli")
@@ -56,21 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--conversation", type=int, metavar="ID",
                        help="continue this conversation (default: the most recent one)")
     chat.add_argument("--model", metavar="ID",
-                      help="answer with this installed model (see `llamadesk models list`); "
-                           "the conversation keeps it")
+                      help="answer with this installed model (see `llamadesk models list`) "
+                           "or a remote one, CONNECTION/MODEL (see `llamadesk connections "
+                           "list`); the conversation keeps it")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_models
+    from llamadesk import cli_chats, cli_connections, cli_models
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
+    cli_connections.add_connections_parser(sub)
     return parser
 
 
 def _load_engine(model_id: str | None = None,
-                 n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
-    """Load ``model_id`` (None: the app's default model) into a fresh engine."""
+                 n_ctx: int | None = None) -> tuple[ChatBackend, ModelSpec]:
+    """Load ``model_id`` (None: the app's default model) into a fresh engine, or connect
+    to the remote server that serves it."""
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
     from llamadesk.services.fit_check import resolve_gpu_layers
@@ -84,6 +89,10 @@ def _load_engine(model_id: str | None = None,
         spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
+    if spec.connection is not None:
+        from llamadesk.services.remote_engine import RemoteEngine
+
+        return RemoteEngine(spec.connection), spec
     engine = LlamaEngine()
     # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
     engine.load(spec.path, resolve_gpu_layers(spec.options, spec.path), model_id=spec.model_id,
@@ -140,9 +149,13 @@ def chat(args: argparse.Namespace) -> int:
             params = SamplingParams.from_dict({**params.to_dict(),
                                                "max_tokens": args.max_tokens})
         try:
-            engine, _spec = _load_engine(args.model or conversation.model_id, params.n_ctx)
+            engine, spec = _load_engine(args.model or conversation.model_id, params.n_ctx)
         except EngineError as exc:
             raise CliError(str(exc)) from exc
+        where = engine.capabilities()
+        if where.remote:
+            print(f"[remote: your messages in this chat are sent to {where.destination}]",
+                  file=sys.stderr)
         if args.model:  # only once it loaded: a typo must not stick to the chat
             store.update_conversation(conversation.id, model_id=args.model)
         session = ChatSession(store)
@@ -164,16 +177,29 @@ def chat(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
             engine.unload()
         sys.stdout.write("\n")
-        session.store_reply(conversation.id, user.id, result)
+        session.store_reply(conversation.id, user.id, result, spec.model_id)
         if result.context is not None and result.context.dropped:
             print(f"[{result.context.dropped} older messages are beyond the model's memory; "
                   "it sees the rest]", file=sys.stderr)
-        stats = result.stats
-        print(f"[{stats.completion_tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s"
-              f"{', stopped' if result.cancelled else ''}]", file=sys.stderr)
-        return 130 if result.cancelled else 0
+        return _report(result)
     finally:
         store.close()
+
+
+def _report(result: GenerationResult) -> int:
+    """The reply's statistics on stderr; the exit status for how it ended."""
+    from llamadesk.core.conversation import FinishReason
+
+    stats = result.stats
+    count = stats.completion_tokens
+    tokens = "? tokens" if count is None else f"{count} tokens"
+    rate = f", {stats.tokens_per_s:.1f} tokens/s" if stats.tokens_per_s else ""
+    print(f"[{tokens}{rate}{', stopped' if result.cancelled else ''}]", file=sys.stderr)
+    if stats.finish_reason == FinishReason.INTERRUPTED:
+        print(f"[interrupted: {stats.finish_detail}; the partial reply is kept]",
+              file=sys.stderr)
+        return 1
+    return 130 if result.cancelled else 0
 
 
 def _conversation_for(args: argparse.Namespace, store: ConversationStore,
@@ -231,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_chats
 
             return cli_chats.run_chats(args)
+        if args.command == "connections":
+            from llamadesk import cli_connections
+
+            return cli_connections.run_connections(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot)

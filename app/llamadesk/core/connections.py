@@ -111,11 +111,13 @@ def find(connections: tuple[Connection, ...], name: str) -> Connection | None:
 
 
 def added(connections: tuple[Connection, ...], connection: Connection) -> tuple[Connection, ...]:
-    """``connections`` with ``connection`` added, or replacing the one of the same name."""
+    """``connections`` with ``connection`` added at the end, or replacing the one of the
+    same name where it stands."""
     name = check_name(connection.name)
     conn = replace(connection, name=name, base_url=normalize_url(connection.base_url))
-    kept = tuple(c for c in connections if c.name.lower() != name.lower())
-    return (*kept, conn)
+    if find(connections, name) is None:
+        return (*connections, conn)
+    return tuple(conn if c.name.lower() == name.lower() else c for c in connections)
 
 
 def removed(connections: tuple[Connection, ...], name: str) -> tuple[Connection, ...]:
