@@ -71,7 +71,7 @@ def make_client(connection: Connection, api_key: str | None,
                          timeout=timeout, max_retries=settings.max_retries)
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
+def error_chain(exc: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain and len(chain) < 10:
@@ -83,7 +83,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
 def describe_error(exc: BaseException, connection: Connection) -> CheckResult:
     """A failed request to ``connection`` as a status and a sentence a user can act on."""
     where = f"{connection.name} ({connection.base_url})"
-    chain = _causes(exc)
+    chain = error_chain(exc)
     if isinstance(exc, openai.APITimeoutError) or any(
             isinstance(e, httpx2.TimeoutException | TimeoutError) for e in chain):
         return CheckResult(CheckStatus.TIMEOUT, f"{where} did not answer in time. Check that "

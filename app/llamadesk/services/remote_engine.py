@@ -29,6 +29,7 @@ from llamadesk.services.remote import (
     chat_messages,
     check_connection,
     describe_error,
+    error_chain,
     make_client,
     sampling_fields,
 )
@@ -124,10 +125,12 @@ class RemoteEngine:
 
     def _stream_error(self, exc: Exception) -> str:
         where = self.target.connection.name
-        if isinstance(exc, httpx2.TimeoutException):
+        chain = error_chain(exc)
+        if any(isinstance(e, httpx2.TimeoutException | openai.APITimeoutError) for e in chain):
             return (f"{where} sent nothing for {self.target.settings.read_timeout_s:g} s "
                     "and the reply was cut off.")
-        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+        if any(isinstance(e, httpx2.TransportError | openai.APIConnectionError | OSError)
+               for e in chain):
             return f"{where} closed the connection in the middle of the reply."
         if isinstance(exc, openai.APIError):
             return f"{where} reported an error in the middle of the reply: {exc.message}"
