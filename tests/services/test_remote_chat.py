@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
-from remote_fixtures import SERVED_MODEL, LlamaServer, llama_server  # noqa: F401
+from remote_fixtures import SERVED_MODEL, LlamaServer
 
 from llamadesk.core import bundled
 from llamadesk.core.connections import Connection, RemoteSettings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
-from remote_fixtures import fault_server, free_port  # noqa: F401
+from remote_fixtures import free_port
 
 from llamadesk.core.connections import Connection, RemoteSettings
 from llamadesk.core.conversation import FinishReason, Message, Role, SamplingParams
@@ -105,7 +105,7 @@ def test_a_reply_streams_with_the_servers_usage_and_the_openai_fields(
 
 
 def test_an_unknown_model_fails_before_any_text(fault_server: FaultServer) -> None:
-    with pytest.raises(EngineError, match="404.*does not exist"):
+    with pytest.raises(EngineError, match=r"404.*does not exist"):
         engine(fault_server, model="nope").generate(REQUEST, lambda _t: None,
                                                     threading.Event())
 

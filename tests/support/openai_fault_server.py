@@ -26,7 +26,7 @@ class Received:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: dict[str, Any] | None
 
 
@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the test output clean
 
     def _record(self) -> dict[str, Any] | None:
@@ -50,7 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
         self.server.state.requests.append(
-            Received(self.command, self.path, dict(self.headers.items()), body))
+            Received(self.command, self.path,
+                     {k.lower(): v for k, v in self.headers.items()}, body))
         return body
 
     def _json(self, status: int, payload: object) -> None:
