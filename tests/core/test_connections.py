@@ -120,3 +120,28 @@ def test_an_interrupted_replys_reason_is_stored(tmp_path: Path) -> None:
         assert store.get_message(reply.id) == reply and reply.stats == stats
     finally:
         store.close()
+
+
+def test_a_database_from_before_finish_details_upgrades(tmp_path: Path) -> None:
+    import sqlite3
+
+    from llamadesk.core.store import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(str(path))
+    con.executescript("".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")
+    con.execute("INSERT INTO conversations (id, title, created_at, updated_at, params, "
+                "current_leaf_id) VALUES (1, 'Old', 1.0, 2.0, '{}', 2)")
+    con.execute("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
+                "created_at, finish_reason) VALUES (1, 1, NULL, 'user', 'hi', 1.5, NULL), "
+                "(2, 1, 1, 'assistant', 'hel', 1.6, 'interrupted')")
+    con.commit()
+    con.close()
+    store = ConversationStore(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 4
+        reply = store.messages(1)[-1]
+        assert reply.stats.finish_reason == FinishReason.INTERRUPTED
+        assert reply.stats.finish_detail is None
+    finally:
+        store.close()

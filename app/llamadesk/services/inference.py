@@ -273,7 +273,10 @@ class InferenceService(InferenceSignals):
 
     # -- requests --------------------------------------------------------------------
     def load_model(self, spec: ModelSpec) -> None:
-        """Load a model (the current one is unloaded first)."""
+        """Load a model (the current one is unloaded first). A remote model has nothing
+        to load: the local model stays as it is."""
+        if spec.remote:
+            return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
         self._request_load.emit(spec)
