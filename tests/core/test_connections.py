@@ -145,3 +145,23 @@ def test_a_database_from_before_finish_details_upgrades(tmp_path: Path) -> None:
         assert reply.stats.finish_detail is None
     finally:
         store.close()
+
+
+def test_an_interrupted_replys_reason_survives_export_and_import(tmp_path: Path) -> None:
+    from chat_fixtures import assert_same_tree
+
+    from llamadesk.core.chat_json import conversation_json, import_document, parse_document
+
+    store = ConversationStore(tmp_path / "chats.sqlite3")
+    try:
+        c = store.create_conversation()
+        store.add_message(c.id, Role.USER, "Hi")
+        store.add_message(c.id, Role.ASSISTANT, "Hel", model_id="box/m", stats=MessageStats(
+            finish_reason=FinishReason.INTERRUPTED, finish_detail="box went away"))
+        text = conversation_json(store, c.id)
+        assert '"finish_detail": "box went away"' in text
+        copy = import_document(store, parse_document(text))
+        assert_same_tree(store.path, c.id, store.path, copy.id)
+        assert store.messages(copy.id)[-1].stats.finish_detail == "box went away"
+    finally:
+        store.close()

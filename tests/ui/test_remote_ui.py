@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 from tiny_gguf import tiny_resources
 
 from llamadesk.core.connections import Connection, RemoteSettings
-from llamadesk.core.conversation import SamplingParams
+from llamadesk.core.conversation import FinishReason, MessageStats, Role, SamplingParams
 from llamadesk.core.paths import app_paths
 from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
@@ -28,6 +28,8 @@ from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.message_model import ChatRow
+from llamadesk.ui.message_view import header_text
 from llamadesk.ui.model_names import ModelNames
 from llamadesk.ui.preferences import PreferencesDialog
 
@@ -144,3 +146,14 @@ def test_preferences_adds_and_checks_a_connection(
     page.remove_current()
     assert [c.name for c in page.connections()] == ["faulty"]
     assert service.secrets.api_key("second") is None
+
+
+def test_an_interrupted_remote_reply_says_why(qtbot: QtBot) -> None:
+    stats = MessageStats(finish_reason=FinishReason.INTERRUPTED,
+                         finish_detail="faulty closed the connection in the middle of the reply.")
+    row = ChatRow(Role.ASSISTANT, "Hello from", model_id=REMOTE_ID, stats=stats)
+    assert header_text(row, ModelNames()).endswith(
+        "interrupted: faulty closed the connection in the middle of the reply.")
+    crashed = ChatRow(Role.ASSISTANT, "Hel", stats=MessageStats(
+        finish_reason=FinishReason.INTERRUPTED))
+    assert header_text(crashed, ModelNames()).endswith("the app closed while writing")
