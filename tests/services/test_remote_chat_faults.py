@@ -26,7 +26,7 @@ from llamadesk.core.secrets import SecretStore
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat import ChatController
-from llamadesk.services.inference import InferenceService
+from llamadesk.services.inference import InferenceService, ModelState
 from llamadesk.services.resolver import make_resolver
 from llamadesk.services.settings import SettingsService
 
@@ -164,3 +164,13 @@ def test_with_no_connection_a_chat_opens_no_socket_beyond_loopback(
     assert "not installed" in failed.args[1]
     assert attempts == []
     assert _peers() - before == set()
+
+
+def test_a_remote_model_loads_nothing_and_leaves_the_local_state(
+        inference: InferenceService, fault_server: FaultServer) -> None:
+    spec = make_resolver(lambda: remote_settings(fault_server))(REMOTE_ID, 1024)
+    states: list[str] = []
+    inference.state_changed.connect(states.append)
+    inference.load_model(spec)  # a load would announce "loading" at once, on this thread
+    assert states == [] and inference.state == ModelState.UNLOADED
+    assert inference.model_info is None
