@@ -10,6 +10,7 @@ gone is an error, never a quiet switch to another model.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from llamadesk.core import bundled
@@ -83,7 +84,7 @@ class ModelResolver:
         try:
             wanted = self.effective_model_id(model_id)
             if wanted == bundled.manifest().id:
-                return bundled_spec(settings, n_ctx)
+                return self._with_chosen_format(bundled_spec(settings, n_ctx))
         except bundled.BundledModelError as exc:
             raise LookupError(str(exc)) from exc
         remote_spec = self._remote_spec(wanted, settings, n_ctx)
@@ -119,6 +120,18 @@ class ModelResolver:
         return ModelSpec(path="", model_id=target.model_id,
                          options=load_options(settings, n_ctx),
                          name=f"{split[1]} ({connection.name})", connection=target)
+
+
+    def _with_chosen_format(self, spec: ModelSpec) -> ModelSpec:
+        """The bundled model with the fallback chat format the user chose for it, if any
+        (the registry keeps that choice; the manifest only has the shipped default)."""
+        try:
+            entry = self.registry.get(spec.model_id) if self.registry is not None else None
+        except RegistryError:
+            return spec  # an unreadable registry: the shipped default still works
+        if entry is None or entry.chat_format == spec.fallback_format:
+            return spec
+        return replace(spec, fallback_format=entry.chat_format)
 
 
 class _CalledSettings:

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.engine import ModelInfo
@@ -367,8 +369,27 @@ class ChatPane(QWidget):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.ctx.names.remember(info.model_id, info.name)
         if info.template_warning:
-            self.banner.show_message(f"This model's chat template is broken: "
-                                     f"{info.template_warning}")
+            self.banner.show_message(
+                f"This model's chat template is broken: {info.template_warning}",
+                "Choose chat format…", lambda: self.choose_chat_format(info.model_id))
+
+    def choose_chat_format(self, model_id: str) -> None:
+        """Let the user pick the format used for a model whose own template does not work;
+        the model's next reply loads it with that one."""
+        entry = self.ctx.registry.get(model_id)
+        if entry is None:
+            return
+        names = sorted(FALLBACK_FORMATS)
+        chosen, ok = QInputDialog.getItem(
+            self, "Chat format", f"The format {entry.name} is prompted in when its own "
+            "template does not work:", names, names.index(entry.chat_format)
+            if entry.chat_format in names else 0, False)
+        if not ok or chosen == entry.chat_format:
+            return
+        try:
+            self.ctx.registry.set_chat_format(model_id, chosen)
+        except RegistryError as exc:
+            self.banner.show_message(f"The chat format was not changed: {exc}")
 
     @Slot(str)
     def _on_model_load_failed(self, reason: str) -> None:
