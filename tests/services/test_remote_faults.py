@@ -126,6 +126,13 @@ def test_a_reply_broken_off_keeps_its_text_marked_interrupted(
     assert len(chats) == 1, "a request that had started streaming is never retried"
 
 
+def test_a_sampling_field_the_server_refuses_is_reported(fault_server: FaultServer) -> None:
+    fault_server.set("strict")
+    with pytest.raises(EngineError, match="HTTP 400: Unrecognized request argument supplied: "
+                                          "top_k"):
+        engine(fault_server).generate(REQUEST, lambda _t: None, threading.Event())
+
+
 def test_a_hung_server_fails_the_reply_with_a_timeout(fault_server: FaultServer) -> None:
     fault_server.set("hang")
     with pytest.raises(EngineError, match="did not answer in time"):
