@@ -4,7 +4,8 @@ It speaks just enough of the protocol (``GET /v1/models``, streamed
 ``POST /v1/chat/completions`` with a final ``usage`` chunk) to answer well, and each
 ``mode`` breaks one thing the way real servers and networks do: a refused key, an
 unknown model, a stream cut in the middle, a server that stops answering, an answer
-that is not JSON, a server that refuses the sampling fields OpenAI lacks. Every request it receives is recorded, headers included, so tests
+that is not JSON, a server that refuses the sampling fields OpenAI lacks. Every
+request it receives is recorded, headers included, so tests
 can see exactly what was sent.
 """
 
