@@ -5,6 +5,7 @@
     llamadesk chat [--new | --conversation ID] [--model ID | --compare A,B] "message"
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
+    llamadesk connections ...        remote OpenAI-compatible servers to chat through
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from llamadesk import APP_NAME, __version__
 from llamadesk.core import bundled
-from llamadesk.core.conversation import Conversation, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
@@ -30,8 +31,9 @@ from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, Store
 
 if TYPE_CHECKING:
     from llamadesk.core.conversation import Message
+    from llamadesk.services.backend import ChatBackend
     from llamadesk.services.chat_session import ChatSession
-    from llamadesk.services.engine import GenerationResult, LlamaEngine
+    from llamadesk.services.engine import GenerationResult
     from llamadesk.services.inference import ModelSpec
 
 log = logging.getLogger("llamadesk.cli")
@@ -60,23 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     models = chat.add_mutually_exclusive_group()
     models.add_argument("--model", metavar="ID",
                         help="answer with this installed model (see `llamadesk models "
-                             "list`); the conversation keeps it")
+                             "list`) or a remote one, CONNECTION/MODEL (see `llamadesk "
+                             "connections list`); the conversation keeps it")
     models.add_argument("--compare", metavar="A,B", type=_model_list,
                         help="answer with each of these models in turn; the answers are "
                              "stored as versions of one reply (the window's < 1/2 >)")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_models
+    from llamadesk import cli_chats, cli_connections, cli_models
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
+    cli_connections.add_connections_parser(sub)
     return parser
 
 
 def _load_engine(model_id: str | None = None,
-                 n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
-    """Load ``model_id`` (None: the app's default model) into a fresh engine."""
+                 n_ctx: int | None = None) -> tuple[ChatBackend, ModelSpec]:
+    """Load ``model_id`` (None: the app's default model) into a fresh engine, or connect
+    to the remote server that serves it."""
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
     from llamadesk.services.fit_check import resolve_gpu_layers
@@ -90,6 +95,10 @@ def _load_engine(model_id: str | None = None,
         spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
+    if spec.connection is not None:
+        from llamadesk.services.remote_engine import RemoteEngine
+
+        return RemoteEngine(spec.connection), spec
     engine = LlamaEngine()
     # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
     engine.load(spec.path, resolve_gpu_layers(spec.options, spec.path), model_id=spec.model_id,
@@ -156,28 +165,34 @@ def chat(args: argparse.Namespace) -> int:
         session = ChatSession(store)
         if args.compare:
             return _compare(session, conversation, params, args.compare, args.message)
-        engine = _load_for_chat(args.model or conversation.model_id, params.n_ctx)
+        engine, spec = _load_for_chat(args.model or conversation.model_id, params.n_ctx)
         if args.model:  # only once it loaded: a typo must not stick to the chat
             store.update_conversation(conversation.id, model_id=args.model)
         user = session.add_question(conversation.id, args.message).message
         store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         print(f"[conversation {conversation.id}]", file=sys.stderr)
-        result = _answer(engine, session, conversation, user, params)
-        return 130 if result.cancelled else 0
+        result = _answer(engine, session, conversation, user, params, spec.model_id)
+        return _exit_status(result)
     finally:
         store.close()
 
 
-def _load_for_chat(model_id: str | None, n_ctx: int) -> LlamaEngine:
+def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:
+    """The backend that answers with ``model_id``; a remote one says where text goes."""
     from llamadesk.services.engine import EngineError
 
     try:
-        return _load_engine(model_id, n_ctx)[0]
+        engine, spec = _load_engine(model_id, n_ctx)
     except EngineError as exc:
         raise CliError(str(exc)) from exc
+    where = engine.capabilities()
+    if where.remote:
+        print(f"[remote: your messages in this chat are sent to {where.destination}]",
+              file=sys.stderr)
+    return engine, spec
 
 
-def _answer(engine: LlamaEngine, session: ChatSession, conversation: Conversation,
+def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversation,
             user: Message, params: SamplingParams,
             model_id: str | None = None) -> GenerationResult:
     """Stream a reply to the branch ending at ``user`` and store it after ``user``; Ctrl+C
@@ -204,9 +219,21 @@ def _answer(engine: LlamaEngine, session: ChatSession, conversation: Conversatio
         print(f"[{result.context.dropped} older messages are beyond the model's memory; "
               "it sees the rest]", file=sys.stderr)
     stats = result.stats
-    print(f"[{stats.completion_tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s"
-          f"{', stopped' if result.cancelled else ''}]", file=sys.stderr)
+    count = stats.completion_tokens
+    tokens = "? tokens" if count is None else f"{count} tokens"
+    rate = f", {stats.tokens_per_s:.1f} tokens/s" if stats.tokens_per_s else ""
+    print(f"[{tokens}{rate}{', stopped' if result.cancelled else ''}]", file=sys.stderr)
+    if stats.finish_reason == FinishReason.INTERRUPTED:
+        print(f"[interrupted: {stats.finish_detail}; the partial reply is kept]",
+              file=sys.stderr)
     return result
+
+
+def _exit_status(result: GenerationResult) -> int:
+    """0 for a whole reply, 1 for one a server cut off, 130 for one stopped by Ctrl+C."""
+    if result.stats.finish_reason == FinishReason.INTERRUPTED:
+        return 1
+    return 130 if result.cancelled else 0
 
 
 def _compare(session: ChatSession, conversation: Conversation, params: SamplingParams,
@@ -218,7 +245,7 @@ def _compare(session: ChatSession, conversation: Conversation, params: SamplingP
     print(f"[conversation {conversation.id}]", file=sys.stderr)
     for number, model_id in enumerate(model_ids, 1):
         print(f"[{number}/{len(model_ids)} {model_id}: loading…]", file=sys.stderr)
-        engine = _load_for_chat(model_id, params.n_ctx)
+        engine, _spec = _load_for_chat(model_id, params.n_ctx)
         # Each model answers the question, not the previous model's answer.
         store.set_leaf(conversation.id, user.id)
         print(f"## {model_id}")
@@ -284,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_chats
 
             return cli_chats.run_chats(args)
+        if args.command == "connections":
+            from llamadesk import cli_connections
+
+            return cli_connections.run_connections(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot)

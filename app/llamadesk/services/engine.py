@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
@@ -33,6 +33,9 @@ from llamadesk.core.prompt import (
 )
 from llamadesk.core.streaming import ReplyStream
 from llamadesk.services.kv_context import KVContext
+
+if TYPE_CHECKING:
+    from llamadesk.services.backend import BackendCapabilities
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -283,6 +286,17 @@ class LlamaEngine:
         self._info = None
         self._template = None
         self.context.clear()
+
+    # -- the backend interface (services.backend.ChatBackend) ---------------------------
+    def list_models(self) -> tuple[str, ...]:
+        """The model this engine answers with: the loaded one, if any."""
+        return (self._info.model_id,) if self._info is not None else ()
+
+    def capabilities(self) -> BackendCapabilities:
+        """Text stays on this computer; each chat's context is kept and planned here."""
+        from llamadesk.services.backend import LOCAL_CAPABILITIES
+
+        return LOCAL_CAPABILITIES
 
     # -- tokens ------------------------------------------------------------------------
     def _require(self) -> llama_cpp.Llama:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
 from llamadesk.core.conversation import FinishReason, MessageStats
+from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine import (
     EngineError,
     GenerationRequest,
@@ -55,6 +56,13 @@ class ModelSpec:
     options: LoadOptions
     fallback_format: str = "chatml"
     name: str = ""  # shown to the user; the file's own name when blank
+    #: A remote server's model: no file is loaded; the remote worker answers.
+    connection: RemoteTarget | None = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether a remote server writes this model's replies."""
+        return self.connection is not None
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,7 @@ class InferenceService(InferenceSignals):
 
     _request_load = Signal(object)
     _request_generate = Signal(object)
+    _request_remote = Signal(object)
 
     def __init__(self, parent: QObject | None = None,
                  kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -260,10 +269,14 @@ class InferenceService(InferenceSignals):
         self._request_load.connect(self._worker.load)
         self._request_generate.connect(self._worker.generate)
         self._thread = WorkerThread(self._worker, "inference")
+        self._remote_thread: WorkerThread | None = None  # started by the first remote job
 
     # -- requests --------------------------------------------------------------------
     def load_model(self, spec: ModelSpec) -> None:
-        """Load a model (the current one is unloaded first)."""
+        """Load a model (the current one is unloaded first). A remote model has nothing
+        to load: the local model stays as it is."""
+        if spec.remote:
+            return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
         self._request_load.emit(spec)
@@ -274,8 +287,23 @@ class InferenceService(InferenceSignals):
         job_id = next(self._ids)
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        self._request_generate.emit(_GenerateJob(job_id, request, model, cancel))
+        job = _GenerateJob(job_id, request, model, cancel)
+        if model is not None and model.remote:
+            self._start_remote_worker()
+            self._request_remote.emit(job)
+        else:
+            self._request_generate.emit(job)
         return job_id
+
+    def _start_remote_worker(self) -> None:
+        # Its own thread, so the local model stays loaded and a local reply can run
+        # beside a remote one.
+        if self._remote_thread is None:
+            from llamadesk.services.remote_worker import RemoteWorker
+
+            worker = RemoteWorker(self)
+            self._request_remote.connect(worker.generate)
+            self._remote_thread = WorkerThread(worker, "remote")
 
     def cancel(self, job_id: int | None = None) -> None:
         """Stop a job (default: the one running). Returns at once; the job ends with
@@ -303,6 +331,8 @@ class InferenceService(InferenceSignals):
         QMetaObject.invokeMethod(self._worker, "shutdown",
                                  Qt.ConnectionType.BlockingQueuedConnection)
         self._thread.stop(timeout_ms)
+        if self._remote_thread is not None:
+            self._remote_thread.stop(timeout_ms)
 
     # -- the service's own record (GUI thread) -------------------------------------------
     @Slot(str)

@@ -29,6 +29,7 @@ from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MessageView
 from llamadesk.ui.model_picker import ModelPicker
+from llamadesk.ui.remote_marker import RemoteMarker
 from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
@@ -57,7 +58,9 @@ class ChatPane(QWidget):
         self.store = ctx.store
         self.controller = ctx.controller
         self.conversation_id: int | None = None
-        self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names)
+        self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
+                                        remote_models=ctx.remote_models)
+        self.remote_marker = RemoteMarker()
         self.model_picker.model_chosen.connect(self._on_model_chosen)
         self.messages = MessageListModel(self)
         self.message_view = MessageView(ctx.names)
@@ -116,6 +119,7 @@ class ChatPane(QWidget):
         header = QHBoxLayout()
         header.addWidget(self.title_label, 1)
         header.addWidget(self.context_label)
+        header.addWidget(self.remote_marker)
         header.addWidget(self.model_picker)
         header.addWidget(models_button)
         header.addWidget(self.settings_button)
@@ -173,6 +177,7 @@ class ChatPane(QWidget):
         self.message_view.scroll_to_end()
         self.title_label.setText(conversation.title)
         self.model_picker.show_conversation(conversation)
+        self._show_destination()
         self.settings_panel.show_conversation(conversation)
         self.controller.announce_context(conversation.id)
         self._sync_send_button()
@@ -226,7 +231,15 @@ class ChatPane(QWidget):
 
     @Slot(int, str)
     def _on_model_chosen(self, _conversation_id: int, _model_id: str) -> None:
+        self._show_destination()
         self.preload_model()
+
+    def _show_destination(self) -> None:
+        """Mark a chat whose text goes to a remote server."""
+        conversation = self.current_conversation()
+        self.remote_marker.show_for(
+            self.ctx.resolver.effective_model_id(conversation.model_id if conversation
+                                                 else None), self.ctx.settings.current)
 
     @Slot(int, str, object)
     def _on_chat_settings_changed(self, conversation_id: int, system_prompt: str,
