@@ -126,11 +126,20 @@ def test_a_reply_broken_off_keeps_its_text_marked_interrupted(
     assert len(chats) == 1, "a request that had started streaming is never retried"
 
 
-def test_a_sampling_field_the_server_refuses_is_reported(fault_server: FaultServer) -> None:
+def test_a_sampling_field_the_server_refuses_is_left_out_and_reported(
+        fault_server: FaultServer) -> None:
     fault_server.set("strict")
-    with pytest.raises(EngineError, match="HTTP 400: Unrecognized request argument supplied: "
-                                          "top_k"):
-        engine(fault_server).generate(REQUEST, lambda _t: None, threading.Event())
+    pieces: list[str] = []
+    result = engine(fault_server).generate(REQUEST, pieces.append, threading.Event())
+    assert "".join(pieces) == "".join(REPLY_PIECES) == result.text
+    assert result.stats.finish_reason == FinishReason.STOP
+    assert result.stats.finish_detail == ("faulty does not accept top_k, min_p, "
+                                          "repeat_penalty; written without them")
+    first, second = (r.body for r in fault_server.state.requests[-2:])
+    assert first is not None and second is not None
+    assert first["top_k"] == 7, "asked with them first"
+    assert not {"top_k", "min_p", "repeat_penalty"} & set(second), "then without them"
+    assert (second["temperature"], second["max_tokens"]) == (0.2, 30), "the rest is kept"
 
 
 def test_a_hung_server_fails_the_reply_with_a_timeout(fault_server: FaultServer) -> None:

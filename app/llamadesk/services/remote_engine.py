@@ -45,6 +45,7 @@ class _Progress:
     finish: str | None = None
     usage: Any = None
     error: str | None = None
+    note: str | None = None  # what the reply's header should say about how it was written
 
 
 class RemoteEngine:
@@ -79,11 +80,17 @@ class RemoteEngine:
         progress = _Progress()
         try:
             try:
-                # Typed loosely: the client's overloads name OpenAI's own models.
-                completions: Any = client.chat.completions
-                stream = completions.create(
-                    model=target.model, messages=chat_messages(request), stream=True,
-                    stream_options={"include_usage": True}, extra_body=extra, **fields)
+                try:
+                    stream = self._create(client, request, fields, extra)
+                except openai.BadRequestError as exc:
+                    refused = [name for name in extra if name in str(exc.message)]
+                    if not refused:
+                        raise
+                    # A server that only knows OpenAI's own fields: write the reply
+                    # without the others, and say so on the reply.
+                    progress.note = (f"{target.connection.name} does not accept "
+                                     f"{', '.join(extra)}; written without them")
+                    stream = self._create(client, request, fields, {})
             except Exception as exc:  # any failure before streaming is a reason
                 if cancel.is_set():
                     return self._result(progress, FinishReason.STOPPED)
@@ -95,6 +102,14 @@ class RemoteEngine:
         finally:
             client.close()
         return self._finish(progress, cancel)
+
+    def _create(self, client: openai.OpenAI, request: GenerationRequest,
+                fields: dict[str, Any], extra: dict[str, Any]) -> Any:
+        # Typed loosely: the client's overloads name OpenAI's own models.
+        completions: Any = client.chat.completions
+        return completions.create(
+            model=self.target.model, messages=chat_messages(request), stream=True,
+            stream_options={"include_usage": True}, extra_body=extra or None, **fields)
 
     def _read(self, stream: Any, progress: _Progress, on_text: Callable[[str], None],
               cancel: threading.Event) -> None:
@@ -147,7 +162,7 @@ class RemoteEngine:
                 raise EngineError(progress.error)
             return self._result(progress, FinishReason.INTERRUPTED, progress.error)
         reason = FinishReason.LENGTH if progress.finish == "length" else FinishReason.STOP
-        return self._result(progress, reason)
+        return self._result(progress, reason, progress.note)
 
     def _result(self, progress: _Progress, reason: FinishReason,
                 detail: str | None = None) -> GenerationResult:

@@ -75,6 +75,8 @@ def header_text(row: ChatRow, names: ModelNames) -> str:
             parts.append(f"interrupted: {stats.finish_detail or 'the app closed while writing'}")
         elif stats.finish_reason == FinishReason.LENGTH:
             parts.append("cut at the token limit")
+        if stats.finish_detail and stats.finish_reason != FinishReason.INTERRUPTED:
+            parts.append(stats.finish_detail)  # how it was written (a remote server's limits)
     return " · ".join(parts)
 
 
