@@ -29,10 +29,12 @@ from llamadesk.core.prompt import (
     ContextPlan,
     ContextUse,
     PromptError,
+    PromptTooLongError,
     context_budget,
     plan_context,
 )
 from llamadesk.core.streaming import ReplyStream
+from llamadesk.services.constraints import ReplyConstraints, compile_grammar
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -95,6 +97,16 @@ class EngineError(Exception):
     """A readable reason why a model could not be loaded or prompted."""
 
 
+class ContextFullError(EngineError):
+    """The prompt leaves no room for a reply in the model's context."""
+
+    def __init__(self, message: str, n_prompt: int | None = None,
+                 n_ctx: int | None = None) -> None:
+        super().__init__(message)
+        self.n_prompt = n_prompt
+        self.n_ctx = n_ctx
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How to load a model."""
@@ -142,6 +154,7 @@ class GenerationRequest:
     memory_start_id: int | None = None
     #: Called on the engine's thread once the prompt is planned, before it is read.
     on_context: Callable[[ContextUse], None] | None = field(default=None, compare=False)
+    constraints: ReplyConstraints | None = None
 
 
 @dataclass(frozen=True)
@@ -374,8 +387,9 @@ class LlamaEngine:
         llm = self._require()
         assert self._info is not None
         params = request.params.validated()
+        constraints = request.constraints or ReplyConstraints()
         try:
-            plan = self.plan(request, cancel)
+            plan = self._plan_or_raw(request, cancel)
         except ChatTemplateCancelled:  # Stop pressed while the prompt was being rendered
             return GenerationResult(text="", model_id=self._info.model_id,
                                     stats=MessageStats(finish_reason=FinishReason.STOPPED))
@@ -383,8 +397,8 @@ class LlamaEngine:
         prompt = self._tokenize_prompt(plan.text)
         max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
         if max_tokens <= 0:
-            raise EngineError("The conversation fills the model's context; start a new chat "
-                              "or raise the context length.")
+            raise ContextFullError("The conversation fills the model's context; start a new "
+                                   "chat or raise the context length.", len(prompt), llm.n_ctx())
         use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), llm.n_ctx(),
                          plan.moved)
         if request.on_context is not None:
@@ -392,7 +406,7 @@ class LlamaEngine:
         self._switch_state(request.conversation_key, prompt)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
-                          request.conversation_key)
+                          request.conversation_key, constraints)
         text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
         return GenerationResult(
             text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),
@@ -415,8 +429,19 @@ class LlamaEngine:
                 eos_token=self._special_text(llm.token_eos()), cancel=cancel)
         except ChatTemplateCancelled:
             raise
+        except PromptTooLongError as exc:
+            raise ContextFullError(str(exc), n_ctx=llm.n_ctx()) from exc
         except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
+
+    def _plan_or_raw(self, request: GenerationRequest,
+                     cancel: threading.Event) -> ContextPlan:
+        """The planned chat prompt, or a raw prompt taken as it is."""
+        raw = request.constraints.raw_prompt if request.constraints else None
+        if raw is None:
+            return self.plan(request, cancel)
+        return ContextPlan(text=raw, messages=(), memory_start_id=0, dropped=0,
+                           n_tokens=0)
 
     def _note_template_change(self) -> None:
         """Keep ModelInfo true when the model's own template failed while rendering and
@@ -445,11 +470,16 @@ class LlamaEngine:
 
     def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
              on_text: Callable[[str], None], cancel: threading.Event,
-             key: str | None) -> _Reply:
+             key: str | None, constraints: ReplyConstraints) -> _Reply:
         """Read the prompt and sample the reply token by token."""
         llm = self._require()
         assert self._template is not None
-        stream = ReplyStream(self._template.stop)
+        template_stops = () if constraints.raw_prompt is not None else self._template.stop
+        stream = ReplyStream(template_stops + constraints.stop)
+        try:
+            grammar = compile_grammar(constraints.grammar)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
         reply = _Reply(stream)
         self._cancel = cancel
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
@@ -458,6 +488,8 @@ class LlamaEngine:
             for token in llm.generate(
                 prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                 temp=params.temperature, repeat_penalty=params.repeat_penalty,
+                frequency_penalty=constraints.frequency_penalty,
+                presence_penalty=constraints.presence_penalty, grammar=grammar,
             ):
                 if reply.first_token_at is None:
                     reply.first_token_at = time.perf_counter()
