@@ -5,6 +5,7 @@
     llamadesk chat [--new | --conversation ID] "message"
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
+    llamadesk serve ...              the OpenAI-compatible local API, without the window
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_models
+    from llamadesk import cli_chats, cli_models, cli_serve
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
+    cli_serve.add_serve_parser(sub)
     return parser
 
 
@@ -231,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_chats
 
             return cli_chats.run_chats(args)
+        if args.command == "serve":
+            from llamadesk import cli_serve
+
+            return cli_serve.run_serve(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot)
