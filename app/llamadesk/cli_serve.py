@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llamadesk.api.server import (
     DEFAULT_HOST,
@@ -27,6 +27,9 @@ from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import ApiKeyStore
 from llamadesk.core.settings import load_settings
+
+if TYPE_CHECKING:
+    from llamadesk.services.inference import InferenceService, ModelSpec
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -89,6 +92,21 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None,
     return _serve(settings, args.model, out, err)
 
 
+def _load(service: InferenceService, spec: ModelSpec) -> str | None:
+    """Load ``spec`` and wait (llama.cpp silences the process's stdout while it loads);
+    returns why it failed, or None."""
+    from PySide6.QtCore import QEventLoop
+
+    outcome: list[str | None] = []
+    loop = QEventLoop()
+    service.model_loaded.connect(lambda _info: (outcome.append(None), loop.quit()))
+    service.model_load_failed.connect(lambda reason: (outcome.append(reason), loop.quit()))
+    service.load_model(spec)
+    if not outcome:
+        loop.exec()
+    return outcome[0]
+
+
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
     from PySide6.QtCore import QCoreApplication, QTimer
 
@@ -105,9 +123,11 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
     try:
         if model_id:
             try:
-                service.load_model(resolver(model_id, n_ctx))
+                failure = _load(service, resolver(model_id, n_ctx))
             except LookupError as exc:
-                print(f"llamadesk: {exc}", file=err)
+                failure = str(exc)
+            if failure:
+                print(f"llamadesk: {failure}", file=err)
                 return EXIT_FAILED
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
                            settings)
@@ -119,7 +139,10 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
         print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
         previous = {sig: signal.signal(sig, lambda *_: app.quit())
                     for sig in (signal.SIGINT, signal.SIGTERM)}
-        ticker = QTimer()  # wakes the Qt loop so Python sees the signals
+        # Python runs its signal handlers only between bytecodes: a timer that calls
+        # into Python lets Ctrl+C through while Qt's loop waits.
+        ticker = QTimer()
+        ticker.timeout.connect(lambda: None)
         ticker.start(200)
         try:
             app.exec()
