@@ -24,7 +24,7 @@ def test_an_api_request_while_the_window_streams(api: LiveApi, qtbot: QtBot) -> 
         model=api.model_id, max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
     assert reply.choices[0].message.content
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=120_000)
-    assert list(finished)[0] == window_job, "first come, first served"
+    assert next(iter(finished)) == window_job, "first come, first served"
     assert finished[window_job].text
     # The window hears that the API's job ran, but only its own text reaches its batches.
     assert "".join(batches).strip() == finished[window_job].text

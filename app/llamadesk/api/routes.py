@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -203,7 +204,7 @@ async def _chat_stream(job: Job, cid: str, created: int, model: str,
                 yield _sse(ChatCompletionChunk(id=cid, created=created, model=model,
                                                choices=[], usage=_usage(result)))
     except ApiError as exc:
-        yield {"data": JSONResponse(exc.body()).body.decode()}
+        yield {"data": json.dumps(exc.body())}
         return
     yield {"data": "[DONE]"}
 
@@ -223,7 +224,7 @@ async def _text_stream(job: Job, cid: str, created: int, model: str,
                 yield _sse(TextCompletion(id=cid, created=created, model=model, choices=[],
                                           usage=_usage(result)))
     except ApiError as exc:
-        yield {"data": JSONResponse(exc.body()).body.decode()}
+        yield {"data": json.dumps(exc.body())}
         return
     yield {"data": "[DONE]"}
 
