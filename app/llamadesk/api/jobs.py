@@ -55,6 +55,8 @@ class RequestRecord:
     duration_s: float
     status: str  # "finished", "stopped" or "failed"
     ended_monotonic: float  # when the worker let go of it (time.monotonic())
+    ttft_ms: float | None = None  # the engine's own time to first token
+    tokens_per_s: float | None = None  # the engine's own decode speed
 
 
 Event = tuple[str, object]  # ("started"|"text"|"ended"|"failed", payload)
@@ -164,7 +166,9 @@ class JobRunner:
             model=job.model, prompt_tokens=stats.prompt_tokens if stats else None,
             completion_tokens=stats.completion_tokens if stats else None,
             duration_s=time.time() - job.started_at, status=status,
-            ended_monotonic=job.ended_monotonic))
+            ended_monotonic=job.ended_monotonic,
+            ttft_ms=stats.ttft_ms if stats else None,
+            tokens_per_s=stats.tokens_per_s if stats else None))
 
 
 async def until_disconnected(request: Request) -> None:
