@@ -170,7 +170,10 @@ class ApiServer:
         host, port = self.settings.host, self.settings.port
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+            # that say they are TCP, and with Nagle on, each small SSE chunk after the
+            # first waits for the client's delayed ACK (about 40 ms).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host.strip("[]"), port))
         except OSError as exc:
