@@ -80,7 +80,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         return "The request body is not valid.", None
     first = errors[0]
     if first.get("type") == "json_invalid":
-        return "The request body is not valid JSON.", "body"
+        return "The request body is not valid JSON.", None
     location = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(location) or None
     where = f" ({param})" if param else ""

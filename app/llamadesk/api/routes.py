@@ -80,7 +80,7 @@ class _Endpoints:
 
     def entry(self, model_id: str) -> ModelEntry:
         for entry in self.ctx.models():
-            if entry.id == model_id:
+            if entry.id == model_id and entry.available:
                 return entry
         raise unknown_model(model_id)
 
