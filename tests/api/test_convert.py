@@ -75,7 +75,7 @@ def test_response_formats_become_grammars_that_compile() -> None:
 @pytest.mark.parametrize(("fields", "param"), [
     ({"n": 3}, "n"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-    ({"logprobs": True}, "logprobs"),
+    ({"top_logprobs": 2}, "top_logprobs"),
     ({"logit_bias": {"1": 5}}, "logit_bias"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},

@@ -169,7 +169,7 @@ def test_prompt_longer_than_the_context_is_400_with_the_numbers(api: LiveApi) ->
 @pytest.mark.parametrize(("extra", "param"), [
     ({"n": 2}, "n"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ({"logprobs": True}, "logprobs"),
+    ({"logit_bias": {"50256": -100}}, "logit_bias"),
 ])
 def test_what_is_not_supported_is_a_clear_400(api: LiveApi, extra: dict[str, object],
                                                param: str) -> None:
@@ -178,6 +178,31 @@ def test_what_is_not_supported_is_a_clear_400(api: LiveApi, extra: dict[str, obj
                                              **extra)  # type: ignore[call-overload]
     body = info.value.body
     assert isinstance(body, dict) and body["param"] == param and body["message"]
+
+
+def test_logprobs_are_the_sampled_tokens_and_their_alternatives(api: LiveApi) -> None:
+    client = api.client()
+    args = {"model": api.model_id, "messages": QUESTION, "max_tokens": 8,
+            "temperature": 0, "logprobs": True, "top_logprobs": 3}
+    reply = client.chat.completions.create(**args)  # type: ignore[call-overload]
+    content = reply.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content is not None and len(content) == reply.usage.completion_tokens  # type: ignore[union-attr]
+    assert "".join(t.token for t in content).strip() == reply.choices[0].message.content
+    for token in content:
+        assert token.logprob <= 0 and len(token.top_logprobs) == 3
+        assert bytes(token.bytes or []).decode("utf-8", "replace") == token.token
+        alternatives = [t.logprob for t in token.top_logprobs]
+        assert alternatives == sorted(alternatives, reverse=True)
+        # Greedy decoding takes the likeliest token each time.
+        assert token.top_logprobs[0].token == token.token
+        assert abs(token.top_logprobs[0].logprob - token.logprob) < 1e-9
+    streamed = list(client.chat.completions.create(stream=True, **args))  # type: ignore[call-overload]
+    tokens = [t for c in streamed if c.choices and c.choices[0].logprobs
+              for t in c.choices[0].logprobs.content or []]
+    assert [t.token for t in tokens] == [t.token for t in content]
+    plain = client.chat.completions.create(model=api.model_id, messages=QUESTION,
+                                           max_tokens=2)
+    assert plain.choices[0].logprobs is None
 
 
 def test_embeddings_say_clearly_that_this_model_cannot_embed(api: LiveApi) -> None:

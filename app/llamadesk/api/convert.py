@@ -89,8 +89,8 @@ def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
     if body.tools or body.functions:
         raise unsupported("tools", "Tool and function calling is not supported: LlamaDesk "
                           "does not pass tools to its models' chat templates yet.")
-    if body.logprobs or body.top_logprobs:
-        raise unsupported("logprobs", "logprobs are not supported.")
+    if body.top_logprobs is not None and not body.logprobs:
+        raise ApiError(400, "top_logprobs needs logprobs: true.", param="top_logprobs")
     system: list[str] = []
     history: list[Message] = []
     for index, message in enumerate(body.messages):
@@ -110,7 +110,8 @@ def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
     constraints = ReplyConstraints(
         grammar=_grammar(body.response_format), stop=_stops(body.stop),
         frequency_penalty=body.frequency_penalty or 0.0,
-        presence_penalty=body.presence_penalty or 0.0)
+        presence_penalty=body.presence_penalty or 0.0,
+        top_logprobs=(body.top_logprobs or 0) if body.logprobs else None)
     return GenerationRequest(
         history=tuple(history), system_prompt="\n\n".join(system),
         params=sampling(body, body.max_completion_tokens or body.max_tokens),

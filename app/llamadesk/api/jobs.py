@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from starlette.requests import Request
 
 from llamadesk.api.errors import ApiError, from_engine
+from llamadesk.services.constraints import TokenLogprob
 from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
 from llamadesk.services.inference import JobSink, ModelSpec
 
@@ -59,7 +60,7 @@ class RequestRecord:
     tokens_per_s: float | None = None  # the engine's own decode speed
 
 
-Event = tuple[str, object]  # ("started"|"text"|"ended"|"failed", payload)
+Event = tuple[str, object]  # ("started"|"text"|"logprob"|"ended"|"failed", payload)
 
 
 class Job(JobSink):
@@ -90,6 +91,10 @@ class Job(JobSink):
     def failed(self, error: EngineError) -> None:
         self.ended_monotonic = time.monotonic()
         self._put(("failed", error), final=True)
+
+    def logprob(self, entry: TokenLogprob) -> None:
+        """A generated token's log probability (before its text)."""
+        self._put(("logprob", entry))
 
     def _put(self, event: Event, final: bool = False) -> None:
         # RuntimeError: the server stopped and its loop is closed; nobody is listening.
@@ -138,6 +143,10 @@ class JobRunner:
             raise ApiError(429, f"{self.pending} requests are already running or queued; "
                            "try again when one has finished.", code="rate_limit_exceeded")
         job = Job(asyncio.get_running_loop(), client, endpoint, spec.model_id, self._done)
+        constraints = request.constraints
+        if constraints is not None and constraints.top_logprobs is not None:
+            request = replace(request, constraints=replace(constraints,
+                                                           on_logprob=job.logprob))
         self.pending += 1
         self._jobs.add(job)
         _job_id, job.cancel_event = self._service.submit(request, spec, job)
@@ -199,16 +208,21 @@ async def unless_gone(awaitable: Awaitable[T], request: Request, job: Job) -> T:
     raise ClientGoneError
 
 
-async def collect(job: Job) -> tuple[str, GenerationResult]:
-    """Every piece of text, and the result, once the job ends. Raises ApiError."""
+async def collect(job: Job) -> tuple[str, GenerationResult, list[TokenLogprob]]:
+    """Every piece of text, the result and the tokens' log probabilities (when asked
+    for), once the job ends. Raises ApiError."""
     pieces: list[str] = []
+    logprobs: list[TokenLogprob] = []
     while True:
         kind, payload = await job.next_output()
         if kind == "text":
             pieces.append(str(payload))
+        elif kind == "logprob":
+            assert isinstance(payload, TokenLogprob)
+            logprobs.append(payload)
         elif kind == "failed":
             assert isinstance(payload, EngineError)
             raise from_engine(payload)
         else:
             assert isinstance(payload, GenerationResult)
-            return "".join(pieces), payload
+            return "".join(pieces), payload, logprobs

@@ -22,6 +22,7 @@ from llamadesk.api.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
+    ChoiceLogprobs,
     ChunkChoice,
     CompletionRequest,
     Delta,
@@ -30,10 +31,13 @@ from llamadesk.api.schemas import (
     ModelObject,
     TextChoice,
     TextCompletion,
+    TokenLogprobOut,
+    TopLogprob,
     Usage,
 )
 from llamadesk.core.conversation import FinishReason
 from llamadesk.core.registry import ModelEntry
+from llamadesk.services.constraints import TokenLogprob
 from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
 from llamadesk.services.inference import ModelSpec
 
@@ -127,14 +131,15 @@ def build_router(ctx: ApiContext) -> APIRouter:
             job.unread(first)
             if body.stream:
                 usage = bool(body.stream_options and body.stream_options.include_usage)
-                return EventSourceResponse(
-                    _chat_stream(job, cid, created, body.model, usage), sep="\n")
-            _text, result = await unless_gone(collect(job), request, job)
+                return EventSourceResponse(_chat_stream(
+                    job, cid, created, body.model, usage, bool(body.logprobs)), sep="\n")
+            _text, result, logprobs = await unless_gone(collect(job), request, job)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED)
         return JSONResponse(ChatCompletion(
             id=cid, created=created, model=body.model, usage=_usage(result),
             choices=[ChatChoice(message=AssistantMessage(content=result.text),
+                                logprobs=_logprobs(logprobs) if body.logprobs else None,
                                 finish_reason=_finish(result))]).model_dump())
 
     @router.post("/completions", response_model=None)
@@ -148,7 +153,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 usage = bool(body.stream_options and body.stream_options.include_usage)
                 return EventSourceResponse(
                     _text_stream(job, cid, created, body.model, usage), sep="\n")
-            text, result = await unless_gone(collect(job), request, job)
+            text, result, _ = await unless_gone(collect(job), request, job)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED)
         return JSONResponse(TextCompletion(
@@ -165,40 +170,55 @@ def build_router(ctx: ApiContext) -> APIRouter:
     return router
 
 
-async def _events(job: Job) -> AsyncIterator[tuple[str | None, GenerationResult | None]]:
-    """(text, None) for each piece, then (None, result); a failure is yielded as an
-    error event by the caller. Cancels the job when the stream is closed early."""
+async def _events(job: Job) -> AsyncIterator[Event]:
+    """The job's text and log probabilities, then ("ended", result); a failure raises
+    ApiError. Cancels the job when the stream is closed early."""
     try:
         while True:
             kind, payload = await job.next_output()
-            if kind == "text":
-                yield str(payload), None
-            elif kind == "failed":
+            if kind == "failed":
                 assert isinstance(payload, EngineError)
                 raise from_engine(payload)
-            else:
-                assert isinstance(payload, GenerationResult)
-                yield None, payload
+            yield kind, payload
+            if kind == "ended":
                 return
     finally:
         job.cancel()  # the client left, or the server stops (no-op once it ended)
 
 
-async def _chat_stream(job: Job, cid: str, created: int, model: str,
-                       include_usage: bool) -> AsyncIterator[dict[str, str]]:
+def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
+    return ChoiceLogprobs(content=[
+        TokenLogprobOut(token=e.token, logprob=e.logprob, bytes=list(e.bytes),
+                        top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=list(b))
+                                      for t, lp, b in e.top])
+        for e in entries])
+
+
+async def _chat_stream(job: Job, cid: str, created: int, model: str, include_usage: bool,
+                       want_logprobs: bool) -> AsyncIterator[dict[str, str]]:
     exclude = None if include_usage else {"usage"}
+    pending: list[TokenLogprob] = []  # the tokens behind the next piece of text
 
     def chunk(delta: Delta, finish: str | None = None) -> dict[str, str]:
+        logprobs = _logprobs(pending) if want_logprobs and pending else None
+        pending.clear()
         return _sse(ChatCompletionChunk(
             id=cid, created=created, model=model,
-            choices=[ChunkChoice(delta=delta, finish_reason=finish)]), exclude)
+            choices=[ChunkChoice(delta=delta, logprobs=logprobs, finish_reason=finish)]),
+            exclude)
 
     yield chunk(Delta(role="assistant", content=""))
     try:
-        async for text, result in _events(job):
-            if result is None:
-                yield chunk(Delta(content=text))
+        async for kind, payload in _events(job):
+            if kind == "logprob":
+                assert isinstance(payload, TokenLogprob)
+                pending.append(payload)
                 continue
+            if kind == "text":
+                yield chunk(Delta(content=str(payload)))
+                continue
+            assert isinstance(payload, GenerationResult)
+            result = payload
             yield chunk(Delta(), _finish(result))
             if include_usage:
                 yield _sse(ChatCompletionChunk(id=cid, created=created, model=model,
@@ -213,9 +233,12 @@ async def _text_stream(job: Job, cid: str, created: int, model: str,
                        include_usage: bool) -> AsyncIterator[dict[str, str]]:
     exclude = None if include_usage else {"usage"}
     try:
-        async for text, result in _events(job):
+        async for kind, payload in _events(job):
+            result = payload if isinstance(payload, GenerationResult) else None
+            if kind == "logprob":
+                continue
             if result is None:
-                choice = TextChoice(text=text or "")
+                choice = TextChoice(text=str(payload))
             else:
                 choice = TextChoice(text="", finish_reason=_finish(result))
             yield _sse(TextCompletion(id=cid, created=created, model=model,

@@ -7,9 +7,12 @@ The window sends none of them; the engine applies them in the same token loop.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'
@@ -25,6 +28,39 @@ class ReplyConstraints:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     raw_prompt: str | None = None  # continue this text as it is, with no chat template
+    #: With ``on_logprob``: report each token's log probability and this many of the
+    #: likeliest alternatives (OpenAI's ``logprobs`` / ``top_logprobs``).
+    top_logprobs: int | None = None
+    on_logprob: Callable[[TokenLogprob], None] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text and bytes, log probability, and the alternatives."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
+
+
+def token_logprob(logits: npt.NDArray[np.float32], token: int, top_n: int,
+                  piece: Callable[[int], bytes]) -> TokenLogprob:
+    """The log-softmax of ``logits`` at ``token``, and the ``top_n`` likeliest tokens."""
+    values = logits.astype(np.float64)
+    peak = float(values.max())
+    log_total = peak + float(np.log(np.exp(values - peak).sum()))
+
+    def entry(t: int) -> tuple[str, float, tuple[int, ...]]:
+        raw = piece(t)
+        return raw.decode("utf-8", errors="replace"), float(values[t]) - log_total, tuple(raw)
+
+    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
+    if top_n > 0:
+        best = np.argpartition(-values, top_n)[:top_n]
+        top = tuple(entry(int(t)) for t in best[np.argsort(-values[best])])
+    text, logprob, raw = entry(token)
+    return TokenLogprob(text, logprob, raw, top)
 
 
 def json_object_grammar() -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
+import numpy as np
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
@@ -34,7 +35,12 @@ from llamadesk.core.prompt import (
     plan_context,
 )
 from llamadesk.core.streaming import ReplyStream
-from llamadesk.services.constraints import ReplyConstraints, compile_grammar
+from llamadesk.services.constraints import (
+    ReplyConstraints,
+    TokenLogprob,
+    compile_grammar,
+    token_logprob,
+)
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -498,6 +504,8 @@ class LlamaEngine:
                 if reply.finish is not None:
                     break
                 reply.n_generated += 1
+                if constraints.on_logprob is not None:
+                    constraints.on_logprob(self._logprob(token, constraints.top_logprobs or 0))
                 shown = stream.feed(llm.detokenize([token]))
                 if shown:
                     on_text(shown)
@@ -524,6 +532,14 @@ class LlamaEngine:
             on_text(tail)
         reply.ended = time.perf_counter()
         return reply
+
+    def _logprob(self, token: int, top_n: int) -> TokenLogprob:
+        """``token``'s log probability from the logits it was sampled from (the context's
+        last row until the next decode)."""
+        llm = self._require()
+        row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(row, shape=(llm.n_vocab(),))
+        return token_logprob(logits, token, top_n, lambda t: llm.detokenize([t]))
 
     def _finish_reason(self, token: int, cancel: threading.Event) -> FinishReason | None:
         if cancel.is_set():
