@@ -58,7 +58,9 @@ def add_serve_parser(subparsers: Any) -> None:
                        help="allow browser pages from ORIGIN (repeatable; default: none)")
 
 
-def _api_key(args: argparse.Namespace, err: TextIO) -> str | None:
+def api_key_for(args: argparse.Namespace, err: TextIO) -> str | None:
+    """The key ``--api-key`` / ``--new-api-key`` ask for (made and shown once when
+    needed), or None."""
     if not (args.api_key or args.new_api_key):
         return None
     keys = ApiKeyStore()
@@ -79,16 +81,15 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None,
     """Serve until interrupted; returns the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
-    settings = ApiSettings(host=args.host, port=args.port, api_key=None,
-                           cors_origins=tuple(args.cors_origin))
-    try:  # refuse before making a key or loading anything
-        check_settings(ApiSettings(args.host, args.port, "checked below"
-                                   if args.api_key or args.new_api_key else None))
+    try:
+        if not (args.api_key or args.new_api_key):  # refuse before anything is made
+            check_settings(ApiSettings(host=args.host, port=args.port))
+        settings = ApiSettings(host=args.host, port=args.port, api_key=api_key_for(args, err),
+                               cors_origins=tuple(args.cors_origin))
+        check_settings(settings)
     except ApiConfigError as exc:
         print(f"llamadesk: {exc}", file=err)
         return EXIT_FAILED
-    settings = ApiSettings(host=args.host, port=args.port, api_key=_api_key(args, err),
-                           cors_origins=tuple(args.cors_origin))
     return _serve(settings, args.model, out, err)
 
 

@@ -107,3 +107,21 @@ def test_the_api_key_lives_in_the_keyring(memory_keyring: object) -> None:
     assert keys.create().value != made.value
     keys.clear()
     assert ApiKeyStore().get() is None
+
+
+def test_serve_makes_its_key_once_and_then_reuses_it(memory_keyring: object) -> None:
+    import io
+    from argparse import Namespace
+
+    from llamadesk.cli_serve import api_key_for
+
+    assert api_key_for(Namespace(api_key=False, new_api_key=False), io.StringIO()) is None
+    shown = io.StringIO()
+    first = api_key_for(Namespace(api_key=True, new_api_key=False), shown)
+    assert first is not None and first in shown.getvalue(), "shown once, to the user"
+    again = io.StringIO()
+    assert api_key_for(Namespace(api_key=True, new_api_key=False), again) == first
+    assert again.getvalue() == "", "not shown a second time"
+    replaced = api_key_for(Namespace(api_key=False, new_api_key=True), io.StringIO())
+    assert replaced is not None and replaced != first
+    assert ApiKeyStore().get() == replaced
