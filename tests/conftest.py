@@ -16,6 +16,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # environment above is set: tests/support/hub_fixtures.py.
 from hub_fixtures import gated_catalog, hub_server, memory_keyring, paths  # noqa: F401
 
+# Remote OpenAI-compatible servers on loopback ports: tests/support/remote_fixtures.py.
+from remote_fixtures import fault_server, llama_server  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -2,9 +2,10 @@
 
     llamadesk                        open the window
     llamadesk --self-test            load the bundled model, answer a fixed prompt, exit 0
-    llamadesk chat [--new | --conversation ID] "message"
+    llamadesk chat [--new | --conversation ID] [--model ID | --compare A,B] "message"
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
+    llamadesk connections ...        remote OpenAI-compatible servers to chat through
     llamadesk serve ...              the OpenAI-compatible local API, without the window
 """
 
@@ -23,14 +24,17 @@ from typing import TYPE_CHECKING
 
 from llamadesk import APP_NAME, __version__
 from llamadesk.core import bundled
-from llamadesk.core.conversation import Conversation, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
 if TYPE_CHECKING:
-    from llamadesk.services.engine import LlamaEngine
+    from llamadesk.core.conversation import Message
+    from llamadesk.services.backend import ChatBackend
+    from llamadesk.services.chat_session import ChatSession
+    from llamadesk.services.engine import GenerationResult
     from llamadesk.services.inference import ModelSpec
 
 log = logging.getLogger("llamadesk.cli")
@@ -56,23 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--new", action="store_true", help="start a new conversation")
     which.add_argument("--conversation", type=int, metavar="ID",
                        help="continue this conversation (default: the most recent one)")
-    chat.add_argument("--model", metavar="ID",
-                      help="answer with this installed model (see `llamadesk models list`); "
-                           "the conversation keeps it")
+    models = chat.add_mutually_exclusive_group()
+    models.add_argument("--model", metavar="ID",
+                        help="answer with this installed model (see `llamadesk models "
+                             "list`) or a remote one, CONNECTION/MODEL (see `llamadesk "
+                             "connections list`); the conversation keeps it")
+    models.add_argument("--compare", metavar="A,B", type=_model_list,
+                        help="answer with each of these models in turn; the answers are "
+                             "stored as versions of one reply (the window's < 1/2 >)")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_models, cli_serve
+    from llamadesk import cli_chats, cli_connections, cli_models, cli_serve
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
+    cli_connections.add_connections_parser(sub)
     cli_serve.add_serve_parser(sub)
     return parser
 
 
 def _load_engine(model_id: str | None = None,
-                 n_ctx: int | None = None) -> tuple[LlamaEngine, ModelSpec]:
-    """Load ``model_id`` (None: the app's default model) into a fresh engine."""
+                 n_ctx: int | None = None) -> tuple[ChatBackend, ModelSpec]:
+    """Load ``model_id`` (None: the app's default model) into a fresh engine, or connect
+    to the remote server that serves it."""
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
     from llamadesk.services.fit_check import resolve_gpu_layers
@@ -86,6 +97,10 @@ def _load_engine(model_id: str | None = None,
         spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
+    if spec.connection is not None:
+        from llamadesk.services.remote_engine import RemoteEngine
+
+        return RemoteEngine(spec.connection), spec
     engine = LlamaEngine()
     # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
     engine.load(spec.path, resolve_gpu_layers(spec.options, spec.path), model_id=spec.model_id,
@@ -124,11 +139,19 @@ def self_test() -> int:
     return 0
 
 
+def _model_list(text: str) -> list[str]:
+    """``A,B`` -> ["A", "B"]: at least two models to compare."""
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if len(ids) < 2:
+        raise argparse.ArgumentTypeError("name at least two models, separated by commas")
+    return ids
+
+
 def chat(args: argparse.Namespace) -> int:
     """Send one message, stream the reply to stdout, store both (the window's send path:
-    ``ChatSession``)."""
+    ``ChatSession``). With ``--compare``, each model answers in turn, one loaded at a time,
+    and the answers are stored as versions of the same reply."""
     from llamadesk.services.chat_session import ChatSession
-    from llamadesk.services.engine import EngineError
 
     paths = app_paths().ensure()
     try:
@@ -141,41 +164,98 @@ def chat(args: argparse.Namespace) -> int:
         if args.max_tokens:
             params = SamplingParams.from_dict({**params.to_dict(),
                                                "max_tokens": args.max_tokens})
-        try:
-            engine, _spec = _load_engine(args.model or conversation.model_id, params.n_ctx)
-        except EngineError as exc:
-            raise CliError(str(exc)) from exc
+        session = ChatSession(store)
+        if args.compare:
+            return _compare(session, conversation, params, args.compare, args.message)
+        engine, spec = _load_for_chat(args.model or conversation.model_id, params.n_ctx)
         if args.model:  # only once it loaded: a typo must not stick to the chat
             store.update_conversation(conversation.id, model_id=args.model)
-        session = ChatSession(store)
         user = session.add_question(conversation.id, args.message).message
         store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         print(f"[conversation {conversation.id}]", file=sys.stderr)
-        cancel = threading.Event()
-
-        def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-            cancel.set()
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            request = session.request(conversation, params, on_context=session.note_context)
-            result = engine.generate(request, _write, cancel)
-        except EngineError as exc:
-            raise CliError(str(exc)) from exc
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            engine.unload()
-        sys.stdout.write("\n")
-        session.store_reply(conversation.id, user.id, result)
-        if result.context is not None and result.context.dropped:
-            print(f"[{result.context.dropped} older messages are beyond the model's memory; "
-                  "it sees the rest]", file=sys.stderr)
-        stats = result.stats
-        print(f"[{stats.completion_tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s"
-              f"{', stopped' if result.cancelled else ''}]", file=sys.stderr)
-        return 130 if result.cancelled else 0
+        result = _answer(engine, session, conversation, user, params, spec.model_id)
+        return _exit_status(result)
     finally:
         store.close()
+
+
+def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:
+    """The backend that answers with ``model_id``; a remote one says where text goes."""
+    from llamadesk.services.engine import EngineError
+
+    try:
+        engine, spec = _load_engine(model_id, n_ctx)
+    except EngineError as exc:
+        raise CliError(str(exc)) from exc
+    where = engine.capabilities()
+    if where.remote:
+        print(f"[remote: your messages in this chat are sent to {where.destination}]",
+              file=sys.stderr)
+    return engine, spec
+
+
+def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversation,
+            user: Message, params: SamplingParams,
+            model_id: str | None = None) -> GenerationResult:
+    """Stream a reply to the branch ending at ``user`` and store it after ``user``; Ctrl+C
+    stops it (what was written is kept). The engine is unloaded afterwards."""
+    from llamadesk.services.engine import EngineError
+
+    cancel = threading.Event()
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        request = session.request(conversation, params, on_context=session.note_context)
+        result = engine.generate(request, _write, cancel)
+    except EngineError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        engine.unload()
+    sys.stdout.write("\n")
+    session.store_reply(conversation.id, user.id, result, model_id)
+    if result.context is not None and result.context.dropped:
+        print(f"[{result.context.dropped} older messages are beyond the model's memory; "
+              "it sees the rest]", file=sys.stderr)
+    stats = result.stats
+    count = stats.completion_tokens
+    tokens = "? tokens" if count is None else f"{count} tokens"
+    rate = f", {stats.tokens_per_s:.1f} tokens/s" if stats.tokens_per_s else ""
+    print(f"[{tokens}{rate}{', stopped' if result.cancelled else ''}]", file=sys.stderr)
+    if stats.finish_reason == FinishReason.INTERRUPTED:
+        print(f"[interrupted: {stats.finish_detail}; the partial reply is kept]",
+              file=sys.stderr)
+    return result
+
+
+def _exit_status(result: GenerationResult) -> int:
+    """0 for a whole reply, 1 for one a server cut off, 130 for one stopped by Ctrl+C."""
+    if result.stats.finish_reason == FinishReason.INTERRUPTED:
+        return 1
+    return 130 if result.cancelled else 0
+
+
+def _compare(session: ChatSession, conversation: Conversation, params: SamplingParams,
+             model_ids: list[str], text: str) -> int:
+    """Each model answers ``text`` in turn; every answer is a version of one reply."""
+    store = session.store
+    user = session.add_question(conversation.id, text).message
+    store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
+    print(f"[conversation {conversation.id}]", file=sys.stderr)
+    for number, model_id in enumerate(model_ids, 1):
+        print(f"[{number}/{len(model_ids)} {model_id}: loading…]", file=sys.stderr)
+        engine, _spec = _load_for_chat(model_id, params.n_ctx)
+        # Each model answers the question, not the previous model's answer.
+        store.set_leaf(conversation.id, user.id)
+        print(f"## {model_id}")
+        if _answer(engine, session, conversation, user, params, model_id).cancelled:
+            return 130
+    print(f"[{len(model_ids)} versions of the reply stored; the window's Compare view "
+          "shows them side by side]", file=sys.stderr)
+    return 0
 
 
 def _conversation_for(args: argparse.Namespace, store: ConversationStore,
@@ -233,6 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_chats
 
             return cli_chats.run_chats(args)
+        if args.command == "connections":
+            from llamadesk import cli_connections
+
+            return cli_connections.run_connections(args)
         if args.command == "serve":
             from llamadesk import cli_serve
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from llamadesk.core.catalog import CatalogEntry, CatalogError, ModelCatalog
+from llamadesk.core.catalog import CatalogEntry, CatalogError, Licence, ModelCatalog
+from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.downloads import (
     DownloadCancelled,
     DownloadControl,
@@ -42,9 +43,20 @@ from llamadesk.core.downloads import (
 )
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
 from llamadesk.core.hub import HubClient, HubError
-from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances, acceptance_text
+from llamadesk.core.licences import (
+    ACCEPTANCES_FILE,
+    LLAMA2,
+    LicenceAcceptances,
+    acceptance_text,
+)
 from llamadesk.core.paths import AppPaths, app_paths
-from llamadesk.core.registry import ModelRegistry, ModelSource, RegistryError
+from llamadesk.core.registry import (
+    LicenceRequiredError,
+    ModelEntry,
+    ModelRegistry,
+    ModelSource,
+    RegistryError,
+)
 from llamadesk.core.secrets import InvalidTokenError, SecretStore, TokenSource
 from llamadesk.core.settings import load_settings
 from llamadesk.core.units import format_bytes, format_duration, format_speed
@@ -87,9 +99,16 @@ def add_models_parser(subparsers: Any) -> None:
                      help="use the file where it is instead of copying it")
     imp.add_argument("--name", help="the name to show")
     imp.add_argument("--chat-format", help="fallback chat format for files without a template")
+    imp.add_argument("--accept-licence", action="store_true",
+                     help="accept the model's licence without asking (for scripts)")
     remove = sub.add_parser("remove", help="forget a model and delete its downloaded file")
     remove.add_argument("id")
     remove.add_argument("--keep-file", action="store_true", help="only forget it")
+    fmt = sub.add_parser("chat-format",
+                         help="show or set the chat format used when a model's file has no "
+                              "usable template of its own")
+    fmt.add_argument("id")
+    fmt.add_argument("format", nargs="?", choices=sorted(FALLBACK_FORMATS))
     path = sub.add_parser("path", help="print the path of a model's file")
     path.add_argument("id")
     token = sub.add_parser("token", help="the Hugging Face token for gated models")
@@ -263,26 +282,39 @@ def _request_for(ctx: _Context, args: argparse.Namespace) -> DownloadRequest:
     return DownloadRequest(entry.repo, item.file, entry.revision, entry.id)
 
 
-def _confirm_licence(ctx: _Context, entry: CatalogEntry, accept: bool) -> None:
-    if not ctx.licences.needs_acceptance(entry.licence):
+def _confirm_licence(ctx: _Context, licence: Licence | None, accept: bool) -> None:
+    if licence is None or not ctx.licences.needs_acceptance(licence):
         return
-    print(acceptance_text(entry.licence), file=ctx.out)
+    print(acceptance_text(licence), file=ctx.out)
     if not accept:
         if not sys.stdin.isatty():
-            raise ModelsCliError(f"{entry.licence.name} must be accepted first: read it, then "
+            raise ModelsCliError(f"{licence.name} must be accepted first: read it, then "
                                  "run the command again with --accept-licence.")
         answer = input("Do you accept these terms? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
             raise ModelsCliError("Licence not accepted; nothing was downloaded.")
-    ctx.licences.accept(entry.licence)
-    print(f"Accepted the {entry.licence.name}.", file=ctx.out)
+    ctx.licences.accept(licence)
+    print(f"Accepted the {licence.name}.", file=ctx.out)
 
 
 def _download(ctx: _Context, args: argparse.Namespace) -> int:
     request = _request_for(ctx, args)
     entry = ctx.downloader.catalog_entry(request)
     if entry is not None:
-        _confirm_licence(ctx, entry, args.accept_licence)
+        _confirm_licence(ctx, entry.licence, args.accept_licence)
+    try:
+        return _fetch(ctx, request)
+    except DownloadError as exc:
+        if exc.kind != DownloadErrorKind.LICENCE:
+            raise
+        # A model found by search that the Hub's metadata, or the file's own, names a
+        # Llama 2 derivative (catalog models were asked for above, so this is the only
+        # licence refused here). Verified bytes are kept: accepting finishes the download.
+        _confirm_licence(ctx, LLAMA2, args.accept_licence)
+        return _fetch(ctx, request)
+
+
+def _fetch(ctx: _Context, request: DownloadRequest) -> int:
     partial = next((p for p in ctx.downloader.partials() if p.request.key == request.key), None)
     if partial is not None and partial.done:
         print(f"Resuming {request.filename} from {format_bytes(partial.done)} of "
@@ -322,8 +354,15 @@ def _download(ctx: _Context, args: argparse.Namespace) -> int:
 
 # -- local files -----------------------------------------------------------------------------
 def _import(ctx: _Context, args: argparse.Namespace) -> int:
-    entry = ctx.registry.import_file(args.path, link=args.link, name=args.name,
-                                     chat_format=args.chat_format)
+    def register() -> ModelEntry:
+        return ctx.registry.import_file(args.path, link=args.link, name=args.name,
+                                        chat_format=args.chat_format)
+
+    try:
+        entry = register()
+    except LicenceRequiredError as exc:  # the file names itself a Llama 2 derivative
+        _confirm_licence(ctx, exc.licence, args.accept_licence)
+        entry = register()
     how = "linked (used where it is)" if args.link else "copied into the models folder"
     print(f"Imported {entry.name} as {entry.id}, {how}: {entry.quantisation or '?'}, "
           f"{format_bytes(entry.size)}, context {entry.context_length or '?'}.", file=ctx.out)
@@ -373,10 +412,23 @@ def _token(ctx: _Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _chat_format(ctx: _Context, args: argparse.Namespace) -> int:
+    if args.format is not None:
+        entry = ctx.registry.set_chat_format(args.id, args.format)
+    else:
+        found = ctx.registry.get(args.id)
+        if found is None:
+            raise ModelsCliError(f"no installed model {args.id!r} (see `llamadesk models list`)")
+        entry = found
+    print(f"{entry.id}: {entry.chat_format} (used when the file has no usable template)",
+          file=ctx.out)
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[_Context, argparse.Namespace], int]] = {
     "list": _list, "catalog": _catalog, "search": _search, "files": _files,
     "download": _download, "import": _import, "remove": _remove, "path": _path,
-    "token": _token,
+    "token": _token, "chat-format": _chat_format,
 }
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "add_models_parser", "run_models"]

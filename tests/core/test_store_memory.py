@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from llamadesk.core.conversation import Role
-from llamadesk.core.store import LAST_CONVERSATION_KEY, MIGRATIONS, ConversationStore
+from llamadesk.core.store import (
+    LAST_CONVERSATION_KEY,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ConversationStore,
+)
 
 
 @pytest.fixture
@@ -116,7 +121,7 @@ def test_upgrade_from_version_2_keeps_every_chat(db_path: Path) -> None:
     con.close()
     s = ConversationStore(db_path)
     try:
-        assert s.schema_version == 3
+        assert s.schema_version == SCHEMA_VERSION
         assert [m.content for m in s.messages(1)] == ["hi", "hello"]
         assert s.memory_start(1) is None
         s.set_memory_start(1)

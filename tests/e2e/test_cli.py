@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from model_files import variant_of
 
 TIMEOUT = 300  # generous: a shared machine; the benchmark measures speed
 
@@ -207,3 +208,39 @@ def test_chat_notes_when_older_messages_are_beyond_the_models_memory(
     assert messages[-1].role == Role.ASSISTANT and messages[-2].content == "And the mill's pond?"
     dropped = [m.id for m in messages].index(start)
     assert notes[0].startswith(f"[{dropped} older messages")
+
+
+def test_chat_compare_stores_one_version_per_model(bundled_model_path: Path, home: Path,
+                                                    tmp_path: Path) -> None:
+    variant = variant_of(bundled_model_path, tmp_path / "variant.gguf")
+    imported = llamadesk("models", "import", str(variant), "--name", "Second model")
+    assert imported.returncode == 0, imported.stderr
+    listed = llamadesk("models", "list")
+    other = next(line.split()[0] for line in listed.stdout.splitlines()
+                 if "Second model" in line)
+    bundled_id = "smollm2-135m-instruct-q4_1"
+
+    result = llamadesk("chat", "--new", "--max-tokens", "12", "--compare",
+                       f"{bundled_id},{other}", "Name a colour.")
+    assert result.returncode == 0, result.stderr
+    assert f"## {bundled_id}" in result.stdout and f"## {other}" in result.stdout
+    assert f"[1/2 {bundled_id}: loading…]" in result.stderr
+    assert "2 versions of the reply stored" in result.stderr
+
+    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    rows = db.execute("SELECT id, role, parent_id, model_id FROM messages "
+                      "ORDER BY id").fetchall()
+    conversation_model = db.execute("SELECT model_id FROM conversations").fetchone()[0]
+    db.close()
+    question, first, second = rows
+    assert question[1] == "user"
+    # Both answers follow the question (versions of one reply), each from its model.
+    assert [(r[1], r[2], r[3]) for r in (first, second)] == [
+        ("assistant", question[0], bundled_id), ("assistant", question[0], other)]
+    assert conversation_model != other, "comparing does not change the chat's model"
+
+
+def test_chat_compare_needs_two_models() -> None:
+    result = llamadesk("chat", "--compare", "only-one", "hello")
+    assert result.returncode == 2
+    assert "at least two models" in result.stderr

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gguf_tools import tiny_model
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
@@ -23,6 +24,7 @@ from hub_fixtures import (
 from hubserver import HubServer
 
 SIZE = 98_362_432
+SMOL_BUNDLED = "smollm2-135m-instruct-q4_1"
 PART = "test-org__SmolLM2-135M-Instruct-GGUF__SmolLM2-135M-Instruct.Q4_1.gguf.part"
 
 
@@ -162,6 +164,36 @@ def test_catalog_download_asks_for_the_licence(hub_server: HubServer, home: Path
     assert again.returncode == 0 and "Accepted" not in again.stdout
 
 
+def test_a_searched_llama2_derivative_asks_for_the_licence(
+        hub_server: HubServer, home: Path, bundled_model_path: Path) -> None:
+    # Not in the catalog; only the Hub's metadata names it a Llama 2 derivative.
+    hub_server.add_repo("someone/Llama-2-7B-Tale-GGUF", {"tale.Q4_1.gguf": bundled_model_path},
+                        tags=["gguf", "license:llama2"], card_data={"license": "llama2"})
+    refused = run(hub_server, home, "download", "someone/Llama-2-7B-Tale-GGUF",
+                  "tale.Q4_1.gguf")
+    assert "must be accepted first" in one_line_failure(refused)
+    assert hub_server.downloads_of("tale.Q4_1.gguf") == []
+
+    accepted = run(hub_server, home, "download", "someone/Llama-2-7B-Tale-GGUF",
+                   "tale.Q4_1.gguf", "--accept-licence")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Accepted the Llama 2 Community License" in accepted.stdout
+    assert "tale.q4_1" in run(hub_server, home, "list").stdout.lower()
+
+
+def test_importing_a_llama2_derivative_asks_for_the_licence(
+        hub_server: HubServer, home: Path, tmp_path: Path) -> None:
+    source = tiny_model(tmp_path / "my-llama-2-tune.gguf", metadata={"general.license": "llama2"})
+    refused = run(hub_server, home, "import", str(source))
+    assert "must be accepted first" in one_line_failure(refused)
+    assert "my-llama-2-tune" not in run(hub_server, home, "list").stdout
+
+    accepted = run(hub_server, home, "import", str(source), "--accept-licence")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Accepted the Llama 2 Community License" in accepted.stdout
+    assert "my-llama-2-tune" in run(hub_server, home, "list").stdout
+
+
 def test_hostile_name_and_bad_import(hub_server: HubServer, home: Path, tmp_path: Path,
                                      bundled_model_path: Path) -> None:
     line = one_line_failure(run(hub_server, home, "download", HOSTILE_REPO, HOSTILE_FILE))
@@ -189,3 +221,17 @@ def test_hostile_name_and_bad_import(hub_server: HubServer, home: Path, tmp_path
 def test_usage_errors_exit_2(hub_server: HubServer, home: Path, args: list[str]) -> None:
     result = run(hub_server, home, *args)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_chat_format_shows_and_sets_a_models_fallback(hub_server: HubServer, home: Path,
+                                                      bundled_model_path: Path) -> None:
+    shown = run(hub_server, home, "chat-format", SMOL_BUNDLED)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"{SMOL_BUNDLED}: chatml")
+    changed = run(hub_server, home, "chat-format", SMOL_BUNDLED, "zephyr")
+    assert changed.returncode == 0 and f"{SMOL_BUNDLED}: zephyr" in changed.stdout
+    assert f"{SMOL_BUNDLED}: zephyr" in run(hub_server, home, "chat-format", SMOL_BUNDLED).stdout
+    unknown = run(hub_server, home, "chat-format", "no-such-model")
+    assert "no installed model 'no-such-model'" in one_line_failure(unknown)
+    bad = run(hub_server, home, "chat-format", SMOL_BUNDLED, "klingon")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -54,6 +54,7 @@ class Turn:
     result: GenerationResult
     prompt: list[int]
     evaluated: int
+    shifted: int  # tokens kept by moving them down in the context, not read again
 
 
 @dataclass
@@ -77,7 +78,7 @@ class Chat:
         result = self.engine.generate(request, lambda _text: None, threading.Event())
         session.store_reply(self.conversation_id, asked.id, result)
         turn = Turn(request, result, self.engine.prompt_tokens(request),
-                    self.engine.last_prompt_evaluated)
+                    self.engine.last_prompt_evaluated, self.engine.context.last_shifted)
         self.turns.append(turn)
         return turn
 
@@ -115,6 +116,11 @@ def check_long_chat(engine: LlamaEngine, store: ConversationStore, turns: int) -
         if previous is not None and not context.moved:
             # The same memory start: only what is new since the last prompt is read.
             assert turn.evaluated <= len(turn.prompt) - len(previous.prompt) + 4, i
+        if context.moved and context.memory_start_id != turn.request.history[-1].id:
+            # The start moved, keeping older messages: they were shifted down in the
+            # context, not read again.
+            assert turn.shifted > 0, i
+            assert turn.evaluated <= len(turn.prompt) - turn.shifted, i
     return chat
 
 
@@ -135,10 +141,36 @@ def test_chatml_a_chat_ten_times_the_context_answers_every_turn(
 
 
 @LONG
+def test_a_moved_memory_start_shifts_the_kept_messages_instead_of_reading_them(
+        bundled_model_path: Path, store: ConversationStore) -> None:
+    """With room to keep older messages when the start moves (n_ctx 512, short
+    questions), those turns read only the new question: the kept messages' tokens are
+    moved down in the KV cache, and it still holds exactly a fresh render."""
+    engine = LlamaEngine(kv_cache_bytes=64 * 1024 * 1024)
+    engine.load(bundled_model_path, LoadOptions(n_ctx=512, n_threads=2), model_id="b")
+    try:
+        chat = new_chat(engine, store)
+        params = SamplingParams(temperature=0.7, max_tokens=16, n_ctx=512, seed=5)
+        store.update_conversation(chat.conversation_id, params=params)
+        for i in range(40):
+            turn = chat.ask(f"Question {i}: one fact about {TOPICS[i % len(TOPICS)]}?")
+            assert turn is not None
+            assert_context_is_a_fresh_render(engine, turn)
+        shifted = [t for t in chat.turns if t.shifted]
+        assert len(shifted) >= 2, "the start moved, keeping messages, more than once"
+        for turn in shifted:
+            assert turn.result.context is not None and turn.result.context.moved
+            assert turn.evaluated <= len(turn.prompt) - turn.shifted
+    finally:
+        engine.unload()
+
+
+@LONG
 def test_llama2_format_with_questions_in_a_row_and_overflows(
         engine: LlamaEngine, store: ConversationStore) -> None:
-    """Meta's strict Llama 2 template (no shifting: it merges the system prompt into the
-    first question), with a reply that never came in the middle."""
+    """Meta's strict Llama 2 template (it merges the system prompt into the first kept
+    question, so a shift keeps only the tokens that still match), with a reply that
+    never came in the middle."""
     engine.set_template(ChatTemplate.compile(LLAMA2_OFFICIAL, "model's own"))
     chat = new_chat(engine, store)
     for i in range(3):

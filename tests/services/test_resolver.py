@@ -64,3 +64,16 @@ def test_unknown_and_missing_models_fail_with_a_sentence(
     Path(gone.path).unlink()
     with pytest.raises(LookupError, match="The file of Gone is gone"):
         resolver(gone.id, 1024)
+
+
+def test_the_chat_format_chosen_for_a_model_is_the_one_it_loads_with(
+        qtbot: QtBot, registry: ModelRegistry, tmp_path: Path) -> None:
+    resolver = make_resolver(lambda: AppSettings(), registry)
+    shipped = resolver(BUNDLED, 1024).fallback_format
+    chosen = "llama-2" if shipped != "llama-2" else "vicuna"
+    registry.set_chat_format(BUNDLED, chosen)
+    assert resolver(BUNDLED, 1024).fallback_format == chosen, "the bundled model's choice"
+    assert resolver(None, 1024).fallback_format == chosen, "also as the default model"
+    other = registry.import_file(write_tiny_gguf(tmp_path / "o.gguf", seed=4), link=True)
+    registry.set_chat_format(other.id, "zephyr")
+    assert resolver(other.id, 1024).fallback_format == "zephyr"

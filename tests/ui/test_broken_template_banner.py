@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from gguf_tools import with_metadata
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
@@ -54,3 +55,36 @@ def test_the_banner_says_the_template_broke_and_the_chat_goes_on(
     assert not window.chat.banner.isVisible(), "warned once, not at every message"
     assert window.inference.model_info is not None
     assert window.inference.model_info.template_name == "chatml"
+
+
+def test_the_banner_offers_another_chat_format_and_the_next_reply_uses_it(
+        qtbot: QtBot, window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    with qtbot.waitSignal(window.inference.model_loaded, timeout=WAIT_MS):
+        window.show()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        qtbot.keyClicks(window.chat.composer, "Hello there")
+        qtbot.keyClick(window.chat.composer, Qt.Key.Key_Return)
+    banner = window.chat.banner
+    assert banner.isVisible() and banner.action_button.isVisible()
+    assert banner.action_button.text() == "Choose chat format…"
+    offered: list[list[str]] = []
+
+    def pick(_parent: object, _title: str, _label: str, items: list[str], current: int,
+             _editable: bool) -> tuple[str, bool]:
+        offered.append(items)
+        assert items[current] == "chatml", "the format in use is preselected"
+        return "zephyr", True
+
+    monkeypatch.setattr(QInputDialog, "getItem", pick)
+    qtbot.mouseClick(banner.action_button, Qt.MouseButton.LeftButton)
+    assert offered and "zephyr" in offered[0] and "llama-2" in offered[0]
+    model_id = window.inference.model_info.model_id if window.inference.model_info else ""
+    assert window.ctx.registry.get(model_id).chat_format == "zephyr"  # type: ignore[union-attr]
+
+    # The next reply reloads the model with the chosen format.
+    with (qtbot.waitSignal(window.inference.model_loaded, timeout=WAIT_MS),
+          qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS)):
+        qtbot.keyClicks(window.chat.composer, "And again")
+        qtbot.keyClick(window.chat.composer, Qt.Key.Key_Return)
+    assert window.inference.model_info is not None
+    assert window.inference.model_info.template_name == "zephyr"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gguf_tools import tiny_model
 from hub_fixtures import (
     GATED_FILE,
     GATED_REPO,
@@ -20,11 +21,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
-from llamadesk.core.catalog import CatalogEntry, ModelCatalog
+from llamadesk.core.catalog import Licence, ModelCatalog
 from llamadesk.core.downloads import DownloadRequest
 from llamadesk.core.fit import CacheTypes, MemoryBudget, ModelShape, kv_cache_bytes
 from llamadesk.core.hub import HubClient
-from llamadesk.core.licences import ACCEPTANCES_FILE, LicenceAcceptances
+from llamadesk.core.licences import ACCEPTANCES_FILE, LLAMA2, LicenceAcceptances
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.secrets import SecretStore, TokenSource
 from llamadesk.services.downloads import DownloadService
@@ -38,11 +39,14 @@ GB = 1_000_000_000
 def page(qtbot: QtBot, paths: AppPaths, hub_server: HubServer,
          gated_catalog: ModelCatalog) -> Iterator[ModelManagerPage]:
     secrets = SecretStore(environ={})
-    downloader = make_downloader(paths, secrets=secrets, catalog=gated_catalog)
+    # The downloader enforces the licences the page asks for, on the same file, as in the app.
+    licences = LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE)
+    downloader = make_downloader(paths, secrets=secrets, catalog=gated_catalog,
+                                 licences=LicenceAcceptances(licences.path))
     downloads = DownloadService(downloader)
     queries = HubQueryService(HubClient(token=secrets.hf_token))
     widget = ModelManagerPage(downloads, queries, downloader.registry, gated_catalog,
-                        LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE), secrets,
+                        licences, secrets,
                         n_ctx=2048, budget=lambda: MemoryBudget(16 * GB, 8 * GB))
     qtbot.addWidget(widget)
     yield widget
@@ -132,7 +136,8 @@ def test_gated_download_asks_for_a_token_then_succeeds(qtbot: QtBot, page: Model
         return HF_TOKEN_VALUE
 
     monkeypatch.setattr(page, "ask_token", give_token)
-    monkeypatch.setattr(page, "ask_licence", lambda entry: True)  # its repo is in the catalog
+    # Its repo is in the catalog, under the Llama 2 licence.
+    monkeypatch.setattr(page, "ask_licence", lambda licence, name: True)
     with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
         page.download(DownloadRequest(GATED_REPO, GATED_FILE))
     assert len(asked) == 1 and "gated repository" in asked[0]
@@ -145,17 +150,60 @@ def test_licence_is_asked_once(qtbot: QtBot, page: ModelManagerPage,
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN_VALUE)
     entry = page.catalog.get("llama-2-test")
     assert entry is not None
-    monkeypatch.setattr(page, "ask_licence", lambda e: False)
+    monkeypatch.setattr(page, "ask_licence", lambda licence, name: False)
     assert page.download(DownloadRequest.for_catalog(entry)) is None
     assert "Licence not accepted" in page.status.text()
 
-    shown: list[CatalogEntry] = []
-    monkeypatch.setattr(page, "ask_licence", lambda e: shown.append(e) or True)
+    shown: list[tuple[Licence, str]] = []
+    monkeypatch.setattr(page, "ask_licence",
+                        lambda licence, name: shown.append((licence, name)) or True)
     monkeypatch.setattr(page.downloads.downloader.hub, "_token", lambda: HF_TOKEN_VALUE)
     with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
         page.download(DownloadRequest.for_catalog(entry))
-    assert shown == [entry] and page.licences.is_accepted("llama2")
+    assert shown == [(entry.licence, entry.name)] and page.licences.is_accepted("llama2")
     assert not page.licences.needs_acceptance(entry.licence)
+
+
+def test_a_searched_llama2_finetune_asks_for_the_licence_then_resumes(
+        qtbot: QtBot, page: ModelManagerPage, hub_server: HubServer,
+        bundled_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not in the catalog: only the Hub's metadata names it a Llama 2 derivative.
+    hub_server.add_repo("someone/Llama-2-7B-Tale-GGUF", {"tale.Q4_1.gguf": bundled_model_path},
+                        tags=["gguf", "license:llama2"], card_data={"license": "llama2"})
+    shown: list[tuple[Licence, str]] = []
+    monkeypatch.setattr(page, "ask_licence",
+                        lambda licence, name: shown.append((licence, name)) or False)
+    request = DownloadRequest("someone/Llama-2-7B-Tale-GGUF", "tale.Q4_1.gguf")
+    with qtbot.waitSignal(page.downloads.download_failed, timeout=60_000):
+        key = page.download(request)
+    assert key is not None
+    assert shown == [(LLAMA2, "tale.Q4_1.gguf")]
+    assert "kept paused" in page.status.text()
+    assert not hub_server.downloads_of("tale.Q4_1.gguf"), "not a byte before acceptance"
+
+    # Resumed by hand, refused again; this time the user accepts and it finishes.
+    monkeypatch.setattr(page, "ask_licence",
+                        lambda licence, name: shown.append((licence, name)) or True)
+    with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
+        page.download_list.resume(key)
+    assert len(shown) == 2 and page.licences.is_accepted("llama2")
+    assert "tale.q4_1" in " ".join(page.installed_ids()).lower()
+
+
+def test_importing_a_llama2_derivative_asks_for_the_licence_then_imports(
+        qtbot: QtBot, page: ModelManagerPage, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tiny_model(tmp_path / "my-llama-2-tune.gguf", metadata={"general.license": "llama2"})
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(source), ""))
+    monkeypatch.setattr(page, "ask_link", lambda path: True)
+    shown: list[tuple[Licence, str]] = []
+    monkeypatch.setattr(page, "ask_licence",
+                        lambda licence, name: shown.append((licence, name)) or True)
+    with qtbot.waitSignal(page.models_changed, timeout=60_000):
+        qtbot.mouseClick(page.import_button, Qt.MouseButton.LeftButton)
+    assert [licence for licence, _name in shown] == [LLAMA2]
+    assert page.licences.is_accepted("llama2")
+    assert any("my-llama-2-tune" in i for i in page.installed_ids())
 
 
 def test_import_and_remove(qtbot: QtBot, page: ModelManagerPage, tmp_path: Path,

@@ -62,7 +62,7 @@ def _page(qtbot: QtBot, paths: AppPaths, catalog: ModelCatalog,
 def _gated_download_with_a_typed_token(qtbot: QtBot, page: ModelManagerPage,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(page, "ask_token", lambda _reason: HF_TOKEN_VALUE)  # the user types it
-    monkeypatch.setattr(page, "ask_licence", lambda _entry: True)
+    monkeypatch.setattr(page, "ask_licence", lambda _licence, _name: True)
     with qtbot.waitSignal(page.downloads.download_finished, timeout=60_000):
         page.download(DownloadRequest(GATED_REPO, GATED_FILE))
 

@@ -20,7 +20,8 @@ settings and the branch on screen::
          "content": "...", "created_at": 1714571001.2, "model_id": null,
          "stats": {"prompt_tokens": null, "completion_tokens": null, "ttft_ms": null,
                    "tokens_per_s": null, "prompt_tokens_per_s": null,
-                   "finish_reason": "stop" | "length" | "stopped" | "interrupted" | null}}
+                   "finish_reason": "stop" | "length" | "stopped" | "interrupted" | null,
+                   "finish_detail": "why it was interrupted" (optional)}}
       ]
     }
 
@@ -175,6 +176,8 @@ def _stats_dict(stats: MessageStats) -> dict[str, Any]:
         "tokens_per_s": stats.tokens_per_s,
         "prompt_tokens_per_s": stats.prompt_tokens_per_s,
         "finish_reason": str(stats.finish_reason) if stats.finish_reason else None,
+        # Only when there is one: documents without it stay as they were.
+        **({"finish_detail": stats.finish_detail} if stats.finish_detail else {}),
     }
 
 
@@ -188,7 +191,8 @@ def _message_from_row(row: sqlite3.Row) -> Message:
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
             ttft_ms=row["ttft_ms"], tokens_per_s=row["tokens_per_s"],
             prompt_tokens_per_s=row["prompt_tokens_per_s"],
-            finish_reason=FinishReason(reason) if reason else None))
+            finish_reason=FinishReason(reason) if reason else None,
+            finish_detail=row["finish_detail"]))
 
 
 # -- reading and checking -------------------------------------------------------------------
@@ -291,6 +295,8 @@ def _stats(data: dict[str, Any], where: str) -> MessageStats:
         tokens_per_s=_number_or_none(data, "tokens_per_s", where),
         prompt_tokens_per_s=_number_or_none(data, "prompt_tokens_per_s", where),
         finish_reason=FinishReason(reason) if reason is not None else None,
+        finish_detail=(_str_or_none(data, "finish_detail", where)
+                       if "finish_detail" in data else None),
     )
 
 
@@ -434,12 +440,12 @@ def import_document(store: ConversationStore, document: ChatDocument) -> Convers
                 cur = db.execute(
                     "INSERT INTO messages (conversation_id, parent_id, role, content, "
                     "created_at, model_id, prompt_tokens, completion_tokens, ttft_ms, "
-                    "tokens_per_s, prompt_tokens_per_s, finish_reason) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "tokens_per_s, prompt_tokens_per_s, finish_reason, finish_detail) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (conversation_id, None if m.parent is None else new_ids[m.parent],
                      str(m.role), m.content, m.created_at, m.model_id, s.prompt_tokens,
                      s.completion_tokens, s.ttft_ms, s.tokens_per_s, s.prompt_tokens_per_s,
-                     str(s.finish_reason) if s.finish_reason else None))
+                     str(s.finish_reason) if s.finish_reason else None, s.finish_detail))
                 new_ids[m.id] = int(cur.lastrowid or 0)
             leaf = document.current_leaf
             db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",

@@ -17,12 +17,13 @@ class Role(StrEnum):
 
 class FinishReason(StrEnum):
     """Why a reply ended. ``stopped`` means the user pressed Stop; ``interrupted`` that
-    the app ended (a crash, a power cut) while writing it. The partial text is kept."""
+    the app ended (a crash, a power cut) or a remote server stopped answering while it was
+    written (``MessageStats.finish_detail`` says why). The partial text is kept."""
 
     STOP = "stop"
     LENGTH = "length"
     STOPPED = "stopped"
-    INTERRUPTED = "interrupted"  # the app ended mid-reply; the last checkpoint was kept
+    INTERRUPTED = "interrupted"  # the app or the server ended mid-reply; text kept
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class MessageStats:
     tokens_per_s: float | None = None
     prompt_tokens_per_s: float | None = None
     finish_reason: FinishReason | None = None
+    #: Why an interrupted reply ended, in words (e.g. the remote server closed the stream).
+    finish_detail: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""The Hugging Face token: from the environment, the system keyring, or this session only.
+"""Secrets: the Hugging Face token, the API keys of remote connections, and the local
+API's own key.
+
+The Hugging Face token comes from the environment, the system keyring, or this session
+only. A connection's API key is kept under user ``connection:<name>`` in the keyring,
+else in memory for the session; it is never read from the environment (a key meant for
+one service must not be sent to another).
 
 Order: ``HF_TOKEN`` in the environment (what Hugging Face users expect), then the
 keyring (service "LlamaDesk", user "huggingface"), then a token entered during this
@@ -25,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "LlamaDesk"
 HF_USER = "huggingface"
-API_KEY_USER = "local-api"
+API_KEY_USER = "local-api"  # the local API's own key (not a connection's: no prefix)
 ENV_VAR = "HF_TOKEN"
 
 
@@ -64,6 +70,7 @@ class SecretStore:
         self._environ = environ if environ is not None else os.environ
         self._lock = threading.Lock()
         self._session_token: str | None = None
+        self._session_keys: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"SecretStore(source={self.hf_token_source().name})"
@@ -141,6 +148,62 @@ class SecretStore:
                 pass  # nothing was stored
             except keyring.errors.KeyringError as exc:
                 log.warning("cannot remove the token from the keyring (%s)", type(exc).__name__)
+
+    # -- API keys of remote connections --------------------------------------------------
+    def api_key(self, connection: str) -> str | None:
+        """The key to send to ``connection``, or None (no key: none is sent)."""
+        if self.keyring_usable():
+            try:
+                stored = keyring.get_password(SERVICE, _connection_user(connection))
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot read a connection key from the keyring (%s)",
+                            type(exc).__name__)
+                stored = None
+            if stored:
+                return stored
+        with self._lock:
+            return self._session_keys.get(connection.lower())
+
+    def set_api_key(self, connection: str, key: str) -> TokenSaveResult:
+        """Keep ``key`` for ``connection``: in the keyring if possible, else in memory."""
+        key = key.strip()
+        if not key:
+            raise InvalidTokenError("the key is empty")
+        if any(c.isspace() or not c.isprintable() for c in key):
+            raise InvalidTokenError("a key cannot contain spaces, line breaks or control "
+                                    "characters")
+        with self._lock:
+            self._session_keys[connection.lower()] = key
+        if self.keyring_usable():
+            try:
+                keyring.set_password(SERVICE, _connection_user(connection), key)
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot store a connection key in the keyring (%s)",
+                            type(exc).__name__)
+                return TokenSaveResult(False, "The system keyring refused the key, so it is "
+                                       "kept for this session only.")
+            log.info("API key of connection %s stored in the system keyring", connection)
+            return TokenSaveResult(True, "Key saved in the system keyring.")
+        return TokenSaveResult(False, "No system keyring is available, so the key is kept "
+                               "for this session only.")
+
+    def clear_api_key(self, connection: str) -> None:
+        """Forget ``connection``'s key (keyring and session)."""
+        with self._lock:
+            self._session_keys.pop(connection.lower(), None)
+        if self.keyring_usable():
+            try:
+                keyring.delete_password(SERVICE, _connection_user(connection))
+            except keyring.errors.PasswordDeleteError:
+                pass  # nothing was stored
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot remove a connection key from the keyring (%s)",
+                            type(exc).__name__)
+
+
+def _connection_user(connection: str) -> str:
+    # Connection names compare case-insensitively, so their keys do too.
+    return f"connection:{connection.lower()}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from llamadesk.core import connections as remote
+from llamadesk.core.connections import Connection, RemoteSettings
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.hardware import physical_cores
 
@@ -91,6 +93,9 @@ class AppSettings:
     default_system_prompt: str = "You are a helpful assistant."
     model_id: str | None = None  # None: the bundled model
     appearance: AppearanceSettings = field(default_factory=AppearanceSettings)
+    #: Remote OpenAI-compatible servers the user added (their keys are in the keychain).
+    connections: tuple[Connection, ...] = ()
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -112,7 +117,15 @@ class AppSettings:
                                                cls.default_system_prompt)),
             model_id=data.get("model_id"),
             appearance=appearance.validated(),
+            connections=remote.from_list(data.get("connections")),
+            remote=_remote_settings(data.get("remote")),
         )
+
+
+def _remote_settings(data: object) -> RemoteSettings:
+    known = {f.name for f in fields(RemoteSettings)}
+    values = {k: v for k, v in data.items() if k in known} if isinstance(data, dict) else {}
+    return RemoteSettings(**values).validated()
 
 
 def load_settings(path: Path) -> AppSettings:

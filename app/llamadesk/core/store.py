@@ -96,8 +96,13 @@ _MIGRATION_3 = """
         );
 """
 
+# Why a reply was interrupted (a remote server that died mid-reply), in words.
+_MIGRATION_4 = """
+        ALTER TABLE messages ADD COLUMN finish_detail TEXT;
+"""
+
 #: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -291,12 +296,14 @@ class ConversationStore:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, content, created_at, "
                 "model_id, prompt_tokens, completion_tokens, ttft_ms, tokens_per_s, "
-                "prompt_tokens_per_s, finish_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "prompt_tokens_per_s, finish_reason, finish_detail) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (conversation_id, parent_id, str(role), content,
                  now if created_at is None else created_at, model_id,
                  stats.prompt_tokens, stats.completion_tokens, stats.ttft_ms,
                  stats.tokens_per_s, stats.prompt_tokens_per_s,
-                 str(stats.finish_reason) if stats.finish_reason else None),
+                 str(stats.finish_reason) if stats.finish_reason else None,
+                 stats.finish_detail),
             )
             message_id = int(cur.lastrowid or 0)
             db.execute(
@@ -476,5 +483,6 @@ def _message(row: sqlite3.Row) -> Message:
             tokens_per_s=row["tokens_per_s"],
             prompt_tokens_per_s=row["prompt_tokens_per_s"],
             finish_reason=FinishReason(reason) if reason else None,
+            finish_detail=row["finish_detail"],
         ),
     )

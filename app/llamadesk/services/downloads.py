@@ -32,7 +32,7 @@ from llamadesk.core.downloads import (
     DownloadRequest,
     PartialDownload,
 )
-from llamadesk.core.registry import RegistryError
+from llamadesk.core.registry import LicenceRequiredError, RegistryError
 from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,9 @@ class _DownloadWorker(QObject):
         except RegistryError as exc:
             log.warning("import of %s failed: %s", request.path, exc)
             self._queue.mark_done(job)
-            out.download_failed.emit(key, str(exc), DownloadErrorKind.INVALID)
+            kind = (DownloadErrorKind.LICENCE if isinstance(exc, LicenceRequiredError)
+                    else DownloadErrorKind.INVALID)
+            out.download_failed.emit(key, str(exc), kind)
         else:
             self._queue.mark_done(job)
             out.download_finished.emit(key, entry)

@@ -12,11 +12,11 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
@@ -25,7 +25,6 @@ import numpy as np
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
 from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
-from llamadesk.core.kv_state import KVState, KVStateCache
 from llamadesk.core.prompt import (
     ContextPlan,
     ContextUse,
@@ -41,6 +40,10 @@ from llamadesk.services.constraints import (
     compile_grammar,
     token_logprob,
 )
+from llamadesk.services.kv_context import KVContext
+
+if TYPE_CHECKING:
+    from llamadesk.services.backend import BackendCapabilities
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -195,15 +198,6 @@ def llama_cpp_version() -> str:
     return str(getattr(llama_cpp, "__version__", "unknown"))
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 class LlamaEngine:
     """Owns the one ``Llama``: load, unload, generate with streaming and cancellation."""
 
@@ -218,8 +212,8 @@ class LlamaEngine:
         self._abort_int_cb = _INT_ABORT_CALLBACK(self._should_abort)
         self._abort_cb = ctypes.cast(self._abort_int_cb, llama_cpp.ggml_abort_callback)
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
-        self._active_key: str | None = None
-        self.kv_cache = KVStateCache(kv_cache_bytes)
+        self.context = KVContext(kv_cache_bytes)
+        self.kv_cache = self.context.states  # saved per-conversation states
         #: Prompt tokens the last reply had to read; the rest came from the context.
         self.last_prompt_evaluated = 0
 
@@ -300,7 +294,7 @@ class LlamaEngine:
         file whose template is wrong). Saved KV states were built with the old one."""
         self._require()
         self._template = template
-        self.kv_cache.clear()
+        self.context.clear()
 
     def unload(self) -> None:
         """Free the model (llama.cpp memory is released now, not at garbage collection)."""
@@ -310,8 +304,18 @@ class LlamaEngine:
         self._llm = None
         self._info = None
         self._template = None
-        self._active_key = None
-        self.kv_cache.clear()
+        self.context.clear()
+
+    # -- the backend interface (services.backend.ChatBackend) ---------------------------
+    def list_models(self) -> tuple[str, ...]:
+        """The model this engine answers with: the loaded one, if any."""
+        return (self._info.model_id,) if self._info is not None else ()
+
+    def capabilities(self) -> BackendCapabilities:
+        """Text stays on this computer; each chat's context is kept and planned here."""
+        from llamadesk.services.backend import LOCAL_CAPABILITIES
+
+        return LOCAL_CAPABILITIES
 
     # -- tokens ------------------------------------------------------------------------
     def _require(self) -> llama_cpp.Llama:
@@ -340,45 +344,6 @@ class LlamaEngine:
         llm = self._require()
         llama_cpp.llama_set_abort_callback(
             llm._ctx.ctx, self._abort_cb if enabled else self._no_abort_cb, None)
-
-    def _switch_state(self, key: str | None, prompt: list[int]) -> None:
-        """Make the context hold as much of ``prompt`` as we have cached."""
-        llm = self._require()
-        if key == self._active_key or key is None:
-            return
-        # Take the incoming state first: saving the outgoing one may evict it.
-        saved = self.kv_cache.get(key)
-        if self._active_key is not None and llm.n_tokens > 0:
-            self._save_state(self._active_key)
-        self._active_key = key
-        if saved is None:
-            return
-        mine = _common_prefix(saved.tokens, prompt)
-        current = _common_prefix(llm._input_ids.tolist(), prompt) if llm.n_tokens else 0
-        if mine <= current:
-            return
-        ctx = llm._ctx.ctx
-        llm._ctx.kv_cache_clear()
-        buf = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
-        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(saved.data), 0) == 0:
-            log.warning("could not restore the KV state of %s; re-reading its history", key)
-            llm.reset()
-            return
-        llm.input_ids[: len(saved.tokens)] = saved.tokens
-        llm.n_tokens = len(saved.tokens)
-        llm._requires_eval = True  # the logits were not saved: re-read the last token
-
-    def _save_state(self, key: str) -> None:
-        llm = self._require()
-        ctx = llm._ctx.ctx
-        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
-        if size <= 0 or size > self.kv_cache.capacity_bytes:
-            return
-        buf = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
-        if written <= 0:
-            return
-        self.kv_cache.put(key, KVState(tuple(llm._input_ids.tolist()), bytes(buf)[:written]))
 
     def generate(
         self,
@@ -409,7 +374,8 @@ class LlamaEngine:
                          plan.moved)
         if request.on_context is not None:
             request.on_context(use)
-        self._switch_state(request.conversation_key, prompt)
+        self.context.switch(llm, request.conversation_key, prompt)
+        self.context.shift(llm, prompt)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
                           request.conversation_key, constraints)

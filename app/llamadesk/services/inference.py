@@ -20,6 +20,7 @@ from typing import Protocol
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
 from llamadesk.core.conversation import FinishReason, MessageStats
+from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine import (
     EngineError,
     GenerationRequest,
@@ -57,6 +58,13 @@ class ModelSpec:
     options: LoadOptions
     fallback_format: str = "chatml"
     name: str = ""  # shown to the user; the file's own name when blank
+    #: A remote server's model: no file is loaded; the remote worker answers.
+    connection: RemoteTarget | None = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether a remote server writes this model's replies."""
+        return self.connection is not None
 
 
 class JobSink(Protocol):
@@ -308,6 +316,7 @@ class InferenceService(InferenceSignals):
 
     _request_load = Signal(object)
     _request_generate = Signal(object)
+    _request_remote = Signal(object)
 
     def __init__(self, parent: QObject | None = None,
                  kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -331,10 +340,14 @@ class InferenceService(InferenceSignals):
         self._request_load.connect(self._worker.load)
         self._request_generate.connect(self._worker.generate)
         self._thread = WorkerThread(self._worker, "inference")
+        self._remote_thread: WorkerThread | None = None  # started by the first remote job
 
     # -- requests --------------------------------------------------------------------
     def load_model(self, spec: ModelSpec) -> None:
-        """Load a model (the current one is unloaded first)."""
+        """Load a model (the current one is unloaded first). A remote model has nothing
+        to load: the local model stays as it is."""
+        if spec.remote:
+            return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
         self._request_load.emit(spec)
@@ -345,7 +358,12 @@ class InferenceService(InferenceSignals):
         job_id = next(self._ids)
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        self._request_generate.emit(_GenerateJob(job_id, request, model, cancel))
+        job = _GenerateJob(job_id, request, model, cancel)
+        if model is not None and model.remote:
+            self._start_remote_worker()
+            self._request_remote.emit(job)
+        else:
+            self._request_generate.emit(job)
         return job_id
 
     def submit(self, request: GenerationRequest, model: ModelSpec,
@@ -354,13 +372,26 @@ class InferenceService(InferenceSignals):
         window's jobs, first come first served, loads ``model`` unless a copy of it is
         loaded, and reports to ``sink`` on the inference thread as well as through the
         usual signals (without the text batches). Returns the job id and its cancel
-        event, the one ``cancel`` sets."""
+        event, the one ``cancel`` sets. Local models only: a remote one has its own
+        server."""
+        if model.remote:
+            raise ValueError("submit() runs local models; a remote model has its own server")
         job_id = next(self._ids)  # itertools.count: atomic under the GIL
         cancel = threading.Event()
         self._cancels[job_id] = cancel
         self._request_generate.emit(_GenerateJob(job_id, request, model, cancel, sink,
                                                  reuse_loaded=True))
         return job_id, cancel
+
+    def _start_remote_worker(self) -> None:
+        # Its own thread, so the local model stays loaded and a local reply can run
+        # beside a remote one.
+        if self._remote_thread is None:
+            from llamadesk.services.remote_worker import RemoteWorker
+
+            worker = RemoteWorker(self)
+            self._request_remote.connect(worker.generate)
+            self._remote_thread = WorkerThread(worker, "remote")
 
     def cancel(self, job_id: int | None = None) -> None:
         """Stop a job (default: the one running). Returns at once; the job ends with
@@ -388,6 +419,8 @@ class InferenceService(InferenceSignals):
         QMetaObject.invokeMethod(self._worker, "shutdown",
                                  Qt.ConnectionType.BlockingQueuedConnection)
         self._thread.stop(timeout_ms)
+        if self._remote_thread is not None:
+            self._remote_thread.stop(timeout_ms)
 
     # -- the service's own record (GUI thread) -------------------------------------------
     @Slot(str)

@@ -21,6 +21,7 @@ from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
+from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui.context import AppContext
@@ -65,15 +66,20 @@ def build_window(app: QApplication) -> MainWindow | None:
         catalog = None
     registry = ModelRegistry(paths, catalog)
     inference = InferenceService()
-    resolver = ModelResolver(settings, registry)
+    remote_models = RemoteModelsService()
+    remote_models.follow(settings.current)
+    settings.changed.connect(remote_models.follow)
+    resolver = ModelResolver(settings, registry, remote_models.secrets)
     controller = ChatController(store, inference, resolver)
     controller.recover_interrupted()  # replies a crashed run was writing
     window = MainWindow(AppContext(paths, store, inference, controller, resolver, settings,
-                                   registry, ModelNames(), preset_book(paths.config_dir)))
+                                   registry, ModelNames(), preset_book(paths.config_dir),
+                                   remote_models))
 
     def shutdown() -> None:
         window.shutdown_services()
         inference.shutdown()
+        remote_models.shutdown()
         store.close()
         log.info("%s closed", APP_NAME)
 

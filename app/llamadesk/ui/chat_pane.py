@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.engine import ModelInfo
@@ -27,6 +29,7 @@ from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import MessageListModel
 from llamadesk.ui.message_view import MessageView
 from llamadesk.ui.model_picker import ModelPicker
+from llamadesk.ui.remote_marker import RemoteMarker
 from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
@@ -55,7 +58,9 @@ class ChatPane(QWidget):
         self.store = ctx.store
         self.controller = ctx.controller
         self.conversation_id: int | None = None
-        self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names)
+        self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
+                                        remote_models=ctx.remote_models)
+        self.remote_marker = RemoteMarker()
         self.model_picker.model_chosen.connect(self._on_model_chosen)
         self.messages = MessageListModel(self)
         self.message_view = MessageView(ctx.names)
@@ -114,6 +119,7 @@ class ChatPane(QWidget):
         header = QHBoxLayout()
         header.addWidget(self.title_label, 1)
         header.addWidget(self.context_label)
+        header.addWidget(self.remote_marker)
         header.addWidget(self.model_picker)
         header.addWidget(models_button)
         header.addWidget(self.settings_button)
@@ -171,6 +177,7 @@ class ChatPane(QWidget):
         self.message_view.scroll_to_end()
         self.title_label.setText(conversation.title)
         self.model_picker.show_conversation(conversation)
+        self._show_destination()
         self.settings_panel.show_conversation(conversation)
         self.controller.announce_context(conversation.id)
         self._sync_send_button()
@@ -224,7 +231,15 @@ class ChatPane(QWidget):
 
     @Slot(int, str)
     def _on_model_chosen(self, _conversation_id: int, _model_id: str) -> None:
+        self._show_destination()
         self.preload_model()
+
+    def _show_destination(self) -> None:
+        """Mark a chat whose text goes to a remote server."""
+        conversation = self.current_conversation()
+        self.remote_marker.show_for(
+            self.ctx.resolver.effective_model_id(conversation.model_id if conversation
+                                                 else None), self.ctx.settings.current)
 
     @Slot(int, str, object)
     def _on_chat_settings_changed(self, conversation_id: int, system_prompt: str,
@@ -354,8 +369,27 @@ class ChatPane(QWidget):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.ctx.names.remember(info.model_id, info.name)
         if info.template_warning:
-            self.banner.show_message(f"This model's chat template is broken: "
-                                     f"{info.template_warning}")
+            self.banner.show_message(
+                f"This model's chat template is broken: {info.template_warning}",
+                "Choose chat format…", lambda: self.choose_chat_format(info.model_id))
+
+    def choose_chat_format(self, model_id: str) -> None:
+        """Let the user pick the format used for a model whose own template does not work;
+        the model's next reply loads it with that one."""
+        entry = self.ctx.registry.get(model_id)
+        if entry is None:
+            return
+        names = sorted(FALLBACK_FORMATS)
+        chosen, ok = QInputDialog.getItem(
+            self, "Chat format", f"The format {entry.name} is prompted in when its own "
+            "template does not work:", names, names.index(entry.chat_format)
+            if entry.chat_format in names else 0, False)
+        if not ok or chosen == entry.chat_format:
+            return
+        try:
+            self.ctx.registry.set_chat_format(model_id, chosen)
+        except RegistryError as exc:
+            self.banner.show_message(f"The chat format was not changed: {exc}")
 
     @Slot(str)
     def _on_model_load_failed(self, reason: str) -> None:

@@ -10,6 +10,7 @@ from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference_api import InferenceApi
+from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui.model_names import ModelNames
@@ -29,3 +30,5 @@ class AppContext:
     registry: ModelRegistry
     names: ModelNames
     presets: PresetBook
+    #: The models of the remote connections (None: no remote models, as in most tests).
+    remote_models: RemoteModelsService | None = None

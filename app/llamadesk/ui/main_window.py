@@ -347,7 +347,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_preferences(self) -> None:
         """App-wide hardware settings."""
-        dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets)
+        dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
+                                   self.ctx.remote_models)
         if dialog.exec():
             try:
                 self.ctx.settings.update(dialog.result_settings())

@@ -72,7 +72,7 @@ def header_text(row: ChatRow, names: ModelNames) -> str:
         if stats.finish_reason == FinishReason.STOPPED:
             parts.append("stopped")
         elif stats.finish_reason == FinishReason.INTERRUPTED:
-            parts.append("interrupted: the app closed while writing")
+            parts.append(f"interrupted: {stats.finish_detail or 'the app closed while writing'}")
         elif stats.finish_reason == FinishReason.LENGTH:
             parts.append("cut at the token limit")
     return " · ".join(parts)

@@ -126,6 +126,8 @@ class DownloadList(QWidget):
             self.downloads.resume(key)
         elif isinstance(row.request, DownloadRequest):
             self.downloads.enqueue(row.request)
+        else:  # an import refused (its licence): try it again
+            self.downloads.enqueue_import(row.request)
 
     def cancel(self, key: str) -> None:
         """Cancel a download and delete its partial file."""

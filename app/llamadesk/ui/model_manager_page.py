@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadesk.core.catalog import CatalogEntry, ModelCatalog
+from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
 from llamadesk.core.downloads import DownloadErrorKind, DownloadRequest
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
-from llamadesk.core.licences import LicenceAcceptances
+from llamadesk.core.licences import LLAMA2, LicenceAcceptances
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
 from llamadesk.core.settings import AppSettings
@@ -186,7 +186,9 @@ class ModelManagerPage(QWidget):
         link = self.ask_link(Path(path))
         if link is None:
             return
-        self.downloads.enqueue_import(ImportRequest(path, link=link))
+        request = ImportRequest(path, link=link)
+        self.download_list.remember(request)  # its row shows the copy, and lets it retry
+        self.downloads.enqueue_import(request)
 
     def ask_link(self, path: Path) -> bool | None:
         """Copy the file into the models folder (False), use it in place (True), or not
@@ -286,17 +288,33 @@ class ModelManagerPage(QWidget):
         entry = (self.catalog.get(request.catalog_id) if request.catalog_id else None) \
             or self.catalog.for_repo(request.repo)
         if entry is not None and self.licences.needs_acceptance(entry.licence):
-            if not self.ask_licence(entry):
+            if not self.ask_licence(entry.licence, entry.name):
                 self._say("Licence not accepted; nothing was downloaded.")
                 return None
             self.licences.accept(entry.licence)
         self.download_list.remember(request)
         return self.downloads.enqueue(request)
 
-    def ask_licence(self, entry: CatalogEntry) -> bool:
+    def ask_licence(self, licence: Licence, model_name: str) -> bool:
         """Show the licence dialog; True if the user accepted."""
-        return LicenceDialog(entry.licence, entry.name, self).exec() == \
-            QDialog.DialogCode.Accepted
+        return LicenceDialog(licence, model_name, self).exec() == QDialog.DialogCode.Accepted
+
+    def _offer_licence(self, key: str) -> None:
+        """A searched model turned out to be a Llama 2 derivative (from the Hub's metadata
+        or its own): ask, then resume. Catalog models are asked for before queueing, so
+        the Llama 2 licence is the only one the downloader can refuse for. An import of a
+        file that names itself a Llama 2 derivative is refused the same way."""
+        row = self.download_list.row(key)
+        if row is None:
+            return
+        request = row.request
+        name = (request.filename if isinstance(request, DownloadRequest)
+                else Path(request.path).name)
+        if not self.ask_licence(LLAMA2, name):
+            self._say("Licence not accepted; the download is kept paused.")
+            return
+        self.licences.accept(LLAMA2)
+        self.download_list.resume(key)
 
     def ask_token(self, reason: str) -> str | None:
         """Ask for a Hugging Face token after a gated-repo refusal; None if declined."""
@@ -316,6 +334,8 @@ class ModelManagerPage(QWidget):
         self._say(reason)
         if kind is DownloadErrorKind.GATED and self.download_list.row(key) is not None:
             self._offer_token(key, reason)
+        elif kind is DownloadErrorKind.LICENCE and self.download_list.row(key) is not None:
+            self._offer_licence(key)
 
     def _offer_token(self, key: str, reason: str) -> None:
         token = self.ask_token(reason)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
+from llamadesk.core import connections as remote
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.fit import FitLabel
 from llamadesk.core.registry import ModelEntry, RegistryError
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.fit_check import fit_check, memory_budget
+from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsSaveError, SettingsService
+from llamadesk.ui import model_groups
 from llamadesk.ui.model_names import ModelNames
 
 
@@ -30,8 +33,12 @@ class ModelPicker(QComboBox):
 
     def __init__(self, store: ConversationStore, resolver: ModelResolver,
                  settings: SettingsService, names: ModelNames,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None,
+                 remote_models: RemoteModelsService | None = None) -> None:
         super().__init__(parent)
+        self._remote = remote_models
+        if remote_models is not None:
+            remote_models.changed.connect(self.refresh)
         self._store = store
         self._resolver = resolver
         self._settings = settings
@@ -55,9 +62,10 @@ class ModelPicker(QComboBox):
         self._names.remember_entries(entries)
         self.blockSignals(True)
         self.clear()
-        for entry in entries:
-            label = entry.name if entry.available else f"{entry.name} (file missing)"
-            self.addItem(label, entry.id)
+        model_groups.fill(
+            self, [(e.name if e.available else f"{e.name} (file missing)", e.id)
+                   for e in entries],
+            self._remote.models() if self._remote is not None else {})
         self.blockSignals(False)
         conversation_id = self._conversation_id
         self.show_conversation(self._store.get_conversation(conversation_id)
@@ -95,6 +103,12 @@ class ModelPicker(QComboBox):
         conversation = self._store.get_conversation(conversation_id) if conversation_id else None
         if (conversation is None or not model_id
                 or model_id == self._resolver.effective_model_id(conversation.model_id)):
+            return
+        if model_id not in self._entries and remote.split_model_id(model_id):
+            # A remote model: nothing to fit here, and not made the model of new chats,
+            # so a new chat never sends its text away unless the user picks so again.
+            self._store.update_conversation(conversation.id, model_id=model_id)
+            self.model_chosen.emit(conversation.id, model_id)
             return
         entry = self._entries.get(model_id)
         if entry is None or not self.fits(entry, conversation.params.n_ctx):

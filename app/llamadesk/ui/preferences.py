@@ -35,6 +35,8 @@ from llamadesk.core.settings import (
     with_hardware,
 )
 from llamadesk.services.engine import supports_gpu_offload
+from llamadesk.services.remote_models import RemoteModelsService
+from llamadesk.ui.connections_page import ConnectionsPage
 from llamadesk.ui.sampling_form import SamplingFields
 
 NO_GPU_REASON = ("This build of llama.cpp runs on the CPU only. To offload layers to a GPU, "
@@ -48,7 +50,8 @@ class PreferencesDialog(QDialog):
     length) and Appearance (theme, text size)."""
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
-                 presets: PresetBook | None = None) -> None:
+                 presets: PresetBook | None = None,
+                 remote_models: RemoteModelsService | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} preferences")
         self._settings = settings
@@ -56,6 +59,10 @@ class PreferencesDialog(QDialog):
         self.tabs.addTab(self._hardware_tab(settings), "&Hardware")
         self.tabs.addTab(self._new_chats_tab(settings, presets), "&New chats")
         self.tabs.addTab(self._appearance_tab(settings.appearance), "&Appearance")
+        self.connections_page = ConnectionsPage(settings.connections, remote_models,
+                                                settings.remote) if remote_models else None
+        if self.connections_page is not None:
+            self.tabs.addTab(self.connections_page, "&Connections")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -180,7 +187,9 @@ class PreferencesDialog(QDialog):
         look = AppearanceSettings(str(self.theme.currentData()), self.font_size.value())
         return replace(settings, defaults=self.sampling.params(),
                        default_system_prompt=self.system_prompt.toPlainText(),
-                       appearance=look.validated())
+                       appearance=look.validated(),
+                       connections=(self.connections_page.connections()
+                                    if self.connections_page else settings.connections))
 
     def default_preset(self) -> str | None:
         """The preset chosen for new chats (None: the settings of this tab)."""
