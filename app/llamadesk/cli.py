@@ -6,6 +6,7 @@
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
     llamadesk connections ...        remote OpenAI-compatible servers to chat through
+    llamadesk serve ...              the OpenAI-compatible local API, without the window
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_connections, cli_models
+    from llamadesk import cli_chats, cli_connections, cli_models, cli_serve
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
     cli_connections.add_connections_parser(sub)
+    cli_serve.add_serve_parser(sub)
     return parser
 
 
@@ -315,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from llamadesk import cli_connections
 
             return cli_connections.run_connections(args)
+        if args.command == "serve":
+            from llamadesk import cli_serve
+
+            return cli_serve.run_serve(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot)

@@ -1,4 +1,5 @@
-"""Secrets: the Hugging Face token and the API keys of remote connections.
+"""Secrets: the Hugging Face token, the API keys of remote connections, and the local
+API's own key.
 
 The Hugging Face token comes from the environment, the system keyring, or this session
 only. A connection's API key is kept under user ``connection:<name>`` in the keyring,
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from secrets import token_urlsafe
 
 import keyring
 import keyring.backend
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "LlamaDesk"
 HF_USER = "huggingface"
+API_KEY_USER = "local-api"  # the local API's own key (not a connection's: no prefix)
 ENV_VAR = "HF_TOKEN"
 
 
@@ -201,3 +204,62 @@ class SecretStore:
 def _connection_user(connection: str) -> str:
     # Connection names compare case-insensitively, so their keys do too.
     return f"connection:{connection.lower()}"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The local API's key, and whether the keyring keeps it."""
+
+    value: str
+    persisted: bool
+
+    def __repr__(self) -> str:
+        return f"ApiKey(persisted={self.persisted})"
+
+
+class ApiKeyStore:
+    """The local API's key (docs/api.md): generated here, kept in the system keyring
+    (service "LlamaDesk", user "local-api"), or for this session only without one."""
+
+    def __init__(self, secrets: SecretStore | None = None) -> None:
+        self._secrets = secrets or SecretStore()
+        self._session: str | None = None
+
+    def get(self) -> str | None:
+        """The key in force, or None when none was made."""
+        if self._secrets.keyring_usable():
+            try:
+                stored = keyring.get_password(SERVICE, API_KEY_USER)
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot read the API key from the keyring (%s)",
+                            type(exc).__name__)
+                stored = None
+            if stored:
+                return stored
+        return self._session
+
+    def create(self) -> ApiKey:
+        """A new random key, replacing any earlier one; show it to the user once."""
+        value = "ld-" + token_urlsafe(32)
+        self._session = value
+        if self._secrets.keyring_usable():
+            try:
+                keyring.set_password(SERVICE, API_KEY_USER, value)
+                log.info("a new local API key was stored in the system keyring")
+                return ApiKey(value, True)
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot store the API key in the keyring (%s)",
+                            type(exc).__name__)
+        return ApiKey(value, False)
+
+    def clear(self) -> None:
+        """Forget the key."""
+        self._session = None
+        if self._secrets.keyring_usable():
+            try:
+                keyring.delete_password(SERVICE, API_KEY_USER)
+            except keyring.errors.PasswordDeleteError:
+                pass  # nothing was stored
+            except keyring.errors.KeyringError as exc:
+                log.warning("cannot remove the API key from the keyring (%s)",
+                            type(exc).__name__)

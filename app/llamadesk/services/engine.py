@@ -12,14 +12,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
-import llama_cpp.llama_chat_format as llama_chat_format
+import numpy as np
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
@@ -28,74 +27,49 @@ from llamadesk.core.prompt import (
     ContextPlan,
     ContextUse,
     PromptError,
+    PromptTooLongError,
     context_budget,
     plan_context,
 )
 from llamadesk.core.streaming import ReplyStream
+from llamadesk.services.constraints import (
+    ReplyConstraints,
+    TokenLogprob,
+    compile_grammar,
+    token_logprob,
+)
 from llamadesk.services.kv_context import KVContext
+
+# The runtime's helpers are re-exported: the window, the CLI and the services name them
+# as the engine's.
+from llamadesk.services.llama_runtime import (
+    INT_ABORT_CALLBACK,
+    without_llama_cpp_templates,
+)
+from llamadesk.services.llama_runtime import (
+    install_llama_log_routing as install_llama_log_routing,
+)
+from llamadesk.services.llama_runtime import llama_cpp_version as llama_cpp_version
+from llamadesk.services.llama_runtime import supports_gpu_offload as supports_gpu_offload
+from llamadesk.services.llama_runtime import system_info as system_info
 
 if TYPE_CHECKING:
     from llamadesk.services.backend import BackendCapabilities
 
 log = logging.getLogger(__name__)
-llama_log = logging.getLogger("llama.cpp")
-
-# ggml levels: 1 debug, 2 info (very chatty while loading), 3 warn, 4 error, 5 continue.
-_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
-_last_level = logging.DEBUG
-
-
-@llama_cpp.llama_log_callback
-def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    # llama.cpp talks a lot at INFO while loading; keep that out of the log unless
-    # debugging, and route warnings and errors to our log file instead of stderr.
-    global _last_level
-    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
-    _last_level = py_level
-    if llama_log.isEnabledFor(py_level):
-        message = text.decode("utf-8", errors="replace").rstrip()
-        if message:
-            llama_log.log(py_level, "%s", message)
-
-
-def install_llama_log_routing() -> None:
-    """Send llama.cpp's own log lines to Python logging."""
-    llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
-
-
-_INT_ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-
-
-class _UnusedChatFormatter:
-    """Stands in for llama-cpp-python's template compiler while a model loads."""
-
-    def __init__(self, **_kwargs: object) -> None:
-        pass
-
-    def to_chat_handler(self) -> None:
-        return None
-
-
-_LOAD_LOCK = threading.Lock()
-
-
-@contextmanager
-def _without_llama_cpp_templates() -> Iterator[None]:
-    """llama-cpp-python compiles every chat template in a file's metadata while loading,
-    unbounded, and one that does not compile fails the whole load. LlamaDesk renders
-    templates itself (core.chat_format, budgeted, with a fallback), so that step is
-    skipped."""
-    with _LOAD_LOCK:
-        original = llama_chat_format.Jinja2ChatFormatter
-        llama_chat_format.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[misc,assignment]
-        try:
-            yield
-        finally:
-            llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
-
 
 class EngineError(Exception):
     """A readable reason why a model could not be loaded or prompted."""
+
+
+class ContextFullError(EngineError):
+    """The prompt leaves no room for a reply in the model's context."""
+
+    def __init__(self, message: str, n_prompt: int | None = None,
+                 n_ctx: int | None = None) -> None:
+        super().__init__(message)
+        self.n_prompt = n_prompt
+        self.n_ctx = n_ctx
 
 
 @dataclass(frozen=True)
@@ -145,6 +119,7 @@ class GenerationRequest:
     memory_start_id: int | None = None
     #: Called on the engine's thread once the prompt is planned, before it is read.
     on_context: Callable[[ContextUse], None] | None = field(default=None, compare=False)
+    constraints: ReplyConstraints | None = None
 
 
 @dataclass(frozen=True)
@@ -164,21 +139,6 @@ class GenerationResult:
         return self.stats.finish_reason == FinishReason.STOPPED
 
 
-def supports_gpu_offload() -> bool:
-    """Whether this llama.cpp build can put layers on a GPU."""
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def system_info() -> str:
-    """llama.cpp's own summary of the CPU features and backends it was built with."""
-    return bytes(llama_cpp.llama_print_system_info()).decode("utf-8", errors="replace").strip()
-
-
-def llama_cpp_version() -> str:
-    """The llama-cpp-python version."""
-    return str(getattr(llama_cpp, "__version__", "unknown"))
-
-
 class LlamaEngine:
     """Owns the one ``Llama``: load, unload, generate with streaming and cancellation."""
 
@@ -190,7 +150,7 @@ class LlamaEngine:
         # The C signature returns bool, but a ctypes callback declared with c_bool
         # corrupts the refcounts of True/False on CPython < 3.12 (a crash at exit).
         # An int-returning callback is ABI-compatible (the caller reads the low byte).
-        self._abort_int_cb = _INT_ABORT_CALLBACK(self._should_abort)
+        self._abort_int_cb = INT_ABORT_CALLBACK(self._should_abort)
         self._abort_cb = ctypes.cast(self._abort_int_cb, llama_cpp.ggml_abort_callback)
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self.context = KVContext(kv_cache_bytes)
@@ -224,7 +184,7 @@ class LlamaEngine:
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
         started = time.perf_counter()
         try:
-            with _without_llama_cpp_templates():
+            with without_llama_cpp_templates():
                 llm = llama_cpp.Llama(
                     model_path=str(file),
                     n_ctx=options.n_ctx,
@@ -339,8 +299,9 @@ class LlamaEngine:
         llm = self._require()
         assert self._info is not None
         params = request.params.validated()
+        constraints = request.constraints or ReplyConstraints()
         try:
-            plan = self.plan(request, cancel)
+            plan = self._plan_or_raw(request, cancel)
         except ChatTemplateCancelled:  # Stop pressed while the prompt was being rendered
             return GenerationResult(text="", model_id=self._info.model_id,
                                     stats=MessageStats(finish_reason=FinishReason.STOPPED))
@@ -348,8 +309,8 @@ class LlamaEngine:
         prompt = self._tokenize_prompt(plan.text)
         max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
         if max_tokens <= 0:
-            raise EngineError("The conversation fills the model's context; start a new chat "
-                              "or raise the context length.")
+            raise ContextFullError("The conversation fills the model's context; start a new "
+                                   "chat or raise the context length.", len(prompt), llm.n_ctx())
         use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), llm.n_ctx(),
                          plan.moved)
         if request.on_context is not None:
@@ -358,7 +319,7 @@ class LlamaEngine:
         self.context.shift(llm, prompt)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
-                          request.conversation_key)
+                          request.conversation_key, constraints)
         text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
         return GenerationResult(
             text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),
@@ -381,8 +342,19 @@ class LlamaEngine:
                 eos_token=self._special_text(llm.token_eos()), cancel=cancel)
         except ChatTemplateCancelled:
             raise
+        except PromptTooLongError as exc:
+            raise ContextFullError(str(exc), n_ctx=llm.n_ctx()) from exc
         except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
+
+    def _plan_or_raw(self, request: GenerationRequest,
+                     cancel: threading.Event) -> ContextPlan:
+        """The planned chat prompt, or a raw prompt taken as it is."""
+        raw = request.constraints.raw_prompt if request.constraints else None
+        if raw is None:
+            return self.plan(request, cancel)
+        return ContextPlan(text=raw, messages=(), memory_start_id=0, dropped=0,
+                           n_tokens=0)
 
     def _note_template_change(self) -> None:
         """Keep ModelInfo true when the model's own template failed while rendering and
@@ -411,11 +383,16 @@ class LlamaEngine:
 
     def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
              on_text: Callable[[str], None], cancel: threading.Event,
-             key: str | None) -> _Reply:
+             key: str | None, constraints: ReplyConstraints) -> _Reply:
         """Read the prompt and sample the reply token by token."""
         llm = self._require()
         assert self._template is not None
-        stream = ReplyStream(self._template.stop)
+        template_stops = () if constraints.raw_prompt is not None else self._template.stop
+        stream = ReplyStream(template_stops + constraints.stop)
+        try:
+            grammar = compile_grammar(constraints.grammar)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
         reply = _Reply(stream)
         self._cancel = cancel
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
@@ -424,6 +401,8 @@ class LlamaEngine:
             for token in llm.generate(
                 prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                 temp=params.temperature, repeat_penalty=params.repeat_penalty,
+                frequency_penalty=constraints.frequency_penalty,
+                presence_penalty=constraints.presence_penalty, grammar=grammar,
             ):
                 if reply.first_token_at is None:
                     reply.first_token_at = time.perf_counter()
@@ -432,6 +411,8 @@ class LlamaEngine:
                 if reply.finish is not None:
                     break
                 reply.n_generated += 1
+                if constraints.on_logprob is not None:
+                    constraints.on_logprob(self._logprob(token, constraints.top_logprobs or 0))
                 shown = stream.feed(llm.detokenize([token]))
                 if shown:
                     on_text(shown)
@@ -458,6 +439,14 @@ class LlamaEngine:
             on_text(tail)
         reply.ended = time.perf_counter()
         return reply
+
+    def _logprob(self, token: int, top_n: int) -> TokenLogprob:
+        """``token``'s log probability from the logits it was sampled from (the context's
+        last row until the next decode)."""
+        llm = self._require()
+        row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(row, shape=(llm.n_vocab(),))
+        return token_logprob(logits, token, top_n, lambda t: llm.detokenize([t]))
 
     def _finish_reason(self, token: int, cancel: threading.Event) -> FinishReason | None:
         if cancel.is_set():

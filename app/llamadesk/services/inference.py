@@ -12,8 +12,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
@@ -65,12 +67,38 @@ class ModelSpec:
         return self.connection is not None
 
 
+class JobSink(Protocol):
+    """Hears a submitted job's progress directly on the inference thread (a job from a
+    thread without a Qt event loop, such as the local API's). Each call must return
+    quickly; a job ends with exactly one of ``ended`` or ``failed``."""
+
+    def started(self) -> None:
+        """The prompt is being read."""
+
+    def text(self, piece: str) -> None:
+        """More text of the reply."""
+
+    def ended(self, result: GenerationResult) -> None:
+        """Finished, or stopped (``result.cancelled``)."""
+
+    def failed(self, error: EngineError) -> None:
+        """The job failed (``ModelLoadError`` when its model would not load)."""
+
+
+class ModelLoadError(EngineError):
+    """A job's model could not be loaded."""
+
+
 @dataclass(frozen=True)
 class _GenerateJob:
     job_id: int
     request: GenerationRequest
     model: ModelSpec | None
     cancel: threading.Event
+    sink: JobSink | None = None
+    #: Any loaded copy of the same model will do (its load options may differ), so
+    #: that a job from outside the window does not reload the window's model.
+    reuse_loaded: bool = False
 
 
 class InferenceSignals(QObject):
@@ -161,42 +189,66 @@ class _InferenceWorker(QObject):
     def generate(self, job: _GenerateJob) -> None:
         """Run one generation job to its one final signal."""
         out = self._out
+        sink = job.sink or _NO_SINK
         if job.cancel.is_set():
-            out.generation_cancelled.emit(job.job_id, _empty_result(job))
+            result = _empty_result(job)
+            sink.ended(result)
+            out.generation_cancelled.emit(job.job_id, result)
             return
         engine = self._get_engine()
         try:
-            if job.model is not None and job.model != self._spec:
+            if self._needs_load(job):
+                assert job.model is not None
                 try:
                     self._load(job.model)
                 except EngineError as exc:
                     out.model_load_failed.emit(str(exc))
-                    raise
+                    raise ModelLoadError(str(exc)) from exc
             if engine.info is None:
                 raise EngineError("No model is loaded. Pick a model for this chat first.")
             out.state_changed.emit(ModelState.GENERATING)
             out.generation_started.emit(job.job_id)
-            batcher = _TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
+            sink.started()
+            # A sink takes every piece at once; the window's batches stay for the GUI.
+            on_text: Callable[[str], None]
+            if job.sink is not None:
+                on_text = job.sink.text
+            else:
+                batcher = _TextBatcher(
+                    lambda text: out.token_batch_ready.emit(job.job_id, text))
+                on_text = batcher.add
             info = engine.info
-            result = engine.generate(job.request, batcher.add, job.cancel)
-            batcher.flush()
+            result = engine.generate(job.request, on_text, job.cancel)
+            if job.sink is None:
+                batcher.flush()
             if engine.info is not info:  # its chat template broke and was replaced
                 out.model_info_changed.emit(engine.info)
         except EngineError as exc:
             log.error("generation %d failed: %s", job.job_id, exc)
             self._settle()
+            sink.failed(exc)
             out.generation_failed.emit(job.job_id, str(exc))
             return
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error in generation %d", job.job_id)
             self._settle()
-            out.generation_failed.emit(job.job_id, f"Unexpected error while generating: {exc}")
+            reason = f"Unexpected error while generating: {exc}"
+            sink.failed(EngineError(reason))
+            out.generation_failed.emit(job.job_id, reason)
             return
         self._settle()
+        sink.ended(result)
         if result.cancelled:
             out.generation_cancelled.emit(job.job_id, result)
         else:
             out.generation_finished.emit(job.job_id, result)
+
+    def _needs_load(self, job: _GenerateJob) -> bool:
+        if job.model is None or job.model == self._spec:
+            return False
+        loaded = self._spec
+        return not (job.reuse_loaded and loaded is not None
+                    and loaded.model_id == job.model.model_id)
 
     def _settle(self) -> None:
         loaded = self._engine is not None and self._engine.info is not None
@@ -231,6 +283,25 @@ class _TextBatcher:
             text = "".join(self._parts)
             self._parts.clear()
             self._emit(text)  # type: ignore[operator]
+
+
+class _NoSink:
+    """The sink of a job from the window: its signals say everything."""
+
+    def started(self) -> None:
+        pass
+
+    def text(self, piece: str) -> None:
+        pass
+
+    def ended(self, result: GenerationResult) -> None:
+        pass
+
+    def failed(self, error: EngineError) -> None:
+        pass
+
+
+_NO_SINK = _NoSink()
 
 
 def _empty_result(job: _GenerateJob) -> GenerationResult:
@@ -295,6 +366,23 @@ class InferenceService(InferenceSignals):
             self._request_generate.emit(job)
         return job_id
 
+    def submit(self, request: GenerationRequest, model: ModelSpec,
+               sink: JobSink) -> tuple[int, threading.Event]:
+        """Queue a job from any thread (the local API's): it waits its turn with the
+        window's jobs, first come first served, loads ``model`` unless a copy of it is
+        loaded, and reports to ``sink`` on the inference thread as well as through the
+        usual signals (without the text batches). Returns the job id and its cancel
+        event, the one ``cancel`` sets. Local models only: a remote one has its own
+        server."""
+        if model.remote:
+            raise ValueError("submit() runs local models; a remote model has its own server")
+        job_id = next(self._ids)  # itertools.count: atomic under the GIL
+        cancel = threading.Event()
+        self._cancels[job_id] = cancel
+        self._request_generate.emit(_GenerateJob(job_id, request, model, cancel, sink,
+                                                 reuse_loaded=True))
+        return job_id, cancel
+
     def _start_remote_worker(self) -> None:
         # Its own thread, so the local model stays loaded and a local reply can run
         # beside a remote one.
@@ -315,7 +403,7 @@ class InferenceService(InferenceSignals):
 
     def cancel_all(self) -> None:
         """Stop the running job and every queued one."""
-        for event in self._cancels.values():
+        for event in list(self._cancels.values()):  # jobs may be submitted meanwhile
             event.set()
 
     @property

@@ -23,6 +23,7 @@ from llamadesk.services.settings import SettingsSaveError
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
+from llamadesk.ui.local_api import LocalApi
 from llamadesk.ui.preferences import PreferencesDialog
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
@@ -77,6 +78,8 @@ class MainWindow(QMainWindow):
         self.theme = ThemeManager(app, ctx.settings, self)
         self.setAcceptDrops(True)
 
+        self.local_api = LocalApi(ctx, self)
+        self.status.addPermanentWidget(self.local_api.label)
         self.menu_actions = build_menus(self)
         self.stop_action = self.menu_actions.stop
         self._connect_parts()
@@ -97,6 +100,7 @@ class MainWindow(QMainWindow):
         side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
         chat.notice.connect(self.show_notice)
+        self.local_api.notice.connect(chat.banner.show_message)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)
         c, inf = self.controller, self.inference
@@ -334,7 +338,8 @@ class MainWindow(QMainWindow):
         self.models_window.activateWindow()
 
     def shutdown_services(self) -> None:
-        """Stop the workers this window started (the Models window's)."""
+        """Stop the workers this window started (the Models window's, the local API)."""
+        self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
 

@@ -1,0 +1,257 @@
+"""The endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
+
+from llamadesk.api.convert import chat_request, completion_request
+from llamadesk.api.errors import ApiError, from_engine, unknown_model
+from llamadesk.api.jobs import ClientGoneError, Event, Job, JobRunner, collect, unless_gone
+from llamadesk.api.schemas import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChoiceLogprobs,
+    ChunkChoice,
+    CompletionRequest,
+    Delta,
+    EmbeddingRequest,
+    ModelList,
+    ModelObject,
+    TextChoice,
+    TextCompletion,
+    TokenLogprobOut,
+    TopLogprob,
+    Usage,
+)
+from llamadesk.core.conversation import FinishReason
+from llamadesk.core.registry import ModelEntry
+from llamadesk.services.constraints import TokenLogprob
+from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
+from llamadesk.services.inference import ModelSpec
+
+#: Status 499 (nginx's "client closed request"): nobody reads it, the log does.
+CLIENT_CLOSED = 499
+
+
+@dataclass
+class ApiContext:
+    """What the endpoints use: the job runner, the installed models and how to load one."""
+
+    runner: JobRunner
+    models: Callable[[], list[ModelEntry]]
+    #: The spec to load an installed model with; LookupError when it cannot be used.
+    resolve: Callable[[str], ModelSpec]
+
+
+def _model_object(entry: ModelEntry) -> ModelObject:
+    return ModelObject(id=entry.id, created=int(entry.added_at))
+
+
+def _usage(result: GenerationResult) -> Usage:
+    prompt = result.stats.prompt_tokens or 0
+    completion = result.stats.completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 total_tokens=prompt + completion)
+
+
+def _finish(result: GenerationResult) -> str:
+    return "length" if result.stats.finish_reason == FinishReason.LENGTH else "stop"
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "?"
+
+
+def _sse(model: Any, exclude: set[str] | None = None) -> dict[str, str]:
+    return {"data": model.model_dump_json(exclude=exclude)}
+
+
+class _Endpoints:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def entry(self, model_id: str) -> ModelEntry:
+        for entry in self.ctx.models():
+            if entry.id == model_id and entry.available:
+                return entry
+        raise unknown_model(model_id)
+
+    def spec(self, model_id: str) -> ModelSpec:
+        self.entry(model_id)
+        try:
+            return self.ctx.resolve(model_id)
+        except LookupError as exc:
+            raise ApiError(404, str(exc), code="model_not_found", param="model") from exc
+
+    async def start(self, request: Request, body_model: str, gen: GenerationRequest,
+                    endpoint: str) -> tuple[Job, Event]:
+        """Submit a job and wait for its first output, so that a failure (the model
+        would not load, the prompt is too long) is still an HTTP status. The caller
+        gives the output back with ``job.unread``."""
+        spec = self.spec(body_model)
+        job = self.ctx.runner.submit(gen, spec, _client(request), endpoint)
+        first = await unless_gone(job.next_output(), request, job)
+        if first[0] == "failed":
+            assert isinstance(first[1], EngineError)
+            raise from_engine(first[1])
+        return job, first
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    """The /v1 routes."""
+    router = APIRouter(prefix="/v1")
+    ep = _Endpoints(ctx)
+
+    @router.get("/models")
+    async def list_models() -> ModelList:
+        return ModelList(data=[_model_object(e) for e in ctx.models() if e.available])
+
+    @router.get("/models/{model_id:path}")
+    async def get_model(model_id: str) -> ModelObject:
+        return _model_object(ep.entry(model_id))
+
+    @router.post("/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        gen = chat_request(body)
+        created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
+        try:
+            job, first = await ep.start(request, body.model, gen, "chat")
+            job.unread(first)
+            if body.stream:
+                usage = bool(body.stream_options and body.stream_options.include_usage)
+                return EventSourceResponse(_chat_stream(
+                    job, cid, created, body.model, usage, bool(body.logprobs)), sep="\n")
+            _text, result, logprobs = await unless_gone(collect(job), request, job)
+        except ClientGoneError:
+            return Response(status_code=CLIENT_CLOSED)
+        return JSONResponse(ChatCompletion(
+            id=cid, created=created, model=body.model, usage=_usage(result),
+            choices=[ChatChoice(message=AssistantMessage(content=result.text),
+                                logprobs=_logprobs(logprobs) if body.logprobs else None,
+                                finish_reason=_finish(result))]).model_dump())
+
+    @router.post("/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Response:
+        gen = completion_request(body)
+        created, cid = int(time.time()), f"cmpl-{uuid.uuid4().hex}"
+        try:
+            job, first = await ep.start(request, body.model, gen, "completions")
+            job.unread(first)
+            if body.stream:
+                usage = bool(body.stream_options and body.stream_options.include_usage)
+                return EventSourceResponse(
+                    _text_stream(job, cid, created, body.model, usage), sep="\n")
+            text, result, _ = await unless_gone(collect(job), request, job)
+        except ClientGoneError:
+            return Response(status_code=CLIENT_CLOSED)
+        return JSONResponse(TextCompletion(
+            id=cid, created=created, model=body.model, usage=_usage(result),
+            choices=[TextChoice(text=text, finish_reason=_finish(result))]).model_dump())
+
+    @router.post("/embeddings", response_model=None)
+    async def embeddings(body: EmbeddingRequest) -> Response:
+        ep.entry(body.model)
+        raise ApiError(400, f"The model {body.model!r} cannot make embeddings here: "
+                       "LlamaDesk loads its models for chat, not as embedding models.",
+                       code="embeddings_not_supported", param="model")
+
+    return router
+
+
+async def _events(job: Job) -> AsyncIterator[Event]:
+    """The job's text and log probabilities, then ("ended", result); a failure raises
+    ApiError. Cancels the job when the stream is closed early."""
+    try:
+        while True:
+            kind, payload = await job.next_output()
+            if kind == "failed":
+                assert isinstance(payload, EngineError)
+                raise from_engine(payload)
+            yield kind, payload
+            if kind == "ended":
+                return
+    finally:
+        job.cancel()  # the client left, or the server stops (no-op once it ended)
+
+
+def _logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
+    return ChoiceLogprobs(content=[
+        TokenLogprobOut(token=e.token, logprob=e.logprob, bytes=list(e.bytes),
+                        top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=list(b))
+                                      for t, lp, b in e.top])
+        for e in entries])
+
+
+async def _chat_stream(job: Job, cid: str, created: int, model: str, include_usage: bool,
+                       want_logprobs: bool) -> AsyncIterator[dict[str, str]]:
+    exclude = None if include_usage else {"usage"}
+    pending: list[TokenLogprob] = []  # the tokens behind the next piece of text
+
+    def chunk(delta: Delta, finish: str | None = None) -> dict[str, str]:
+        logprobs = _logprobs(pending) if want_logprobs and pending else None
+        pending.clear()
+        return _sse(ChatCompletionChunk(
+            id=cid, created=created, model=model,
+            choices=[ChunkChoice(delta=delta, logprobs=logprobs, finish_reason=finish)]),
+            exclude)
+
+    yield chunk(Delta(role="assistant", content=""))
+    try:
+        async for kind, payload in _events(job):
+            if kind == "logprob":
+                assert isinstance(payload, TokenLogprob)
+                pending.append(payload)
+                continue
+            if kind == "text":
+                yield chunk(Delta(content=str(payload)))
+                continue
+            assert isinstance(payload, GenerationResult)
+            result = payload
+            yield chunk(Delta(), _finish(result))
+            if include_usage:
+                yield _sse(ChatCompletionChunk(id=cid, created=created, model=model,
+                                               choices=[], usage=_usage(result)))
+    except ApiError as exc:
+        yield {"data": json.dumps(exc.body())}
+        return
+    yield {"data": "[DONE]"}
+
+
+async def _text_stream(job: Job, cid: str, created: int, model: str,
+                       include_usage: bool) -> AsyncIterator[dict[str, str]]:
+    exclude = None if include_usage else {"usage"}
+    try:
+        async for kind, payload in _events(job):
+            result = payload if isinstance(payload, GenerationResult) else None
+            if kind == "logprob":
+                continue
+            if result is None:
+                choice = TextChoice(text=str(payload))
+            else:
+                choice = TextChoice(text="", finish_reason=_finish(result))
+            yield _sse(TextCompletion(id=cid, created=created, model=model,
+                                      choices=[choice]), exclude)
+            if result is not None and include_usage:
+                yield _sse(TextCompletion(id=cid, created=created, model=model, choices=[],
+                                          usage=_usage(result)))
+    except ApiError as exc:
+        yield {"data": json.dumps(exc.body())}
+        return
+    yield {"data": "[DONE]"}
+
+
+def mount(app: FastAPI, ctx: ApiContext) -> None:
+    """Add the routes to ``app``."""
+    app.include_router(build_router(ctx))

@@ -1,0 +1,211 @@
+"""The local API server: uvicorn on its own thread with its own event loop.
+
+Private by default: it binds 127.0.0.1, and refuses any other address unless an API key
+is set; with a key, every request must carry ``Authorization: Bearer <key>``. CORS is
+off unless origins are listed. ``stop()`` cancels the API's jobs on the inference worker
+and closes every connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llamadesk.api.errors import ApiError, install_handlers
+from llamadesk.api.jobs import JobRunner, RequestRecord, Submitter
+from llamadesk.api.routes import ApiContext, mount
+from llamadesk.core.registry import ModelEntry
+from llamadesk.services.inference import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8716
+START_TIMEOUT_S = 10.0
+
+
+class ApiConfigError(Exception):
+    """The server cannot start as configured; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How to serve. ``port`` 0 picks a free port (see ``ApiServer.port``)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    queue_limit: int = 64  # API requests running or queued at once; more get 429
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (a name other than localhost is not)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: ApiSettings) -> None:
+    """Refuse what must not be served, before anything is bound."""
+    if not is_loopback(settings.host) and not settings.api_key:
+        raise ApiConfigError(
+            f"Refusing to listen on {settings.host}: other machines could use your models. "
+            "Set an API key first (llamadesk serve --api-key), or listen on 127.0.0.1.")
+    if not 0 <= settings.port <= 65535:
+        raise ApiConfigError(f"{settings.port} is not a port number (0-65535).")
+
+
+class BearerAuth:
+    """Every request must carry the API key (CORS preflights excepted, which carry no
+    credentials by design)."""
+
+    def __init__(self, app: ASGIApp, key: str, allow_preflight: bool) -> None:
+        self.app = app
+        self._key = f"Bearer {key}".encode()
+        self._allow_preflight = allow_preflight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self._allow_preflight and scope["method"] == "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self._key):
+            response = ApiError(401, "Missing or wrong API key: send it as "
+                                "'Authorization: Bearer <key>'.",
+                                code="invalid_api_key").response()
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(ctx: ApiContext, settings: ApiSettings) -> FastAPI:
+    """The ASGI app: the routes, OpenAI-shaped errors, the key check and CORS."""
+    app = FastAPI(title="LlamaDesk local API", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    install_handlers(app)
+    mount(app, ctx)
+    if settings.api_key:
+        app.add_middleware(BearerAuth, key=settings.api_key,
+                           allow_preflight=bool(settings.cors_origins))
+    if settings.cors_origins:  # added last: outermost, so preflights are answered first
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+class ApiServer:
+    """The server's life: ``start()`` binds and serves on a thread, ``stop()`` ends it."""
+
+    def __init__(self, service: Submitter, models: Callable[[], list[ModelEntry]],
+                 resolve: Callable[[str], ModelSpec], settings: ApiSettings) -> None:
+        self.settings = settings
+        self.runner = JobRunner(service, settings.queue_limit)
+        self._ctx = ApiContext(self.runner, models, resolve)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port = settings.port
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one chosen when the settings said 0)."""
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """Where OpenAI clients point: ``http://host:port/v1``."""
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self._port}/v1"
+
+    def recent(self) -> list[RequestRecord]:
+        """The most recent requests, oldest first (safe from any thread)."""
+        return list(self.runner.recent)
+
+    def start(self) -> None:
+        """Bind and serve. Raises ApiConfigError when refused or the port is taken."""
+        if self.running:
+            return
+        check_settings(self.settings)
+        sock = self._bind()
+        self._port = int(sock.getsockname()[1])
+        config = uvicorn.Config(create_app(self._ctx, self.settings), log_config=None,
+                                access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=self._serve, args=(server, sock),
+                                        name="local-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ApiConfigError("The local API did not start; see the log.")
+            time.sleep(0.01)
+        log.info("local API listening on %s", self.base_url)
+
+    def _bind(self) -> socket.socket:
+        host, port = self.settings.host, self.settings.port
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+            # that say they are TCP, and with Nagle on, each small SSE chunk after the
+            # first waits for the client's delayed ACK (about 40 ms).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            sock.close()
+            raise ApiConfigError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                 "is another program using that port?") from exc
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            with asyncio.Runner() as runner:  # cancels what is left when it ends
+                runner.run(server.serve(sockets=[sock]))
+        except Exception:
+            log.exception("the local API stopped unexpectedly")
+        finally:
+            sock.close()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop at once: cancel the API's jobs, close connections, end the thread."""
+        self.runner.cancel_all()
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the local API thread did not stop within %.1f s", timeout_s)
+            else:
+                log.info("local API stopped")
+                self.runner.forget_jobs()
+        self._thread = None
+        self._server = None

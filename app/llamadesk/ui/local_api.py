@@ -1,0 +1,174 @@
+"""The window's side of the local API (docs/api.md): Settings → Local API switches it on
+and off, the status bar shows "API on :8716" and how many requests are running or
+queued, and Settings → Recent API requests lists them.
+
+The API's packages (FastAPI, uvicorn) are imported only when it is first switched on,
+so the window starts as fast as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QMenu,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadesk.ui.context import AppContext
+
+if TYPE_CHECKING:
+    from llamadesk.api.server import ApiServer
+
+log = logging.getLogger(__name__)
+
+#: How often the status bar and the list of requests are brought up to date.
+REFRESH_MS = 500
+COLUMNS = ("Time", "Client", "Model", "Tokens", "Duration", "Status")
+
+
+class LocalApi(QObject):
+    """Owns the API server while it runs; ``notice`` carries a readable failure."""
+
+    notice = Signal(str)
+    running_changed = Signal(bool)
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._parent = parent
+        self.server: ApiServer | None = None
+        self.label = QLabel()
+        self.label.setObjectName("localApiStatus")
+        self.label.hide()
+        self.toggle_action: QAction | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+
+    @property
+    def available(self) -> bool:
+        """Whether the inference service can take jobs from the API's thread."""
+        return hasattr(self._ctx.inference, "submit")
+
+    def add_actions(self, menu: QMenu) -> None:
+        """Settings → Local API (a switch) and Recent API requests…"""
+        action = QAction("Local &API (OpenAI-compatible, this computer only)", self)
+        action.setCheckable(True)
+        action.setEnabled(self.available)
+        action.toggled.connect(self.set_running)
+        self.running_changed.connect(action.setChecked)
+        menu.addAction(action)
+        self.toggle_action = action
+        recent = QAction("&Recent API requests…", self)
+        recent.triggered.connect(self.show_recent)
+        menu.addAction(recent)
+
+    @Slot(bool)
+    def set_running(self, on: bool) -> None:
+        """Start or stop the API (at once)."""
+        if on:
+            self.start()
+        else:
+            self.stop()
+
+    def start(self, port: int | None = None) -> bool:
+        """Serve on 127.0.0.1 (``port`` None: the usual 8716). Returns whether it runs."""
+        if self.server is not None and self.server.running:
+            return True
+        from llamadesk.api.server import DEFAULT_PORT, ApiConfigError, ApiServer, ApiSettings
+
+        ctx = self._ctx
+        server = ApiServer(
+            ctx.inference,  # type: ignore[arg-type]  # checked by ``available``
+            ctx.registry.models,
+            lambda model_id: ctx.resolver(model_id, ctx.settings.current.defaults.n_ctx),
+            ApiSettings(port=DEFAULT_PORT if port is None else port))
+        try:
+            server.start()
+        except ApiConfigError as exc:
+            self.notice.emit(f"The local API could not start: {exc}")
+            self.running_changed.emit(False)
+            return False
+        self.server = server
+        self._timer.start()
+        self.refresh()
+        self.label.show()
+        self.running_changed.emit(True)
+        return True
+
+    def stop(self) -> None:
+        """Stop serving: running API replies stop, connections close."""
+        server, self.server = self.server, None
+        self._timer.stop()
+        self.label.hide()
+        if server is not None:
+            server.stop()
+            self.running_changed.emit(False)
+
+    @Slot()
+    def refresh(self) -> None:
+        """Bring the status bar's text up to date."""
+        server = self.server
+        if server is None:
+            return
+        pending = server.runner.pending
+        busy = f" · {pending} running or queued" if pending else ""
+        self.label.setText(f"API on :{server.port}{busy}")
+        self.label.setToolTip(f"Local API at {server.base_url}")
+
+    @Slot()
+    def show_recent(self) -> None:
+        """The list of recent API requests."""
+        RecentRequestsDialog(self, self._parent).exec()
+
+
+class RecentRequestsDialog(QDialog):
+    """Recent API requests, newest first, refreshed while open (no message text)."""
+
+    def __init__(self, api: LocalApi, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Recent API requests")
+        self.resize(720, 360)
+        self._api = api
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.empty = QLabel("The local API is off. Turn it on in Settings → Local API.")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        timer = QTimer(self)
+        timer.setInterval(REFRESH_MS)
+        timer.timeout.connect(self.refresh)
+        timer.start()
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Show the records as they are now."""
+        server = self._api.server
+        self.empty.setVisible(server is None)
+        records = list(reversed(server.recent())) if server is not None else []
+        self.table.setRowCount(len(records))
+        for row, r in enumerate(records):
+            tokens = (f"{r.prompt_tokens or 0} + {r.completion_tokens or 0}"
+                      if r.completion_tokens is not None else "—")
+            cells = (time.strftime("%H:%M:%S", time.localtime(r.started_at)), r.client,
+                     r.model, tokens, f"{r.duration_s:.2f} s", r.status)
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))

@@ -1,0 +1,55 @@
+"""``llamadesk serve`` as a real process: it serves on loopback, answers the openai
+package, and stops cleanly on Ctrl+C; it refuses other addresses without a key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+
+from llamadesk.core import bundled
+
+
+def test_serve_answers_and_stops_on_ctrl_c(bundled_model_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamadesk", "serve", "--port", "0",
+         "--model", bundled.manifest().id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("LlamaDesk API on http://127.0.0.1:"), line
+        base_url = line.split(" on ", 1)[1].split()[0]
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0,
+                               timeout=300)
+        assert [m.id for m in client.models.list()] == [bundled.manifest().id]
+        reply = client.chat.completions.create(
+            model=bundled.manifest().id, max_tokens=4,
+            messages=[{"role": "user", "content": "Hello"}])
+        assert reply.choices[0].message.content
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+
+
+def test_serve_refuses_another_address_without_a_key() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llamadesk", "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+    assert result.returncode == 1
+    assert "API key" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_refuses_an_unknown_model() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llamadesk", "serve", "--port", "0", "--model", "nope"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+    assert result.returncode == 1 and "not installed" in result.stderr
