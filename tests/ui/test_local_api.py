@@ -4,6 +4,7 @@ the list of recent requests; the window's own chats keep working beside it."""
 from __future__ import annotations
 
 import openai
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
@@ -63,3 +64,58 @@ def test_without_a_submitting_service_the_switch_is_disabled(
     window = fake_window()
     assert window.local_api.toggle_action is not None
     assert not window.local_api.toggle_action.isEnabled()
+
+
+def test_api_chats_are_kept_as_conversations_only_when_asked(real_window: WindowFactory,
+                                                              qtbot: QtBot) -> None:
+    window = real_window()
+    api = window.local_api
+    assert api.start(port=0) and api.server is not None
+    client = openai.OpenAI(base_url=api.server.base_url, api_key="unused", max_retries=0,
+                           timeout=300)
+
+    def ask(text: str) -> str:
+        reply = client.chat.completions.create(
+            model=bundled.manifest().id, max_tokens=6, seed=2,
+            messages=[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Hi there"},
+                      {"role": "assistant", "content": "Hello!"},
+                      {"role": "user", "content": text}])
+        return reply.choices[0].message.content or ""
+
+    before = window.store.count_conversations()
+    ask("Not kept, please.")
+    qtbot.wait(200)  # time for a (wrong) keep to arrive on the GUI thread
+    assert window.store.count_conversations() == before, "off by default: nothing stored"
+
+    assert api.keep_action is not None
+    api.keep_action.setChecked(True)
+    assert window.ctx.settings.current.local_api.store_conversations
+    with qtbot.waitSignal(api.conversation_kept, timeout=60_000) as kept:
+        answer = ask("Name a colour.")
+    conversation = kept.args[0]
+    assert conversation.origin == "api" and conversation.title == "Hi there"
+    assert conversation.system_prompt == "Be brief."
+    messages = window.store.messages(conversation.id)
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "Hi there"), ("assistant", "Hello!"), ("user", "Name a colour."),
+        ("assistant", answer)]
+    assert messages[-1].model_id == bundled.manifest().id
+    assert messages[-1].stats.completion_tokens
+    # The sidebar lists it first, marked as from the API.
+    side = window.sidebar.conversations
+    assert side.index(0).data() == f"⇄ API · {conversation.title}"
+    assert "Kept from the local API" in side.index(0).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_switch_holds_for_the_next_launch(real_window: WindowFactory) -> None:
+    window = real_window()
+    assert window.local_api.toggle_action is not None
+    window.local_api.toggle_action.setChecked(True)
+    assert window.ctx.settings.current.local_api.enabled
+    settings = window.ctx.settings.current
+    window.shutdown_services()  # quitting stops the API but leaves the switch on
+    again = real_window(settings=settings)
+    assert again.local_api.server is not None, "on again at launch"
+    again.local_api.toggle_action.setChecked(False)  # type: ignore[union-attr]
+    assert not again.ctx.settings.current.local_api.enabled

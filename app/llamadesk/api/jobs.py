@@ -75,6 +75,7 @@ class Job(JobSink):
         self.client, self.endpoint, self.model = client, endpoint, model
         self.started_at = time.time()
         self.ended_monotonic = 0.0
+        self.request: GenerationRequest | None = None  # what was asked (for ChatHook)
         self._unread: Event | None = None
 
     # -- the sink: called on the inference thread -----------------------------------
@@ -126,12 +127,18 @@ class Job(JobSink):
         self.cancel_event.set()
 
 
+#: Told of every chat completion that ended with a reply (on the API's loop thread).
+ChatHook = Callable[[GenerationRequest, GenerationResult, str], None]
+
+
 class JobRunner:
     """Submits jobs, refuses more than ``limit`` at once (429), keeps recent records."""
 
-    def __init__(self, service: Submitter, limit: int = 64) -> None:
+    def __init__(self, service: Submitter, limit: int = 64,
+                 on_chat: ChatHook | None = None) -> None:
         self._service = service
         self.limit = limit
+        self._on_chat = on_chat
         self.pending = 0  # submitted and not yet ended; only the loop's thread changes it
         self.recent: deque[RequestRecord] = deque(maxlen=RECENT_LIMIT)
         self._jobs: set[Job] = set()
@@ -143,6 +150,7 @@ class JobRunner:
             raise ApiError(429, f"{self.pending} requests are already running or queued; "
                            "try again when one has finished.", code="rate_limit_exceeded")
         job = Job(asyncio.get_running_loop(), client, endpoint, spec.model_id, self._done)
+        job.request = request
         constraints = request.constraints
         if constraints is not None and constraints.top_logprobs is not None:
             request = replace(request, constraints=replace(constraints,
@@ -170,6 +178,9 @@ class JobRunner:
         status = "failed" if kind == "failed" else (
             "stopped" if result is not None and result.cancelled else "finished")
         stats = result.stats if result is not None else None
+        if self._on_chat is not None and result is not None and job.endpoint == "chat" \
+                and job.request is not None:
+            self._on_chat(job.request, result, job.model)
         self.recent.append(RequestRecord(
             started_at=job.started_at, client=job.client, endpoint=job.endpoint,
             model=job.model, prompt_tokens=stats.prompt_tokens if stats else None,

@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llamadesk.api.errors import ApiError, install_handlers
-from llamadesk.api.jobs import JobRunner, RequestRecord, Submitter
+from llamadesk.api.jobs import ChatHook, JobRunner, RequestRecord, Submitter
 from llamadesk.api.routes import ApiContext, mount
 from llamadesk.core.registry import ModelEntry
 from llamadesk.services.inference import ModelSpec
@@ -114,9 +114,10 @@ class ApiServer:
     """The server's life: ``start()`` binds and serves on a thread, ``stop()`` ends it."""
 
     def __init__(self, service: Submitter, models: Callable[[], list[ModelEntry]],
-                 resolve: Callable[[str], ModelSpec], settings: ApiSettings) -> None:
+                 resolve: Callable[[str], ModelSpec], settings: ApiSettings,
+                 on_chat: ChatHook | None = None) -> None:
         self.settings = settings
-        self.runner = JobRunner(service, settings.queue_limit)
+        self.runner = JobRunner(service, settings.queue_limit, on_chat)
         self._ctx = ApiContext(self.runner, models, resolve)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -13,7 +13,7 @@ settings and the branch on screen::
         "title": "...", "created_at": 1714571000.0, "updated_at": 1714571990.5,
         "model_id": "smollm2-135m-instruct" | null, "system_prompt": "...",
         "params": {"temperature": 0.7, ...},  (SamplingParams; missing keys: defaults)
-        "current_leaf": 4 | null
+        "current_leaf": 4 | null, "origin": "api" (optional: kept from the local API)
       },
       "messages": [
         {"id": 1, "parent": null, "role": "user" | "assistant" | "system",
@@ -104,6 +104,7 @@ class ChatDocument:
     params: SamplingParams
     current_leaf: int | None
     messages: tuple[DocumentMessage, ...]
+    origin: str | None = None  # "api": kept from the local API
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ def export_document(store: ConversationStore, conversation_id: int) -> dict[str,
             "system_prompt": conversation.system_prompt,
             "params": conversation.params.to_dict(),
             "current_leaf": local.get(leaf) if leaf is not None else None,
+            **({"origin": conversation.origin} if conversation.origin else {}),
         },
         "messages": exported,
     }
@@ -252,6 +254,8 @@ def parse_document(data: str | bytes) -> ChatDocument:
         params=_params(_object(conversation, "params", "conversation")),
         current_leaf=leaf,
         messages=_parents_first(messages),
+        origin=(_str_or_none(conversation, "origin", "conversation")
+                if "origin" in conversation else None),
     )
 
 
@@ -429,10 +433,10 @@ def import_document(store: ConversationStore, document: ChatDocument) -> Convers
         with store.transaction() as db:
             cur = db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, model_id, "
-                "system_prompt, params) VALUES (?, ?, ?, ?, ?, ?)",
+                "system_prompt, params, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (document.title, document.created_at, document.updated_at,
                  document.model_id, document.system_prompt,
-                 json.dumps(document.params.to_dict())))
+                 json.dumps(document.params.to_dict()), document.origin))
             conversation_id = int(cur.lastrowid or 0)
             new_ids: dict[int, int] = {}
             for m in document.messages:  # parents first, so every parent id exists

@@ -108,3 +108,5 @@ class Conversation:
     system_prompt: str = ""
     params: SamplingParams = field(default_factory=SamplingParams)
     current_leaf_id: int | None = None
+    #: None for chats of the window and the CLI; "api" for one kept from the local API.
+    origin: str | None = None

@@ -85,6 +85,14 @@ class AppearanceSettings:
 
 
 @dataclass(frozen=True)
+class LocalApiSettings:
+    """The local OpenAI-compatible API as the window runs it (docs/api.md)."""
+
+    enabled: bool = False  # off until the user turns it on; then on at every start
+    store_conversations: bool = False  # keep each API chat as a conversation
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """Settings that apply to the whole app."""
 
@@ -96,6 +104,7 @@ class AppSettings:
     #: Remote OpenAI-compatible servers the user added (their keys are in the keychain).
     connections: tuple[Connection, ...] = ()
     remote: RemoteSettings = field(default_factory=RemoteSettings)
+    local_api: LocalApiSettings = field(default_factory=LocalApiSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -119,6 +128,7 @@ class AppSettings:
             appearance=appearance.validated(),
             connections=remote.from_list(data.get("connections")),
             remote=_remote_settings(data.get("remote")),
+            local_api=_local_api_settings(data.get("local_api")),
         )
 
 
@@ -126,6 +136,13 @@ def _remote_settings(data: object) -> RemoteSettings:
     known = {f.name for f in fields(RemoteSettings)}
     values = {k: v for k, v in data.items() if k in known} if isinstance(data, dict) else {}
     return RemoteSettings(**values).validated()
+
+
+def _local_api_settings(data: object) -> LocalApiSettings:
+    if not isinstance(data, dict):
+        return LocalApiSettings()
+    return LocalApiSettings(enabled=data.get("enabled") is True,
+                            store_conversations=data.get("store_conversations") is True)
 
 
 def load_settings(path: Path) -> AppSettings:

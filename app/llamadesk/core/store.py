@@ -101,8 +101,15 @@ _MIGRATION_4 = """
         ALTER TABLE messages ADD COLUMN finish_detail TEXT;
 """
 
+# Where a conversation came from when not the window or the CLI ("api": kept from the
+# local API at the user's request).
+_MIGRATION_5 = """
+        ALTER TABLE conversations ADD COLUMN origin TEXT;
+"""
+
 #: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4,
+                         _MIGRATION_5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -192,15 +199,17 @@ class ConversationStore:
         model_id: str | None = None,
         system_prompt: str = "",
         params: SamplingParams | None = None,
+        origin: str | None = None,
     ) -> Conversation:
-        """Create and return an empty conversation."""
+        """Create and return an empty conversation (``origin``: see Conversation)."""
         now = time.time()
         params = params or SamplingParams()
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, model_id, "
-                "system_prompt, params) VALUES (?, ?, ?, ?, ?, ?)",
-                (title, now, now, model_id, system_prompt, json.dumps(params.to_dict())),
+                "system_prompt, params, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, model_id, system_prompt, json.dumps(params.to_dict()),
+                 origin),
             )
         conversation = self.get_conversation(int(cur.lastrowid or 0))
         assert conversation is not None
@@ -463,6 +472,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         system_prompt=row["system_prompt"],
         params=params,
         current_leaf_id=row["current_leaf_id"],
+        origin=row["origin"],
     )
 
 

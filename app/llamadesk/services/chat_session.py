@@ -8,12 +8,13 @@ statistics, and keeps the memory start when the engine moves it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.prompt import ContextUse
-from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
+from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
 from llamadesk.services.engine import GenerationRequest, GenerationResult
 
 TITLE_LENGTH = 48
@@ -85,3 +86,31 @@ class ChatSession:
         return self.store.add_message(
             conversation_id, Role.ASSISTANT, result.text, parent_id=parent_id,
             model_id=result.model_id or model_id, stats=result.stats)
+
+
+#: ``Conversation.origin`` of a chat kept from the local API.
+API_ORIGIN = "api"
+
+
+def store_api_chat(store: ConversationStore, request: GenerationRequest,
+                   result: GenerationResult, model_id: str) -> Conversation | None:
+    """Keep one local-API chat completion as a new conversation marked as from the API:
+    its system prompt and sampling, the messages it was sent, and the reply. Nothing is
+    kept for a reply stopped before its first word."""
+    if not result.text and result.cancelled:
+        return None
+    first = next((m.content for m in request.history if m.role == Role.USER), "")
+    conversation = store.create_conversation(
+        title_from(first), model_id=model_id, system_prompt=request.system_prompt,
+        params=request.params, origin=API_ORIGIN)
+    try:
+        for message in request.history:
+            store.add_message(conversation.id, message.role, message.content)
+        store.add_message(conversation.id, Role.ASSISTANT, result.text,
+                          model_id=result.model_id or model_id, stats=result.stats)
+    except StoreError:
+        # All of it or nothing: a half-kept chat would look like the client's own.
+        with contextlib.suppress(StoreError):
+            store.delete_conversation(conversation.id)
+        raise
+    return store.get_conversation(conversation.id)

@@ -8,8 +8,10 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore
+from llamadesk.services.chat_session import API_ORIGIN
 
 FETCH_PAGE = 200
+API_BADGE = "⇄ API ·"  # before the title of a chat kept from the local API
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -73,10 +75,14 @@ class ConversationListModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         conversation = self._rows[index.row()]
+        from_api = conversation.origin == API_ORIGIN
         if role == Qt.ItemDataRole.DisplayRole:
+            return f"{API_BADGE} {conversation.title}" if from_api else conversation.title
+        if role == Qt.ItemDataRole.EditRole:
             return conversation.title
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{conversation.title}\nLast active {when(conversation.updated_at)}"
+            source = "\nKept from the local API" if from_api else ""
+            return f"{conversation.title}{source}\nLast active {when(conversation.updated_at)}"
         if role == ConversationIdRole:
             return conversation.id
         return None

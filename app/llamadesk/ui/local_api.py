@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -25,6 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadesk.core.conversation import Conversation
+from llamadesk.core.store import StoreError
+from llamadesk.services.chat_session import store_api_chat
+from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.ui.context import AppContext
 
 if TYPE_CHECKING:
@@ -38,10 +43,13 @@ COLUMNS = ("Time", "Client", "Model", "Tokens", "Duration", "Status")
 
 
 class LocalApi(QObject):
-    """Owns the API server while it runs; ``notice`` carries a readable failure."""
+    """Owns the API server while it runs; ``notice`` carries a readable failure,
+    ``conversation_kept`` a chat kept from the API (when the user asked for that)."""
 
     notice = Signal(str)
     running_changed = Signal(bool)
+    conversation_kept = Signal(object)
+    _chat_ended = Signal(object, object, str)  # from the API's thread, to the GUI thread
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +60,8 @@ class LocalApi(QObject):
         self.label.setObjectName("localApiStatus")
         self.label.hide()
         self.toggle_action: QAction | None = None
+        self.keep_action: QAction | None = None
+        self._chat_ended.connect(self._keep_chat)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
@@ -70,17 +80,56 @@ class LocalApi(QObject):
         self.running_changed.connect(action.setChecked)
         menu.addAction(action)
         self.toggle_action = action
+        keep = QAction("&Keep API chats as conversations", self)
+        keep.setCheckable(True)
+        keep.setChecked(self._ctx.settings.current.local_api.store_conversations)
+        keep.setToolTip("Each chat completion the local API answers appears in the sidebar, "
+                        "marked as from the API")
+        keep.toggled.connect(self.set_keep_chats)
+        menu.addAction(keep)
+        self.keep_action = keep
         recent = QAction("&Recent API requests…", self)
         recent.triggered.connect(self.show_recent)
         menu.addAction(recent)
 
+    def start_if_enabled(self) -> None:
+        """At launch: serve again if the user left the API on."""
+        if self.available and self._ctx.settings.current.local_api.enabled:
+            self.start()
+
     @Slot(bool)
     def set_running(self, on: bool) -> None:
-        """Start or stop the API (at once)."""
+        """Start or stop the API (at once); the choice holds for the next launch."""
         if on:
-            self.start()
+            self._save(enabled=self.start())
         else:
             self.stop()
+            self._save(enabled=False)
+
+    @Slot(bool)
+    def set_keep_chats(self, on: bool) -> None:
+        """Keep (or stop keeping) each API chat as a conversation."""
+        self._save(store_conversations=on)
+
+    def _save(self, **changes: bool) -> None:
+        settings = self._ctx.settings.current
+        wanted = replace(settings.local_api, **changes)
+        if wanted != settings.local_api:
+            self._ctx.settings.update(replace(settings, local_api=wanted))
+
+    @Slot(object, object, str)
+    def _keep_chat(self, request: GenerationRequest, result: GenerationResult,
+                   model_id: str) -> None:
+        if not self._ctx.settings.current.local_api.store_conversations:
+            return
+        try:
+            kept: Conversation | None = store_api_chat(self._ctx.store, request, result,
+                                                       model_id)
+        except StoreError as exc:
+            self.notice.emit(f"An API chat was not kept: {exc}")
+            return
+        if kept is not None:
+            self.conversation_kept.emit(kept)
 
     def start(self, port: int | None = None) -> bool:
         """Serve on 127.0.0.1 (``port`` None: the usual 8716). Returns whether it runs."""
@@ -93,7 +142,8 @@ class LocalApi(QObject):
             ctx.inference,  # type: ignore[arg-type]  # checked by ``available``
             ctx.registry.models,
             lambda model_id: ctx.resolver(model_id, ctx.settings.current.defaults.n_ctx),
-            ApiSettings(port=DEFAULT_PORT if port is None else port))
+            ApiSettings(port=DEFAULT_PORT if port is None else port),
+            on_chat=self._chat_ended.emit)
         try:
             server.start()
         except ApiConfigError as exc:

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.refresh_models()
         self.status.show_state(self.inference.state)
         self._restore()
+        self.local_api.start_if_enabled()
 
     # -- set-up -------------------------------------------------------------------------------
     def _connect_parts(self) -> None:
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         chat.new_chat_needed.connect(self.new_conversation)
         chat.notice.connect(self.show_notice)
         self.local_api.notice.connect(chat.banner.show_message)
+        self.local_api.conversation_kept.connect(side.show_changed)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)
         c, inf = self.controller, self.inference
