@@ -59,10 +59,8 @@ class RemoteModelsService(QObject):
         self.secrets = secrets or SecretStore()
         self._models: dict[str, tuple[str, ...]] = {}
         self._connections: tuple[Connection, ...] = ()
-        self._worker = _CheckWorker(self.secrets)
-        self._request.connect(self._worker.check)
-        self._worker.done.connect(self._on_done)
-        self._thread = WorkerThread(self._worker, "remote-models")
+        # Started by the first check: without connections there is no thread at all.
+        self._thread: WorkerThread | None = None
 
     def models(self) -> dict[str, tuple[str, ...]]:
         """For each enabled connection checked so far, the server's model ids."""
@@ -86,6 +84,11 @@ class RemoteModelsService(QObject):
 
     def check(self, connection: Connection, settings: RemoteSettings | None = None) -> None:
         """Ask ``connection`` for its models; ``checked`` tells the outcome."""
+        if self._thread is None:
+            worker = _CheckWorker(self.secrets)
+            self._request.connect(worker.check)
+            worker.done.connect(self._on_done)
+            self._thread = WorkerThread(worker, "remote-models")
         self._request.emit(connection, settings or RemoteSettings())
 
     @Slot(str, object)
@@ -99,5 +102,7 @@ class RemoteModelsService(QObject):
         self.checked.emit(name, result)
 
     def shutdown(self) -> None:
-        """Stop the worker thread (a check in progress ends at its timeout)."""
-        self._thread.stop()
+        """Stop the worker thread, if it ever started (a check in progress ends at its
+        timeout). Safe to call more than once."""
+        if self._thread is not None:
+            self._thread.stop()

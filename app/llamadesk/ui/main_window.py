@@ -340,10 +340,13 @@ class MainWindow(QMainWindow):
         self.models_window.activateWindow()
 
     def shutdown_services(self) -> None:
-        """Stop the workers this window started (the Models window's, the local API)."""
+        """Stop the workers this window started or uses beside the chat (the Models
+        window's, the local API, the remote model lists)."""
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
+        if self.ctx.remote_models is not None:
+            self.ctx.remote_models.shutdown()
 
     # -- dialogs ------------------------------------------------------------------------------
     @Slot()
