@@ -147,5 +147,6 @@ def long_chat(h: AppHarness, ref: Reference, quick: bool, runs: int) -> list[Met
                [w / r for w, r in zip(worst, refs, strict=True)],
                numerator=side("worst TTFT after the history overflowed", "ms", worst),
                reference=side(f"{ref.kind} pp{half}", "ms", refs),
-               notes="the turn that moves the model's memory start re-reads what is kept"),
+               notes="the turn that moves the model's memory start shifts what is kept in "
+                     "the KV cache instead of reading it again"),
     ]
