@@ -133,6 +133,10 @@ class FakeInferenceService(QObject):
         for job in self._jobs():
             job.cancelled = True
 
+    def remote_connection(self, job_id: int) -> str | None:
+        """The fake writes every reply itself: none comes from a remote server."""
+        return None
+
     @property
     def busy(self) -> bool:
         """Whether any job is queued or running."""

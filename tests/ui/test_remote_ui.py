@@ -96,11 +96,16 @@ def test_a_remote_chat_is_grouped_marked_and_answered(
     assert marker.isVisible() and "faulty" in marker.text()
     assert fault_server.url in marker.toolTip()
     window.chat.composer.setPlainText("Say hello.")
+    shown: list[str] = []  # the status bar while the remote reply streams
+    window.inference.token_batch_ready.connect(
+        lambda _job, _text: shown.append(window.status.state_label.text()))
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS) as done:
         window.chat.composer.submit()
     reply = done.args[1]
     assert reply is not None and reply.content == "".join(REPLY_PIECES)
     assert reply.model_id == REMOTE_ID
+    assert shown and set(shown) == {"Generating on faulty…"}
+    assert window.status.state_label.text() != "Generating on faulty…", "and back after"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert window.grab().save(str(SCREENSHOTS / "remote-chat.png"))
 

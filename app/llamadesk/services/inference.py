@@ -323,6 +323,7 @@ class InferenceService(InferenceSignals):
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._cancels: dict[int, threading.Event] = {}
+        self._remote_jobs: dict[int, str] = {}  # job id -> the connection that answers
         self._current: int | None = None
         self.state = ModelState.UNLOADED
         self.model_info: ModelInfo | None = None
@@ -359,7 +360,8 @@ class InferenceService(InferenceSignals):
         cancel = threading.Event()
         self._cancels[job_id] = cancel
         job = _GenerateJob(job_id, request, model, cancel)
-        if model is not None and model.remote:
+        if model is not None and model.connection is not None:
+            self._remote_jobs[job_id] = model.connection.connection.name
             self._start_remote_worker()
             self._request_remote.emit(job)
         else:
@@ -406,6 +408,10 @@ class InferenceService(InferenceSignals):
         for event in list(self._cancels.values()):  # jobs may be submitted meanwhile
             event.set()
 
+    def remote_connection(self, job_id: int) -> str | None:
+        """The name of the connection a job's reply comes from; None for a local one."""
+        return self._remote_jobs.get(job_id)
+
     @property
     def busy(self) -> bool:
         """Whether any job is queued or running."""
@@ -446,5 +452,6 @@ class InferenceService(InferenceSignals):
     @Slot(int, object)
     def _on_ended(self, job_id: int, _result: object) -> None:
         self._cancels.pop(job_id, None)
+        self._remote_jobs.pop(job_id, None)
         if self._current == job_id:
             self._current = None

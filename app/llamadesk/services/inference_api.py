@@ -50,6 +50,10 @@ class InferenceApi(Protocol):
         """Stop the running job and every queued one."""
         ...
 
+    def remote_connection(self, job_id: int) -> str | None:
+        """The name of the connection a job's reply comes from; None for a local one."""
+        ...
+
     @property
     def busy(self) -> bool:
         """Whether any job is queued or running."""

@@ -114,6 +114,10 @@ class MainWindow(QMainWindow):
         c.reply_finished.connect(self._close_if_done)
         c.reply_failed.connect(self._close_if_done)
         inf.state_changed.connect(status.show_state)
+        inf.generation_started.connect(self._on_job_started)
+        for ended in (inf.generation_finished, inf.generation_cancelled,
+                      inf.generation_failed):
+            ended.connect(self._on_job_ended)
         inf.model_loaded.connect(status.show_model)
         inf.model_load_failed.connect(status.show_no_model)
         self.transfer.imported.connect(self._on_imported)
@@ -137,6 +141,14 @@ class MainWindow(QMainWindow):
         else:
             self.select_conversation(target.id)
         self.chat.preload_model()
+
+    @Slot(int)
+    def _on_job_started(self, job_id: int) -> None:
+        self.status.show_job_started(job_id, self.inference.remote_connection(job_id))
+
+    @Slot(int, object)
+    def _on_job_ended(self, job_id: int, _result: object) -> None:
+        self.status.show_job_ended(job_id, self.inference.state)
 
     # -- conversations ------------------------------------------------------------------------
     @property

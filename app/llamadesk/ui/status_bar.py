@@ -36,15 +36,33 @@ class AppStatusBar(QStatusBar):
         self.addWidget(self.state_label)
         self.addWidget(self.busy)
         self.addPermanentWidget(self.speed_label)
+        self._remote: dict[int, str] = {}  # remote jobs running: job id -> connection
 
     @Slot(str)
     def show_state(self, state: str) -> None:
         """Show a ModelState."""
         model_state = ModelState(state)
-        self.state_label.setText(STATE_LABELS[model_state])
+        if not self._remote:
+            self.state_label.setText(STATE_LABELS[model_state])
         # Only while loading: an animated bar repaints all the time, and while a reply
         # streams the reply itself (and the Stop button) show that work is going on.
         self.busy.setVisible(model_state == ModelState.LOADING)
+
+    def show_job_started(self, job_id: int, connection: str | None) -> None:
+        """A job started; ``connection`` names the remote server writing its reply (None:
+        the local model, whose own state the label already shows)."""
+        if connection is not None:
+            self._remote[job_id] = connection
+            self.state_label.setText(f"Generating on {connection}…")
+
+    def show_job_ended(self, job_id: int, local_state: str) -> None:
+        """A job ended: the label goes back to the local model's state unless another
+        remote reply is still being written."""
+        self._remote.pop(job_id, None)
+        if self._remote:
+            self.state_label.setText(f"Generating on {next(iter(self._remote.values()))}…")
+        else:
+            self.show_state(local_state)
 
     @Slot(object)
     def show_model(self, info: ModelInfo) -> None:
