@@ -74,13 +74,18 @@ def test_response_formats_become_grammars_that_compile() -> None:
 
 @pytest.mark.parametrize(("fields", "param"), [
     ({"n": 3}, "n"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"tools": [{"type": "function"}]}, "tools[0]"),
+    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "always"},
+     "tool_choice"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}],
+      "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice"),
     ({"top_logprobs": 2}, "top_logprobs"),
     ({"logit_bias": {"1": 5}}, "logit_bias"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
      "messages[0].content"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages"),
     ({"messages": [{"role": "system", "content": "x"}]}, "messages"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
      "response_format"),
@@ -90,6 +95,30 @@ def test_what_cannot_be_honoured_is_a_400(fields: dict[str, Any], param: str) ->
         chat_request(chat(**fields))
     assert info.value.status == 400 and info.value.param == param
     assert info.value.body()["error"]["message"]
+
+
+def test_tools_and_tool_messages_go_to_the_template_whole() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "integer"}}}}}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+    request = chat_request(chat(tools=[tool], tool_choice="required", messages=[
+        {"role": "user", "content": "Go"}, {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"}]))
+    assert request.constraints is not None
+    tool_chat = request.constraints.tool_chat
+    assert tool_chat is not None and tool_chat.tools == (tool,)
+    assert tool_chat.messages == (
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]},
+        {"role": "tool", "content": "done", "tool_call_id": "c1"})
+    assert tool_chat.required is not None and tool_chat.required["anyOf"][0]["properties"][
+        "name"] == {"const": "f"}
+    # The words alone are what a kept conversation holds.
+    assert [m.content for m in request.history] == ["Go"]
+    plain = chat_request(chat(tools=[tool]))
+    assert plain.constraints is not None and plain.constraints.tool_chat is not None
+    assert plain.constraints.tool_chat.required is None, "auto: the model may answer in words"
 
 
 def test_a_completion_is_its_prompt_as_it_is() -> None:

@@ -11,6 +11,7 @@ from llamadesk.api.schemas import (
     CompletionRequest,
     ResponseFormat,
 )
+from llamadesk.api.tools import tool_chat
 from llamadesk.core.conversation import Message, Role, SamplingParams
 from llamadesk.services.constraints import (
     ReplyConstraints,
@@ -86,16 +87,15 @@ def _text(message: ChatMessageIn, index: int) -> str:
 def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
     """The engine's request for a chat completion. Raises ApiError for what it cannot
     honour."""
-    if body.tools or body.functions:
-        raise unsupported("tools", "Tool and function calling is not supported: LlamaDesk "
-                          "does not pass tools to its models' chat templates yet.")
+    with_tools = bool(body.tools or body.functions) or any(
+        m.role in ("tool", "function") or m.tool_calls for m in body.messages)
     if body.top_logprobs is not None and not body.logprobs:
         raise ApiError(400, "top_logprobs needs logprobs: true.", param="top_logprobs")
     system: list[str] = []
     history: list[Message] = []
     for index, message in enumerate(body.messages):
-        if message.role in ("tool", "function"):
-            raise unsupported(f"messages[{index}].role", "Tool messages are not supported.")
+        if message.role in ("tool", "function") or message.tool_calls:
+            continue  # in the tool chat below; kept conversations hold the words only
         text = _text(message, index)
         if message.role in ("system", "developer"):
             system.append(text)
@@ -107,7 +107,13 @@ def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
     if not any(m.role == Role.USER for m in history):
         raise ApiError(400, "messages must include at least one user message.",
                        param="messages")
+    chat = tool_chat(body, _text) if with_tools else None
+    if chat is not None and chat.required is not None and body.response_format is not None \
+            and body.response_format.type != "text":
+        raise ApiError(400, "A required tool call and a response_format cannot be asked "
+                       "for together.", param="response_format")
     constraints = ReplyConstraints(
+        tool_chat=chat,
         grammar=_grammar(body.response_format), stop=_stops(body.stop),
         frequency_penalty=body.frequency_penalty or 0.0,
         presence_penalty=body.presence_penalty or 0.0,

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from llamadesk.api.schemas import ErrorBody, ErrorResponse
 from llamadesk.services.engine import ContextFullError, EngineError
+from llamadesk.services.engine_errors import ToolsUnsupportedError
 from llamadesk.services.inference import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def from_engine(error: EngineError) -> ApiError:
     if isinstance(error, ModelLoadError):
         return ApiError(500, f"The model failed to load: {error}", type_=SERVER,
                         code="model_load_failed", param="model")
+    if isinstance(error, ToolsUnsupportedError):
+        return ApiError(400, str(error), code="tools_not_supported", param="tools")
     if isinstance(error, ContextFullError):
         if error.n_prompt is not None and error.n_ctx is not None:
             message = (f"The prompt takes {error.n_prompt} tokens and the model's context "

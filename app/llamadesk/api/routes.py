@@ -35,6 +35,7 @@ from llamadesk.api.schemas import (
     TopLogprob,
     Usage,
 )
+from llamadesk.api.tools import read_calls
 from llamadesk.core.conversation import FinishReason
 from llamadesk.core.registry import ModelEntry
 from llamadesk.services.constraints import TokenLogprob
@@ -129,18 +130,22 @@ def build_router(ctx: ApiContext) -> APIRouter:
         try:
             job, first = await ep.start(request, body.model, gen, "chat")
             job.unread(first)
+            calls_wanted = _calls_wanted(body, gen)
             if body.stream:
                 usage = bool(body.stream_options and body.stream_options.include_usage)
-                return EventSourceResponse(_chat_stream(
-                    job, cid, created, body.model, usage, bool(body.logprobs)), sep="\n")
+                stream = (_tool_stream(job, cid, created, body.model, usage) if calls_wanted
+                          else _chat_stream(job, cid, created, body.model, usage,
+                                            bool(body.logprobs)))
+                return EventSourceResponse(stream, sep="\n")
             _text, result, logprobs = await unless_gone(collect(job), request, job)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED)
+        message, finish = _reply_message(result, calls_wanted)
         return JSONResponse(ChatCompletion(
             id=cid, created=created, model=body.model, usage=_usage(result),
-            choices=[ChatChoice(message=AssistantMessage(content=result.text),
+            choices=[ChatChoice(message=message,
                                 logprobs=_logprobs(logprobs) if body.logprobs else None,
-                                finish_reason=_finish(result))]).model_dump())
+                                finish_reason=finish)]).model_dump())
 
     @router.post("/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
@@ -223,6 +228,54 @@ async def _chat_stream(job: Job, cid: str, created: int, model: str, include_usa
             if include_usage:
                 yield _sse(ChatCompletionChunk(id=cid, created=created, model=model,
                                                choices=[], usage=_usage(result)))
+    except ApiError as exc:
+        yield {"data": json.dumps(exc.body())}
+        return
+    yield {"data": "[DONE]"}
+
+
+def _calls_wanted(body: ChatCompletionRequest, gen: GenerationRequest) -> bool:
+    """Whether the reply is read for tool calls: tools were offered and not refused."""
+    return bool(gen.constraints and gen.constraints.tool_chat and body.tools) \
+        and body.tool_choice != "none"
+
+
+def _reply_message(result: GenerationResult, calls_wanted: bool) -> tuple[AssistantMessage,
+                                                                          str]:
+    """The assistant's message and finish reason: the calls it made, if it made any."""
+    if calls_wanted:
+        content, calls = read_calls(result.text)
+        if calls:
+            return AssistantMessage(content=content, tool_calls=calls), "tool_calls"
+    return AssistantMessage(content=result.text), _finish(result)
+
+
+async def _tool_stream(job: Job, cid: str, created: int, model: str,
+                       include_usage: bool) -> AsyncIterator[dict[str, str]]:
+    """A reply that may be calls is read whole (a half call is no use to a client),
+    then sent as OpenAI streams it: the words, the calls with their index, the reason."""
+    exclude = None if include_usage else {"usage"}
+
+    def chunk(delta: Delta, finish: str | None = None) -> dict[str, str]:
+        return _sse(ChatCompletionChunk(id=cid, created=created, model=model, choices=[
+            ChunkChoice(delta=delta, finish_reason=finish)]), exclude)
+
+    yield chunk(Delta(role="assistant", content=""))
+    try:
+        async for kind, payload in _events(job):
+            if kind != "ended":
+                continue
+            assert isinstance(payload, GenerationResult)
+            message, finish = _reply_message(payload, True)
+            if message.content:
+                yield chunk(Delta(content=message.content))
+            if message.tool_calls:
+                yield chunk(Delta(tool_calls=[{"index": i, **c.model_dump()}
+                                              for i, c in enumerate(message.tool_calls)]))
+            yield chunk(Delta(), finish)
+            if include_usage:
+                yield _sse(ChatCompletionChunk(id=cid, created=created, model=model,
+                                               choices=[], usage=_usage(payload)))
     except ApiError as exc:
         yield {"data": json.dumps(exc.body())}
         return

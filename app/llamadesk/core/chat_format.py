@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
@@ -162,6 +162,11 @@ class ChatTemplate:
         return self._source
 
     @property
+    def supports_tools(self) -> bool:
+        """Whether the template hands the model tool definitions (it reads ``tools``)."""
+        return "tools" in self._source
+
+    @property
     def name(self) -> str:
         """"model's own", or the fallback format's name."""
         return self._name
@@ -216,8 +221,10 @@ class ChatTemplate:
         eos_token: str = "",
         add_generation_prompt: bool = True,
         cancel: threading.Event | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
-        """The prompt text for ``messages``.
+        """The prompt text for ``messages`` (with ``tools``: OpenAI tool definitions, for
+        a template that offers them to the model, see ``supports_tools``).
 
         Raises ChatTemplateCancelled when ``cancel`` is set during the render,
         ChatTemplateRefusal when the template refuses the conversation, and
@@ -229,6 +236,8 @@ class ChatTemplate:
             "eos_token": eos_token,
             "add_generation_prompt": add_generation_prompt,
         }
+        if tools:
+            context["tools"] = [dict(t) for t in tools]
         size = sum(len(str(m.get("content", ""))) for m in messages) + len(bos_token) \
             + len(eos_token)
         limits = self.limits.for_input(size, len(messages))

@@ -20,6 +20,27 @@ _STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 
 @dataclass(frozen=True)
+class ToolChat:
+    """A chat with tools (the local API's): OpenAI-shaped messages, tool calls and tool
+    results included, rendered whole by the model's own template with ``tools``."""
+
+    messages: tuple[dict[str, Any], ...]
+    tools: tuple[dict[str, Any], ...] = ()
+    #: The JSON schema of the one call the reply must be (tool_choice required or named).
+    required: dict[str, Any] | None = None
+
+
+def tool_call_grammar(schema: dict[str, Any], hermes: bool) -> str:
+    """GBNF for one call matching ``schema``: bare JSON, or (``hermes``) inside the
+    ``<tool_call>`` markers that Hermes-style templates teach their models."""
+    call = json_schema_grammar(schema)
+    if not hermes:
+        return call
+    return call.replace("root ::=", "call ::=", 1) + \
+        '\nroot ::= "<tool_call>\\n" call "\\n</tool_call>"\n'
+
+
+@dataclass(frozen=True)
 class ReplyConstraints:
     """What a request through the local API adds to the window's sampling."""
 
@@ -28,6 +49,7 @@ class ReplyConstraints:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     raw_prompt: str | None = None  # continue this text as it is, with no chat template
+    tool_chat: ToolChat | None = None  # render these messages and tools as they are
     #: With ``on_logprob``: report each token's log probability and this many of the
     #: likeliest alternatives (OpenAI's ``logprobs`` / ``top_logprobs``).
     top_logprobs: int | None = None

@@ -38,6 +38,8 @@ from llamadesk.services.constraints import (
     compile_grammar,
     token_logprob,
 )
+from llamadesk.services.engine_errors import ContextFullError as ContextFullError
+from llamadesk.services.engine_errors import EngineError as EngineError
 from llamadesk.services.kv_context import KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
@@ -52,25 +54,12 @@ from llamadesk.services.llama_runtime import (
 from llamadesk.services.llama_runtime import llama_cpp_version as llama_cpp_version
 from llamadesk.services.llama_runtime import supports_gpu_offload as supports_gpu_offload
 from llamadesk.services.llama_runtime import system_info as system_info
+from llamadesk.services.tool_chat import render_tool_chat, with_call_grammar
 
 if TYPE_CHECKING:
     from llamadesk.services.backend import BackendCapabilities
 
 log = logging.getLogger(__name__)
-
-class EngineError(Exception):
-    """A readable reason why a model could not be loaded or prompted."""
-
-
-class ContextFullError(EngineError):
-    """The prompt leaves no room for a reply in the model's context."""
-
-    def __init__(self, message: str, n_prompt: int | None = None,
-                 n_ctx: int | None = None) -> None:
-        super().__init__(message)
-        self.n_prompt = n_prompt
-        self.n_ctx = n_ctx
-
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -306,6 +295,8 @@ class LlamaEngine:
             return GenerationResult(text="", model_id=self._info.model_id,
                                     stats=MessageStats(finish_reason=FinishReason.STOPPED))
         self._note_template_change()
+        if self._template is not None:
+            constraints = with_call_grammar(constraints, self._template)
         prompt = self._tokenize_prompt(plan.text)
         max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
         if max_tokens <= 0:
@@ -349,12 +340,21 @@ class LlamaEngine:
 
     def _plan_or_raw(self, request: GenerationRequest,
                      cancel: threading.Event) -> ContextPlan:
-        """The planned chat prompt, or a raw prompt taken as it is."""
-        raw = request.constraints.raw_prompt if request.constraints else None
-        if raw is None:
+        """The planned chat prompt, a chat with tools rendered whole, or a raw prompt
+        taken as it is."""
+        constraints = request.constraints
+        if constraints is not None and constraints.tool_chat is not None:
+            assert self._template is not None
+            llm = self._require()
+            text = render_tool_chat(
+                self._template, constraints.tool_chat, self._info.name if self._info else "",
+                self._special_text(llm.token_bos()), self._special_text(llm.token_eos()),
+                cancel)
+        elif constraints is not None and constraints.raw_prompt is not None:
+            text = constraints.raw_prompt
+        else:
             return self.plan(request, cancel)
-        return ContextPlan(text=raw, messages=(), memory_start_id=0, dropped=0,
-                           n_tokens=0)
+        return ContextPlan(text=text, messages=(), memory_start_id=0, dropped=0, n_tokens=0)
 
     def _note_template_change(self) -> None:
         """Keep ModelInfo true when the model's own template failed while rendering and
