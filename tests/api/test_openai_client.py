@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import httpx
 import openai
 import pytest
 from api_support import LiveApi
@@ -205,8 +207,38 @@ def test_logprobs_are_the_sampled_tokens_and_their_alternatives(api: LiveApi) ->
     assert plain.choices[0].logprobs is None
 
 
-def test_embeddings_say_clearly_that_this_model_cannot_embed(api: LiveApi) -> None:
+def test_embeddings_are_unit_vectors_that_tell_texts_apart(api: LiveApi) -> None:
+    client = api.client()
+    texts = ["The cat sat on the mat.", "Stock markets fell sharply today.",
+             "The cat sat on the mat."]
+    answer = client.embeddings.create(model=api.model_id, input=texts)
+    assert answer.model == api.model_id and [d.index for d in answer.data] == [0, 1, 2]
+    vectors = [d.embedding for d in answer.data]
+    assert len({len(v) for v in vectors}) == 1 and len(vectors[0]) == 576  # SmolLM2-135M
+    for vector in vectors:
+        assert abs(math.sqrt(sum(x * x for x in vector)) - 1.0) < 1e-4
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))  # unit vectors
+
+    assert cosine(vectors[0], vectors[2]) > 0.9999, "the same text, the same vector"
+    assert cosine(vectors[0], vectors[1]) < 0.99, "different texts, different vectors"
+    assert answer.usage.prompt_tokens == answer.usage.total_tokens > 0
+    # The openai package asked for base64; plain numbers are the same vectors.
+    floats = httpx.post(f"{api.base_url}/embeddings", timeout=300, json={
+        "model": api.model_id, "input": texts[0], "encoding_format": "float"}).json()
+    assert cosine(floats["data"][0]["embedding"], vectors[0]) > 0.9999
+    # One string works too, and the chat model is still there for chats afterwards.
+    single = client.embeddings.create(model=api.model_id, input="The cat sat on the mat.")
+    assert cosine(single.data[0].embedding, vectors[0]) > 0.9999
+    assert client.chat.completions.create(model=api.model_id, messages=QUESTION,
+                                          max_tokens=2).choices
+
+
+@pytest.mark.parametrize(("given", "param"), [([1, 2, 3], "input"), ([], "input"),
+                                              (["ok", ""], "input")])
+def test_embeddings_of_what_cannot_be_embedded_are_a_clear_400(
+        api: LiveApi, given: object, param: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        api.client().embeddings.create(model=api.model_id, input="hello")
+        api.client().embeddings.create(model=api.model_id, input=given)  # type: ignore[arg-type]
     body = info.value.body
-    assert isinstance(body, dict) and body["code"] == "embeddings_not_supported"
+    assert isinstance(body, dict) and body["param"] == param and body["message"]

@@ -38,6 +38,11 @@ class Submitter(Protocol):
         """Queue a job from any thread; returns its id and cancel event."""
         ...
 
+    def submit_embeddings(self, model: ModelSpec, texts: tuple[str, ...],
+                          done: Callable[[object], None]) -> None:
+        """Queue an embedding job from any thread; ``done`` gets the result."""
+        ...
+
 
 class ClientGoneError(Exception):
     """The client closed the connection; its job was cancelled."""
@@ -159,6 +164,30 @@ class JobRunner:
         self._jobs.add(job)
         _job_id, job.cancel_event = self._service.submit(request, spec, job)
         return job
+
+    async def embed(self, spec: ModelSpec, texts: tuple[str, ...]) -> object:
+        """Embed ``texts`` on the inference worker, in turn with the chats; the
+        Embeddings, or the EngineError that stopped them (call on the API's loop)."""
+        if self.pending >= self.limit:
+            raise ApiError(429, f"{self.pending} requests are already running or queued; "
+                           "try again when one has finished.", code="rate_limit_exceeded")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[object] = loop.create_future()
+
+        def settle(result: object) -> None:  # on the loop
+            if not answer.done():
+                answer.set_result(result)
+
+        def done(result: object) -> None:  # on the inference thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(settle, result)
+
+        self.pending += 1
+        try:
+            self._service.submit_embeddings(spec, texts, done)
+            return await answer
+        finally:
+            self.pending -= 1
 
     def cancel_all(self) -> None:
         """Stop every job of the API (the server is stopping; safe from any thread)."""

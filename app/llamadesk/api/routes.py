@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from llamadesk.api.convert import chat_request, completion_request
-from llamadesk.api.errors import ApiError, from_engine, unknown_model
+from llamadesk.api.errors import ApiError, from_engine, unknown_model, unsupported
 from llamadesk.api.jobs import ClientGoneError, Event, Job, JobRunner, collect, unless_gone
 from llamadesk.api.schemas import (
     AssistantMessage,
@@ -26,7 +28,10 @@ from llamadesk.api.schemas import (
     ChunkChoice,
     CompletionRequest,
     Delta,
+    EmbeddingList,
+    EmbeddingObject,
     EmbeddingRequest,
+    EmbeddingUsage,
     ModelList,
     ModelObject,
     TextChoice,
@@ -39,9 +44,12 @@ from llamadesk.api.tools import read_calls
 from llamadesk.core.conversation import FinishReason
 from llamadesk.core.registry import ModelEntry
 from llamadesk.services.constraints import TokenLogprob
+from llamadesk.services.embedder import Embeddings
 from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
 from llamadesk.services.inference import ModelSpec
 
+#: At most this many texts in one embeddings request (OpenAI allows 2,048).
+MAX_EMBED_INPUTS = 2048
 #: Status 499 (nginx's "client closed request"): nobody reads it, the log does.
 CLIENT_CLOSED = 499
 
@@ -167,10 +175,18 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/embeddings", response_model=None)
     async def embeddings(body: EmbeddingRequest) -> Response:
-        ep.entry(body.model)
-        raise ApiError(400, f"The model {body.model!r} cannot make embeddings here: "
-                       "LlamaDesk loads its models for chat, not as embedding models.",
-                       code="embeddings_not_supported", param="model")
+        texts = _embedding_inputs(body.input)
+        spec = ep.spec(body.model)
+        result = await ctx.runner.embed(spec, texts)
+        if isinstance(result, EngineError):
+            raise from_engine(result)
+        assert isinstance(result, Embeddings)
+        return JSONResponse(EmbeddingList(
+            model=body.model,
+            data=[EmbeddingObject(index=i, embedding=_encoded(v, body.encoding_format))
+                  for i, v in enumerate(result.vectors)],
+            usage=EmbeddingUsage(prompt_tokens=result.prompt_tokens,
+                                 total_tokens=result.prompt_tokens)).model_dump())
 
     return router
 
@@ -232,6 +248,26 @@ async def _chat_stream(job: Job, cid: str, created: int, model: str, include_usa
         yield {"data": json.dumps(exc.body())}
         return
     yield {"data": "[DONE]"}
+
+
+def _encoded(vector: tuple[float, ...], encoding: str) -> list[float] | str:
+    """A vector as OpenAI sends it: numbers, or base64 of little-endian float32."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return list(vector)
+
+
+def _embedding_inputs(given: object) -> tuple[str, ...]:
+    """The texts to embed: a string or a list of strings (token arrays are refused)."""
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts or \
+            not all(isinstance(t, str) for t in texts):
+        raise unsupported("input", "input must be a string or a non-empty list of "
+                          "strings; token arrays are not supported.")
+    if len(texts) > MAX_EMBED_INPUTS or any(not t for t in texts):
+        raise ApiError(400, f"input must hold 1 to {MAX_EMBED_INPUTS} non-empty strings.",
+                       param="input")
+    return tuple(texts)
 
 
 def _calls_wanted(body: ChatCompletionRequest, gen: GenerationRequest) -> bool:

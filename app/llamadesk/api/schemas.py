@@ -108,6 +108,7 @@ class EmbeddingRequest(_Lenient):
 
     model: str
     input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
 
 
 # -- responses ------------------------------------------------------------------------
@@ -222,6 +223,24 @@ class TextCompletion(BaseModel):
     choices: list[TextChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+
+
+class EmbeddingObject(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # str: little-endian float32, base64 (encoding_format)
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingObject]
+    model: str
+    usage: EmbeddingUsage
 
 
 class ErrorBody(BaseModel):

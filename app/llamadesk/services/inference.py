@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
@@ -32,6 +32,9 @@ from llamadesk.services.engine import (
 )
 from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
 from llamadesk.services.worker import WorkerThread
+
+if TYPE_CHECKING:
+    from llamadesk.services.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,16 @@ class _GenerateJob:
     reuse_loaded: bool = False
 
 
+@dataclass(frozen=True)
+class EmbedJob:
+    """Texts to embed with a model; ``done`` is called on the inference thread with the
+    Embeddings or an EngineError."""
+
+    model: ModelSpec
+    texts: tuple[str, ...]
+    done: Callable[[object], None]
+
+
 class InferenceSignals(QObject):
     """The inference service's signals, declared once: the worker emits them from its
     thread and Qt delivers them queued to receivers on the GUI thread.
@@ -141,6 +154,7 @@ class _InferenceWorker(QObject):
         self._kv_cache_bytes = kv_cache_bytes
         self._engine: LlamaEngine | None = None
         self._spec: ModelSpec | None = None
+        self._embedder: Embedder | None = None
 
     def _get_engine(self) -> LlamaEngine:
         # Created on the worker thread, on first use.
@@ -154,6 +168,8 @@ class _InferenceWorker(QObject):
         out.state_changed.emit(ModelState.LOADING)
         had_model = self._spec is not None
         self._spec = None
+        if self._embedder is not None:  # another chat model: its memory first
+            self._embedder.close()
         engine = self._get_engine()
         try:
             options = spec.options
@@ -184,6 +200,24 @@ class _InferenceWorker(QObject):
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("unexpected error loading %s", spec.path)
             self._out.model_load_failed.emit(f"Unexpected error while loading the model: {exc}")
+
+    @Slot(object)
+    def embed(self, job: EmbedJob) -> None:
+        """Embed a job's texts (the local API's), in turn with the chats; its callback
+        gets the Embeddings or the EngineError."""
+        if self._embedder is None:
+            from llamadesk.services.embedder import Embedder
+
+            self._embedder = Embedder()
+        try:
+            result: object = self._embedder.embed(job.model.path, list(job.texts),
+                                                  job.model.options.n_threads)
+        except EngineError as exc:
+            result = exc
+        except Exception as exc:  # a bug must not kill the worker thread
+            log.exception("unexpected error while embedding")
+            result = EngineError(f"Unexpected error while embedding: {exc}")
+        job.done(result)
 
     @Slot(object)
     def generate(self, job: _GenerateJob) -> None:
@@ -257,6 +291,8 @@ class _InferenceWorker(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Free the model before the thread ends."""
+        if self._embedder is not None:
+            self._embedder.close()
         if self._engine is not None:
             self._engine.unload()
             self._engine = None
@@ -317,6 +353,7 @@ class InferenceService(InferenceSignals):
     _request_load = Signal(object)
     _request_generate = Signal(object)
     _request_remote = Signal(object)
+    _request_embed = Signal(object)
 
     def __init__(self, parent: QObject | None = None,
                  kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -340,6 +377,7 @@ class InferenceService(InferenceSignals):
         self._worker = _InferenceWorker(self, kv_cache_bytes)
         self._request_load.connect(self._worker.load)
         self._request_generate.connect(self._worker.generate)
+        self._request_embed.connect(self._worker.embed)
         self._thread = WorkerThread(self._worker, "inference")
         self._remote_thread: WorkerThread | None = None  # started by the first remote job
 
@@ -384,6 +422,14 @@ class InferenceService(InferenceSignals):
         self._request_generate.emit(_GenerateJob(job_id, request, model, cancel, sink,
                                                  reuse_loaded=True))
         return job_id, cancel
+
+    def submit_embeddings(self, model: ModelSpec, texts: tuple[str, ...],
+                          done: Callable[[object], None]) -> None:
+        """Queue an embedding job from any thread (the local API's); it takes its turn
+        with the chats on the inference worker. Local models only."""
+        if model.remote:
+            raise ValueError("a remote model embeds on its own server")
+        self._request_embed.emit(EmbedJob(model, texts, done))
 
     def _start_remote_worker(self) -> None:
         # Its own thread, so the local model stays loaded and a local reply can run
