@@ -15,20 +15,16 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from llamadesk.api.server import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    ApiConfigError,
-    ApiServer,
-    ApiSettings,
-    check_settings,
-)
+# The server (FastAPI, uvicorn) is imported when `serve` runs, not when the command line
+# is parsed: every launch of the window parses it.
+from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import ApiKeyStore
 from llamadesk.core.settings import load_settings
 
 if TYPE_CHECKING:
+    from llamadesk.api.server import ApiSettings
     from llamadesk.services.inference import InferenceService, ModelSpec
 
 EXIT_OK = 0
@@ -79,6 +75,8 @@ def api_key_for(args: argparse.Namespace, err: TextIO) -> str | None:
 def run_serve(args: argparse.Namespace, out: TextIO | None = None,
               err: TextIO | None = None) -> int:
     """Serve until interrupted; returns the exit status."""
+    from llamadesk.api.server import ApiConfigError, ApiSettings, check_settings
+
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -111,6 +109,7 @@ def _load(service: InferenceService, spec: ModelSpec) -> str | None:
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
     from PySide6.QtCore import QCoreApplication, QTimer
 
+    from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
 

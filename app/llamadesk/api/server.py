@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
 from llamadesk.api.errors import ApiError, install_handlers
 from llamadesk.api.jobs import ChatHook, JobRunner, RequestRecord, Submitter
 from llamadesk.api.routes import ApiContext, mount
@@ -31,8 +32,6 @@ from llamadesk.services.inference import ModelSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8716
 START_TIMEOUT_S = 10.0
 
 

@@ -135,7 +135,8 @@ class LocalApi(QObject):
         """Serve on 127.0.0.1 (``port`` None: the usual 8716). Returns whether it runs."""
         if self.server is not None and self.server.running:
             return True
-        from llamadesk.api.server import DEFAULT_PORT, ApiConfigError, ApiServer, ApiSettings
+        from llamadesk.api import DEFAULT_PORT
+        from llamadesk.api.server import ApiConfigError, ApiServer, ApiSettings
 
         ctx = self._ctx
         server = ApiServer(
