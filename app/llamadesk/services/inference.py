@@ -11,30 +11,22 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
-from llamadesk.core.conversation import FinishReason, MessageStats
 from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine import (
     EngineError,
     GenerationRequest,
     GenerationResult,
-    LlamaEngine,
     LoadOptions,
     ModelInfo,
-    install_llama_log_routing,
 )
-from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
 from llamadesk.services.worker import WorkerThread
-
-if TYPE_CHECKING:
-    from llamadesk.services.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -145,207 +137,6 @@ class InferenceSignals(QObject):
     generation_failed = Signal(int, str)
 
 
-class _InferenceWorker(QObject):
-    """Lives on the inference thread; only it touches the engine."""
-
-    def __init__(self, out: InferenceSignals, kv_cache_bytes: int) -> None:
-        super().__init__()
-        self._out = out
-        self._kv_cache_bytes = kv_cache_bytes
-        self._engine: LlamaEngine | None = None
-        self._spec: ModelSpec | None = None
-        self._embedder: Embedder | None = None
-
-    def _get_engine(self) -> LlamaEngine:
-        # Created on the worker thread, on first use.
-        if self._engine is None:
-            install_llama_log_routing()
-            self._engine = LlamaEngine(self._kv_cache_bytes)
-        return self._engine
-
-    def _load(self, spec: ModelSpec) -> ModelInfo:
-        out = self._out
-        out.state_changed.emit(ModelState.LOADING)
-        had_model = self._spec is not None
-        self._spec = None
-        if self._embedder is not None:  # another chat model: its memory first
-            self._embedder.close()
-        engine = self._get_engine()
-        try:
-            options = spec.options
-            if options.n_gpu_layers == GPU_LAYERS_AUTOMATIC:
-                engine.unload()  # its GPU memory is free for the next model
-                options = resolve_gpu_layers(options, spec.path)
-            info = engine.load(spec.path, options, model_id=spec.model_id,
-                               fallback_format=spec.fallback_format, name=spec.name)
-        except BaseException:
-            # The engine frees the previous model before it loads the next one.
-            out.state_changed.emit(ModelState.UNLOADED)
-            if had_model:
-                out.model_unloaded.emit()
-            raise
-        self._spec = spec
-        out.state_changed.emit(ModelState.READY)
-        out.model_loaded.emit(info)
-        return info
-
-    @Slot(object)
-    def load(self, spec: ModelSpec) -> None:
-        """Load ``spec`` (after unloading the current model)."""
-        try:
-            self._load(spec)
-        except EngineError as exc:
-            log.error("loading %s failed: %s", spec.path, exc)
-            self._out.model_load_failed.emit(str(exc))
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("unexpected error loading %s", spec.path)
-            self._out.model_load_failed.emit(f"Unexpected error while loading the model: {exc}")
-
-    @Slot(object)
-    def embed(self, job: EmbedJob) -> None:
-        """Embed a job's texts (the local API's), in turn with the chats; its callback
-        gets the Embeddings or the EngineError."""
-        if self._embedder is None:
-            from llamadesk.services.embedder import Embedder
-
-            self._embedder = Embedder()
-        try:
-            result: object = self._embedder.embed(job.model.path, list(job.texts),
-                                                  job.model.options.n_threads)
-        except EngineError as exc:
-            result = exc
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("unexpected error while embedding")
-            result = EngineError(f"Unexpected error while embedding: {exc}")
-        job.done(result)
-
-    @Slot(object)
-    def generate(self, job: _GenerateJob) -> None:
-        """Run one generation job to its one final signal."""
-        out = self._out
-        sink = job.sink or _NO_SINK
-        if job.cancel.is_set():
-            result = _empty_result(job)
-            sink.ended(result)
-            out.generation_cancelled.emit(job.job_id, result)
-            return
-        engine = self._get_engine()
-        try:
-            if self._needs_load(job):
-                assert job.model is not None
-                try:
-                    self._load(job.model)
-                except EngineError as exc:
-                    out.model_load_failed.emit(str(exc))
-                    raise ModelLoadError(str(exc)) from exc
-            if engine.info is None:
-                raise EngineError("No model is loaded. Pick a model for this chat first.")
-            out.state_changed.emit(ModelState.GENERATING)
-            out.generation_started.emit(job.job_id)
-            sink.started()
-            # A sink takes every piece at once; the window's batches stay for the GUI.
-            on_text: Callable[[str], None]
-            if job.sink is not None:
-                on_text = job.sink.text
-            else:
-                batcher = _TextBatcher(
-                    lambda text: out.token_batch_ready.emit(job.job_id, text))
-                on_text = batcher.add
-            info = engine.info
-            result = engine.generate(job.request, on_text, job.cancel)
-            if job.sink is None:
-                batcher.flush()
-            if engine.info is not info:  # its chat template broke and was replaced
-                out.model_info_changed.emit(engine.info)
-        except EngineError as exc:
-            log.error("generation %d failed: %s", job.job_id, exc)
-            self._settle()
-            sink.failed(exc)
-            out.generation_failed.emit(job.job_id, str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("unexpected error in generation %d", job.job_id)
-            self._settle()
-            reason = f"Unexpected error while generating: {exc}"
-            sink.failed(EngineError(reason))
-            out.generation_failed.emit(job.job_id, reason)
-            return
-        self._settle()
-        sink.ended(result)
-        if result.cancelled:
-            out.generation_cancelled.emit(job.job_id, result)
-        else:
-            out.generation_finished.emit(job.job_id, result)
-
-    def _needs_load(self, job: _GenerateJob) -> bool:
-        if job.model is None or job.model == self._spec:
-            return False
-        loaded = self._spec
-        return not (job.reuse_loaded and loaded is not None
-                    and loaded.model_id == job.model.model_id)
-
-    def _settle(self) -> None:
-        loaded = self._engine is not None and self._engine.info is not None
-        self._out.state_changed.emit(ModelState.READY if loaded else ModelState.UNLOADED)
-
-    @Slot()
-    def shutdown(self) -> None:
-        """Free the model before the thread ends."""
-        if self._embedder is not None:
-            self._embedder.close()
-        if self._engine is not None:
-            self._engine.unload()
-            self._engine = None
-
-
-class _TextBatcher:
-    """Collects streamed text and hands it on at most every BATCH_INTERVAL_S, so the
-    GUI sees a few dozen updates a second whatever the token rate."""
-
-    def __init__(self, emit: object) -> None:
-        self._emit = emit
-        self._parts: list[str] = []
-        self._last = 0.0
-
-    def add(self, text: str) -> None:
-        self._parts.append(text)
-        now = time.monotonic()
-        if now - self._last >= BATCH_INTERVAL_S:
-            self._last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self._parts:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._emit(text)  # type: ignore[operator]
-
-
-class _NoSink:
-    """The sink of a job from the window: its signals say everything."""
-
-    def started(self) -> None:
-        pass
-
-    def text(self, piece: str) -> None:
-        pass
-
-    def ended(self, result: GenerationResult) -> None:
-        pass
-
-    def failed(self, error: EngineError) -> None:
-        pass
-
-
-_NO_SINK = _NoSink()
-
-
-def _empty_result(job: _GenerateJob) -> GenerationResult:
-    model_id = job.model.model_id if job.model else ""
-    return GenerationResult(text="", model_id=model_id,
-                            stats=MessageStats(finish_reason=FinishReason.STOPPED))
-
-
 class InferenceService(InferenceSignals):
     """The GUI thread's handle on the inference worker; its signals are those of
     ``InferenceSignals``, emitted by the worker."""
@@ -374,7 +165,9 @@ class InferenceService(InferenceSignals):
         for ended in (self.generation_finished, self.generation_cancelled,
                       self.generation_failed):
             ended.connect(self._on_ended)
-        self._worker = _InferenceWorker(self, kv_cache_bytes)
+        from llamadesk.services.inference_worker import InferenceWorker
+
+        self._worker = InferenceWorker(self, kv_cache_bytes)
         self._request_load.connect(self._worker.load)
         self._request_generate.connect(self._worker.generate)
         self._request_embed.connect(self._worker.embed)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Slot
 
 from llamadesk.services.engine import EngineError
-from llamadesk.services.inference import InferenceSignals, _empty_result, _TextBatcher
+from llamadesk.services.inference import InferenceSignals
+from llamadesk.services.inference_worker import _empty_result, _TextBatcher
 
 if TYPE_CHECKING:
     from llamadesk.services.inference import _GenerateJob
