@@ -26,3 +26,31 @@ def test_a_broken_models_module_is_reported_not_silently_dropped(
     error = capsys.readouterr().err
     assert "installation is incomplete" in error and "Traceback" not in error
     assert len(error.strip().splitlines()) == 1
+
+
+def test_the_window_is_given_the_last_crash_and_a_command_prints_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from llamadesk.core.paths import app_paths
+    from llamadesk.ui import app
+
+    crash_dir = app_paths().crash_dir
+    crash_dir.mkdir(parents=True)
+    (crash_dir / "running-999999999.log").write_text("Fatal Python error: Aborted\n")
+    given: list[str | None] = []
+
+    def run_gui_here(screenshot: str | None = None, crash: str | None = None) -> int:
+        given.append(crash)
+        return 0
+
+    monkeypatch.setattr(app, "run_gui", run_gui_here)
+    monkeypatch.setattr(cli, "setup_logging", lambda _file: None)  # leave pytest's logging
+    assert cli.main([]) == 0
+    assert cli.main([]) == 0
+    [claimed] = crash_dir.glob("crash-*.log")
+    assert given == [cli.crash_notice([claimed]), None], "the window says it, once"
+    assert "stopped unexpectedly" not in capsys.readouterr().err
+
+    (crash_dir / "running-999999998.log").write_text("Fatal Python error: Aborted\n")
+    assert cli.main(["chats", "list"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("stopped unexpectedly") == 1 and err.count("\n") == 1

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from llamadesk import APP_NAME, __version__
 from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
+from llamadesk.core.crashlog import CrashLog, crash_notice
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import load_settings
@@ -300,6 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llamadesk: cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
               "writable folder", file=sys.stderr)
         return 1
+    with CrashLog(paths.crash_dir) as crash_log:
+        return _run(args, crash_notice(crash_log.previous))
+
+
+def _run(args: argparse.Namespace, crash: str | None) -> int:
+    """Run the command ``args`` names; ``crash`` says that the last run crashed (the
+    window shows it, a command prints it as one line on stderr)."""
+    if crash is not None and (args.command is not None or args.self_test):
+        print(f"llamadesk: {crash}", file=sys.stderr)
     try:
         if args.self_test:
             return self_test()
@@ -323,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_serve.run_serve(args)
         from llamadesk.ui.app import run_gui
 
-        return run_gui(screenshot=args.screenshot)
+        return run_gui(screenshot=args.screenshot, crash=crash)
     except CliError as exc:
         log.error("%s", exc)
         print(f"llamadesk: {exc}", file=sys.stderr)

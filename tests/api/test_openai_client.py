@@ -47,12 +47,20 @@ def test_max_tokens_ends_with_length(api: LiveApi) -> None:
 
 
 def test_content_parts_and_system_messages_are_read(api: LiveApi) -> None:
-    reply = api.client().chat.completions.create(
-        model=api.model_id, max_tokens=8, temperature=0,
-        messages=[{"role": "system", "content": "Answer briefly."},
-                  {"role": "user", "content": [{"type": "text", "text": "Hello "},
-                                               {"type": "text", "text": "there"}]}])
-    assert reply.choices[0].message.content
+    def ask(messages: list[dict[str, object]]) -> tuple[str | None, int | None]:
+        reply = api.client().chat.completions.create(
+            model=api.model_id, max_tokens=8, temperature=0, messages=messages)  # type: ignore[arg-type]
+        return reply.choices[0].message.content, reply.usage and reply.usage.prompt_tokens
+
+    system = {"role": "system", "content": "Answer briefly, in the voice of a lighthouse keeper."}
+    parts = ask([system, {"role": "user", "content": [{"type": "text", "text": "Hello "},
+                                                      {"type": "text", "text": "there"}]}])
+    whole = ask([system, {"role": "user", "content": "Hello there"}])
+    assert parts[0] and parts == whole, "the parts are read as the one text they make"
+    terse = ask([{"role": "system", "content": "Answer."},
+                 {"role": "user", "content": "Hello there"}])
+    assert parts[1] is not None and terse[1] is not None
+    assert parts[1] > terse[1], "the system message is in the prompt"
 
 
 def test_streaming_chat_matches_the_whole_reply(api: LiveApi) -> None:

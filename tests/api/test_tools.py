@@ -82,14 +82,25 @@ def test_a_named_function_is_the_one_called(api: LiveApi, tool_model: str) -> No
 def test_the_result_goes_back_to_the_model(api: LiveApi, tool_model: str) -> None:
     call = {"id": "call_1", "type": "function",
             "function": {"name": "get_weather", "arguments": json.dumps({"city": "Lisbon"})}}
-    reply = api.client().chat.completions.create(
-        model=tool_model, tools=[WEATHER], temperature=0, max_tokens=16,  # type: ignore[list-item]
-        messages=[*ASK, {"role": "assistant", "content": None, "tool_calls": [call]},
-                  {"role": "tool", "tool_call_id": "call_1",
-                   "content": json.dumps({"sky": "sunny", "celsius": 21})}])  # type: ignore[list-item]
-    choice = reply.choices[0]
-    assert choice.finish_reason in ("stop", "length", "tool_calls")
-    assert choice.message.content or choice.message.tool_calls
+
+    def answer(result: dict[str, object]) -> tuple[str | None, int]:
+        """The reply to the conversation with ``result`` as the tool's answer, and the
+        prompt's length in tokens."""
+        reply = api.client().chat.completions.create(
+            model=tool_model, tools=[WEATHER], temperature=0, max_tokens=16,  # type: ignore[list-item]
+            messages=[*ASK, {"role": "assistant", "content": None, "tool_calls": [call]},
+                      {"role": "tool", "tool_call_id": "call_1",
+                       "content": json.dumps(result)}])  # type: ignore[list-item]
+        choice = reply.choices[0]
+        assert choice.finish_reason in ("stop", "length", "tool_calls")
+        assert reply.usage is not None
+        return choice.message.content, reply.usage.prompt_tokens
+
+    short = answer({"sky": "sunny", "celsius": 21})
+    long = answer({"sky": "sunny with a light breeze from the north-west over the river",
+                   "celsius": 21, "humidity": 40, "uv_index": 6})
+    # The tool's result is part of the prompt the model answers: a longer one, a longer prompt.
+    assert long[1] > short[1]
 
 
 def test_streamed_calls_arrive_whole(api: LiveApi, tool_model: str) -> None:

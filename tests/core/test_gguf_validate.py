@@ -149,7 +149,9 @@ def test_flipped_data_byte_is_not_a_header_problem(tmp_path: Path, model_bytes: 
     # The header check is structural; damaged tensor data is the sha256's job.
     data = bytearray(model_bytes)
     data[-1000] ^= 0xFF
-    validate_gguf(write(tmp_path, bytes(data)))
+    flipped = validate_gguf(write(tmp_path, bytes(data)))
+    original = validate_gguf(write(tmp_path, model_bytes, "original.gguf"))
+    assert flipped.tensors == original.tensors and flipped.metadata == original.metadata
 
 
 # -- corruptions at known places in a tiny synthetic file -------------------------------------
@@ -267,7 +269,9 @@ def test_a_sentencepiece_vocabulary_without_a_byte_token_is_refused(tmp_path: Pa
 
 
 def test_other_vocabularies_need_no_byte_tokens(tmp_path: Path) -> None:
-    validate_gguf(write(tmp_path, build(vocabulary([b"x", b"y"], model="gpt2"))))
+    header = validate_gguf(write(tmp_path, build(vocabulary([b"x", b"y"], model="gpt2"))))
+    assert header.metadata["tokenizer.ggml.model"] == "gpt2"
+    assert header.metadata["tokenizer.ggml.tokens"] == ["x", "y"]
 
 
 def test_a_vocabulary_across_read_windows_is_read_whole(tmp_path: Path,

@@ -205,7 +205,7 @@ def test_hostile_name_and_bad_import(hub_server: HubServer, home: Path, tmp_path
         broken.write_bytes(fh.read(SIZE // 2))
     line = one_line_failure(run(hub_server, home, "import", str(broken)))
     assert "Cannot import: half.gguf is not a valid GGUF model" in line
-    assert "(truncated or corrupt)" in line or "past the end" in line
+    assert "past the end" in line and "(truncated or corrupt)" in line
 
     mine = tmp_path / "mine.Q4_1.gguf"
     data = bytearray(bundled_model_path.read_bytes())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +60,20 @@ def test_cpu_flags_reads_the_flags_line(tmp_path: Path) -> None:
     assert llama_build.cpu_flags(tmp_path / "missing") == frozenset()
 
 
-def test_build_key_changes_with_the_options() -> None:
+def test_build_key_changes_with_the_options_and_the_version() -> None:
     key = llama_build.build_key("llama-cpp-python>=0.3", "-DGGML_NATIVE=OFF")
-    assert key == llama_build.build_key("llama-cpp-python>=0.3", "-DGGML_NATIVE=OFF")
     assert key != llama_build.build_key("llama-cpp-python>=0.3", "-DGGML_CUDA=on")
+    assert key != llama_build.build_key("llama-cpp-python==0.3.36", "-DGGML_NATIVE=OFF")
+    assert key != llama_build.build_key("llama-cpp-python>=0.3 -DGGML_NATIVE=OFF", "")
+    assert len(key) == 16 and all(c in "0123456789abcdef" for c in key), "a folder name"
+
+
+def test_the_next_set_up_finds_the_same_wheel_folder() -> None:
+    # Another interpreter, with another string hash seed, must name the same cache folder.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import llama_build; "
+            "print(llama_build.build_key('llama-cpp-python>=0.3', '-DGGML_NATIVE=OFF'))")
+    tools = str(Path(llama_build.__file__).parent)
+    there = subprocess.run([sys.executable, "-c", code, tools], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True)
+    assert there.stdout.strip() == llama_build.build_key("llama-cpp-python>=0.3",
+                                                         "-DGGML_NATIVE=OFF")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
+from window_fixtures import WindowFactory
 
+from llamadesk.core.crashlog import crash_notice
 from llamadesk.ui import app
 from llamadesk.ui.excepthook import CrashReporter
 
@@ -26,3 +31,27 @@ def test_run_gui_installs_the_excepthook_before_building_the_window(
     assert app.run_gui() == 1
     assert isinstance(getattr(hooks[0], "__self__", None), CrashReporter)
     assert isinstance(getattr(threading.excepthook, "__self__", None), CrashReporter)
+
+
+def test_run_gui_tells_of_the_last_crash_without_blocking_the_window(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    window = fake_window(show=False)
+    monkeypatch.setattr(app, "build_window", lambda _app: window)
+    notice = crash_notice([Path("/logs/crashes/crash-20260101-120000-42.log")])
+    assert notice is not None
+    seen: list[tuple[str, bool, bool]] = []
+
+    def look_and_quit() -> None:
+        boxes = [w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, QMessageBox) and w.isVisible()]
+        seen.extend((box.text(), box.isModal(), window.isEnabled()) for box in boxes)
+        for box in boxes:
+            box.close()
+        QApplication.exit(0)
+
+    QTimer.singleShot(0, look_and_quit)
+    assert app.run_gui(crash=notice) == 0
+    assert seen == [(notice, False, True)]
+    assert "crash-20260101-120000-42.log" in seen[0][0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
@@ -38,16 +39,18 @@ def test_search_across_chats_opens_the_matching_conversation(
 def test_the_new_chat_button_and_the_search_shortcut(
         qtbot: QtBot, fake_window: WindowFactory) -> None:
     window = fake_window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)  # focus only exists in it
     before = window.current_id
-    from PySide6.QtWidgets import QPushButton
-
     button = next(b for b in window.sidebar.findChildren(QPushButton)
                   if b.text().endswith("New chat"))
+    window.sidebar.search_box.setFocus()  # elsewhere, so a new chat must move it
+    assert window.sidebar.search_box.hasFocus()
     assert "Ctrl+N" in button.toolTip()
     button.click()
     assert window.current_id not in (None, before)
     assert window.sidebar.conversations.rowCount() == 2
-    assert window.chat.composer.hasFocus() or not window.isActiveWindow()
+    qtbot.waitUntil(window.chat.composer.hasFocus, timeout=5_000)
     sidebar = window.sidebar
     sidebar.search_box.setText("something")
     qtbot.waitUntil(lambda: sidebar.stack.currentWidget() is sidebar.results_view,

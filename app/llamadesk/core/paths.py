@@ -45,6 +45,11 @@ class AppPaths:
         return self.log_dir / "llamadesk.log"
 
     @property
+    def crash_dir(self) -> Path:
+        """Traces of native crashes (core/crashlog.py), one file per process."""
+        return self.log_dir / "crashes"
+
+    @property
     def downloads_dir(self) -> Path:
         """Partial downloads live here until verified, then move into ``models_dir``."""
         return self.models_dir / ".partial"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -132,8 +132,20 @@ def _record_bench_timings(window: MainWindow, path: str, message: str | None) ->
     window.controller.reply_failed.connect(lambda _cid, reason: event(f"reply_failed: {reason}"))
 
 
-def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int:
-    """Run the app until its window closes; returns the exit status."""
+def show_crash_notice(window: MainWindow, notice: str) -> QMessageBox:
+    """Say, without blocking the window, that the last run crashed and where its trace is."""
+    box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, notice, parent=window)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setWindowModality(Qt.WindowModality.NonModal)  # the app is usable while it shows
+    box.show()
+    return box
+
+
+def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
+            crash: str | None = None) -> int:
+    """Run the app until its window closes; returns the exit status. ``crash``: a
+    notice that the last run crashed, shown once the window is up."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -146,6 +158,8 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None) -> int
     if window is None:
         return 1
     window.show()
+    if crash is not None:
+        show_crash_notice(window, crash)
     if os.environ.get(BENCH_TIMINGS_ENV):
         _record_bench_timings(window, os.environ[BENCH_TIMINGS_ENV],
                               os.environ.get(BENCH_SEND_ENV))

@@ -1,0 +1,25 @@
+"""``python crash_child.py segfault|abort ARGS…``: the ``llamadesk`` command with ARGS,
+started the real way (``cli.main``), that dies natively where it would load the model —
+as llama.cpp does on a bad pointer (SIGSEGV) or a failed GGML_ASSERT (abort())."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+from llamadesk import cli
+
+
+def crash_by_segfault(*_args: object, **_kwargs: object) -> None:
+    ctypes.string_at(0)  # reads address 0
+
+
+def crash_by_abort(*_args: object, **_kwargs: object) -> None:
+    os.abort()
+
+
+if __name__ == "__main__":
+    how, argv = sys.argv[1], sys.argv[2:]
+    cli._load_engine = crash_by_segfault if how == "segfault" else crash_by_abort  # type: ignore[assignment]
+    sys.exit(cli.main(argv))
