@@ -26,7 +26,8 @@ from llamadesk import APP_NAME, __version__
 from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.logs import setup_logging
-from llamadesk.core.paths import app_paths
+from llamadesk.core.paths import app_paths, resources_dir
+from llamadesk.core.platform_support import check_this_cpu
 from llamadesk.core.settings import load_settings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
@@ -283,6 +284,17 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:
+    """This CPU cannot run the bundled llama.cpp: say so, in the window when there is
+    one (core/platform_support.py)."""
+    if args.command is None and not args.self_test:
+        from llamadesk.ui.app import refuse_to_start
+
+        return refuse_to_start(problem, screenshot=args.screenshot)
+    print(f"llamadesk: {problem}", file=sys.stderr)
+    return 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
     try:
@@ -300,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llamadesk: cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
               "writable folder", file=sys.stderr)
         return 1
+    problem = check_this_cpu(resources_dir())
     try:
+        if problem and (args.self_test or args.command in (None, "chat", "serve")):
+            return _refuse_cpu(problem, args)
         if args.self_test:
             return self_test()
         if args.command == "chat":

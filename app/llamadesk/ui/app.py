@@ -88,8 +88,11 @@ def build_window(app: QApplication) -> MainWindow | None:
 
 
 def _schedule_screenshot(window: MainWindow, path: str) -> None:
-    """Save a picture of the window once the model is ready (or failed), then quit."""
+    """Save a picture of the window once the model is ready (or failed), then quit:
+    status 0 only when the model loaded and the picture was saved, so that a release
+    check taking the screenshot notices a build that cannot load its model."""
     done = False
+    failure: list[str] = []
 
     def grab() -> None:
         nonlocal done
@@ -99,11 +102,29 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(path)
         print(f"screenshot {'saved to ' + path if ok else 'FAILED'}", flush=True)
-        QApplication.instance().exit(0 if ok else 1)  # type: ignore[union-attr]
+        if failure:
+            print(f"the model failed to load: {failure[0]}", file=sys.stderr, flush=True)
+        QApplication.instance().exit(0 if ok and not failure else 1)  # type: ignore[union-attr]
+
+    def failed(reason: str) -> None:
+        failure.append(reason)
+        QTimer.singleShot(300, grab)
 
     window.inference.model_loaded.connect(lambda _info: QTimer.singleShot(300, grab))
-    window.inference.model_load_failed.connect(lambda _reason: QTimer.singleShot(300, grab))
+    window.inference.model_load_failed.connect(failed)
     QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, grab)
+
+
+def refuse_to_start(message: str, screenshot: str | None = None,
+                    argv: list[str] | None = None) -> int:
+    """Tell the user why the app cannot run on this computer (a window, or stderr when
+    taking a screenshot unattended); returns the exit status."""
+    print(f"llamadesk: {message}", file=sys.stderr, flush=True)
+    if not screenshot:
+        app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+        app.setApplicationName(APP_NAME)
+        QMessageBox.critical(None, APP_NAME, message)
+    return 3
 
 
 def _record_bench_timings(window: MainWindow, path: str, message: str | None) -> None:
