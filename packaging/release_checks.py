@@ -4,6 +4,7 @@
     python packaging/release_checks.py preflight --tag v0.1.0     tag, version, secrets
     python packaging/release_checks.py build-env --os macos --arch x86_64
     python packaging/release_checks.py cache-key --os macos --arch x86_64
+    python packaging/release_checks.py requirements llama.txt others.txt
     python packaging/release_checks.py compiled-features --expect AVX2,FMA
     python packaging/release_checks.py check-minos --target 13.3 dist/LlamaDesk.app
     python packaging/release_checks.py notary-status result.json
@@ -166,6 +167,13 @@ def llama_requirement(constraints: Path = CONSTRAINTS) -> str:
     return match.group(0)
 
 
+def split_requirements(constraints: Path = CONSTRAINTS) -> tuple[str, str]:
+    """(the llama-cpp-python pin, everything else): the wheel is built from the first,
+    and installed from the local build; the second installs from PyPI."""
+    llama = llama_requirement(constraints)
+    return llama + "\n", constraints.read_text("utf-8").replace(llama, "", 1)
+
+
 def cache_key(os_name: str, arch: str, runner: str, python: str,
               requirement: str, env: Mapping[str, str]) -> str:
     """The cache key of a llama-cpp-python wheel: it changes with any build input
@@ -266,6 +274,12 @@ def _cmd_build_env(args: argparse.Namespace) -> None:
     _emit(build_env(args.os, args.arch), "GITHUB_ENV")
 
 
+def _cmd_requirements(args: argparse.Namespace) -> None:
+    llama, rest = split_requirements()
+    args.llama.write_text(llama, "utf-8")
+    args.others.write_text(rest, "utf-8")
+
+
 def _cmd_cache_key(args: argparse.Namespace) -> None:
     key = cache_key(args.os, args.arch, args.runner, args.python, llama_requirement(),
                     build_env(args.os, args.arch))
@@ -330,6 +344,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--python", default=f"{sys.version_info[0]}.{sys.version_info[1]}")
         p.add_argument("--expect", default="")
         p.set_defaults(func=func)
+    p = sub.add_parser("requirements")
+    p.add_argument("llama", type=Path, help="where the llama-cpp-python pin goes")
+    p.add_argument("others", type=Path, help="where every other pin goes")
+    p.set_defaults(func=_cmd_requirements)
     p = sub.add_parser("check-minos")
     p.add_argument("--target", default=MACOS_DEPLOYMENT_TARGET)
     p.add_argument("bundle", type=Path)

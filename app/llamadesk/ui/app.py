@@ -20,7 +20,7 @@ from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
-from llamadesk.services.inference import InferenceService
+from llamadesk.services.inference import InferenceService, ModelState
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
@@ -90,29 +90,35 @@ def build_window(app: QApplication) -> MainWindow | None:
 def _schedule_screenshot(window: MainWindow, path: str) -> None:
     """Save a picture of the window once the model is ready (or failed), then quit:
     status 0 only when the model loaded and the picture was saved, so that a release
-    check taking the screenshot notices a build that cannot load its model."""
-    done = False
-    failure: list[str] = []
+    check taking the screenshot notices a build that cannot load its model.
+
+    The service's own record (``model_info``, ``state``) is polled as well as its
+    signals heard: a load that fails at once finishes before anyone here listens."""
+    inference = window.inference
+    reasons: list[str] = []
+    started = time.monotonic()
+    poll = QTimer(window)
 
     def grab() -> None:
-        nonlocal done
-        if done:
-            return
-        done = True
+        poll.stop()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(path)
         print(f"screenshot {'saved to ' + path if ok else 'FAILED'}", flush=True)
-        if failure:
-            print(f"the model failed to load: {failure[0]}", file=sys.stderr, flush=True)
-        QApplication.instance().exit(0 if ok and not failure else 1)  # type: ignore[union-attr]
+        loaded = inference.model_info is not None
+        if not loaded:
+            why = reasons[0] if reasons else "no model was loaded (the log says why)"
+            print(f"the model failed to load: {why}", file=sys.stderr, flush=True)
+        QApplication.instance().exit(0 if ok and loaded else 1)  # type: ignore[union-attr]
 
-    def failed(reason: str) -> None:
-        failure.append(reason)
-        QTimer.singleShot(300, grab)
+    def check() -> None:
+        settled = inference.model_info is not None or inference.state == ModelState.UNLOADED
+        if settled or time.monotonic() - started > SCREENSHOT_TIMEOUT_MS / 1000:
+            poll.stop()
+            QTimer.singleShot(300, grab)  # let the window show the outcome first
 
-    window.inference.model_loaded.connect(lambda _info: QTimer.singleShot(300, grab))
-    window.inference.model_load_failed.connect(failed)
-    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, grab)
+    inference.model_load_failed.connect(reasons.append)
+    poll.timeout.connect(check)
+    poll.start(200)
 
 
 def refuse_to_start(message: str, screenshot: str | None = None,
