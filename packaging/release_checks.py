@@ -262,7 +262,8 @@ def _emit(values: Mapping[str, str], variable: str) -> None:
     sys.stdout.write(text)
     target = os.environ.get(variable)
     if target:
-        with open(target, "a", encoding="utf-8") as fh:
+        # LF only, Windows runners too: that is what the runner parses.
+        with open(target, "a", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
 
 

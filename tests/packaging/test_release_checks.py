@@ -291,3 +291,39 @@ def test_the_workflow_is_wired_to_these_checks() -> None:
     header = text[:text.index("jobs:")]
     assert "QT_QPA_PLATFORM" not in header, "the real Qt plugins must start on Windows/macOS"
     assert "CMAKE_ARGS" not in header, "build settings come from release_checks.py build-env"
+
+
+# --- the lock: wheels for a newer macOS are left out -----------------------------------------
+lock = load("lock_release")
+
+
+def test_wheels_for_a_newer_macos_are_found_in_pips_report() -> None:
+    def item(name: str, sha: str) -> dict[str, object]:
+        return {"download_info": {"url": f"https://files.example/{name}",
+                                  "archive_info": {"hashes": {"sha256": sha}}}}
+
+    report = {"install": [item("numpy-2.4.6-cp311-cp311-macosx_14_0_arm64.whl", "a" * 64),
+                          item("numpy-2.4.6-cp311-cp311-macosx_11_0_arm64.whl", "b" * 64),
+                          item("pyside6-6.11.3-cp310-abi3-macosx_13_0_universal2.whl",
+                               "c" * 64),
+                          item("jinja2-3.1.6-py3-none-any.whl", "d" * 64)]}
+    assert lock.too_new(report, "13.3") == {"a" * 64}
+    assert lock.too_new(report, "12.0") == {"a" * 64, "c" * 64}
+
+
+def test_pruning_keeps_the_requirements_parseable() -> None:
+    text = ("numpy==2.4.6 \\\n    --hash=sha256:" + "1" * 64 + " \\\n    --hash=sha256:"
+            + "2" * 64 + "\n    # via llama-cpp-python\n")
+    assert lock.prune(text, {"1" * 64}) == ("numpy==2.4.6 \\\n    --hash=sha256:" + "2" * 64
+                                            + "\n    # via llama-cpp-python\n")
+    # the last hash goes: the line before it must not continue into the comment
+    assert lock.prune(text, {"2" * 64}) == ("numpy==2.4.6 \\\n    --hash=sha256:" + "1" * 64
+                                            + "\n    # via llama-cpp-python\n")
+
+
+def test_the_lock_lists_no_hash_of_a_numpy_wheel_for_macos_14() -> None:
+    """Found by lock_release.py's pip report: numpy 2.4.6's macosx_14_0 wheels."""
+    text = rc.CONSTRAINTS.read_text("utf-8")
+    for sha in ("8155154c7c691289fe18f510b5d4657c68c67989f293f0535a91360392ff6538",
+                "4cfe66903cc32a9921a6733d96b19bb6abf310397581bbad89c228f5abaf0ee8"):
+        assert sha not in text
