@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="load the bundled model, answer a fixed prompt and exit")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="open the window, save a picture of it to PNG and exit")
+                        help="open the window, save a picture of it to PNG and exit "
+                        "(status 1 if the model did not load)")
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", help="send one message and stream the answer here")
     which = chat.add_mutually_exclusive_group()
