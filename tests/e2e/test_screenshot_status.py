@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +52,25 @@ def test_screenshot_succeeds_once_the_bundled_model_loaded(
     result = screenshot(tmp_path / "window.png", env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the model failed to load" not in result.stderr
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+                    reason="reads /proc/cpuinfo: the CPU check's Linux x86-64 reader")
+@pytest.mark.parametrize("argv", [["--self-test"], ["--screenshot", "never.png"]])
+def test_a_cpu_without_the_builds_instructions_is_told_so(tmp_path: Path,
+                                                          argv: list[str]) -> None:
+    """A build that needs an instruction set this CPU lacks (here one no CPU has) stops
+    before llama.cpp loads, with a message naming it, instead of crashing."""
+    resources = tmp_path / "resources"
+    shutil.copytree(ROOT / "resources", resources,
+                    ignore=shutil.ignore_patterns("*.gguf", "*.part"))
+    (resources / "cpu-baseline.json").write_text(
+        json.dumps({"x86": ["SSE3", "NO_SUCH_ISA"]}), "utf-8")
+    env = {**os.environ, "LLAMADESK_HOME": str(tmp_path / "home"),
+           "LLAMADESK_RESOURCES": str(resources), "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-m", "llamadesk", *argv], capture_output=True,
+                            text=True, timeout=120, check=False, env=env, cwd=tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "lacks instructions" in result.stderr and "NO_SUCH_ISA" in result.stderr
+    assert "SSE3" not in result.stderr.split("needs:")[1], "only what is missing"
+    assert not (tmp_path / "never.png").exists()
