@@ -327,3 +327,16 @@ def test_the_lock_lists_no_hash_of_a_numpy_wheel_for_macos_14() -> None:
     for sha in ("8155154c7c691289fe18f510b5d4657c68c67989f293f0535a91360392ff6538",
                 "4cfe66903cc32a9921a6733d96b19bb6abf310397581bbad89c228f5abaf0ee8"):
         assert sha not in text
+
+
+def test_one_minimum_macos_for_compiler_info_plist_and_audit() -> None:
+    """The deployment target has one source, release_checks.MACOS_DEPLOYMENT_TARGET:
+    the workflow gets it from build-env, the spec writes it into Info.plist."""
+    spec = (PACKAGING / "llamadesk.spec").read_text("utf-8")
+    assert "MACOS_MIN = release_checks.MACOS_DEPLOYMENT_TARGET" in spec
+    assert '"LSMinimumSystemVersion": MACOS_MIN' in spec
+    workflow = WORKFLOW.read_text("utf-8")
+    assert not re.search(r"MACOSX_DEPLOYMENT_TARGET\s*[:=]", workflow), "set by build-env only"
+    assert "13.3" not in workflow
+    assert rc.build_env("macos", "arm64")["MACOSX_DEPLOYMENT_TARGET"] == \
+        rc.MACOS_DEPLOYMENT_TARGET
