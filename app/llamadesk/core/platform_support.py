@@ -93,10 +93,11 @@ def features_from_macos(sysctl_output: str) -> frozenset[str]:
 
 def features_from_windows(is_present: Callable[[int], bool]) -> frozenset[str] | None:
     """ggml names of the features Windows reports through ``is_present``
-    (IsProcessorFeaturePresent); None when it reports none at all."""
+    (IsProcessorFeaturePresent); None when this Windows does not know the codes."""
     found = {name for name, code in WINDOWS_FEATURES.items() if is_present(code)}
-    if not found:
-        # Every x86-64 CPU has SSE3: a Windows that knows none of these codes cannot say.
+    if not found & {"SSSE3", "AVX", "AVX2", "AVX512"}:
+        # Codes 36 and up are newer than early Windows 10 releases; a Windows that does
+        # not know them answers False to all, which says nothing about the CPU.
         return None
     if "AVX2" in found:
         found.update(_WINDOWS_WITH_AVX2)
