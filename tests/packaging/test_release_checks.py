@@ -340,3 +340,28 @@ def test_one_minimum_macos_for_compiler_info_plist_and_audit() -> None:
     assert "13.3" not in workflow
     assert rc.build_env("macos", "arm64")["MACOSX_DEPLOYMENT_TARGET"] == \
         rc.MACOS_DEPLOYMENT_TARGET
+
+
+def test_every_pin_satisfies_pyproject() -> None:
+    """A change to pyproject.toml's ranges that the lock no longer meets fails here:
+    regenerate it with packaging/lock_release.py."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    wanted = [Requirement(r) for r in
+              [*project["dependencies"], *project["optional-dependencies"]["packaging"]]]
+    text = rc.CONSTRAINTS.read_text("utf-8")
+    pins: dict[str, list[str]] = {}
+    for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M):
+        pins.setdefault(canonicalize_name(name), []).append(version)
+    llama_pin = (PACKAGING / "llama-pin.txt").read_text("utf-8")
+    assert f"llama-cpp-python=={pins['llama-cpp-python'][0]}" in llama_pin
+    for requirement in wanted:
+        versions = pins.get(canonicalize_name(requirement.name))
+        assert versions, f"{requirement.name} is not pinned"
+        for version in versions:
+            assert requirement.specifier.contains(version, prereleases=True), (
+                f"{requirement.name}=={version} does not meet {requirement}")
