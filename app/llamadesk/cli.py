@@ -27,7 +27,8 @@ from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.crashlog import CrashLog, crash_notice
 from llamadesk.core.logs import setup_logging
-from llamadesk.core.paths import app_paths
+from llamadesk.core.paths import app_paths, resources_dir
+from llamadesk.core.platform_support import check_this_cpu
 from llamadesk.core.settings import load_settings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
@@ -54,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="load the bundled model, answer a fixed prompt and exit")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="open the window, save a picture of it to PNG and exit")
+                        help="open the window, save a picture of it to PNG and exit "
+                        "(status 1 if the model did not load)")
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", help="send one message and stream the answer here")
     which = chat.add_mutually_exclusive_group()
@@ -284,6 +286,17 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:
+    """This CPU cannot run the bundled llama.cpp: say so, in the window when there is
+    one (core/platform_support.py)."""
+    if args.command is None and not args.self_test:
+        from llamadesk.ui.app import refuse_to_start
+
+        return refuse_to_start(problem, screenshot=args.screenshot)
+    print(f"llamadesk: {problem}", file=sys.stderr)
+    return 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
     try:
@@ -310,7 +323,10 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
     window shows it, a command prints it as one line on stderr)."""
     if crash is not None and (args.command is not None or args.self_test):
         print(f"llamadesk: {crash}", file=sys.stderr)
+    problem = check_this_cpu(resources_dir())
     try:
+        if problem and (args.self_test or args.command in (None, "chat", "serve")):
+            return _refuse_cpu(problem, args)
         if args.self_test:
             return self_test()
         if args.command == "chat":

@@ -43,9 +43,25 @@ def test_bundle_carries_the_model_and_llama_cpp_libraries(bundle: Path) -> None:
     loaded_by_ctypes = {"linux": "libllama.so", "darwin": "libllama.dylib", "win32": "llama.dll"}
     assert loaded_by_ctypes[sys.platform if not LINUX else "linux"] in libs
     if LINUX:
-        # the sonames libllama.so links against, and no third copy of each library
+        # the sonames libllama.so links against, and no second copy of any library:
+        # the names ctypes loads are symlinks to the soname copies
+        lib = inside / "llama_cpp" / "lib"
         assert {"libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0"} <= libs
         assert not [name for name in libs if name.count(".") >= 4], libs
+        assert "libggml.so" not in libs
+        assert (lib / "libllama.so").is_symlink()
+        assert (lib / "libllama.so").resolve() == (lib / "libllama.so.0").resolve()
+
+
+def test_bundle_records_the_cpu_features_its_llama_cpp_needs(bundle: Path) -> None:
+    """core/platform_support.py checks these at start-up, before llama.cpp loads."""
+    import llama_cpp
+
+    data = json.loads((internal(bundle) / "resources" / "cpu-baseline.json").read_text("utf-8"))
+    info = llama_cpp.llama_print_system_info().decode()
+    assert data["system_info"] == info.strip()
+    if LINUX and "AVX2 = 1" in info:
+        assert "AVX2" in data["x86"]
 
 
 def test_bundle_leaves_out_what_the_app_does_not_use(bundle: Path) -> None:
