@@ -160,16 +160,17 @@ def test_an_allowed_origin_gets_cors_and_no_other_does(service: InferenceService
 
 @pytest.mark.parametrize("content_type", [
     "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x"])
+    "multipart/form-data; boundary=x", ""])
 def test_bodies_a_page_may_send_without_asking_are_refused(server: ApiServer,
                                                            content_type: str) -> None:
-    """A valid chat request, sent as a page's form or text would be: refused, with no
-    Origin to help (a rebinding page or a form on a foreign site)."""
+    """A valid chat request, sent as a page's form, text or untyped body would be:
+    refused, with no Origin to help (a rebinding page or a form on a foreign site)."""
     body = json.dumps({"model": bundled.manifest().id, "max_tokens": 2,
                        "messages": [{"role": "user", "content": "Hi"}]})
     with httpx.Client(base_url=origin_of(server), timeout=30) as http:
         for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
-            response = http.post(path, content=body, headers={"Content-Type": content_type})
+            headers = {"Content-Type": content_type} if content_type else {}
+            response = http.post(path, content=body, headers=headers)
             assert "application/json" in refused(response, 415, "unsupported_content_type")
     assert server.recent() == []
 

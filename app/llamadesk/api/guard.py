@@ -6,8 +6,8 @@ runs before any route, streaming ones included:
   page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name: 403.
 - ``Origin``: a request that carries one not on the allowed list is refused (403),
   preflight or not. Programs other than browsers send no ``Origin`` and pass.
-- ``Content-Type``: a POST body must be JSON; text and forms, which a page may send
-  without asking the browser first, are refused (415).
+- ``Content-Type``: a POST must say its body is JSON; text, forms and untyped bodies,
+  which a page may send without asking the browser first, are refused (415).
 - The API key, when one is set; and CORS headers for the allowed origins only.
 
 Every check reads the server's settings as they are now, so the window can change them
@@ -66,11 +66,11 @@ def host_allowed(rules: AccessRules, header: str | None) -> bool:
     return not is_loopback_host(host_of(rules.host) or "") and is_ip_address(host)
 
 
-def json_or_none(content_type: str | None) -> bool:
-    """Whether a body of this type is JSON (or untyped, which FastAPI reads as JSON and
-    which a browser sends only after the Origin check)."""
+def is_json(content_type: str | None) -> bool:
+    """Whether a body of this type is JSON. An untyped body is not: a page may send one
+    without asking, and older FastAPI versions would read it as JSON."""
     if content_type is None:
-        return True
+        return False
     parsed = Message()
     parsed["content-type"] = content_type
     subtype = parsed.get_content_subtype()
@@ -111,7 +111,7 @@ class AccessGuard:
             return ApiError(403, f"Refused: requests from web pages at {origin!r} are not "
                             "allowed. Allow that origin with --allow-origin or in "
                             "Settings → Local API access.", code="origin_not_allowed")
-        if scope["method"] == "POST" and not json_or_none(headers.get("content-type")):
+        if scope["method"] == "POST" and not is_json(headers.get("content-type")):
             return ApiError(415, "The request body must be JSON: send 'Content-Type: "
                             "application/json'.", code="unsupported_content_type")
         return None
