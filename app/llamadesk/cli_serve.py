@@ -68,7 +68,7 @@ def add_serve_parser(subparsers: Any) -> None:
                        metavar="URL", help=argparse.SUPPRESS)
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="answer requests addressed to host NAME as well as to "
-                            "localhost and this computer's addresses (repeatable)")
+                            "localhost and loopback addresses (repeatable)")
 
 
 def api_key_for(args: argparse.Namespace, err: TextIO) -> str | None:
