@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from model_files import variant_of
+
+from llamadesk.core.db import sqlite
 
 TIMEOUT = 300  # generous: a shared machine; the benchmark measures speed
 
@@ -55,7 +56,7 @@ def test_chat_streams_and_stores_in_the_windows_database(
     third = llamadesk("chat", "--new", "--max-tokens", "8", "A new topic")
     assert "[conversation 2]" in third.stderr
 
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = sqlite.connect(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT conversation_id, role, content, parent_id FROM messages "
                       "ORDER BY id").fetchall()
     db.close()
@@ -98,7 +99,7 @@ def test_chat_with_an_unknown_model_fails_and_leaves_the_chat_alone(
     result = llamadesk("chat", "--model", "no-such-model", "Hello?")
     assert result.returncode == 1
     assert "not installed" in result.stderr and "Traceback" not in result.stderr
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = sqlite.connect(home / "data" / "llamadesk.sqlite3")
     model_ids = db.execute("SELECT model_id FROM conversations").fetchall()
     count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     db.close()
@@ -136,7 +137,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
         # Wait for a checkpoint with some text (one every 2 s), then kill without warning.
         saved = ""
         while time.monotonic() < deadline and len(saved) < 40:
-            db = sqlite3.connect(db_path)
+            db = sqlite.connect(db_path)
             drafts = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchall()
             db.close()
             saved = json.loads(drafts[0][0])["text"] if drafts else ""
@@ -144,7 +145,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
         assert app.poll() is None, "the reply ended before the kill; make it longer"
         app.send_signal(signal.SIGKILL)
         app.wait(timeout=30)
-        db = sqlite3.connect(db_path)
+        db = sqlite.connect(db_path)
         (last,) = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchone()
         db.close()
         saved = json.loads(last)["text"]  # the checkpoint the killed run left
@@ -156,7 +157,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
     again = llamadesk("--screenshot", str(tmp_path / "after.png"),
                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert again.returncode == 0, again.stderr
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = sqlite.connect(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT role, content, finish_reason FROM messages ORDER BY id").fetchall()
     drafts_left = db.execute("SELECT COUNT(*) FROM app_state WHERE key LIKE 'draft:%'").fetchone()
     db.close()
@@ -227,7 +228,7 @@ def test_chat_compare_stores_one_version_per_model(bundled_model_path: Path, hom
     assert f"[1/2 {bundled_id}: loading…]" in result.stderr
     assert "2 versions of the reply stored" in result.stderr
 
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = sqlite.connect(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT id, role, parent_id, model_id FROM messages "
                       "ORDER BY id").fetchall()
     conversation_model = db.execute("SELECT model_id FROM conversations").fetchone()[0]

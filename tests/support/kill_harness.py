@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from llamadesk.core.db import sqlite
 
 CHILD = Path(__file__).with_name("chat_until_killed.py")
 
@@ -86,7 +87,7 @@ def check_database(database: Path, committed: list[Committed]) -> list[str]:
     import hashlib
 
     problems = []
-    con = sqlite3.connect(database)
+    con = sqlite.connect(database)
     try:
         verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":

@@ -5,14 +5,13 @@ full database is SQLite's own, through ``PRAGMA max_page_count``)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
 from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.db import sqlite
 from llamadesk.core.settings import AppSettings, HardwareSettings
 from llamadesk.ui.main_window import MainWindow
 
@@ -58,6 +57,6 @@ def test_a_full_database_is_reported_and_loses_nothing(qtbot: QtBot,
     assert window.sidebar.stack.currentWidget() is window.sidebar.list_view
 
     assert window.store.messages(cid) == before
-    con = sqlite3.connect(window.store.path)
+    con = sqlite.connect(window.store.path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
