@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from crypt_fixtures import open_any
 from hub_fixtures import InMemoryKeyring
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
 from remote_fixtures import free_port
 from secret_scan import files_holding
 
 from llamadesk import cli
-from llamadesk.core.db import sqlite
 from llamadesk.core.paths import app_paths
 from llamadesk.core.secrets import SERVICE
 
@@ -41,7 +41,7 @@ def test_add_list_chat_disable_remove(fault_server: FaultServer, home: Path) -> 
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip() == "".join(REPLY_PIECES)
     assert f"sent to {fault_server.url}" in chat.stderr and "5 tokens" in chat.stderr
-    db = sqlite.connect(app_paths().database)
+    db = open_any(app_paths().database)
     try:
         rows = db.execute("SELECT role, model_id FROM messages ORDER BY id").fetchall()
     finally:

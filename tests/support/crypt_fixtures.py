@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
-from llamadesk.core.db import connect
+from llamadesk.core.db import connect, is_plaintext
+from llamadesk.core.paths import app_paths
 from llamadesk.core.store import ConversationStore
+from llamadesk.core.store_open import open_store, store_key
 
 WORDS = ("llama", "river", "mountain", "quantum", "teapot", "orbit", "violet", "cipher",
          "harbour", "meadow", "lantern", "pepper")
@@ -70,3 +73,16 @@ def files_containing(folder: Path, markers: list[str]) -> list[str]:
             data = file.read_bytes()
             hits += [f"{file.name}: {n!r}" for n in needles if n in data]
     return hits
+
+
+def open_any(db_path: Path) -> Any:
+    """A raw connection to ``db_path``: plain, or with the key of the app's data folder
+    it sits in (``<home>/data/llamadesk.sqlite3``), found as the app finds it."""
+    if not db_path.exists() or is_plaintext(db_path):
+        return connect(db_path, None)
+    return connect(db_path, store_key(app_paths(db_path.parent.parent)))
+
+
+def open_app_store(home: Path | None = None) -> ConversationStore:
+    """The store of ``home`` (default: this test's), opened as the app opens it."""
+    return open_store(app_paths(home).ensure())

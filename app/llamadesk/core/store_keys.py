@@ -25,8 +25,6 @@ from pathlib import Path
 
 import keyring
 import keyring.errors
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from llamadesk.core.db import KEY_BYTES
 from llamadesk.core.secrets import SERVICE, SecretStore
@@ -80,6 +78,8 @@ def _kek(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def wrap_key(key: bytes, passphrase: str) -> WrappedKey:
     """Encrypt ``key`` under ``passphrase`` (a fresh salt and nonce each time)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only when used
+
     if not passphrase:
         raise KeyStoreError("The passphrase is empty.")
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
@@ -89,6 +89,9 @@ def wrap_key(key: bytes, passphrase: str) -> WrappedKey:
 
 def unwrap_key(wrapped: WrappedKey, passphrase: str) -> bytes:
     """The store key, or ``BadPassphraseError``."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     kek = _kek(passphrase, wrapped.salt, wrapped.n, wrapped.r, wrapped.p)
     try:
         key = AESGCM(kek).decrypt(wrapped.nonce, wrapped.wrapped, _AAD)

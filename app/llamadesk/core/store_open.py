@@ -199,3 +199,41 @@ def _key_missing(db: Path) -> str:
             "without it. The file is left untouched: import a saved key with `llamadesk "
             "store import-key`, or start a new, empty history and keep the old file for "
             "a later restore.")
+
+
+def set_passphrase(paths: AppPaths, new: str, old: str | None = None) -> None:
+    """Protect the store key with ``new`` (Preferences -> Privacy): from the keychain,
+    or a change of passphrase (``old`` needed). Only the key is rewrapped; the database
+    is not rewritten. From an unencrypted store, a new key is made and the database is
+    encrypted at the next start."""
+    keys = key_store(paths)
+    try:
+        protection = keys.protection()
+        if protection is Protection.PASSPHRASE:
+            if old is None:
+                raise PassphraseRequiredError("Enter the current passphrase first.")
+            key = keys.unlock(old)
+        elif protection is Protection.KEYCHAIN:
+            found = keys.keychain_key()
+            if found is None:
+                raise KeyMissingError(_key_missing(paths.database))
+            key = found
+        else:
+            key = new_key()
+        keys.set_passphrase(key, new)
+    except BadPassphraseError as exc:
+        raise WrongPassphraseError("The current passphrase is wrong; nothing was "
+                                   "changed.") from exc
+    except KeyStoreError as exc:
+        raise StoreError(str(exc)) from exc
+
+
+def turn_off_passphrase(paths: AppPaths, old: str) -> None:
+    """Keep the store key in the keychain again instead of under a passphrase."""
+    keys = key_store(paths)
+    try:
+        keys.use_keychain(keys.unlock(old))
+    except BadPassphraseError as exc:
+        raise WrongPassphraseError("The passphrase is wrong; nothing was changed.") from exc
+    except KeyStoreError as exc:
+        raise StoreError(f"{exc} The passphrase stays in force.") from exc

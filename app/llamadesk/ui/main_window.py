@@ -365,7 +365,7 @@ class MainWindow(QMainWindow):
     def show_preferences(self) -> None:
         """App-wide hardware settings."""
         dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
-                                   self.ctx.remote_models)
+                                   self.ctx.remote_models, self.ctx.paths)
         if dialog.exec():
             try:
                 self.ctx.settings.update(dialog.result_settings())

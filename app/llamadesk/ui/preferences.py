@@ -1,5 +1,6 @@
 """Preferences: hardware, what new chats start with (a default preset, or a system
-prompt and sampling settings), and appearance (theme, text size)."""
+prompt and sampling settings), appearance (theme, text size), connections, and privacy
+(the chat database's passphrase)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from llamadesk import APP_NAME
 from llamadesk.core.hardware import probe
+from llamadesk.core.paths import AppPaths
 from llamadesk.core.presets import PresetBook
 from llamadesk.core.settings import (
     GPU_LAYERS_ALL,
@@ -37,6 +39,7 @@ from llamadesk.core.settings import (
 from llamadesk.services.engine import supports_gpu_offload
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.ui.connections_page import ConnectionsPage
+from llamadesk.ui.privacy_page import PrivacyPage
 from llamadesk.ui.sampling_form import SamplingFields
 
 NO_GPU_REASON = ("This build of llama.cpp runs on the CPU only. To offload layers to a GPU, "
@@ -51,7 +54,8 @@ class PreferencesDialog(QDialog):
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
                  presets: PresetBook | None = None,
-                 remote_models: RemoteModelsService | None = None) -> None:
+                 remote_models: RemoteModelsService | None = None,
+                 paths: AppPaths | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} preferences")
         self._settings = settings
@@ -63,6 +67,9 @@ class PreferencesDialog(QDialog):
                                                 settings.remote) if remote_models else None
         if self.connections_page is not None:
             self.tabs.addTab(self.connections_page, "&Connections")
+        self.privacy_page = PrivacyPage(paths) if paths is not None else None
+        if self.privacy_page is not None:
+            self.tabs.addTab(self.privacy_page, "&Privacy")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
