@@ -19,6 +19,8 @@ __all__ = ["KEY_BYTES", "WrongKeyError", "connect", "is_plaintext", "new_key", "
 
 #: A store key: 256 random bits, used as SQLCipher's raw key (no KDF on every open).
 KEY_BYTES = 32
+#: SQLite's page cache for an encrypted database, in KiB (see ``connect``).
+ENCRYPTED_CACHE_KIB = 32 * 1024
 #: The first 16 bytes of every plain SQLite file; an encrypted file starts with its salt.
 PLAIN_HEADER = b"SQLite format 3\x00"
 
@@ -68,6 +70,11 @@ def connect(path: Path | str, key: bytes | None, *,
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite.DatabaseError as exc:
                 raise WrongKeyError(str(exc)) from exc
+            # A page found in SQLite's own cache is already decrypted; one read from the
+            # file costs an AES decryption and an HMAC check. SQLite's default 2 MiB
+            # cache made opening a 2,000-message chat 3-4x slower than plaintext; with
+            # up to 32 MiB (filled only as pages are read) it is on a par.
+            db.execute(f"PRAGMA cache_size = -{ENCRYPTED_CACHE_KIB}")
         db.execute("PRAGMA temp_store = MEMORY")
     except BaseException:
         db.close()
