@@ -93,9 +93,10 @@ def test_four_wrong_passphrases_stop_the_start_and_damage_nothing(
         paths: AppPaths, script: Script) -> None:
     before = _protect(paths, "right one")
     script.texts = ["a", "b", "c", "d"]
+    script.buttons = ["Close"]
     assert unlock_store(paths) is None
     assert "(1 more try)" in script.said[3]
-    assert script.said[-1].startswith("critical: The passphrase is still wrong")
+    assert script.said[-1].startswith("The passphrase is still wrong")
     assert paths.database.read_bytes() == before
     again = open_store(paths, "right one")
     assert again.list_conversations()[0].title == "kept"
@@ -169,3 +170,17 @@ def test_privacy_page_sets_changes_and_turns_off_the_passphrase(
     assert memory_keyring.passwords[(SERVICE, STORE_KEY_USER)] == key  # the same key
     open_store(paths).close()
     assert Path(paths.data_dir / "llamadesk.protection.json").exists() is False
+
+
+def test_a_forgotten_passphrase_may_start_a_new_history_keeping_the_old_file(
+        paths: AppPaths, script: Script) -> None:
+    before = _protect(paths, "right one")
+    script.texts = ["a", "b", "c", "d"]
+    script.buttons = [NEW_HISTORY]
+    store = unlock_store(paths)  # the new history's key goes to the keychain
+    assert store is not None and store.list_conversations() == []
+    store.close()
+    kept = sorted(p.name for p in paths.data_dir.iterdir() if ".locked-" in p.name)
+    assert len(kept) == 2 and kept[1].endswith(".protection.json")
+    assert (paths.data_dir / kept[0]).read_bytes() == before
+    assert store_status(paths).protection is Protection.KEYCHAIN

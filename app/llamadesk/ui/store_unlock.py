@@ -31,7 +31,8 @@ SET_PASSPHRASE = "Protect with a passphrase…"
 KEEP_UNENCRYPTED = "Keep chats unencrypted"
 NEW_HISTORY = "Start a new, empty history"
 FORGOTTEN = ("Without the passphrase the conversations cannot be read. Nothing was "
-             "changed; start the app again to retry.")
+             "changed: start the app again to retry, or start a new, empty history (the "
+             "old file is kept for a later restore with its key).")
 
 
 def ask_new_passphrase(parent: QWidget | None, title: str) -> str | None:
@@ -76,9 +77,12 @@ def unlock_store(paths: AppPaths, parent: QWidget | None = None) -> Conversation
         except WrongPassphraseError:
             wrong += 1
             if wrong > MORE_TRIES:
-                QMessageBox.critical(parent, APP_NAME, "The passphrase is still wrong. "
-                                     + FORGOTTEN)
-                return None
+                # A forgotten passphrase is a lost key: the same way out, the file kept.
+                if not _offer_new_history(parent, paths, "The passphrase is still wrong. "
+                                          + FORGOTTEN):
+                    return None
+                passphrase, wrong = None, 0
+                continue
             left = MORE_TRIES - wrong + 1
             passphrase = ask_passphrase(
                 parent, f"The passphrase is wrong ({left} more "
