@@ -11,8 +11,10 @@ from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
 from llamadesk.core.conversation import Role, SamplingParams
-from llamadesk.core.db import sqlite
+from llamadesk.core.db import connect
+from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import AppSettings, HardwareSettings
+from llamadesk.core.store_open import store_key
 from llamadesk.ui.main_window import MainWindow
 
 LONG = "Remember these: " + " ".join(f"w{i}" for i in range(10_000))
@@ -57,6 +59,6 @@ def test_a_full_database_is_reported_and_loses_nothing(qtbot: QtBot,
     assert window.sidebar.stack.currentWidget() is window.sidebar.list_view
 
     assert window.store.messages(cid) == before
-    con = sqlite.connect(window.store.path)
+    con = connect(window.store.path, store_key(app_paths()))  # the encrypted file, as is
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
