@@ -7,6 +7,7 @@
     llamadesk chats ...              list, show, export and import conversations
     llamadesk connections ...        remote OpenAI-compatible servers to chat through
     llamadesk serve ...              the OpenAI-compatible local API, without the window
+    llamadesk store ...              the chat database's encryption and its key
 """
 
 from __future__ import annotations
@@ -74,12 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_connections, cli_models, cli_serve
+    from llamadesk import cli_chats, cli_connections, cli_models, cli_serve, cli_store
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
     cli_connections.add_connections_parser(sub)
     cli_serve.add_serve_parser(sub)
+    cli_store.add_store_parser(sub)
     return parser
 
 
@@ -154,11 +156,12 @@ def chat(args: argparse.Namespace) -> int:
     """Send one message, stream the reply to stdout, store both (the window's send path:
     ``ChatSession``). With ``--compare``, each model answers in turn, one loaded at a time,
     and the answers are stored as versions of the same reply."""
+    from llamadesk.cli_store import open_cli_store
     from llamadesk.services.chat_session import ChatSession
 
     paths = app_paths().ensure()
     try:
-        store = ConversationStore(paths.database)
+        store = open_cli_store(paths)
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -343,6 +346,10 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk import cli_connections
 
             return cli_connections.run_connections(args)
+        if args.command == "store":
+            from llamadesk import cli_store
+
+            return cli_store.run_store(args)
         if args.command == "serve":
             from llamadesk import cli_serve
 

@@ -184,3 +184,30 @@ def test_frozen_app_keeps_a_token_in_the_system_keyring(bundle: Path, tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Token saved in the system keyring." in result.stdout, result.stdout
     assert "set, from the system keyring" in result.stdout, result.stdout
+
+
+def test_frozen_bundle_encrypts_and_opens_the_chat_database(bundle: Path, tmp_path: Path) -> None:
+    """SQLCipher (sqlcipher3's extension module) and the key wrapping (cryptography) are
+    in the bundle: the frozen CLI encrypts a plaintext database of an earlier version on
+    its first start, then reads it back with the passphrase, and says it is encrypted."""
+    from crypt_fixtures import build_plaintext
+
+    from llamadesk.core.db import is_plaintext
+
+    env = bare_env(tmp_path)
+    database = Path(env["LLAMADESK_HOME"]) / "data" / "llamadesk.sqlite3"
+    database.parent.mkdir(parents=True)
+    build_plaintext(database, messages=300, chats=3, marker="frozenmarker")
+    exe = str(executable(bundle))
+    listed = subprocess.run([exe, "chats", "list"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "Chat 0" in listed.stdout
+    assert not is_plaintext(database)
+    assert b"frozenmarker" not in database.read_bytes()
+    shown = subprocess.run([exe, "chats", "show", "1"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0 and "frozenmarker" in shown.stdout, shown.stderr
+    status = subprocess.run([exe, "store", "status"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert "encrypted (SQLCipher" in status.stdout, status.stdout + status.stderr

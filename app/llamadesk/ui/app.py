@@ -18,7 +18,6 @@ from llamadesk.core.catalog import CatalogError, ModelCatalog
 from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
-from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService, ModelState
 from llamadesk.services.remote_models import RemoteModelsService
@@ -28,6 +27,7 @@ from llamadesk.ui.context import AppContext
 from llamadesk.ui.excepthook import install_excepthook
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.store_unlock import unlock_store
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,8 @@ def build_window(app: QApplication) -> MainWindow | None:
     cannot be opened; the user has been told why)."""
     paths = app_paths().ensure()
     settings = SettingsService.load(paths.settings_file)
-    try:
-        store = ConversationStore(paths.database)
-    except StoreError as exc:
-        log.error("%s", exc)
-        QMessageBox.critical(None, APP_NAME, str(exc))
+    store = unlock_store(paths)  # asks for a passphrase or a choice where needed
+    if store is None:
         return None
     try:
         catalog: ModelCatalog | None = ModelCatalog.load()

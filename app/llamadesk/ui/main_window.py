@@ -370,7 +370,8 @@ class MainWindow(QMainWindow):
     def show_preferences(self, local_api: bool = False) -> None:
         """App-wide settings (``local_api``: open on the Local API tab)."""
         dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
-                                   self.ctx.remote_models, self.local_api.keys)
+                                   self.ctx.remote_models, self.local_api.keys,
+                                   self.ctx.paths)
         if local_api:
             dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():

@@ -1,6 +1,6 @@
 """Preferences: hardware, what new chats start with (a default preset, or a system
 prompt and sampling settings), appearance (theme, text size), who may use the local
-API, and remote connections."""
+API, remote connections, and privacy (the chat database's passphrase)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from llamadesk import APP_NAME
 from llamadesk.core.hardware import probe
+from llamadesk.core.paths import AppPaths
 from llamadesk.core.presets import PresetBook
 from llamadesk.core.secrets import ApiKeyStore
 from llamadesk.core.settings import (
@@ -40,6 +41,7 @@ from llamadesk.services.engine import supports_gpu_offload
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.ui.connections_page import ConnectionsPage
 from llamadesk.ui.local_api_page import LocalApiPage
+from llamadesk.ui.privacy_page import PrivacyPage
 from llamadesk.ui.sampling_form import SamplingFields
 
 NO_GPU_REASON = ("This build of llama.cpp runs on the CPU only. To offload layers to a GPU, "
@@ -56,7 +58,8 @@ class PreferencesDialog(QDialog):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
                  presets: PresetBook | None = None,
                  remote_models: RemoteModelsService | None = None,
-                 api_keys: ApiKeyStore | None = None) -> None:
+                 api_keys: ApiKeyStore | None = None,
+                 paths: AppPaths | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} preferences")
         self._settings = settings
@@ -70,6 +73,9 @@ class PreferencesDialog(QDialog):
                                                 settings.remote) if remote_models else None
         if self.connections_page is not None:
             self.tabs.addTab(self.connections_page, "&Connections")
+        self.privacy_page = PrivacyPage(paths) if paths is not None else None
+        if self.privacy_page is not None:
+            self.tabs.addTab(self.privacy_page, "&Privacy")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
