@@ -10,7 +10,9 @@ from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat_session import API_ORIGIN
 
-FETCH_PAGE = 200
+#: Rows read per page: a tall sidebar shows about this many; the view reads the next
+#: page when it is scrolled to the end (or is not filled yet).
+FETCH_PAGE = 64
 API_BADGE = "⇄ API ·"  # before the title of a chat kept from the local API
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 
