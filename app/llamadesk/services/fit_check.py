@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.core import hardware as host
 from llamadesk.core.fit import (
@@ -28,8 +29,10 @@ from llamadesk.core.fit import (
 from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
 from llamadesk.core.registry import ModelEntry
 from llamadesk.core.settings import GPU_LAYERS_AUTO, AppSettings, HardwareSettings
-from llamadesk.services.engine import LoadOptions, supports_gpu_offload
 from llamadesk.services.gpu_probe import GpuMemory, probe_gpus
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ def offload_setting(hardware: HardwareSettings) -> int:
     """``LoadOptions.n_gpu_layers`` for the hardware settings: 0 where this llama.cpp
     build cannot offload, ``GPU_LAYERS_AUTOMATIC`` for Automatic, else the count
     (-1: all layers)."""
+    from llamadesk.services.engine import supports_gpu_offload  # llama.cpp: not at start-up
+
     supported = supports_gpu_offload()
     if supported and hardware.gpu_layers == GPU_LAYERS_AUTO:
         return GPU_LAYERS_AUTOMATIC

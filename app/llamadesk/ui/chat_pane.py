@@ -3,6 +3,8 @@ the composer. It shows one conversation and streams its replies."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -20,7 +22,6 @@ from llamadesk.core.conversation import Conversation, Message, Role, SamplingPar
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import StoreError
-from llamadesk.services.engine import ModelInfo
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
@@ -32,6 +33,9 @@ from llamadesk.ui.model_picker import ModelPicker
 from llamadesk.ui.remote_marker import RemoteMarker
 from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import ModelInfo
 
 
 class ChatPane(QWidget):

@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
-from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.ui.context import AppContext
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
+    from llamadesk.services.engine import GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 
