@@ -73,3 +73,19 @@ def test_version_counts_of_a_page_match_the_whole_chat(store: ConversationStore)
     some = [*list(everything)[:2], ids[0]]
     assert store.version_counts_of(some) == {i: everything[i] for i in some}
     assert store.version_counts_of([]) == {}
+
+
+def test_listing_after_a_conversation_continues_the_order_with_ties(
+        store: ConversationStore) -> None:
+    ids = [store.create_conversation(f"chat {i}").id for i in range(7)]
+    # Three chats updated at the same instant: the id decides among them.
+    store._db.execute("UPDATE conversations SET updated_at = 5.0 WHERE id IN (?, ?, ?)",
+                      (ids[1], ids[2], ids[3]))
+    everything = store.list_conversations()
+    pages: list[int] = []
+    page = store.list_conversations(limit=2)
+    while page:
+        pages += [c.id for c in page]
+        page = store.list_conversations(limit=2, after=page[-1])
+    assert pages == [c.id for c in everything]
+    assert pages[-3:] == [ids[3], ids[2], ids[1]]

@@ -222,12 +222,22 @@ class ConversationStore:
         ).fetchone()
         return _conversation(row) if row else None
 
-    def list_conversations(self, limit: int = -1, offset: int = 0) -> list[Conversation]:
-        """Conversations, most recently updated first."""
-        rows = self._db.execute(
-            "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
-            (limit, offset),
-        ).fetchall()
+    def list_conversations(self, limit: int = -1, offset: int = 0,
+                           after: Conversation | None = None) -> list[Conversation]:
+        """Conversations, most recently updated first; with ``after``, those that come
+        after it in that order (the next page of a list, read from the index where the
+        last page ended instead of skipping ``offset`` rows again)."""
+        if after is not None:
+            rows = self._db.execute(
+                "SELECT * FROM conversations WHERE (updated_at, id) < (?, ?) "
+                "ORDER BY updated_at DESC, id DESC LIMIT ?",
+                (after.updated_at, after.id, limit),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? "
+                "OFFSET ?", (limit, offset),
+            ).fetchall()
         return [_conversation(r) for r in rows]
 
     def count_conversations(self) -> int:

@@ -64,7 +64,9 @@ class ConversationListModel(QAbstractListModel):
     def fetchMore(self, parent: _Index) -> None:
         if parent.isValid():
             return
-        more = self._store.list_conversations(limit=FETCH_PAGE, offset=len(self._rows))
+        # After the last row listed: each page costs the same however far down it is.
+        last = self._rows[-1] if self._rows else None
+        more = self._store.list_conversations(limit=FETCH_PAGE, after=last)
         if not more:
             self._total = len(self._rows)
             return
