@@ -55,12 +55,18 @@ def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
                         context_length=entry.context_length, hardware=settings.hardware)
 
 
+def supports_gpu_offload() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU (llama.cpp is imported
+    on the first call, not with this module: it is on the window's start-up path)."""
+    from llamadesk.services.engine import supports_gpu_offload as supported
+
+    return bool(supported())
+
+
 def offload_setting(hardware: HardwareSettings) -> int:
     """``LoadOptions.n_gpu_layers`` for the hardware settings: 0 where this llama.cpp
     build cannot offload, ``GPU_LAYERS_AUTOMATIC`` for Automatic, else the count
     (-1: all layers)."""
-    from llamadesk.services.engine import supports_gpu_offload  # llama.cpp: not at start-up
-
     supported = supports_gpu_offload()
     if supported and hardware.gpu_layers == GPU_LAYERS_AUTO:
         return GPU_LAYERS_AUTOMATIC
