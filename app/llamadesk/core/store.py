@@ -551,23 +551,35 @@ def _conversation(row: sqlite3.Row) -> Conversation:
     )
 
 
+# Reading a long branch builds thousands of messages (the prompt of every reply reads
+# the whole branch on the GUI thread): enum values come from dicts, and a message with no
+# statistics (every question) shares one empty MessageStats. About half the time of
+# calling the enums and building a MessageStats for each.
+_ROLES = {str(r): r for r in Role}
+_REASONS = {str(r): r for r in FinishReason}
+_NO_STATS = MessageStats()
+
+
 def _message(row: sqlite3.Row) -> Message:
     reason = row["finish_reason"]
+    stats = (row["prompt_tokens"], row["completion_tokens"], row["ttft_ms"],
+             row["tokens_per_s"], row["prompt_tokens_per_s"], row["finish_detail"])
+    role = row["role"]
     return Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
         parent_id=row["parent_id"],
-        role=Role(row["role"]),
+        role=_ROLES.get(role) or Role(role),
         content=row["content"],
         created_at=row["created_at"],
         model_id=row["model_id"],
-        stats=MessageStats(
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            ttft_ms=row["ttft_ms"],
-            tokens_per_s=row["tokens_per_s"],
-            prompt_tokens_per_s=row["prompt_tokens_per_s"],
-            finish_reason=FinishReason(reason) if reason else None,
-            finish_detail=row["finish_detail"],
+        stats=_NO_STATS if reason is None and stats == (None,) * 6 else MessageStats(
+            prompt_tokens=stats[0],
+            completion_tokens=stats[1],
+            ttft_ms=stats[2],
+            tokens_per_s=stats[3],
+            prompt_tokens_per_s=stats[4],
+            finish_reason=(_REASONS.get(reason) or FinishReason(reason)) if reason else None,
+            finish_detail=stats[5],
         ),
     )
