@@ -122,20 +122,20 @@ def run(work: Path, quick: bool, runs: int, *, memory: bool, launch: bool,
         first = [s["events_s"]["first_token"] for s in kept if "first_token" in s["events_s"]]
         loaded = [s["events_s"].get("model_loaded") for s in kept]
         metrics.append(Metric(
-            "launch_to_window", "launch → window shown and idle", "s", Goal("<=", 1.0), idle,
+            "launch_to_window", "launch → window shown and idle", "s", Goal("<=", 0.4), idle,
             details={"window_shown_s": summarize([s["events_s"]["window_shown"]
                                                   for s in kept])},
             notes="process start → first turn of the event loop after show()"))
         if first:
             metrics.append(Metric(
                 "launch_to_first_token", "launch → first token of the bundled model", "s",
-                Goal("<=", 1.5), first,
+                Goal("<=", 0.7), first,
                 details={"model_loaded_s": summarize([x for x in loaded if x])},
                 notes="a message is sent as soon as the window is idle"))
         else:
             metrics.append(not_measured("launch_to_first_token",
                                         "launch → first token of the bundled model", "s",
-                                        Goal("<=", 1.5), "no first-token event was recorded"))
+                                        Goal("<=", 0.7), "no first-token event was recorded"))
     if memory:
         beyond = [(s["rss"] - model_bytes) / 1e6 for s in kept]
         metrics.append(Metric(

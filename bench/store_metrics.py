@@ -6,6 +6,7 @@ FTS triggers), then each query is timed: a warm-up, then several runs.
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import sqlite3
@@ -13,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import RESULTS_DIR, Goal, Metric, repeat, side
+from common import RESULTS_DIR, Goal, Metric, repeat, side, summarize
 from llamadesk.core.store import ConversationStore
+from llamadesk.ui.message_model import PAGE_SIZE
 
 _WORDS = [
     "the", "model", "answer", "question", "python", "window", "memory", "context", "token",
@@ -38,7 +40,7 @@ class StoreSizes:
     long_conversation: int
 
 
-FULL = StoreSizes(conversations=10_000, messages=100_000, long_conversation=2_000)
+FULL = StoreSizes(conversations=10_000, messages=1_000_000, long_conversation=20_000)
 QUICK = StoreSizes(conversations=200, messages=2_000, long_conversation=100)
 
 
@@ -51,41 +53,57 @@ def _vocabulary(rng: random.Random, size: int = 4000) -> tuple[list[str], list[f
         made_up.add("".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou")
                             for _ in range(rng.randint(2, 4))))
     words = [*_WORDS, *sorted(made_up)]
-    return words, [1.0 / (rank + 1) for rank in range(len(words))]
+    # Cumulative weights, computed once: random.choices() with plain weights sums them
+    # again on every call, which made building a million messages take many minutes.
+    return words, list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(words))))
 
 
 def _sentence(rng: random.Random, vocab: tuple[list[str], list[float]]) -> str:
-    words = rng.choices(vocab[0], weights=vocab[1], k=rng.randint(8, 60))
+    words = rng.choices(vocab[0], cum_weights=vocab[1], k=rng.randint(8, 60))
     return " ".join(words).capitalize() + "."
 
 
 def build_database(path: Path, sizes: StoreSizes, seed: int = 5) -> int:
-    """Fill a new database at ``path``; return the id of the long conversation."""
+    """Fill a new database at ``path``; return the id of the long conversation.
+
+    One transaction, rows inserted with executemany in large batches; the app's FTS
+    triggers index every message as it goes in, as they do in the app."""
     ConversationStore(path).close()  # the app's schema, migrations and triggers
     rng = random.Random(seed)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA cache_size=-262144")  # 256 MiB: the FTS index builds in memory
     db.execute("BEGIN")
     vocab = _vocabulary(rng)
     now = time.time() - sizes.conversations * 60
     long_id = sizes.conversations // 2
     rest, extra = divmod(sizes.messages - sizes.long_conversation, sizes.conversations - 1)
     next_id = 1
+    conversations: list[tuple[object, ...]] = []
+    rows: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        db.executemany("INSERT INTO conversations (id, title, created_at, updated_at, params, "
+                       "current_leaf_id) VALUES (?, ?, ?, ?, '{}', ?)", conversations)
+        db.executemany("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
+                       "created_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conversations.clear()
+        rows.clear()
+
     for c in range(1, sizes.conversations + 1):
         index = c if c < long_id else c - 1  # 1 .. conversations - 1 for the others
         n = sizes.long_conversation if c == long_id else rest + (1 if index <= extra else 0)
-        db.execute("INSERT INTO conversations (id, title, created_at, updated_at, params) "
-                   "VALUES (?, ?, ?, ?, '{}')", (c, _sentence(rng, vocab)[:40], now, now + c))
-        rows = []
+        title = _sentence(rng, vocab)[:40]
         parent = None
         for i in range(n):
             rows.append((next_id, c, parent, "user" if i % 2 == 0 else "assistant",
                          _sentence(rng, vocab), now + c + i))
             parent = next_id
             next_id += 1
-        db.executemany("INSERT INTO messages (id, conversation_id, parent_id, role, content, "
-                       "created_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
-        db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?", (parent, c))
+        conversations.append((c, title, now, now + c, parent))
+        if len(rows) >= 50_000:
+            flush()
+    flush()
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -143,8 +161,12 @@ def build_conversations(path: Path, counts: list[int], seed: int = 9) -> list[in
 
 
 def _rare_word(store: ConversationStore) -> str:
+    """The least common word of the newest message (a handful of matches)."""
     row = store._db.execute("SELECT content FROM messages ORDER BY id DESC LIMIT 1").fetchone()
-    return str(row[0]).rstrip(".").split()[-1].lower()
+    words = {w.lower() for w in str(row[0]).rstrip(".").split()}
+    return min(sorted(words), key=lambda w: store._db.execute(
+        "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
+        (f'"{w}"',)).fetchone()[0])
 
 
 def _timed_ms(fn: object) -> float:
@@ -160,6 +182,7 @@ class _Timings:
     total: int
     n_open: int
     opened: list[float]
+    whole: list[float]
     n_listed: int
     listed: list[float]
     search: list[float]
@@ -168,10 +191,17 @@ class _Timings:
     stress: str
 
 
+def _open_page(store: ConversationStore, conversation_id: int) -> None:
+    """What the window reads when it opens a chat (ChatPane.show_conversation)."""
+    page = store.branch_tail(conversation_id, PAGE_SIZE)
+    store.version_counts_of([m.id for m in page])
+
+
 def _measure(store: ConversationStore, long_id: int, runs: int) -> _Timings:
     total = store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-    opened = repeat(runs, 1, lambda: _timed_ms(lambda: store.messages(long_id)))
+    opened = repeat(runs, 1, lambda: _timed_ms(lambda: _open_page(store, long_id)))
     n_open = len(store.messages(long_id))
+    whole = repeat(max(runs // 2, 1), 0, lambda: _timed_ms(lambda: store.messages(long_id)))
     listed = repeat(runs, 1, lambda: _timed_ms(lambda: store.list_conversations()))
     n_listed = len(store.list_conversations())
     # A common word (in about one message in ten), a pair, a typed-so-far prefix,
@@ -188,9 +218,10 @@ def _measure(store: ConversationStore, long_id: int, runs: int) -> _Timings:
                                lambda: _timed_ms(lambda: store.search(stress)))
     matches = {q: store._db.execute(
         "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
-        (" ".join(f'"{t}"*' for t in q.split()),)).fetchone()[0] for q in per_query}
-    return _Timings(total, n_open, opened, n_listed, listed, search_samples, per_query,
-                    matches, stress)
+        (" ".join([*(f'"{t}"' for t in q.split()[:-1]), f'"{q.split()[-1]}"*']),)
+    ).fetchone()[0] for q in per_query}
+    return _Timings(total, n_open, opened, whole, n_listed, listed, search_samples,
+                    per_query, matches, stress)
 
 
 def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
@@ -199,34 +230,37 @@ def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
     built = time.perf_counter()
     cached, long_id = cached_database(sizes)
     build_s = time.perf_counter() - built
-    path = workdir / "store-bench.sqlite3"
-    shutil.copy2(cached, path)
     # A fresh connection, as when the app starts; the page cache is warm after the
-    # warm-up run, as it is once the app has been open for a moment.
-    store = ConversationStore(path)
+    # warm-up run, as it is once the app has been open for a moment. The cached file
+    # is read in place: at a million messages a copy is 400 MB written per run.
+    store = ConversationStore(cached)
     try:
         t = _measure(store, long_id, runs)
     finally:
         store.close()
     total, n_open, opened, n_listed, listed = t.total, t.n_open, t.opened, t.n_listed, t.listed
+    whole = t.whole
     search_samples, per_query, matches, stress = t.search, t.per_query, t.matches, t.stress
     common = {"database_build_or_cache_s": round(build_s, 2), "messages_in_db": total,
               "conversations_in_db": sizes.conversations}
     return [
-        Metric("store_open_conversation", f"open a conversation of {n_open} messages (store)",
-               "ms", Goal("<=", 150), opened,
-               details={**common, "messages_loaded": n_open},
-               notes="ConversationStore.messages(): recursive walk of the branch"),
+        Metric("store_open_conversation",
+               f"read the last page of a {n_open}-message conversation (store)",
+               "ms", Goal("<=", 50), opened,
+               details={**common, "branch_messages": n_open, "page": PAGE_SIZE,
+                        "whole_branch_ms": summarize(whole)},
+               notes="branch_tail() + version_counts_of(), as the window opens a chat; "
+                     "reading the whole branch (messages()) is in the details"),
         Metric("store_list_conversations", f"list {n_listed} conversations (store)", "ms",
                Goal("<=", 200), listed, details={**common, "rows": n_listed},
                notes="ConversationStore.list_conversations() with no limit"),
         Metric("store_search", f"full-text search over {total} messages (store)", "ms",
-               Goal("<=", 50), search_samples,
+               Goal("<=", 20), search_samples,
                details={**common, "per_query_median_ms": {
                    q: sorted(s)[len(s) // 2] for q, s in per_query.items()},
                    "per_query_matches": matches, "stress_query_not_in_metric": stress},
-               notes="ConversationStore.search(), FTS5 prefix match, 50 best; "
-                     "the slowest of several query shapes"),
+               notes="ConversationStore.search(): whole words, the last as a prefix, "
+                     "newest 50; the slowest of several query shapes"),
     ]
 
 
@@ -238,9 +272,8 @@ def run_encrypted(workdir: Path, quick: bool, runs: int) -> list[Metric]:
 
     sizes = QUICK if quick else FULL
     cached, long_id = cached_database(sizes)
-    plain_path = workdir / "store-bench-plain.sqlite3"
+    plain_path = cached  # read in place, as run() does
     enc_path = workdir / "store-bench-encrypted.sqlite3"
-    shutil.copy2(cached, plain_path)
     shutil.copy2(cached, enc_path)
     key = new_key()
     encrypt_in_place(enc_path, key)  # the app's own migration of an older database

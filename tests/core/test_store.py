@@ -485,13 +485,16 @@ def test_delete_missing_conversation_is_harmless(store: ConversationStore) -> No
 # -- search -------------------------------------------------------------------------------------
 
 
-def test_search_matches_every_word_as_a_prefix(store: ConversationStore) -> None:
+def test_search_matches_whole_words_and_the_last_as_a_prefix(
+        store: ConversationStore) -> None:
     c = store.create_conversation()
     fox = store.add_message(c.id, Role.USER, "The quick brown fox jumps")
     dog = store.add_message(c.id, Role.ASSISTANT, "A lazy brown dog sleeps")
     assert {m.id for m in store.search("brown")} == {fox.id, dog.id}
     assert [m.id for m in store.search("qui")] == [fox.id]
-    assert [m.id for m in store.search("bro sle")] == [dog.id]  # every word must match
+    assert [m.id for m in store.search("brown sle")] == [dog.id]  # every word must match
+    assert store.search("bro sleeps") == []  # words before the last are whole words
+    assert [m.id for m in store.search("lazy brown dog sleeps")] == [dog.id]
     assert [m.id for m in store.search("BROWN FOX")] == [fox.id]  # case-insensitive
     assert store.search("brown cat") == []
     assert store.search("") == []

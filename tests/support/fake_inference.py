@@ -75,6 +75,7 @@ class FakeInferenceService(QObject):
     model_info_changed = Signal(object)
     model_load_failed = Signal(str)
     model_unloaded = Signal()
+    engine_ready = Signal()
     generation_started = Signal(int)
     token_batch_ready = Signal(int, str)
     generation_finished = Signal(int, object)
@@ -108,6 +109,10 @@ class FakeInferenceService(QObject):
         self._load_failures[model_id] = reason
 
     # -- the InferenceService surface ----------------------------------------------------------
+    def prepare(self) -> None:
+        """Nothing to import: ``engine_ready`` on the next turn of the event loop."""
+        QTimer.singleShot(0, self.engine_ready.emit)
+
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (after the work queued before it)."""
         self._set_state(ModelState.LOADING)

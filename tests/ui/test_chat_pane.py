@@ -135,6 +135,36 @@ def test_long_conversation_opens_on_its_latest_page_and_loads_older(
     assert messages.index(0) != QModelIndex()
 
 
+def test_older_pages_are_read_from_the_store_up_to_the_first_message(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    messages = window.chat.messages
+    store = window.store
+    cid = window.current_id
+    ids = [store.add_message(cid, Role.USER if i % 2 == 0 else Role.ASSISTANT,
+                             f"message {i}").id for i in range(400)]
+    # An old question answered twice, and the model's memory starting further up.
+    store.add_message(cid, Role.ASSISTANT, "message 11 again", parent_id=ids[10])
+    store.show_branch(ids[11])
+    store.set_memory_start(ids[20])
+    window.open_conversation(cid)
+    assert messages.rowCount() < 400
+    assert messages.row_at(messages.rowCount() - 1).content == "message 399"
+    assert messages.row_at(0).content != "message 0"
+    reads: list[int] = []
+    store_before = store.branch_before
+    store.branch_before = lambda mid, n: reads.append(mid) or store_before(mid, n)  # type: ignore[method-assign]
+    assert window.chat.scroll_to_message(ids[0])
+    assert reads, "older pages came from the store"
+    assert [messages.row_at(i).content for i in range(3)] == [
+        "message 0", "message 1", "message 2"]
+    assert messages.rowCount() == 400 and not messages.has_older
+    assert messages.row_at(11).alternatives == (1, 2)
+    assert messages.row_at(10).alternatives is None
+    assert [i for i in range(400) if messages.row_at(i).memory_start] == [20]
+    assert messages.load_older() == 0
+
+
 def test_switching_away_and_back_during_a_reply_shows_the_text_so_far(
         qtbot: QtBot, fake_window: WindowFactory) -> None:
     window = fake_window(replace(SHORT, max_tokens=400))

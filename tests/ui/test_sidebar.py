@@ -110,3 +110,26 @@ def test_long_titles_are_elided_not_scrolled_sideways(
     assert view.visualRect(index).width() <= view.viewport().width()
     assert view.horizontalScrollBar().maximum() == 0
     assert view.textElideMode() == Qt.TextElideMode.ElideRight
+
+
+def test_the_list_reads_chats_a_page_at_a_time_as_it_scrolls(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    from llamadesk.ui.conversation_list import FETCH_PAGE, ConversationListModel
+
+    window = fake_window()
+    total = 2 * FETCH_PAGE + 10
+    for i in range(total - 1):
+        window.store.create_conversation(f"chat {i}")
+    model = ConversationListModel(window.store)
+    view = window.sidebar.list_view
+    view.setModel(model)
+    assert model.rowCount() == FETCH_PAGE
+    assert model.conversation_at(0).title == f"chat {total - 2}"  # newest first
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: model.rowCount() > FETCH_PAGE, timeout=5_000)
+    while model.canFetchMore(model.index(-1)):
+        model.fetchMore(model.index(-1))
+    assert model.rowCount() == total
+    titles = [model.conversation_at(i).title for i in range(total)]
+    assert len(set(titles)) == total
+    view.setModel(window.sidebar.conversations)

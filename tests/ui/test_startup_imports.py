@@ -1,11 +1,16 @@
 """Start-up stays light: the Hub client loads only when the Models window opens or a
 ``models`` command runs, and the local API's server only when it is switched on or
-``serve`` runs. The command line is parsed on every launch, so parsing it counts too."""
+``serve`` runs. The command line is parsed on every launch, so parsing it counts too.
+The window's first paint needs neither llama.cpp (imported on the inference thread)
+nor the Markdown renderer (imported with the first reply shown)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_the_window_modules_do_not_import_the_hub_client() -> None:
@@ -15,3 +20,42 @@ def test_the_window_modules_do_not_import_the_hub_client() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+#: Third-party packages the window may import before its first paint: Qt, and what the
+#: store, the settings, the model registry and the keychain need at once.
+ALLOWED_BEFORE_FIRST_PAINT = {
+    "PySide6", "shiboken6", "llamadesk", "psutil", "platformdirs", "filelock",
+    # the keychain (core.secrets) and what keyring itself imports
+    "keyring", "jaraco", "backports", "importlib_metadata", "lazy_importer", "more_itertools",
+    "zipp", "secretstorage", "jeepney", "cryptography", "cffi", "_cffi_backend",
+    # the catalog checks chat format names against core.chat_format (Jinja templates)
+    "jinja2", "markupsafe",
+}
+#: Large libraries that only a later step needs: the model (llama.cpp, numpy, gguf's
+#: reader), rendering a reply (Markdown, highlighting), the local API, the Hub, remote
+#: servers. The engine and the Markdown renderer of the app itself too.
+NEVER_BEFORE_FIRST_PAINT = {
+    "numpy", "gguf", "yaml", "llama_cpp", "diskcache", "markdown_it", "mdurl", "pygments",
+    "fastapi", "starlette", "uvicorn", "pydantic", "huggingface_hub", "httpx", "httpcore",
+    "openai", "llamadesk.services.engine", "llamadesk.services.llama_runtime",
+    "llamadesk.ui.markdown", "llamadesk.api.server", "llamadesk.core.downloads",
+}
+
+
+def test_the_window_imports_only_what_its_first_paint_needs(tmp_path: Path) -> None:
+    """The real start-up (``llamadesk`` with no arguments, a fresh home): every module
+    the GUI thread imported before the window's first paint (tests/support/
+    startup_probe.py) is from the standard library or an allowed package."""
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "LLAMADESK_HOME": str(tmp_path / "home"),
+           "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "support" /
+                                        "startup_probe.py"), str(out)],
+                   env=env, capture_output=True, text=True, timeout=120, check=True)
+    modules = set(json.loads(out.read_text(encoding="utf-8")))
+    assert "llamadesk.ui.main_window" in modules  # the probe saw the window's imports
+    packages = {m.split(".")[0] for m in modules}
+    unexpected = sorted(packages - ALLOWED_BEFORE_FIRST_PAINT - set(sys.stdlib_module_names))
+    assert unexpected == [], "imported before the first paint; allow them or defer them"
+    assert sorted(m for m in NEVER_BEFORE_FIRST_PAINT if m in modules | packages) == []

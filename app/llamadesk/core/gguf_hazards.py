@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from gguf.constants import Keys
+from llamadesk.core.gguf_constants import Keys
 
 
 def missing_byte_token(metadata: Mapping[str, object], vocabulary: set[bytes]) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from gguf.constants import (
+from llamadesk.core.gguf_constants import (
     GGML_QUANT_SIZES,
     GGUF_DEFAULT_ALIGNMENT,
     GGMLQuantizationType,
@@ -28,7 +28,6 @@ from gguf.constants import (
     Keys,
     LlamaFileType,
 )
-
 from llamadesk.core.gguf_hazards import bad_hyperparameter, missing_byte_token
 
 MAGIC = b"GGUF"

@@ -228,12 +228,22 @@ class ConversationStore:
         ).fetchone()
         return _conversation(row) if row else None
 
-    def list_conversations(self, limit: int = -1, offset: int = 0) -> list[Conversation]:
-        """Conversations, most recently updated first."""
-        rows = self._db.execute(
-            "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
-            (limit, offset),
-        ).fetchall()
+    def list_conversations(self, limit: int = -1, offset: int = 0,
+                           after: Conversation | None = None) -> list[Conversation]:
+        """Conversations, most recently updated first; with ``after``, those that come
+        after it in that order (the next page of a list, read from the index where the
+        last page ended instead of skipping ``offset`` rows again)."""
+        if after is not None:
+            rows = self._db.execute(
+                "SELECT * FROM conversations WHERE (updated_at, id) < (?, ?) "
+                "ORDER BY updated_at DESC, id DESC LIMIT ?",
+                (after.updated_at, after.id, limit),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ? "
+                "OFFSET ?", (limit, offset),
+            ).fetchall()
         return [_conversation(r) for r in rows]
 
     def count_conversations(self) -> int:
@@ -343,18 +353,56 @@ class ConversationStore:
         ).fetchall()
         return [_message(r) for r in rows]
 
+    def branch_tail(self, conversation_id: int, limit: int) -> list[Message]:
+        """The last ``limit`` messages of the branch on screen, oldest first: what the
+        window shows when a chat opens, read without walking the whole branch."""
+        rows = self._db.execute(
+            "WITH RECURSIVE up(id, depth) AS ("
+            " SELECT current_leaf_id, 1 FROM conversations"
+            "  WHERE id = ? AND current_leaf_id IS NOT NULL"
+            f" {_UP_STEP}) {_PAGE_SELECT}",
+            (conversation_id, limit),
+        ).fetchall()
+        return [_message(r) for r in rows]
+
+    def branch_before(self, message_id: int, limit: int) -> list[Message]:
+        """Up to ``limit`` messages just above ``message_id`` on its branch (its parent,
+        the parent's parent, …), oldest first: the page above what is shown."""
+        rows = self._db.execute(
+            "WITH RECURSIVE up(id, depth) AS ("
+            " SELECT parent_id, 1 FROM messages WHERE id = ? AND parent_id IS NOT NULL"
+            f" {_UP_STEP}) {_PAGE_SELECT}",
+            (message_id, limit),
+        ).fetchall()
+        return [_message(r) for r in rows]
+
     # -- the model's memory -------------------------------------------------------------
     def memory_start(self, conversation_id: int) -> int | None:
         """The first message the model still sees on the branch on screen (None: the
         whole branch). It is the latest message on the branch marked by
         ``set_memory_start``, so each branch keeps its own, and a branch that forks
         after a mark shares it."""
+        marked = self._db.execute(
+            "SELECT 1 FROM memory_starts s JOIN messages m ON m.id = s.message_id "
+            "WHERE m.conversation_id = ? LIMIT 1", (conversation_id,)).fetchone()
+        if marked is None:  # most chats never outgrew the context: no walk at all
+            return None
+        # A message's id is always above its parent's (it is inserted after it), so the
+        # latest mark on the branch is the first one met walking up from the leaf.
         row = self._db.execute(
-            f"{_BRANCH} SELECT MAX(s.message_id) FROM memory_starts s "
-            "JOIN branch b ON s.message_id = b.id",
+            "WITH RECURSIVE up(id, hit) AS ("
+            " SELECT current_leaf_id, EXISTS (SELECT 1 FROM memory_starts"
+            "  WHERE message_id = current_leaf_id)"
+            " FROM conversations WHERE id = ? AND current_leaf_id IS NOT NULL"
+            " UNION ALL"
+            " SELECT m.parent_id, EXISTS (SELECT 1 FROM memory_starts"
+            "  WHERE message_id = m.parent_id)"
+            " FROM messages m JOIN up ON m.id = up.id"
+            " WHERE m.parent_id IS NOT NULL AND NOT up.hit)"
+            " SELECT id FROM up WHERE hit LIMIT 1",
             (conversation_id,),
         ).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
+        return int(row[0]) if row is not None else None
 
     def set_memory_start(self, message_id: int) -> None:
         """Mark ``message_id`` as where the model's memory begins on its branches (a
@@ -386,6 +434,21 @@ class ConversationStore:
         # ROW_NUMBER ignores the frame; COUNT uses the whole partition.
         return {int(r["id"]): (int(r["pos"]), int(r["n"])) for r in rows if r["n"] > 1}
 
+    def version_counts_of(self, message_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """``version_counts`` for these messages only (a page on screen), so opening a
+        long chat does not count the versions of all its messages."""
+        if not message_ids:
+            return {}
+        marks = ",".join("?" * len(message_ids))
+        rows = self._db.execute(
+            "SELECT m.id,"
+            " (SELECT COUNT(*) FROM messages s WHERE s.parent_id IS m.parent_id"
+            "   AND s.conversation_id = m.conversation_id AND s.id <= m.id) AS pos,"
+            " (SELECT COUNT(*) FROM messages s WHERE s.parent_id IS m.parent_id"
+            "   AND s.conversation_id = m.conversation_id) AS n"
+            f" FROM messages m WHERE m.id IN ({marks})", message_ids).fetchall()
+        return {int(r["id"]): (int(r["pos"]), int(r["n"])) for r in rows if r["n"] > 1}
+
     def show_branch(self, message_id: int) -> None:
         """Make the branch through ``message_id`` the one on screen: its leaf is found
         by following the newest follower of each message down."""
@@ -408,19 +471,25 @@ class ConversationStore:
                        (message_id, conversation_id))
 
     def search(self, query: str, limit: int = 50) -> list[Message]:
-        """Messages whose text matches ``query`` (every word, as a prefix), newest first.
+        """Messages that contain every word of ``query``, newest first; the last word
+        matches as a prefix (it may still be being typed), the others as whole words.
 
-        Newest-first lets SQLite stop after ``limit`` matches; ranking by relevance
-        scores every match first, which took half a second for a common word over
-        100,000 messages."""
+        FTS5 reads a prefix's matches in full before it can order them, so a prefix
+        costs time in proportion to how common the word is (a common word over a
+        million messages: 40 ms, two of them 130 ms); a whole word is read newest first
+        and the read stops after ``limit`` matches (under 1 ms). Ranking by relevance
+        (bm25) scores every match first: 150 ms to over a second at that size."""
         terms = [t.replace('"', '""') for t in query.split()]
         if not terms:
             return []
-        match = " ".join(f'"{t}"*' for t in terms)
+        match = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
         try:
+            # The order and the limit are applied inside the FTS query, so only the
+            # messages shown are read from the messages table.
             rows = self._db.execute(
-                "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid "
-                "WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
+                "SELECT m.* FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
+                " ORDER BY rowid DESC LIMIT ?) f JOIN messages m ON m.id = f.rowid"
+                " ORDER BY m.id DESC",
                 (match, limit),
             ).fetchall()
         except sqlite.Error as exc:
@@ -463,6 +532,12 @@ _BRANCH = """
     )
 """
 
+# One step up a branch, for a walk that stops after ``depth`` messages (the last
+# parameter), and what such a walk returns: its messages, oldest first.
+_UP_STEP = (" UNION ALL SELECT m.parent_id, up.depth + 1 FROM messages m JOIN up ON m.id = up.id"
+            " WHERE m.parent_id IS NOT NULL AND up.depth < ?")
+_PAGE_SELECT = "SELECT m.* FROM messages m JOIN up ON m.id = up.id ORDER BY m.id"
+
 
 def _conversation(row: sqlite.Row) -> Conversation:
     try:
@@ -482,23 +557,35 @@ def _conversation(row: sqlite.Row) -> Conversation:
     )
 
 
+# Reading a long branch builds thousands of messages (the prompt of every reply reads
+# the whole branch on the GUI thread): enum values come from dicts, and a message with no
+# statistics (every question) shares one empty MessageStats. About half the time of
+# calling the enums and building a MessageStats for each.
+_ROLES = {str(r): r for r in Role}
+_REASONS = {str(r): r for r in FinishReason}
+_NO_STATS = MessageStats()
+
+
 def _message(row: sqlite.Row) -> Message:
     reason = row["finish_reason"]
+    stats = (row["prompt_tokens"], row["completion_tokens"], row["ttft_ms"],
+             row["tokens_per_s"], row["prompt_tokens_per_s"], row["finish_detail"])
+    role = row["role"]
     return Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
         parent_id=row["parent_id"],
-        role=Role(row["role"]),
+        role=_ROLES.get(role) or Role(role),
         content=row["content"],
         created_at=row["created_at"],
         model_id=row["model_id"],
-        stats=MessageStats(
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            ttft_ms=row["ttft_ms"],
-            tokens_per_s=row["tokens_per_s"],
-            prompt_tokens_per_s=row["prompt_tokens_per_s"],
-            finish_reason=FinishReason(reason) if reason else None,
-            finish_detail=row["finish_detail"],
+        stats=_NO_STATS if reason is None and stats == (None,) * 6 else MessageStats(
+            prompt_tokens=stats[0],
+            completion_tokens=stats[1],
+            ttft_ms=stats[2],
+            tokens_per_s=stats[3],
+            prompt_tokens_per_s=stats[4],
+            finish_reason=(_REASONS.get(reason) or FinishReason(reason)) if reason else None,
+            finish_detail=stats[5],
         ),
     )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llamadesk.core.connections import Connection, RemoteSettings
-from llamadesk.services.engine import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import GenerationRequest, GenerationResult
 
 #: Where the text of a chat with a local model goes.
 THIS_COMPUTER = "this computer"

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -24,10 +25,12 @@ from llamadesk.core.conversation import (
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
-from llamadesk.services.engine import GenerationResult
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.resolver import ModelResolver
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import GenerationResult
 
 log = logging.getLogger(__name__)
 

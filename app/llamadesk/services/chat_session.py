@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
-from llamadesk.services.engine import GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import GenerationRequest, GenerationResult
 
 TITLE_LENGTH = 48
 
@@ -59,6 +62,8 @@ class ChatSession:
                 on_context: Callable[[ContextUse], None] | None = None) -> GenerationRequest:
         """The request for a reply to the branch on screen, from where the model's
         memory begins on it."""
+        from llamadesk.services.engine import GenerationRequest  # llama.cpp: not at start-up
+
         return GenerationRequest(
             history=tuple(self.store.messages(conversation.id)),
             system_prompt=conversation.system_prompt,

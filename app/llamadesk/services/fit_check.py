@@ -16,6 +16,7 @@ import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.core import hardware as host
 from llamadesk.core.fit import (
@@ -31,8 +32,10 @@ from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
 from llamadesk.core.platform_support import automatic_offload_allowed
 from llamadesk.core.registry import ModelEntry
 from llamadesk.core.settings import GPU_LAYERS_AUTO, AppSettings, HardwareSettings
-from llamadesk.services.engine import LoadOptions, supports_gpu_offload
 from llamadesk.services.gpu_probe import GpuMemory, probe_gpus
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,14 @@ def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
     picker asks this before it loads a model."""
     return estimate_fit(entry.size, entry.shape, n_ctx, budget or memory_budget(),
                         context_length=entry.context_length, hardware=settings.hardware)
+
+
+def supports_gpu_offload() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU (llama.cpp is imported
+    on the first call, not with this module: it is on the window's start-up path)."""
+    from llamadesk.services.engine import supports_gpu_offload as supported
+
+    return bool(supported())
 
 
 def offload_setting(hardware: HardwareSettings) -> int:

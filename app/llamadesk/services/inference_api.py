@@ -8,12 +8,14 @@ every load with ``model_loaded`` or ``model_load_failed``.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import SignalInstance
 
-from llamadesk.services.engine import GenerationRequest, ModelInfo
 from llamadesk.services.inference import ModelSpec, ModelState
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import GenerationRequest, ModelInfo
 
 
 class InferenceApi(Protocol):
@@ -25,6 +27,7 @@ class InferenceApi(Protocol):
     model_info_changed: SignalInstance  # (ModelInfo) its chat template was replaced
     model_load_failed: SignalInstance  # (str) a readable reason
     model_unloaded: SignalInstance  # ()
+    engine_ready: SignalInstance  # () after prepare(): the engine's modules are imported
     generation_started: SignalInstance  # (int) job id
     token_batch_ready: SignalInstance  # (int, str)
     generation_finished: SignalInstance  # (int, GenerationResult)
@@ -33,6 +36,10 @@ class InferenceApi(Protocol):
 
     state: ModelState
     model_info: ModelInfo | None
+
+    def prepare(self) -> None:
+        """Import the engine's modules off the GUI thread; ``engine_ready`` follows."""
+        ...
 
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (the current one is unloaded first)."""

@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Slot
 
 from llamadesk.core.conversation import FinishReason, MessageStats
-from llamadesk.services.engine import (
-    EngineError,
-    GenerationResult,
-    LlamaEngine,
-    ModelInfo,
-    install_llama_log_routing,
-)
+from llamadesk.services.engine_errors import EngineError
 from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
 from llamadesk.services.inference import (
     BATCH_INTERVAL_S,
@@ -32,6 +26,7 @@ from llamadesk.services.inference import (
 
 if TYPE_CHECKING:
     from llamadesk.services.embedder import Embedder
+    from llamadesk.services.engine import GenerationResult, LlamaEngine, ModelInfo
 
 log = logging.getLogger("llamadesk.services.inference")
 
@@ -47,9 +42,22 @@ class InferenceWorker(QObject):
         self._spec: ModelSpec | None = None
         self._embedder: Embedder | None = None
 
+    @Slot()
+    def prepare(self) -> None:
+        """Import the engine's modules here, on the worker thread, ahead of the first
+        load (a failure is left to that load to report), then say so."""
+        try:
+            import llamadesk.services.engine  # noqa: F401
+        except ImportError as exc:
+            log.warning("could not prepare the engine: %s", exc)
+        self._out.engine_ready.emit()
+
     def _get_engine(self) -> LlamaEngine:
-        # Created on the worker thread, on first use.
+        # Created on the worker thread, on first use; llama.cpp (and numpy) are imported
+        # here too, so the window's start-up never waits for them.
         if self._engine is None:
+            from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
+
             install_llama_log_routing()
             self._engine = LlamaEngine(self._kv_cache_bytes)
         return self._engine
@@ -232,6 +240,8 @@ _NO_SINK = _NoSink()
 
 
 def _empty_result(job: _GenerateJob) -> GenerationResult:
+    from llamadesk.services.engine import GenerationResult
+
     model_id = job.model.model_id if job.model else ""
     return GenerationResult(text="", model_id=model_id,
                             stats=MessageStats(finish_reason=FinishReason.STOPPED))

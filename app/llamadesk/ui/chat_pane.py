@@ -3,6 +3,8 @@ the composer. It shows one conversation and streams its replies."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -20,18 +22,20 @@ from llamadesk.core.conversation import Conversation, Message, Role, SamplingPar
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import StoreError
-from llamadesk.services.engine import ModelInfo
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.elided_label import ElidedLabel
 from llamadesk.ui.message_links import MessageLinks
-from llamadesk.ui.message_model import MessageListModel
+from llamadesk.ui.message_model import PAGE_SIZE, MessageListModel
 from llamadesk.ui.message_view import MessageView
 from llamadesk.ui.model_picker import ModelPicker
 from llamadesk.ui.remote_marker import RemoteMarker
 from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import ModelInfo
 
 
 class ChatPane(QWidget):
@@ -167,8 +171,11 @@ class ChatPane(QWidget):
             self.settings_panel.show_conversation(None)
             self._sync_send_button()
             return
-        self.messages.set_messages(self.store.messages(conversation.id),
-                                   self.store.version_counts(conversation.id))
+        # Only the end of the branch is read; older pages are read as the user scrolls
+        # up, so a chat of 20,000 messages opens as fast as one of 20.
+        page = self.store.branch_tail(conversation.id, PAGE_SIZE)
+        self.messages.set_messages(page, self.store.version_counts_of([m.id for m in page]),
+                                   older_pages=self._older_page)
         if self.controller.generating_in(conversation.id):
             self.messages.begin_reply()
             live = self.controller.live_text(conversation.id)
@@ -181,6 +188,11 @@ class ChatPane(QWidget):
         self.settings_panel.show_conversation(conversation)
         self.controller.announce_context(conversation.id)
         self._sync_send_button()
+
+    def _older_page(self, message_id: int,
+                    count: int) -> tuple[list[Message], dict[int, tuple[int, int]]]:
+        page = self.store.branch_before(message_id, count)
+        return page, self.store.version_counts_of([m.id for m in page])
 
     @Slot(int, object, int, int)
     def _on_context_changed(self, conversation_id: int, first_in_memory: int | None,

@@ -10,7 +10,9 @@ from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat_session import API_ORIGIN
 
-FETCH_PAGE = 200
+#: Rows read per page: a tall sidebar shows about this many; the view reads the next
+#: page when it is scrolled to the end (or is not filled yet).
+FETCH_PAGE = 64
 API_BADGE = "⇄ API ·"  # before the title of a chat kept from the local API
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 
@@ -62,7 +64,9 @@ class ConversationListModel(QAbstractListModel):
     def fetchMore(self, parent: _Index) -> None:
         if parent.isValid():
             return
-        more = self._store.list_conversations(limit=FETCH_PAGE, offset=len(self._rows))
+        # After the last row listed: each page costs the same however far down it is.
+        last = self._rows[-1] if self._rows else None
+        more = self._store.list_conversations(limit=FETCH_PAGE, after=last)
         if not more:
             self._total = len(self._rows)
             return

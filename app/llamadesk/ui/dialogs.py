@@ -18,11 +18,13 @@ from PySide6.QtWidgets import (
 from llamadesk import APP_NAME, __version__
 from llamadesk.core.hardware import probe
 from llamadesk.core.paths import AppPaths
-from llamadesk.services.engine import llama_cpp_version, supports_gpu_offload, system_info
 
 
 def diagnostics_text(paths: AppPaths, model_line: str) -> str:
     """What support needs to know: versions, build features, hardware, folders."""
+    # Imported here: llama.cpp loads on the inference thread, not at start-up.
+    from llamadesk.services.engine import llama_cpp_version, supports_gpu_offload, system_info
+
     hw = probe()
     gib = 1024**3
     lines = [

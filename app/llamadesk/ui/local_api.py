@@ -34,11 +34,11 @@ from llamadesk.core.secrets import ApiKeyStore
 from llamadesk.core.settings import AppSettings, LocalApiSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
-from llamadesk.services.engine import GenerationRequest, GenerationResult
 from llamadesk.ui.context import AppContext
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
+    from llamadesk.services.engine import GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Slot
+from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSplitter
 
@@ -19,6 +19,7 @@ from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, StoreError
+from llamadesk.services.inference import ModelState
 from llamadesk.services.settings import SettingsSaveError
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.inference = ctx.inference
         self.models_window: ModelManagerWindow | None = None
         self._closing = False
+        self._closed = False  # closed, or its services shut down
         self.setWindowTitle(APP_NAME)
         self.resize(1180, 760)
 
@@ -140,7 +142,19 @@ class MainWindow(QMainWindow):
             self.new_conversation()
         else:
             self.select_conversation(target.id)
-        self.chat.preload_model()
+        # The model loads after the first paint: the inference thread first imports
+        # the engine (llama.cpp, numpy), then the chat's model is resolved and loaded.
+        self.inference.engine_ready.connect(self._preload_after_start,
+                                            Qt.ConnectionType.SingleShotConnection)
+        QTimer.singleShot(0, self.inference.prepare)
+
+    @Slot()
+    def _preload_after_start(self) -> None:
+        # A message sent before the engine was ready loads the model for its reply; a
+        # window closed meanwhile loads nothing (its store may be closed already).
+        if (not self._closed and not self.inference.busy
+                and self.inference.state == ModelState.UNLOADED):
+            self.chat.preload_model()
 
     @Slot(int)
     def _on_job_started(self, job_id: int) -> None:
@@ -354,6 +368,7 @@ class MainWindow(QMainWindow):
     def shutdown_services(self) -> None:
         """Stop the workers this window started or uses beside the chat (the Models
         window's, the local API, the remote model lists)."""
+        self._closed = True
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
@@ -411,4 +426,5 @@ class MainWindow(QMainWindow):
             self.controller.stop()
             event.ignore()
             return
+        self._closed = True
         event.accept()

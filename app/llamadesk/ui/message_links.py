@@ -12,7 +12,6 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QToolTip
 
-from llamadesk.ui.markdown import code_block, copy_index
 from llamadesk.ui.message_model import ChatRow, MessageRole
 from llamadesk.ui.message_view import MessageDelegate, MessageView
 
@@ -83,6 +82,8 @@ class MessageLinks(QObject):
 
     def activate(self, row: ChatRow, href: str, where: QPoint | None = None) -> None:
         """Do what a link in ``row`` stands for: copy a code block, or open a web link."""
+        from llamadesk.ui.markdown import code_block, copy_index  # loaded with the first reply
+
         block = copy_index(href)
         if block is not None:
             try:

@@ -1,12 +1,14 @@
 """The list model behind the chat view.
 
-It holds the branch on screen but exposes only its most recent part (a window that
-grows when the user scrolls up), so opening a long conversation and streaming into it
-cost the same as for a short one. Streaming updates only the last row.
+It shows only the most recent part of the branch on screen (a window that grows when
+the user scrolls up); given a page reader, it reads older pages from the store only
+when they are wanted. So opening a long conversation and streaming into it cost the
+same as for a short one. Streaming updates only the last row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -55,6 +57,10 @@ class ChatRow:
 
 _Index = QModelIndex | QPersistentModelIndex
 
+#: Reads the page above a message: (message id, how many) -> the messages just above
+#: it on its branch, oldest first, and their (this one, how many) versions.
+OlderPages = Callable[[int, int], tuple[list[Message], dict[int, tuple[int, int]]]]
+
 
 class MessageListModel(QAbstractListModel):
     """The messages of the conversation on screen, oldest first."""
@@ -64,6 +70,8 @@ class MessageListModel(QAbstractListModel):
         self._older: list[ChatRow] = []  # loaded from the store, not yet shown
         self._rows: list[ChatRow] = []
         self._memory_start: int | None = None
+        self._older_pages: OlderPages | None = None
+        self._oldest: Message | None = None  # the oldest message read, if pages remain
 
     # -- Qt model API -------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -85,18 +93,28 @@ class MessageListModel(QAbstractListModel):
 
     # -- loading ----------------------------------------------------------------------
     def set_messages(self, messages: list[Message],
-                     alternatives: dict[int, tuple[int, int]] | None = None) -> None:
+                     alternatives: dict[int, tuple[int, int]] | None = None,
+                     older_pages: OlderPages | None = None) -> None:
         """Show a conversation (its most recent page); ``alternatives`` gives, for
-        messages with other versions, (this one, how many)."""
+        messages with other versions, (this one, how many). With ``older_pages``,
+        ``messages`` is the end of the branch and older ones are read when wanted."""
         self.beginResetModel()
         alt = alternatives or {}
-        rows = [ChatRow.from_message(m, alt.get(m.id)) for m in messages
-                if m.role != Role.SYSTEM]
+        rows = self._rows_of(messages, alt)
         self._older = rows[:-PAGE_SIZE] if len(rows) > PAGE_SIZE else []
         self._rows = rows[-PAGE_SIZE:]
+        self._older_pages = older_pages
+        first = messages[0] if messages else None
+        self._oldest = first if older_pages and first and first.parent_id is not None else None
+        self.endResetModel()
+
+    def _rows_of(self, messages: list[Message],
+                 alternatives: dict[int, tuple[int, int]]) -> list[ChatRow]:
+        rows = [ChatRow.from_message(m, alternatives.get(m.id)) for m in messages
+                if m.role != Role.SYSTEM]
         for row in rows:
             row.memory_start = row.message_id == self._memory_start
-        self.endResetModel()
+        return rows
 
     def clear(self) -> None:
         """Show nothing."""
@@ -105,10 +123,20 @@ class MessageListModel(QAbstractListModel):
     @property
     def has_older(self) -> bool:
         """Whether older messages are waiting to be shown."""
-        return bool(self._older)
+        return bool(self._older) or self._oldest is not None
+
+    def _read_older(self, count: int) -> None:
+        # Read pages from the store until ``count`` rows wait (system messages are
+        # read but never shown) or the branch's first message has been read.
+        while len(self._older) < count and self._oldest is not None and self._older_pages:
+            messages, alternatives = self._older_pages(self._oldest.id, count)
+            self._older[:0] = self._rows_of(messages, alternatives)
+            first = messages[0] if messages else None
+            self._oldest = first if first is not None and first.parent_id is not None else None
 
     def load_older(self, count: int = PAGE_SIZE) -> int:
         """Show up to ``count`` older messages above the first row; returns how many."""
+        self._read_older(count)
         if not self._older:
             return 0
         page = self._older[-count:]

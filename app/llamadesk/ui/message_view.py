@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import FinishReason, Role
-from llamadesk.ui.markdown import STYLE_SHEET, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
 from llamadesk.ui.model_names import ModelNames
 from llamadesk.ui.theme import is_dark
@@ -127,6 +126,9 @@ class MessageDelegate(QStyledItemDelegate):
         if row.role == Role.USER:
             doc.setPlainText(row.content)
         else:
+            # Imported with the first reply shown: an empty window never needs it.
+            from llamadesk.ui.markdown import STYLE_SHEET, to_html
+
             doc.setDefaultStyleSheet(STYLE_SHEET)
             doc.setHtml(to_html(row.content, self.dark))
         doc.setTextWidth(width)

@@ -37,7 +37,6 @@ from llamadesk.core.settings import (
     AppSettings,
     with_hardware,
 )
-from llamadesk.services.engine import supports_gpu_offload
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.ui.connections_page import ConnectionsPage
 from llamadesk.ui.local_api_page import LocalApiPage
@@ -106,6 +105,8 @@ class PreferencesDialog(QDialog):
         else:
             self.gpu_mode.setCurrentIndex(max(self.gpu_mode.findData(hw.gpu_layers), 0))
         self.gpu_mode.currentIndexChanged.connect(self._sync_gpu)
+        from llamadesk.services.engine import supports_gpu_offload  # not at start-up
+
         self.gpu_supported = supports_gpu_offload()
         self.gpu_reason = QLabel("" if self.gpu_supported else NO_GPU_REASON)
         self.gpu_reason.setWordWrap(True)

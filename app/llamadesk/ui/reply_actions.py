@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QMenu
 
 from llamadesk.core.conversation import Role
 from llamadesk.core.store import StoreError
-from llamadesk.ui.compare import CompareDialog
 from llamadesk.ui.message_model import ChatRow
 
 if TYPE_CHECKING:
     from llamadesk.ui.chat_pane import ChatPane
+    from llamadesk.ui.compare import CompareDialog
 
 
 class ReplyActions(QObject):
@@ -103,6 +103,8 @@ class ReplyActions(QObject):
         shown = next((m.id for m in versions if m.id in on_screen), None)
         if self.compare_dialog is not None:
             self.compare_dialog.close()
+        from llamadesk.ui.compare import CompareDialog  # Markdown: not at start-up
+
         dialog = CompareDialog(question, versions, shown, self._pane.ctx.names, self._pane)
         dialog.chosen.connect(self.keep)
         dialog.show()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from llamadesk.core.conversation import Message
-from llamadesk.services.engine import ModelInfo
 from llamadesk.services.inference import ModelState
+
+if TYPE_CHECKING:
+    from llamadesk.services.engine import ModelInfo
 
 STATE_LABELS = {
     ModelState.UNLOADED: "No model loaded",

@@ -1,0 +1,59 @@
+"""Start the real window as ``llamadesk`` does and write down which modules the GUI
+thread imported before the window's first paint, then exit.
+
+    python startup_probe.py OUT.json
+
+Run with ``LLAMADESK_HOME`` pointing at a fresh folder and ``QT_QPA_PLATFORM`` set.
+A finder at the front of ``sys.meta_path`` notes every module imported for the first
+time on the main thread (it finds nothing itself); modules other threads import (the
+inference thread importing llama.cpp) are not the window's start-up cost and are left
+out. At the first paint event of the main window, the list is written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from importlib.machinery import ModuleSpec
+from typing import Any
+
+_seen: list[str] = []
+
+
+class _Recorder:
+    """Notes names imported on the main thread; never finds a module."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if threading.current_thread() is threading.main_thread():
+            _seen.append(name)
+        return None
+
+
+def main(out: str) -> None:
+    sys.meta_path.insert(0, _Recorder())
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(["llamadesk"])
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and type(watched).__name__ == "MainWindow":
+                with open(out, "w", encoding="utf-8") as fh:
+                    # Only what was imported: a name looked up but not loaded is left out.
+                    json.dump(sorted(set(_seen) & set(sys.modules)), fh)
+                os._exit(0)  # the list is written; nothing else is wanted from this run
+            return False
+
+    watcher = FirstPaint()
+    app.installEventFilter(watcher)
+    from llamadesk.cli import main as cli_main
+
+    cli_main([])
+    sys.exit("the window closed without being painted")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
