@@ -29,6 +29,8 @@ ALLOWED_BEFORE_FIRST_PAINT = {
     # the keychain (core.secrets) and what keyring itself imports
     "keyring", "jaraco", "backports", "importlib_metadata", "lazy_importer", "more_itertools",
     "zipp", "secretstorage", "jeepney", "cryptography", "cffi", "_cffi_backend",
+    # the chat database, opened (encrypted) before the window shows the last chat
+    "sqlcipher3",
     # the catalog checks chat format names against core.chat_format (Jinja templates)
     "jinja2", "markupsafe",
 }
@@ -43,8 +45,10 @@ NEVER_BEFORE_FIRST_PAINT = {
 }
 
 
-def test_the_window_imports_only_what_its_first_paint_needs(tmp_path: Path) -> None:
-    """The real start-up (``llamadesk`` with no arguments, a fresh home): every module
+def test_the_window_imports_only_what_its_first_paint_needs(tmp_path: Path,
+                                                           store_passphrase: str) -> None:
+    """The real start-up (``llamadesk`` with no arguments, a fresh home, the chat
+    database under a passphrase since this machine may have no keychain): every module
     the GUI thread imported before the window's first paint (tests/support/
     startup_probe.py) is from the standard library or an allowed package."""
     out = tmp_path / "modules.json"
