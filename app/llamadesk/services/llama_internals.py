@@ -84,12 +84,15 @@ def new_llama(**kwargs: Any) -> llama_cpp.Llama:
     has_template = any(k.startswith("tokenizer.chat_template") for k in (llm.metadata or {}))
     if has_template and compiled == 0:
         llm.close()
-        raise PatchNotAppliedError("llama-cpp-python no longer builds chat templates through "
-                              "Jinja2ChatFormatter while loading")
+        raise PatchNotAppliedError("llama-cpp-python no longer builds chat templates "
+                                   "through Jinja2ChatFormatter while loading")
+    if not hasattr(llm, "_requires_eval"):  # mark_logits_stale would set it in vain
+        llm.close()
+        raise PatchNotAppliedError("llama-cpp-python's Llama no longer has _requires_eval")
     return llm
 
 
-def load_shared_library(name: str, folder: Path) -> ctypes.CDLL:
+def load_ggml_library(name: str, folder: Path) -> ctypes.CDLL:
     """One of llama.cpp's own libraries (``ggml``, ``ggml-base``) from ``folder``, loaded
     the way llama-cpp-python loads them."""
     from llama_cpp._ctypes_extensions import load_shared_library as load
@@ -226,6 +229,6 @@ def strict_json_strings(gbnf: str) -> str:
         return gbnf  # a schema without strings
     patched = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
     if _STRICT_CHAR not in patched:
-        raise PatchNotAppliedError("llama-cpp-python's JSON-schema grammar has a string rule "
-                              "this version does not know")
+        raise PatchNotAppliedError("llama-cpp-python's JSON-schema grammar has a string "
+                                   "rule this version does not know")
     return patched
