@@ -300,6 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llamadesk: cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
               "writable folder", file=sys.stderr)
         return 1
+    if args.self_test or args.command not in (None, "chats", "connections"):
+        # Stored chats and connections stay reachable; anything that may load a model
+        # needs the llama-cpp-python that was tested (the window says so in a dialog).
+        from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
+
+        problem = version_problem()
+        if problem is not None:
+            logging.getLogger(__name__).error("%s", problem)
+            print(f"llamadesk: {problem}", file=sys.stderr)
+            return EXIT_UNTESTED
     try:
         if args.self_test:
             return self_test()
