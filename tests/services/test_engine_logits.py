@@ -12,7 +12,7 @@ import pytest
 
 from llamadesk.core.conversation import Message, Role, SamplingParams
 from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
-from llamadesk.services.engine import GenerationRequest, LlamaEngine, LoadOptions
+from llamadesk.services.engine import EngineError, GenerationRequest, LlamaEngine, LoadOptions
 
 N_CTX = 512
 GREEDY = SamplingParams(temperature=0.0, max_tokens=6, n_ctx=N_CTX, seed=1)
@@ -78,3 +78,16 @@ def test_an_exact_hit_in_the_same_chat_matches_a_fresh_engine(
     second = reply(engine, "C", a, 3)
     assert same(first, fresh_reply(fresh, a, 1))
     assert same(second, fresh_reply(fresh, a, 3))
+
+
+def test_a_grammar_that_does_not_parse_is_an_error_not_a_crash(
+        engines: tuple[LlamaEngine, LlamaEngine]) -> None:
+    """llama-cpp-python adds the NULL sampler llama.cpp returns for such a grammar to
+    its chain, and sampling then crashes the process."""
+    engine, fresh = engines
+    a = history("Name a fruit.")
+    request = GenerationRequest(a, "You are terse.", GREEDY, "D",
+                                constraints=ReplyConstraints(grammar='root ::= "yes" | ('))
+    with pytest.raises(EngineError, match="grammar"):
+        engine.generate(request, lambda _t: None, threading.Event())
+    assert same(reply(engine, "D", a, 2), fresh_reply(fresh, a, 2))

@@ -45,9 +45,7 @@ from llamadesk.services.kv_context import KVContext
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
 from llamadesk.services.llama_runtime import INT_ABORT_CALLBACK
-from llamadesk.services.llama_runtime import (
-    install_llama_log_routing as install_llama_log_routing,
-)
+from llamadesk.services.llama_runtime import install_llama_log_routing as install_llama_log_routing
 from llamadesk.services.llama_runtime import llama_cpp_version as llama_cpp_version
 from llamadesk.services.llama_runtime import supports_gpu_offload as supports_gpu_offload
 from llamadesk.services.llama_runtime import system_info as system_info
@@ -141,7 +139,8 @@ class LlamaEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self.context = KVContext(kv_cache_bytes)
         self.kv_cache = self.context.states  # saved per-conversation states
-        #: Prompt tokens the last reply had to read; the rest came from the context.
+        #: Prompt tokens the last reply read before its first token (at least one: see
+        #: generate); the rest came from the context.
         self.last_prompt_evaluated = 0
 
     # -- loading -----------------------------------------------------------------------
@@ -381,7 +380,7 @@ class LlamaEngine:
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens of the prompt ``request`` would be answered from, freshly rendered."""
-        return self._tokenize_prompt(self.plan(request).text)
+        return self._tokenize_prompt(self._plan_or_raw(request, threading.Event()).text)
 
     def context_tokens(self) -> list[int]:
         """The tokens the model's context holds now."""
@@ -399,6 +398,8 @@ class LlamaEngine:
             grammar = compile_grammar(constraints.grammar)
         except ValueError as exc:
             raise EngineError(str(exc)) from exc
+        if grammar is not None and not internals.grammar_parses(llm, grammar):
+            raise EngineError("The reply's grammar is not valid GBNF.")
         reply = _Reply(stream)
         self._cancel = cancel
         internals.reset_perf(llm)
@@ -412,6 +413,7 @@ class LlamaEngine:
             ):
                 if reply.first_token_at is None:
                     reply.first_token_at = time.perf_counter()
+                    reply.prompt_read = internals.prompt_perf(llm)[0]
                     self._set_abort(False)
                 reply.finish = self._finish_reason(token, cancel)
                 if reply.finish is not None:
@@ -464,7 +466,7 @@ class LlamaEngine:
         # llama.cpp's own timings for prompt and decode; wall clock for time to first token.
         prompt_tps = (n_p_eval / (t_p_eval_ms / 1000.0)
                       if t_p_eval_ms > 0 and n_p_eval > 0 else None)
-        self.last_prompt_evaluated = n_p_eval
+        self.last_prompt_evaluated = reply.prompt_read
         first, n = reply.first_token_at, reply.n_generated
         if n > 1 and first is not None and reply.ended > first:
             tps: float | None = (n - 1) / (reply.ended - first)
@@ -489,6 +491,7 @@ class _Reply:
     finish: FinishReason | None = None
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    prompt_read: int = 0  # tokens decoded before the first token was sampled
     ended: float = 0.0
 
     @property

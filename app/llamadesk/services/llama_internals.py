@@ -30,6 +30,7 @@ import llama_cpp
 import llama_cpp.llama_chat_format as llama_chat_format
 import numpy as np
 import numpy.typing as npt
+from llama_cpp.llama_grammar import LlamaGrammar
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,17 @@ def n_params(llm: llama_cpp.Llama) -> int:
 def is_end_of_generation(llm: llama_cpp.Llama, token: int) -> bool:
     """Whether ``token`` ends a reply (EOS, EOT, ...)."""
     return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+
+
+def grammar_parses(llm: llama_cpp.Llama, grammar: LlamaGrammar) -> bool:
+    """Whether llama.cpp accepts ``grammar``. llama-cpp-python does not check: it adds
+    the NULL sampler a grammar that does not parse gives, and the process crashes."""
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
 
 
 # -- the context -------------------------------------------------------------------------
