@@ -47,7 +47,8 @@ def test_the_sample_reached_the_situations_the_rule_is_about(driver: ReplayDrive
     seen = driver.seen
     print(dict(seen))
     for situation in ("exact hit after a switch", "prefix hit after a switch", "no hit",
-                      "shift", "after a shift (stated exception)", "stop template",
-                      "stop mid-prompt", "stop mid-reply", "engine error", "reload",
-                      "regenerate", "edit", "api probe", "api json", "api logprobs"):
+                      "shift", "after a shift (stated exception)",
+                      "stopped while the template rendered", "stopped mid-prompt",
+                      "stopped mid-reply", "engine error", "reload", "regenerate", "edit",
+                      "api probe", "api json", "api logprobs"):
         assert seen[situation] > 0, (situation, dict(seen))
