@@ -52,6 +52,7 @@ def setup() -> None:
         if cmake_args:
             install_llama_cpp(cmake_args)
         run([PY, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"])
+        check_llama_version()
         STAMP.write_text(want)
     run([PY, ROOT / "tools" / "fetch_bundled_model.py"])
 
@@ -62,6 +63,20 @@ def llama_requirement() -> str:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return next(d for d in project["dependencies"] if d.startswith("llama-cpp-python"))
+
+
+def check_llama_version() -> None:
+    """Stop when the installed llama-cpp-python is not the exact version pyproject.toml
+    pins (a wheel built earlier for another pin, say): the app would refuse to start."""
+    pinned = llama_requirement().partition("==")[2].strip()
+    found = subprocess.run(
+        [str(PY), "-c", "from importlib.metadata import version; "
+         "print(version('llama-cpp-python'))"],
+        capture_output=True, text=True, check=False).stdout.strip()
+    if not pinned or found != pinned:
+        sys.exit(f"llama-cpp-python {found or '(missing)'} is installed, but pyproject.toml "
+                 f"pins {llama_requirement()!r}: pin the exact tested version, and remove "
+                 f"{VENV} to set up again")
 
 
 def install_llama_cpp(cmake_args: str) -> None:

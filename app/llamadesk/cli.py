@@ -326,6 +326,16 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
     window shows it, a command prints it as one line on stderr)."""
     if crash is not None and (args.command is not None or args.self_test):
         print(f"llamadesk: {crash}", file=sys.stderr)
+    if args.self_test or args.command not in (None, "chats", "connections"):
+        # Stored chats and connections stay reachable; anything that may load a model
+        # needs the llama-cpp-python that was tested (the window says so in a dialog).
+        from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
+
+        untested = version_problem()
+        if untested is not None:
+            logging.getLogger(__name__).error("%s", untested)
+            print(f"llamadesk: {untested}", file=sys.stderr)
+            return EXIT_UNTESTED
     problem = check_this_cpu(resources_dir())
     try:
         if problem and (args.self_test or args.command in (None, "chat", "serve")):

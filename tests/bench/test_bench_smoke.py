@@ -26,7 +26,7 @@ EXPECTED = {
     "gui_cost_per_token_ratio", "launch_to_window", "launch_to_first_token",
     "memory_beyond_model", "download_ratio", "download_ratio_50mbps",
     "render_plain_ratio", "render_code_reply",
-    "api_stream_ratio", "api_overhead_first_text",
+    "api_stream_ratio", "api_overhead_first_text", "replay_equal_to_fresh",
 }
 
 

@@ -15,8 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
-_LOOSE_CHAR = 'char ::= [^"\\\\] |'
-_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+from llamadesk.services.llama_internals import strict_json_strings
 
 
 @dataclass(frozen=True)
@@ -98,9 +97,7 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
         gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
     except (ValueError, KeyError, TypeError, RecursionError, NotImplementedError) as exc:
         raise ValueError(f"the JSON schema cannot be turned into a grammar: {exc}") from exc
-    # This converter lets raw control characters into strings, which JSON forbids (and
-    # json.loads refuses); newer llama.cpp excludes them the same way.
-    return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+    return strict_json_strings(gbnf)
 
 
 def compile_grammar(gbnf: str | None) -> LlamaGrammar | None:

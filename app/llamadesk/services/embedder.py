@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import llama_cpp
 
 from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
+from llamadesk.services import llama_internals as internals
 from llamadesk.services.engine_errors import ContextFullError, EngineError
-from llamadesk.services.llama_runtime import without_llama_cpp_templates
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,10 @@ class Embedder:
         pooling = (llama_cpp.LLAMA_POOLING_TYPE_UNSPECIFIED if own_pooling
                    else llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         try:
-            with without_llama_cpp_templates():
-                self._llm = llama_cpp.Llama(
-                    model_path=path, embedding=True, n_ctx=EMBED_CTX, n_batch=EMBED_CTX,
-                    n_ubatch=EMBED_CTX, n_threads=n_threads, pooling_type=pooling,
-                    verbose=False)
+            self._llm = internals.new_llama(
+                model_path=path, embedding=True, n_ctx=EMBED_CTX, n_batch=EMBED_CTX,
+                n_ubatch=EMBED_CTX, n_threads=n_threads, pooling_type=pooling,
+                verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"The model could not be loaded for embeddings: {exc}") from exc
         self._path = path

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
-import numpy as np
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
@@ -32,6 +31,7 @@ from llamadesk.core.prompt import (
     plan_context,
 )
 from llamadesk.core.streaming import ReplyStream
+from llamadesk.services import llama_internals as internals
 from llamadesk.services.constraints import (
     ReplyConstraints,
     TokenLogprob,
@@ -44,13 +44,8 @@ from llamadesk.services.kv_context import KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
-from llamadesk.services.llama_runtime import (
-    INT_ABORT_CALLBACK,
-    without_llama_cpp_templates,
-)
-from llamadesk.services.llama_runtime import (
-    install_llama_log_routing as install_llama_log_routing,
-)
+from llamadesk.services.llama_runtime import INT_ABORT_CALLBACK
+from llamadesk.services.llama_runtime import install_llama_log_routing as install_llama_log_routing
 from llamadesk.services.llama_runtime import llama_cpp_version as llama_cpp_version
 from llamadesk.services.llama_runtime import supports_gpu_offload as supports_gpu_offload
 from llamadesk.services.llama_runtime import system_info as system_info
@@ -144,7 +139,8 @@ class LlamaEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self.context = KVContext(kv_cache_bytes)
         self.kv_cache = self.context.states  # saved per-conversation states
-        #: Prompt tokens the last reply had to read; the rest came from the context.
+        #: Prompt tokens the last reply read before its first token (at least one: see
+        #: generate); the rest came from the context.
         self.last_prompt_evaluated = 0
 
     # -- loading -----------------------------------------------------------------------
@@ -173,20 +169,21 @@ class LlamaEngine:
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
         started = time.perf_counter()
         try:
-            with without_llama_cpp_templates():
-                llm = llama_cpp.Llama(
-                    model_path=str(file),
-                    n_ctx=options.n_ctx,
-                    n_batch=options.n_batch,
-                    n_ubatch=options.n_batch,
-                    n_threads=options.n_threads,
-                    n_threads_batch=options.n_threads,
-                    n_gpu_layers=options.n_gpu_layers,
-                    flash_attn=options.flash_attn,
-                    type_k=type_k,
-                    type_v=type_v,
-                    verbose=False,
-                )
+            llm = internals.new_llama(
+                model_path=str(file),
+                n_ctx=options.n_ctx,
+                n_batch=options.n_batch,
+                n_ubatch=options.n_batch,
+                n_threads=options.n_threads,
+                n_threads_batch=options.n_threads,
+                n_gpu_layers=options.n_gpu_layers,
+                flash_attn=options.flash_attn,
+                type_k=type_k,
+                type_v=type_v,
+                verbose=False,
+            )
+        except internals.PatchNotAppliedError as exc:
+            raise EngineError(f"This llama-cpp-python is not the tested one: {exc}.") from exc
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(
                 f"llama.cpp could not load {file.name}: the file may be damaged, incomplete, "
@@ -206,8 +203,8 @@ class LlamaEngine:
             name=name or str(metadata.get("general.name") or file.stem),
             architecture=str(metadata.get("general.architecture", "unknown")),
             n_ctx=llm.n_ctx(),
-            n_ctx_train=int(llm._model.n_ctx_train()),
-            n_params=int(llm._model.n_params()),
+            n_ctx_train=internals.n_ctx_train(llm),
+            n_params=internals.n_params(llm),
             size_bytes=file.stat().st_size,
             template_name=template.name,
             template_warning=template.warning,
@@ -234,6 +231,11 @@ class LlamaEngine:
         self._llm = None
         self._info = None
         self._template = None
+        self.context.clear()
+
+    def reset_context(self) -> None:
+        """Empty the context and forget every saved state, as if freshly loaded."""
+        internals.forget_context(self._require())
         self.context.clear()
 
     # -- the backend interface (services.backend.ChatBackend) ---------------------------
@@ -271,9 +273,8 @@ class LlamaEngine:
     def _set_abort(self, enabled: bool) -> None:
         # The abort callback is a Python call per graph node: worth it while a long
         # prompt is evaluated, too costly per generated token (checked there instead).
-        llm = self._require()
-        llama_cpp.llama_set_abort_callback(
-            llm._ctx.ctx, self._abort_cb if enabled else self._no_abort_cb, None)
+        internals.set_abort_callback(
+            self._require(), self._abort_cb if enabled else self._no_abort_cb)
 
     def generate(
         self,
@@ -308,6 +309,10 @@ class LlamaEngine:
             request.on_context(use)
         self.context.switch(llm, request.conversation_key, prompt)
         self.context.shift(llm, prompt)
+        # The rule: a reply's first token is sampled from a decode made for this reply
+        # (on an exact prompt hit, its last token is read again), never from logits
+        # that a restore, a shift or another request left (docs/architecture.md).
+        internals.mark_logits_stale(llm)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
                           request.conversation_key, constraints)
@@ -375,11 +380,11 @@ class LlamaEngine:
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens of the prompt ``request`` would be answered from, freshly rendered."""
-        return self._tokenize_prompt(self.plan(request).text)
+        return self._tokenize_prompt(self._plan_or_raw(request, threading.Event()).text)
 
     def context_tokens(self) -> list[int]:
         """The tokens the model's context holds now."""
-        return [int(t) for t in self._require()._input_ids.tolist()]
+        return internals.held_tokens(self._require())
 
     def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
              on_text: Callable[[str], None], cancel: threading.Event,
@@ -393,9 +398,11 @@ class LlamaEngine:
             grammar = compile_grammar(constraints.grammar)
         except ValueError as exc:
             raise EngineError(str(exc)) from exc
+        if grammar is not None and not internals.grammar_parses(llm, grammar):
+            raise EngineError("The reply's grammar is not valid GBNF.")
         reply = _Reply(stream)
         self._cancel = cancel
-        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+        internals.reset_perf(llm)
         self._set_abort(True)
         try:
             for token in llm.generate(
@@ -406,6 +413,7 @@ class LlamaEngine:
             ):
                 if reply.first_token_at is None:
                     reply.first_token_at = time.perf_counter()
+                    reply.prompt_read = internals.prompt_perf(llm)[0]
                     self._set_abort(False)
                 reply.finish = self._finish_reason(token, cancel)
                 if reply.finish is not None:
@@ -424,8 +432,7 @@ class LlamaEngine:
                     break
         except RuntimeError as exc:
             # llama_decode returns 2 when the abort callback fired mid-prompt.
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            internals.forget_context(llm)
             if key:
                 self.kv_cache.drop(key)
             if not cancel.is_set():
@@ -444,24 +451,22 @@ class LlamaEngine:
         """``token``'s log probability from the logits it was sampled from (the context's
         last row until the next decode)."""
         llm = self._require()
-        row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(row, shape=(llm.n_vocab(),))
-        return token_logprob(logits, token, top_n, lambda t: llm.detokenize([t]))
+        return token_logprob(internals.last_logits(llm), token, top_n,
+                             lambda t: llm.detokenize([t]))
 
     def _finish_reason(self, token: int, cancel: threading.Event) -> FinishReason | None:
         if cancel.is_set():
             return FinishReason.STOPPED
-        if llama_cpp.llama_vocab_is_eog(self._require()._model.vocab, token):
+        if internals.is_end_of_generation(self._require(), token):
             return FinishReason.STOP
         return None
 
     def _stats(self, prompt: list[int], reply: _Reply) -> MessageStats:
-        llm = self._require()
-        perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        n_p_eval, t_p_eval_ms = internals.prompt_perf(self._require())
         # llama.cpp's own timings for prompt and decode; wall clock for time to first token.
-        prompt_tps = (perf.n_p_eval / (perf.t_p_eval_ms / 1000.0)
-                      if perf.t_p_eval_ms > 0 and perf.n_p_eval > 0 else None)
-        self.last_prompt_evaluated = int(perf.n_p_eval)
+        prompt_tps = (n_p_eval / (t_p_eval_ms / 1000.0)
+                      if t_p_eval_ms > 0 and n_p_eval > 0 else None)
+        self.last_prompt_evaluated = reply.prompt_read
         first, n = reply.first_token_at, reply.n_generated
         if n > 1 and first is not None and reply.ended > first:
             tps: float | None = (n - 1) / (reply.ended - first)
@@ -486,6 +491,7 @@ class _Reply:
     finish: FinishReason | None = None
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    prompt_read: int = 0  # tokens decoded before the first token was sampled
     ended: float = 0.0
 
     @property

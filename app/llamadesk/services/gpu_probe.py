@@ -169,12 +169,12 @@ def _library_folder() -> Path:
 def ggml_device_api() -> DeviceApi | None:
     """ggml's device API in this process, or None (logged) where it cannot be bound."""
     try:
-        import llama_cpp  # noqa: F401 - loads llama.cpp and registers its backends first
-        from llama_cpp._ctypes_extensions import load_shared_library
+        # Loads llama.cpp (registering its backends) before its ggml libraries.
+        from llamadesk.services.llama_internals import load_ggml_library
 
         folder = _library_folder()
-        return _GgmlDeviceApi(load_shared_library("ggml", folder),
-                              load_shared_library("ggml-base", folder))
+        return _GgmlDeviceApi(load_ggml_library("ggml", folder),
+                              load_ggml_library("ggml-base", folder))
     except (OSError, AttributeError, RuntimeError, ImportError) as exc:
         log.warning("cannot read llama.cpp's device list: %s", exc)
         return None

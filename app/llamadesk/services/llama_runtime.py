@@ -1,18 +1,15 @@
-"""llama.cpp as a process-wide runtime: its log routed to Python logging, what the
-build supports, and loading a model without llama-cpp-python's own template step.
-The engine (``engine.py``) uses these; nothing here holds a model.
+"""llama.cpp as a process-wide runtime, through its public API: its log routed to
+Python logging, and what the build supports. The engine (``engine.py``) uses these;
+nothing here holds a model. What reaches past the public API is in
+``llama_internals``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import llama_cpp
-import llama_cpp.llama_chat_format as llama_chat_format
 
 llama_log = logging.getLogger("llama.cpp")
 
@@ -40,34 +37,6 @@ def install_llama_log_routing() -> None:
 
 
 INT_ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-
-
-class _UnusedChatFormatter:
-    """Stands in for llama-cpp-python's template compiler while a model loads."""
-
-    def __init__(self, **_kwargs: object) -> None:
-        pass
-
-    def to_chat_handler(self) -> None:
-        return None
-
-
-_LOAD_LOCK = threading.Lock()
-
-
-@contextmanager
-def without_llama_cpp_templates() -> Iterator[None]:
-    """llama-cpp-python compiles every chat template in a file's metadata while loading,
-    unbounded, and one that does not compile fails the whole load. LlamaDesk renders
-    templates itself (core.chat_format, budgeted, with a fallback), so that step is
-    skipped."""
-    with _LOAD_LOCK:
-        original = llama_chat_format.Jinja2ChatFormatter
-        llama_chat_format.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[misc,assignment]
-        try:
-            yield
-        finally:
-            llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
 
 
 def supports_gpu_offload() -> bool:

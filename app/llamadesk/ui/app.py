@@ -20,6 +20,7 @@ from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService, ModelState
+from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
@@ -178,6 +179,11 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
     app.setDesktopFileName("llamadesk")
     app.setWindowIcon(app_icon())
     install_excepthook(app_paths().log_file, parent=app)
+    problem = version_problem()
+    if problem is not None:
+        log.error("%s", problem)
+        QMessageBox.critical(None, APP_NAME, problem)
+        return EXIT_UNTESTED
     window = build_window(app)
     if window is None:
         return 1

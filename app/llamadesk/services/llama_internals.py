@@ -1,0 +1,246 @@
+"""The one module that reaches past llama-cpp-python's public API.
+
+LlamaDesk keeps one llama.cpp context and moves conversations in and out of it, which
+the high-level ``Llama`` class does not offer: this module touches its private parts
+(``_ctx``, ``_model``, ``input_ids``/``n_tokens``, ``_requires_eval``), the C calls that
+need the raw context (``llama_state_seq_*``, ``llama_memory_*``,
+``llama_get_logits_ith``, perf and abort), and patches two upstream behaviours (its
+template compiler while loading, and its JSON-schema grammar's string rule). Nothing
+else in the app does (tests/services/test_llama_internals.py enforces it), so a new
+llama-cpp-python version is checked here, against ``llama_version.TESTED_VERSION``.
+
+The rule for logits: llama-cpp-python samples at once on an exact prompt hit unless
+``_requires_eval`` says its logits are stale. Restoring a saved sequence and shifting
+leave logits that belong to something else, so both mark them stale; and the engine
+marks them stale before every reply (``mark_logits_stale``), so a reply's first token
+is always sampled from a decode made for that reply (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import llama_cpp
+import llama_cpp.llama_chat_format as llama_chat_format
+import numpy as np
+import numpy.typing as npt
+from llama_cpp.llama_grammar import LlamaGrammar
+
+log = logging.getLogger(__name__)
+
+SEQ = 0  # llama-cpp-python keeps everything in sequence 0
+
+
+class PatchNotAppliedError(RuntimeError):
+    """An upstream behaviour this module patches has changed: the patch did nothing."""
+
+
+# -- loading without llama-cpp-python's template compiler ------------------------------
+class _UnusedChatFormatter:
+    """Stands in for llama-cpp-python's template compiler while a model loads."""
+
+    used = 0
+
+    def __init__(self, **_kwargs: object) -> None:
+        type(self).used += 1
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def without_llama_cpp_templates() -> Iterator[None]:
+    """llama-cpp-python compiles every chat template in a file's metadata while loading,
+    unbounded, and one that does not compile fails the whole load. LlamaDesk renders
+    templates itself (core.chat_format, budgeted, with a fallback), so that step is
+    skipped."""
+    with _LOAD_LOCK:
+        if not isinstance(getattr(llama_chat_format, "Jinja2ChatFormatter", None), type):
+            raise PatchNotAppliedError("llama_cpp.llama_chat_format.Jinja2ChatFormatter is gone")
+        original = llama_chat_format.Jinja2ChatFormatter
+        llama_chat_format.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
+def new_llama(**kwargs: Any) -> llama_cpp.Llama:
+    """``llama_cpp.Llama(**kwargs)`` without its template step. Raises PatchNotAppliedError
+    when the file has a chat template and the stand-in was never asked to compile it
+    (upstream loads templates some other way now)."""
+    with without_llama_cpp_templates():
+        before = _UnusedChatFormatter.used
+        llm = llama_cpp.Llama(**kwargs)
+        compiled = _UnusedChatFormatter.used - before
+    has_template = any(k.startswith("tokenizer.chat_template") for k in (llm.metadata or {}))
+    if has_template and compiled == 0:
+        llm.close()
+        raise PatchNotAppliedError("llama-cpp-python no longer builds chat templates "
+                                   "through Jinja2ChatFormatter while loading")
+    if not hasattr(llm, "_requires_eval"):  # mark_logits_stale would set it in vain
+        llm.close()
+        raise PatchNotAppliedError("llama-cpp-python's Llama no longer has _requires_eval")
+    return llm
+
+
+def load_ggml_library(name: str, folder: Path) -> ctypes.CDLL:
+    """One of llama.cpp's own libraries (``ggml``, ``ggml-base``) from ``folder``, loaded
+    the way llama-cpp-python loads them."""
+    from llama_cpp._ctypes_extensions import load_shared_library as load
+
+    return cast(ctypes.CDLL, load(name, folder))
+
+
+# -- the model ---------------------------------------------------------------------------
+def n_ctx_train(llm: llama_cpp.Llama) -> int:
+    """The context length the model was trained with."""
+    return int(llm._model.n_ctx_train())
+
+
+def n_params(llm: llama_cpp.Llama) -> int:
+    """The model's parameter count."""
+    return int(llm._model.n_params())
+
+
+def is_end_of_generation(llm: llama_cpp.Llama, token: int) -> bool:
+    """Whether ``token`` ends a reply (EOS, EOT, ...)."""
+    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+
+
+def grammar_parses(llm: llama_cpp.Llama, grammar: LlamaGrammar) -> bool:
+    """Whether llama.cpp accepts ``grammar``. llama-cpp-python does not check: it adds
+    the NULL sampler a grammar that does not parse gives, and the process crashes."""
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+# -- the context -------------------------------------------------------------------------
+def set_abort_callback(llm: llama_cpp.Llama, callback: Any) -> None:
+    """Have llama.cpp call ``callback`` between graph nodes (a NULL one: never)."""
+    llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
+
+
+def reset_perf(llm: llama_cpp.Llama) -> None:
+    """Start llama.cpp's own timings afresh."""
+    llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+
+
+def prompt_perf(llm: llama_cpp.Llama) -> tuple[int, float]:
+    """Prompt tokens decoded since ``reset_perf`` and the milliseconds they took."""
+    perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    return int(perf.n_p_eval), float(perf.t_p_eval_ms)
+
+
+def last_logits(llm: llama_cpp.Llama) -> npt.NDArray[np.float32]:
+    """The logits of the context's last decoded row (a view, valid until the next decode)."""
+    row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(row, shape=(llm.n_vocab(),))
+
+
+def held_tokens(llm: llama_cpp.Llama) -> list[int]:
+    """The tokens the context holds."""
+    return [int(t) for t in llm._input_ids.tolist()]
+
+
+def n_held(llm: llama_cpp.Llama) -> int:
+    """How many tokens the context holds."""
+    return int(llm.n_tokens)
+
+
+def forget_context(llm: llama_cpp.Llama) -> None:
+    """Empty the context (after a failed or aborted decode its cache is unknown)."""
+    llm.reset()  # n_tokens 0, logits stale
+    llm._ctx.kv_cache_clear()
+
+
+def mark_logits_stale(llm: llama_cpp.Llama) -> None:
+    """Make the next ``generate`` decode at least the prompt's last token before it
+    samples, even on an exact prompt hit."""
+    llm._requires_eval = True
+
+
+def logits_are_stale(llm: llama_cpp.Llama) -> bool:
+    """Whether the next ``generate`` will decode before it samples."""
+    return bool(llm._requires_eval)
+
+
+# -- saved sequences and shifting ------------------------------------------------------
+def save_sequence(llm: llama_cpp.Llama, max_bytes: int) -> tuple[tuple[int, ...], bytes] | None:
+    """The context's tokens and KV state, or None when it is empty or over ``max_bytes``."""
+    ctx = llm._ctx.ctx
+    size = int(llama_cpp.llama_state_seq_get_size(ctx, SEQ))
+    if size <= 0 or size > max_bytes:
+        return None
+    buf = (ctypes.c_uint8 * size)()
+    written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, SEQ))
+    if written <= 0:
+        return None
+    return tuple(llm._input_ids.tolist()), bytes(buf)[:written]
+
+
+def restore_sequence(llm: llama_cpp.Llama, tokens: tuple[int, ...], data: bytes) -> bool:
+    """Make the context hold a saved sequence. A state carries no logits: they are
+    marked stale. Returns False (context emptied) when llama.cpp refuses the state."""
+    llm._ctx.kv_cache_clear()
+    buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+    if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(data), SEQ) == 0:
+        llm.reset()
+        return False
+    llm.input_ids[: len(tokens)] = tokens
+    llm.n_tokens = len(tokens)
+    mark_logits_stale(llm)
+    return True
+
+
+def can_shift(llm: llama_cpp.Llama) -> bool:
+    """Whether the context's memory can move tokens to other positions."""
+    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
+    return bool(memory) and bool(llama_cpp.llama_memory_can_shift(memory))
+
+
+def shift_sequence(llm: llama_cpp.Llama, start: int, removed: int, kept: int) -> None:
+    """Keep the first ``start`` tokens, drop the next ``removed``, move the ``kept`` after
+    them down by ``removed`` and drop the rest (check ``can_shift`` first). The logits
+    left are from before the shift: marked stale."""
+    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
+    old = llm._input_ids.tolist()
+    moved_from = start + removed
+    llama_cpp.llama_memory_seq_rm(memory, SEQ, moved_from + kept, -1)
+    llama_cpp.llama_memory_seq_rm(memory, SEQ, start, moved_from)
+    llama_cpp.llama_memory_seq_add(memory, SEQ, moved_from, moved_from + kept, -removed)
+    llm.input_ids[start:start + kept] = old[moved_from:moved_from + kept]
+    llm.n_tokens = start + kept
+    mark_logits_stale(llm)
+
+
+# -- the JSON-schema grammar -------------------------------------------------------------
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def strict_json_strings(gbnf: str) -> str:
+    """``gbnf`` from llama-cpp-python's schema converter with raw control characters kept
+    out of strings, which JSON forbids (and json.loads refuses); newer llama.cpp excludes
+    them the same way. Raises PatchNotAppliedError when the converter's string rule is not
+    the one this patch replaces."""
+    if "char ::=" not in gbnf:
+        return gbnf  # a schema without strings
+    patched = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+    if _STRICT_CHAR not in patched:
+        raise PatchNotAppliedError("llama-cpp-python's JSON-schema grammar has a string "
+                                   "rule this version does not know")
+    return patched
