@@ -108,13 +108,22 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
             print(f"the model failed to load: {why}", file=sys.stderr, flush=True)
         QApplication.instance().exit(0 if ok and loaded else 1)  # type: ignore[union-attr]
 
+    # The model loads after the first paint: until a load has begun, UNLOADED means
+    # "not yet", not "failed".
+    began = [inference.state != ModelState.UNLOADED]
+
+    def on_state(state: object) -> None:
+        began[0] = began[0] or state == ModelState.LOADING
+
     def check() -> None:
-        settled = inference.model_info is not None or inference.state == ModelState.UNLOADED
+        settled = (inference.model_info is not None or bool(reasons)
+                   or (began[0] and inference.state == ModelState.UNLOADED))
         if settled or time.monotonic() - started > SCREENSHOT_TIMEOUT_MS / 1000:
             poll.stop()
             QTimer.singleShot(300, grab)  # let the window show the outcome first
 
     inference.model_load_failed.connect(reasons.append)
+    inference.state_changed.connect(on_state)
     poll.timeout.connect(check)
     poll.start(200)
 
