@@ -21,7 +21,10 @@ settings and the branch on screen::
          "stats": {"prompt_tokens": null, "completion_tokens": null, "ttft_ms": null,
                    "tokens_per_s": null, "prompt_tokens_per_s": null,
                    "finish_reason": "stop" | "length" | "stopped" | "interrupted" | null,
-                   "finish_detail": "why it was interrupted" (optional)}}
+                   "finish_detail": "why it was interrupted" (optional)},
+         "sources": [{"path": "...", "page": 3 | null, "heading": "..." | null,
+                      "text": "the passage", "score": -1.2}]  (optional: the passages
+                      from the user's documents that a reply was given)}
       ]
     }
 
@@ -56,6 +59,7 @@ from llamadesk.core.conversation import (
     Role,
     SamplingParams,
 )
+from llamadesk.core.documents.quoting import sources
 from llamadesk.core.store import ConversationStore
 
 FORMAT_NAME = "llamadesk-conversation"
@@ -139,6 +143,7 @@ def export_document(store: ConversationStore, conversation_id: int) -> dict[str,
             "created_at": message.created_at,
             "model_id": message.model_id,
             "stats": _stats_dict(message.stats),
+            **_sources_dict(store, message.id),
         })
     leaf = conversation.current_leaf_id
     return {
@@ -158,6 +163,14 @@ def export_document(store: ConversationStore, conversation_id: int) -> dict[str,
         },
         "messages": exported,
     }
+
+
+def _sources_dict(store: ConversationStore, message_id: int) -> dict[str, Any]:
+    found = sources(store, message_id)
+    if not found:
+        return {}
+    return {"sources": [{"path": p.path, "page": p.page, "heading": p.heading,
+                         "text": p.text, "score": p.score} for p in found]}
 
 
 def document_text(document: Mapping[str, Any]) -> str:
