@@ -109,6 +109,7 @@ def _load(service: InferenceService, spec: ModelSpec) -> str | None:
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
     from PySide6.QtCore import QCoreApplication, QTimer
 
+    from llamadesk.api.documents import store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
@@ -130,7 +131,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
                 print(f"llamadesk: {failure}", file=err)
                 return EXIT_FAILED
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
-                           settings)
+                           settings, documents=store_search(paths.database))
         try:
             server.start()
         except ApiConfigError as exc:

@@ -136,7 +136,9 @@ class LocalApi(QObject):
         if self.server is not None and self.server.running:
             return True
         from llamadesk.api import DEFAULT_PORT
+        from llamadesk.api.documents import store_search
         from llamadesk.api.server import ApiConfigError, ApiServer, ApiSettings
+        from llamadesk.core.paths import app_paths
 
         ctx = self._ctx
         server = ApiServer(
@@ -144,7 +146,8 @@ class LocalApi(QObject):
             ctx.registry.models,
             lambda model_id: ctx.resolver(model_id, ctx.settings.current.defaults.n_ctx),
             ApiSettings(port=DEFAULT_PORT if port is None else port),
-            on_chat=self._chat_ended.emit)
+            on_chat=self._chat_ended.emit,
+            documents=store_search(app_paths().database))
         try:
             server.start()
         except ApiConfigError as exc:
