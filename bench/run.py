@@ -33,7 +33,7 @@ from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versio
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
 GROUPS = ["store", "decode", "prompt", "ttft", "longchat", "stop", "gui", "launch", "memory",
-          "download", "render", "api"]
+          "download", "render", "api", "docs"]
 #: Groups measured through the app with the bundled model loaded.
 MODEL_GROUPS = ("decode", "prompt", "ttft", "longchat", "stop")
 
@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt("gui", lambda: _module("gui_metrics").run(work, args.quick, runs, settings))
         attempt("render", lambda: _module("render_metrics").run(args.quick, runs))
         attempt("api", lambda: _module("api_metrics").run(work, args.quick, runs, settings))
+        attempt("docs", lambda: _module("docs_metrics").run(work, args.quick, runs))
 
     results = write()["metrics"]
     print()

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--docs", metavar="NAME", action="append",
                       help="answer from this document collection (`llamadesk docs list`); "
                            "repeat for more than one")
+    chat.add_argument("--attach", metavar="FILE", type=Path, action="append",
+                      help="a document for this question: whole if it fits the context, "
+                           "else its best passages; repeat for more than one")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
     from llamadesk import cli_chats, cli_connections, cli_docs, cli_models, cli_serve
@@ -185,7 +188,8 @@ def chat(args: argparse.Namespace) -> int:
         user = session.add_question(conversation.id, args.message).message
         store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         print(f"[conversation {conversation.id}]", file=sys.stderr)
-        passages = _fit_docs(found, spec.options.n_ctx, params.max_tokens)
+        passages = _fit_docs(found, spec.options.n_ctx, params.max_tokens, args.attach,
+                             args.message)
         result = _answer(engine, session, conversation, user, params, spec.model_id,
                          passages)
         return _exit_status(result)
@@ -211,11 +215,22 @@ def _search_docs(store: ConversationStore, names: list[str] | None,
     return found
 
 
-def _fit_docs(found: list[Passage], n_ctx: int, max_tokens: int) -> list[Passage]:
-    """The best passages that fit the model's context beside the chat."""
+def _fit_docs(found: list[Passage], n_ctx: int, max_tokens: int,
+              attached: list[Path] | None = None, question: str = "") -> list[Passage]:
+    """The attached files' passages (whole when they fit), then the best passages of the
+    collections, within the room the model's context has beside the chat."""
+    from llamadesk.core.documents.attach import attachment_passages
     from llamadesk.core.documents.quoting import fit_passages, passage_room
 
-    return fit_passages(found, passage_room(n_ctx, max_tokens))
+    room = passage_room(n_ctx, max_tokens)
+    first: list[Passage] = []
+    if attached:
+        first, failed = attachment_passages(attached, question, room)
+        for path, reason in failed:
+            print(f"[not attached: {path}: {reason}]", file=sys.stderr)
+        if failed and not first:
+            raise CliError("none of the attached files could be read")
+    return fit_passages([*first, *found], room)
 
 
 def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:

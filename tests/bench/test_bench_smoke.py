@@ -25,6 +25,7 @@ EXPECTED = {
     "memory_beyond_model", "download_ratio", "download_ratio_50mbps",
     "render_plain_ratio", "render_code_reply",
     "api_stream_ratio", "api_overhead_first_text",
+    "docs_recall_at5_keyword", "docs_index_files_per_s", "docs_retrieval_100k",
 }
 
 

@@ -136,3 +136,19 @@ def test_schema_has_documents(index: DocumentIndex) -> None:
         "SELECT name FROM sqlite_master WHERE type IN ('table')")}
     assert {"doc_collections", "doc_files", "doc_chunks", "doc_chunks_fts",
             "message_sources"} <= tables
+
+
+def test_words_in_most_chunks_of_a_large_store_are_left_out(index: DocumentIndex,
+                                                            tmp_path: Path) -> None:
+    docs = tmp_path / "big"
+    docs.mkdir()
+    for i in range(1100):  # over PRUNE_FROM_CHUNKS: one chunk per file
+        extra = " kayak" if i == 700 else (" paddle" if i % 3 == 0 else "")
+        (docs / f"f{i:04}.txt").write_text(f"weekly report {i}{extra}")
+    index.add("Big", [docs])
+    index.update("Big")
+    assert index._informative(["weekly", "report", "kayak", "paddle"]) == ["kayak",
+                                                                           "paddle"]
+    assert index._informative(["weekly"]) == ["weekly"], "nothing else to match by"
+    assert [Path(h.path).name for h in index.search("Big", "weekly kayak report", k=1)] == [
+        "f0700.txt"]

@@ -97,6 +97,8 @@ def test_encodings_detected_or_refused() -> None:
         decode_text("caf\xe9 cr\xe8me".encode("latin-1"))
     with pytest.raises(DocumentError, match="binary"):
         decode_text(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 10)
+    with pytest.raises(DocumentError, match="binary"):  # zeros every other byte
+        decode_text(b"\x00\x01" * 20)
 
 
 def test_binary_source_file_and_size_limit(tmp_path: Path) -> None:

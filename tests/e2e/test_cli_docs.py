@@ -99,3 +99,18 @@ def test_unknown_collection_fails_before_loading(folder: Path) -> None:
     assert asked.returncode == 1
     assert asked.stderr.strip().endswith("there is no collection named 'Nope' "
                                          "(`llamadesk docs list` shows them)")
+
+
+def test_chat_with_an_attached_file(tmp_path: Path, bundled_model_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("# Boiler\nThe boiler pressure must stay under 2.5 bar.\n")
+    blob = tmp_path / "blob.txt"
+    blob.write_bytes(b"\x00\x01" * 20)
+    asked = llamadesk("chat", "--new", "--max-tokens", "16", "--attach", str(note),
+                      "--attach", str(blob), "What pressure for the boiler?")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.rstrip().endswith("Sources: [1] note.md § Boiler")
+    assert f"[not attached: {blob}: binary file, not text]" in asked.stderr
+    only_bad = llamadesk("chat", "--new", "--attach", str(blob), "hello")
+    assert only_bad.returncode == 1
+    assert "none of the attached files could be read" in only_bad.stderr

@@ -107,7 +107,7 @@ def decode_text(data: bytes) -> str:
                           (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             try:
-                return data.decode(encoding)
+                return _printable(data.decode(encoding))
             except UnicodeDecodeError as exc:
                 raise DocumentError(f"not valid {encoding.upper()} text") from exc
     head = data[:_BINARY_SNIFF]
@@ -115,7 +115,7 @@ def decode_text(data: bytes) -> str:
         # UTF-16 without a BOM: every other byte of ASCII text is zero.
         le = head[1::2].count(0) > len(head) // 3
         try:
-            return data.decode("utf-16-le" if le else "utf-16-be")
+            return _printable(data.decode("utf-16-le" if le else "utf-16-be"))
         except UnicodeDecodeError:
             pass
     if b"\x00" in head:
@@ -129,6 +129,15 @@ def decode_text(data: bytes) -> str:
         raise DocumentError(
             f"unreadable text encoding (not UTF-8 or UTF-16; byte {exc.start}); save it "
             "as UTF-8") from exc
+
+
+def _printable(text: str) -> str:
+    """``text``, unless control characters show it was binary data decoded as text."""
+    head = text[:_BINARY_SNIFF]
+    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\t\n\f\r\x1b")
+    if controls > len(head) // 20:
+        raise DocumentError("binary file, not text")
+    return text
 
 
 def read_text(path: Path) -> str:

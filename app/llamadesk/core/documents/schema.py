@@ -4,9 +4,10 @@
 model and dimension its vectors were made with, when it has any); ``doc_files`` (path,
 mtime, size and sha256 of each indexed file, or why it could not be read); ``doc_chunks``
 (the passages, with page or heading); ``doc_chunks_fts`` (FTS5 over the passages, kept by
-triggers; the ``coll`` column, ``c<collection id>``, lets one MATCH pick a collection so
-that BM25's LIMIT applies inside the full-text query); ``message_sources`` (the passages a
-reply was given, so they outlive changes to the files and travel with an export).
+triggers) and ``doc_chunks_vocab`` (how many chunks hold each word). The ``coll`` column,
+``c<collection id>``, lets one MATCH pick a collection, so that BM25's LIMIT applies
+inside the full-text query. ``message_sources`` keeps the passages a reply was given, so
+they outlive changes to the files and travel with an export.
 """
 
 MIGRATION_6 = """
@@ -47,6 +48,7 @@ MIGRATION_6 = """
             text, heading, coll, content='doc_chunks', content_rowid='id',
             tokenize='unicode61 remove_diacritics 2'
         );
+        CREATE VIRTUAL TABLE doc_chunks_vocab USING fts5vocab(doc_chunks_fts, 'row');
         CREATE TRIGGER doc_chunks_ai AFTER INSERT ON doc_chunks BEGIN
             INSERT INTO doc_chunks_fts(rowid, text, heading, coll)
                 VALUES (new.id, new.text, new.heading, new.coll);
