@@ -203,10 +203,13 @@ def _search_docs(store: ConversationStore, names: list[str] | None,
     model loads, so an unknown collection fails at once)."""
     if not names:
         return []
+    from llamadesk.cli_docs import query_vector
     from llamadesk.core.documents.index import CollectionError, DocumentIndex
 
+    index = DocumentIndex(store)
     try:
-        found = DocumentIndex(store).search(names, question, k=DOCS_K)
+        found = index.search(names, question, k=DOCS_K,
+                             query_vector=query_vector(index, names, question))
     except CollectionError as exc:
         raise CliError(str(exc)) from exc
     if not found:

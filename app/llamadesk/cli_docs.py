@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llamadesk.core.documents.index import (
     CollectionError,
@@ -30,6 +30,9 @@ from llamadesk.core.documents.index import (
 )
 from llamadesk.core.paths import app_paths
 from llamadesk.core.store import ConversationStore, StoreError
+
+if TYPE_CHECKING:
+    from llamadesk.services.doc_embedder import DocumentEmbedder
 
 log = logging.getLogger("llamadesk.cli.docs")
 
@@ -48,9 +51,18 @@ def add_docs_parser(subparsers: Any) -> None:
     add = sub.add_parser("add", help="a new collection of files and folders, indexed now")
     add.add_argument("name", metavar="NAME")
     add.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    add.add_argument("--embed", metavar="MODEL",
+                     help="also index by meaning with this installed embedding model "
+                          "(hybrid search); without it, keyword search")
     sub.add_parser("list", help="one line per collection: name, files, passages, folders")
     update = sub.add_parser("update", help="pick up changed, added and removed files")
     update.add_argument("name", metavar="NAME")
+    how = update.add_mutually_exclusive_group()
+    how.add_argument("--embed", metavar="MODEL",
+                     help="index by meaning with this embedding model from now on "
+                          "(another model than before: every passage is embedded again)")
+    how.add_argument("--keyword-only", action="store_true",
+                     help="drop the collection's vectors: keyword search only")
     remove = sub.add_parser("remove", help="forget a collection (the files stay)")
     remove.add_argument("name", metavar="NAME")
     search = sub.add_parser("search", help="the passages that match a question best")
@@ -87,22 +99,73 @@ def _fail(args: argparse.Namespace, reason: str, err: TextIO) -> int:
 
 
 def _add(index: DocumentIndex, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    embedder = _embedder(args.embed) if args.embed else None  # a bad model: nothing made
+    if embedder is not None:
+        embedder.close()
     index.add(args.name, args.paths)
     return _update(index, args, out, err)
 
 
 def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
             err: TextIO) -> int:
+    if getattr(args, "keyword_only", False):
+        index.set_embedding(args.name, None)
+    model_id = args.embed or index.get(args.name).embed_model
+    embedder = _embedder(model_id) if model_id else None
     cancel = threading.Event()
     started = time.monotonic()
     try:
-        report = index.update(args.name, progress=_progress(err, started), cancel=cancel)
+        if embedder is not None:
+            index.set_embedding(args.name, embedder.model_id, embedder.dim)
+        report = index.update(args.name, progress=_progress(err, started), cancel=cancel,
+                              embed=embedder.documents if embedder else None)
     except KeyboardInterrupt:  # between files' transactions: what was done is kept
         cancel.set()
         print("\nllamadesk: stopped; `llamadesk docs update` goes on later", file=err)
         return 130
+    finally:
+        if embedder is not None:
+            embedder.close()
     _report(index, args.name, report, out, err)
     return EXIT_OK
+
+
+def _embedder(model_id: str) -> DocumentEmbedder:
+    """The installed model ``model_id`` as an embedder (its own llama.cpp context)."""
+    from llamadesk.core.registry import ModelRegistry
+    from llamadesk.core.settings import load_settings
+    from llamadesk.services.doc_embedder import DocumentEmbedder
+    from llamadesk.services.engine import install_llama_log_routing
+    from llamadesk.services.resolver import make_resolver
+
+    install_llama_log_routing()
+    paths = app_paths()
+    settings = load_settings(paths.settings_file)
+    try:
+        spec = make_resolver(lambda: settings, ModelRegistry(paths))(model_id, 512)
+    except LookupError as exc:
+        raise CollectionError(str(exc)) from exc
+    if spec.connection is not None:
+        raise CollectionError("documents are embedded on this machine: name an installed "
+                              "model, not a remote one")
+    return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads())
+
+
+def query_vector(index: DocumentIndex, names: list[str], question: str
+                 ) -> list[float] | None:
+    """The question embedded by the collections' model, when they have one (the first
+    named collection's model decides; the others' vectors must match it)."""
+    models = {index.get(n).embed_model for n in names} - {None}
+    if not models:
+        return None
+    if len(models) > 1:
+        raise CollectionError("these collections use different embedding models; "
+                              "search them one at a time")
+    embedder = _embedder(str(models.pop()))
+    try:
+        return embedder.query(question)
+    finally:
+        embedder.close()
 
 
 def _progress(err: TextIO, started: float) -> Callable[[int, int, str], None]:
@@ -120,6 +183,9 @@ def _report(index: DocumentIndex, name: str, report: UpdateReport, out: TextIO,
         print("\r", end="", file=err)
     for path, reason in report.failed:
         print(f"skipped {path}: {reason}", file=err)
+    if report.unembedded:
+        print(f"{report.unembedded} passages have no vector yet (found by keywords "
+              "only until the next update)", file=err)
     collection = index.get(name)
     print(f"{collection.name}: {len(report.added)} added, {len(report.changed)} changed, "
           f"{len(report.removed)} removed, {report.unchanged} unchanged, "
@@ -147,7 +213,8 @@ def _remove(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
 def _search(index: DocumentIndex, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.k < 1:
         raise CollectionError("-k must be at least 1")
-    hits = index.search(args.name, args.question, k=args.k)
+    hits = index.search(args.name, args.question, k=args.k,
+                        query_vector=query_vector(index, [args.name], args.question))
     if not hits:
         print("no passage matches", file=err)
     for rank, hit in enumerate(hits, 1):

@@ -10,6 +10,7 @@ reason while the rest are indexed. Nothing here logs a document's text.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 import threading
@@ -18,9 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llamadesk.core.documents import vectors
 from llamadesk.core.documents.chunker import CHUNK_TOKENS, chunk_sections, estimate_tokens
 from llamadesk.core.documents.parsers import DocumentError, parse_file, walk
 from llamadesk.core.store import ConversationStore, StoreError
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[^\x00-\x1f]{1,64}$")
 #: Words too common to rank passages by; a question made only of them matches nothing.
@@ -89,10 +93,17 @@ class UpdateReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     cancelled: bool = False
+    #: Passages given a vector by this update, and those still without one.
+    embedded: int = 0
+    unembedded: int = 0
 
 
 #: progress(done, total, path): called before each file.
 Progress = Callable[[int, int, str], None]
+#: embed(texts) -> one vector per text (the collection's embedding model, documents side).
+Embed = Callable[[list[str]], list[list[float]]]
+#: Passages embedded per call (and per transaction).
+EMBED_BATCH = 32
 
 
 class DocumentIndex:
@@ -104,6 +115,23 @@ class DocumentIndex:
         self.store = store
         self.count_tokens = count_tokens
         self.chunk_tokens = chunk_tokens
+        self._vec: bool | None = None  # sqlite-vec loaded into the store's connection
+
+    def vectors_available(self) -> bool:
+        """Whether sqlite-vec is loaded (tried once per index)."""
+        if self._vec is None:
+            try:
+                vectors.load_vec(self._db)
+                self._vec = True
+            except vectors.VectorsUnavailableError as exc:
+                log.info("document vectors unavailable: %s", exc)
+                self._vec = False
+        return self._vec
+
+    def _require_vec(self) -> None:
+        if not self.vectors_available():
+            raise CollectionError("vectors need the sqlite-vec extension, which cannot be "
+                                  "loaded here; keyword search still works")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -147,8 +175,31 @@ class DocumentIndex:
     def remove(self, name: str) -> None:
         """Forget a collection: its files' chunks go too (the files themselves stay)."""
         row = self._require(name)
+        if row["embed_model"] is not None:
+            self._require_vec()
         with self.store.transaction() as db:
+            if row["embed_model"] is not None:
+                vectors.drop(db, int(row["id"]))
             db.execute("DELETE FROM doc_collections WHERE id = ?", (row["id"],))
+
+    def set_embedding(self, name: str, model_id: str | None, dim: int | None = None) -> None:
+        """Record the collection's embedding model and dimension (None: keyword search
+        only). A different model drops the vectors; the next update with an embedder
+        makes new ones."""
+        row = self._require(name)
+        if (row["embed_model"], row["embed_dim"]) == (model_id, dim if model_id else None):
+            return
+        if model_id is not None and not dim:
+            raise ValueError("an embedding model needs its dimension")
+        self._require_vec()
+        cid = int(row["id"])
+        with self.store.transaction() as db:
+            vectors.drop(db, cid)
+            if model_id is not None:
+                assert dim is not None
+                vectors.create(db, cid, dim)
+            db.execute("UPDATE doc_collections SET embed_model = ?, embed_dim = ? "
+                       "WHERE id = ?", (model_id, dim if model_id else None, cid))
 
     def failures(self, name: str) -> list[tuple[str, str]]:
         """The files of a collection that could not be read, with the reason."""
@@ -159,11 +210,17 @@ class DocumentIndex:
 
     # -- indexing --------------------------------------------------------------------------
     def update(self, name: str, *, progress: Progress | None = None,
-               cancel: threading.Event | None = None) -> UpdateReport:
+               cancel: threading.Event | None = None, embed: Embed | None = None
+               ) -> UpdateReport:
         """Bring a collection in step with its files: index new and changed ones, drop
-        removed ones. Stops between files when ``cancel`` is set."""
+        removed ones, then (with ``embed``, for a collection with an embedding model)
+        give every passage without a vector one. Stops between files or batches when
+        ``cancel`` is set."""
         row = self._require(name)
         collection_id = int(row["id"])
+        has_vectors = row["embed_model"] is not None
+        if has_vectors:
+            self._require_vec()
         roots = [Path(r[0]) for r in self._db.execute(
             "SELECT path FROM doc_roots WHERE collection_id = ? ORDER BY path",
             (collection_id,))]
@@ -183,19 +240,37 @@ class DocumentIndex:
             if reason is not None:
                 report.failed.append((key, reason))
                 continue
-            self._update_file(collection_id, path, known.get(key), report)
+            self._update_file(collection_id, path, known.get(key), report, has_vectors)
         for key, old in known.items():
             if key not in seen:
                 with self.store.transaction() as db:
+                    if has_vectors:
+                        vectors.delete_file(db, collection_id, int(old["id"]))
                     db.execute("DELETE FROM doc_files WHERE id = ?", (old["id"],))
                 report.removed.append(key)
+        if has_vectors:
+            self._embed_missing(collection_id, embed, report, cancel)
         with self.store.transaction() as db:
             db.execute("UPDATE doc_collections SET updated_at = ? WHERE id = ?",
                        (time.time(), collection_id))
         return report
 
+    def _embed_missing(self, collection_id: int, embed: Embed | None, report: UpdateReport,
+                       cancel: threading.Event | None) -> None:
+        while embed is not None and not (cancel is not None and cancel.is_set()):
+            batch = vectors.missing(self._db, collection_id, EMBED_BATCH)
+            if not batch:
+                break
+            found = embed([text for _, text in batch])
+            with self.store.transaction() as db:
+                vectors.insert(db, collection_id, zip([i for i, _ in batch], found,
+                                                      strict=True))
+            report.embedded += len(batch)
+        report.cancelled = report.cancelled or bool(cancel is not None and cancel.is_set())
+        report.unembedded = len(vectors.missing(self._db, collection_id, 1 << 30))
+
     def _update_file(self, collection_id: int, path: Path, old: sqlite3.Row | None,
-                     report: UpdateReport) -> None:
+                     report: UpdateReport, has_vectors: bool = False) -> None:
         key = str(path)
         try:
             info = path.stat()
@@ -223,6 +298,8 @@ class DocumentIndex:
             digest, chunks, error = None, [], "the file is gone (deleted or moved while indexing)"
         with self.store.transaction() as db:
             if old is not None:
+                if has_vectors:
+                    vectors.delete_file(db, collection_id, int(old["id"]))
                 db.execute("DELETE FROM doc_files WHERE id = ?", (old["id"],))
             cur = db.execute(
                 "INSERT INTO doc_files (collection_id, path, mtime, size, sha256, error) "
@@ -242,32 +319,61 @@ class DocumentIndex:
             report.chunks += len(chunks)
 
     # -- retrieval ---------------------------------------------------------------------------
-    def search(self, names: str | Sequence[str], question: str, k: int = 5) -> list[Passage]:
-        """The ``k`` passages that match ``question`` best by BM25 (any of its words,
-        common words left out; a heading match counts less than the text's), best first,
-        from one or more collections."""
+    def search(self, names: str | Sequence[str], question: str, k: int = 5, *,
+               query_vector: Sequence[float] | None = None) -> list[Passage]:
+        """The ``k`` passages that match ``question`` best, best first, from one or more
+        collections. By keywords (BM25: any of the question's words, common words left
+        out, a heading match counting less than the text's; ``score`` is BM25's, lower
+        is better); with ``query_vector`` (the question embedded by the collections'
+        model), hybrid: the BM25 and nearest-vector rankings fused by reciprocal rank
+        (``score`` is minus the fused score, so lower is still better)."""
         names = [names] if isinstance(names, str) else list(names)
-        ids = [int(self._require(n)["id"]) for n in names]
+        rows = [self._require(n) for n in names]
+        if k <= 0 or not rows:
+            return []
+        ids = [int(r["id"]) for r in rows]
+        keyword = self._keyword(ids, question, k if query_vector is None else k * 4)
+        if query_vector is None:
+            return self._passages(keyword)
+        with_vectors = [int(r["id"]) for r in rows if r["embed_model"] is not None]
+        if with_vectors:
+            self._require_vec()
+        near: list[tuple[int, float]] = []
+        for cid in with_vectors:
+            near += vectors.nearest(self._db, cid, query_vector, k * 4)
+        near.sort(key=lambda pair: pair[1])
+        fused = vectors.fuse([[i for i, _ in keyword], [i for i, _ in near]])[:k]
+        return self._passages([(i, -score) for i, score in fused])
+
+    def _keyword(self, ids: list[int], question: str, k: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the best ``k`` keyword matches, best first."""
         terms = self._informative(fts_terms(question))
-        if not terms or not ids or k <= 0:
+        if not terms:
             return []
         words = " OR ".join(f'"{t}"' for t in terms)
         scope = " OR ".join(f"c{i}" for i in ids)
-        match = f"({words}) AND coll : ({scope})"
         try:
             # ORDER BY + LIMIT inside the FTS query: FTS5 keeps only the best k as it
             # scores, rather than sorting every match.
             rows = self._db.execute(
-                "SELECT c.id, c.text, c.page, c.heading, f.path, hit.score FROM "
-                "(SELECT rowid, bm25(doc_chunks_fts, 1.0, 0.5, 0.0) AS score "
-                " FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? "
-                " ORDER BY score LIMIT ?) AS hit "
-                "JOIN doc_chunks c ON c.id = hit.rowid JOIN doc_files f ON f.id = c.file_id "
-                "ORDER BY hit.score", (match, k)).fetchall()
+                "SELECT rowid, bm25(doc_chunks_fts, 1.0, 0.5, 0.0) AS score "
+                "FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? ORDER BY score LIMIT ?",
+                (f"({words}) AND coll : ({scope})", k)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"Searching the documents failed: {exc}.") from exc
-        return [Passage(text=r["text"], path=r["path"], page=r["page"], heading=r["heading"],
-                        score=float(r["score"]), chunk_id=int(r["id"])) for r in rows]
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _passages(self, ranked: list[tuple[int, float]]) -> list[Passage]:
+        if not ranked:
+            return []
+        marks = ",".join("?" * len(ranked))
+        rows = {int(r["id"]): r for r in self._db.execute(
+            "SELECT c.id, c.text, c.page, c.heading, f.path FROM doc_chunks c "
+            f"JOIN doc_files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+            [i for i, _ in ranked])}
+        return [Passage(text=rows[i]["text"], path=rows[i]["path"], page=rows[i]["page"],
+                        heading=rows[i]["heading"], score=score, chunk_id=i)
+                for i, score in ranked if i in rows]
 
     def _informative(self, terms: list[str]) -> list[str]:
         """``terms`` without those in more than half of all chunks: FTS5's BM25 gives
