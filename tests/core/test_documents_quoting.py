@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llamadesk.core.chat_json import conversation_json
+import pytest
+
+from llamadesk.core.chat_json import (
+    ChatDocumentError,
+    conversation_json,
+    import_document,
+    parse_document,
+)
 from llamadesk.core.conversation import Role
 from llamadesk.core.documents.chunker import estimate_tokens
 from llamadesk.core.documents.index import Passage
@@ -89,4 +96,20 @@ def test_sources_kept_with_the_reply_and_exported(tmp_path: Path) -> None:
          "text": "The cat is called Miso.", "score": -0.5}]
     store.delete_conversation(chat.id)
     assert sources(store, reply.id) == [], "deleting the chat deletes its sources"
+    store.close()
+
+
+def test_sources_survive_export_and_import(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "c.db")
+    chat = store.create_conversation()
+    store.add_message(chat.id, Role.USER, "refund?")
+    reply = store.add_message(chat.id, Role.ASSISTANT, "1,234 euros [1]")
+    save_sources(store, reply.id, [TAX, CAT])
+    copy = import_document(store, parse_document(conversation_json(store, chat.id)))
+    copied = store.messages(copy.id)[-1]
+    assert copied.id != reply.id and sources(store, copied.id) == [TAX, CAT]
+    broken = json.loads(conversation_json(store, chat.id))
+    broken["messages"][1]["sources"][0]["page"] = "two"
+    with pytest.raises(ChatDocumentError, match=r"messages\[1\]\.sources\[0\]"):
+        parse_document(json.dumps(broken))
     store.close()
