@@ -26,6 +26,7 @@ EXPECTED = {
     "render_plain_ratio", "render_code_reply",
     "api_stream_ratio", "api_overhead_first_text",
     "docs_recall_at5_keyword", "docs_index_files_per_s", "docs_retrieval_100k",
+    "docs_recall_at5_hybrid", "docs_index_embed_ratio",
 }
 
 
