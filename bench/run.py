@@ -32,8 +32,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versions  # noqa: E402
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
-GROUPS = ["store", "decode", "prompt", "ttft", "longchat", "stop", "gui", "launch", "memory",
-          "download", "render", "api", "docs"]
+GROUPS = ["store", "store_encrypted", "decode", "prompt", "ttft", "longchat", "stop", "gui",
+          "launch", "memory", "download", "render", "api", "docs"]
 #: Groups measured through the app with the bundled model loaded.
 MODEL_GROUPS = ("decode", "prompt", "ttft", "longchat", "stop")
 
@@ -171,9 +171,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="llamadesk-bench-") as tmp:
         work = Path(tmp)
+        # The app's store key lives in the keychain; this machine may have none.
+        import bench_keychain
+
+        bench_keychain.install(work)
         import store_metrics
 
         attempt("store", lambda: store_metrics.run(work, args.quick, runs))
+        attempt("store_encrypted", lambda: store_metrics.run_encrypted(work, args.quick, runs))
         if wanted & {"launch", "memory"}:
             attempt("launch" if only("launch") else "memory",
                     lambda: _module("launch_metrics").run(

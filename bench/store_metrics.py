@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import RESULTS_DIR, Goal, Metric, repeat
+from common import RESULTS_DIR, Goal, Metric, repeat, side
 from llamadesk.core.store import ConversationStore
 
 _WORDS = [
@@ -153,6 +153,46 @@ def _timed_ms(fn: object) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
+@dataclass
+class _Timings:
+    """The three store queries, timed on one open store."""
+
+    total: int
+    n_open: int
+    opened: list[float]
+    n_listed: int
+    listed: list[float]
+    search: list[float]
+    per_query: dict[str, list[float]]
+    matches: dict[str, int]
+    stress: str
+
+
+def _measure(store: ConversationStore, long_id: int, runs: int) -> _Timings:
+    total = store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    opened = repeat(runs, 1, lambda: _timed_ms(lambda: store.messages(long_id)))
+    n_open = len(store.messages(long_id))
+    listed = repeat(runs, 1, lambda: _timed_ms(lambda: store.list_conversations()))
+    n_listed = len(store.list_conversations())
+    # A common word (in about one message in ten), a pair, a typed-so-far prefix,
+    # three words, a rare word: the metric is the slowest of these. A near stop
+    # word ("model": in most messages) is reported beside it, not in it.
+    queries = ["violin", "coffee garden", "orch", "piano violin theatre", _rare_word(store)]
+    stress = "model"
+    per_query: dict[str, list[float]] = {}
+    for q in queries:
+        per_query[q] = repeat(runs, 1, lambda q=q: _timed_ms(lambda: store.search(q)))
+    # The metric: the slowest query's median, so no query shape hides behind another.
+    search_samples = max(per_query.values(), key=lambda s: sorted(s)[len(s) // 2])
+    per_query[stress] = repeat(max(runs // 2, 1), 1,
+                               lambda: _timed_ms(lambda: store.search(stress)))
+    matches = {q: store._db.execute(
+        "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
+        (" ".join(f'"{t}"*' for t in q.split()),)).fetchone()[0] for q in per_query}
+    return _Timings(total, n_open, opened, n_listed, listed, search_samples, per_query,
+                    matches, stress)
+
+
 def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
     """The three store metrics."""
     sizes = QUICK if quick else FULL
@@ -165,29 +205,11 @@ def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
     # warm-up run, as it is once the app has been open for a moment.
     store = ConversationStore(path)
     try:
-        total = store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-        opened = repeat(runs, 1, lambda: _timed_ms(lambda: store.messages(long_id)))
-        n_open = len(store.messages(long_id))
-        listed = repeat(runs, 1, lambda: _timed_ms(lambda: store.list_conversations()))
-        n_listed = len(store.list_conversations())
-        # A common word (in about one message in ten), a pair, a typed-so-far prefix,
-        # three words, a rare word: the metric is the slowest of these. A near stop
-        # word ("model": in most messages) is reported beside it, not in it.
-        queries = ["violin", "coffee garden", "orch", "piano violin theatre",
-                   _rare_word(store)]
-        stress = "model"
-        per_query: dict[str, list[float]] = {}
-        for q in queries:
-            per_query[q] = repeat(runs, 1, lambda q=q: _timed_ms(lambda: store.search(q)))
-        # The metric: the slowest query's median, so no query shape hides behind another.
-        search_samples = max(per_query.values(), key=lambda s: sorted(s)[len(s) // 2])
-        per_query[stress] = repeat(max(runs // 2, 1), 1,
-                                   lambda: _timed_ms(lambda: store.search(stress)))
-        matches = {q: store._db.execute(
-            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
-            (" ".join(f'"{t}"*' for t in q.split()),)).fetchone()[0] for q in per_query}
+        t = _measure(store, long_id, runs)
     finally:
         store.close()
+    total, n_open, opened, n_listed, listed = t.total, t.n_open, t.opened, t.n_listed, t.listed
+    search_samples, per_query, matches, stress = t.search, t.per_query, t.matches, t.stress
     common = {"database_build_or_cache_s": round(build_s, 2), "messages_in_db": total,
               "conversations_in_db": sizes.conversations}
     return [
@@ -206,3 +228,62 @@ def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
                notes="ConversationStore.search(), FTS5 prefix match, 50 best; "
                      "the slowest of several query shapes"),
     ]
+
+
+def run_encrypted(workdir: Path, quick: bool, runs: int) -> list[Metric]:
+    """The same three queries on the encrypted store (SQLCipher, as the app opens it)
+    and on the plaintext one, measured in turn in the same run, and the slowdown."""
+    from llamadesk.core.db import new_key
+    from llamadesk.core.store_migrate import encrypt_in_place
+
+    sizes = QUICK if quick else FULL
+    cached, long_id = cached_database(sizes)
+    plain_path = workdir / "store-bench-plain.sqlite3"
+    enc_path = workdir / "store-bench-encrypted.sqlite3"
+    shutil.copy2(cached, plain_path)
+    shutil.copy2(cached, enc_path)
+    key = new_key()
+    encrypt_in_place(enc_path, key)  # the app's own migration of an older database
+    timings = {}
+    for label, path, k in (("plaintext", plain_path, None), ("encrypted", enc_path, key)):
+        store = ConversationStore(path, k)
+        try:
+            timings[label] = _measure(store, long_id, runs)
+        finally:
+            store.close()
+    enc, plain = timings["encrypted"], timings["plaintext"]
+    details = {"messages_in_db": enc.total, "conversations_in_db": sizes.conversations,
+               "cipher": "SQLCipher 4 (sqlcipher3), raw 256-bit key"}
+    pairs = {"open": (enc.opened, plain.opened), "list": (enc.listed, plain.listed),
+             "search": (enc.search, plain.search)}
+    ratios = {name: _median(e) / max(_median(p), 1e-6) for name, (e, p) in pairs.items()}
+    worst = max(ratios, key=lambda n: ratios[n])
+    return [
+        Metric("store_encrypted_open_conversation",
+               f"open a conversation of {enc.n_open} messages (encrypted store)", "ms",
+               Goal("<=", 150), enc.opened, details={**details, "plaintext_ms": plain.opened},
+               notes="as store_open_conversation, on the SQLCipher file"),
+        Metric("store_encrypted_list_conversations",
+               f"list {enc.n_listed} conversations (encrypted store)", "ms", Goal("<=", 200),
+               enc.listed, details={**details, "plaintext_ms": plain.listed},
+               notes="as store_list_conversations, on the SQLCipher file"),
+        Metric("store_encrypted_search",
+               f"full-text search over {enc.total} messages (encrypted store)", "ms",
+               Goal("<=", 50), enc.search, details={
+                   **details, "plaintext_ms": plain.search, "per_query_matches": enc.matches,
+                   "per_query_median_ms": {q: _median(v) for q, v in enc.per_query.items()},
+                   "plaintext_per_query_median_ms": {
+                       q: _median(v) for q, v in plain.per_query.items()}},
+               notes="as store_search, on the SQLCipher file"),
+        Metric("store_encrypted_slowdown", "encrypted ÷ plaintext store, the worst of "
+               "open, list and search", "×", Goal("<=", 1.3),
+               [round(ratios[worst], 3)],
+               numerator=side(f"encrypted {worst}", "ms", pairs[worst][0]),
+               reference=side(f"plaintext {worst}", "ms", pairs[worst][1]),
+               details={"ratios": {n: round(r, 3) for n, r in ratios.items()}},
+               notes="both measured in the same run, one after the other"),
+    ]
+
+
+def _median(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 2]

@@ -23,10 +23,14 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
+sys.path.insert(0, str(PACKAGING))
+import windows_sign  # noqa: E402  (a sibling script, standard library only)
+
 SPEC = PACKAGING / "llamadesk.spec"
 ICONS = ROOT / "resources" / "icons"
 APP_NAME = "LlamaDesk"
@@ -236,17 +240,20 @@ def build_nsis(bundle: Path, out: Path, version: str, extra: tuple[str, ...] = (
     return setup
 
 
-def windows_sign(files: list[Path]) -> None:
-    """Sign with signtool when WINDOWS_CERTIFICATE_FILE (a .pfx) is set; else say so."""
-    pfx = os.environ.get("WINDOWS_CERTIFICATE_FILE")
-    if not pfx:
-        log("not signing the Windows executables: WINDOWS_CERTIFICATE_FILE is not set "
-            "(users will see a SmartScreen warning)")
-        return
-    signtool = shutil.which("signtool") or "signtool"
-    run([signtool, "sign", "/fd", "sha256", "/tr", "http://timestamp.digicert.com",
-         "/td", "sha256", "/f", pfx, "/p", os.environ.get("WINDOWS_CERTIFICATE_PASSWORD", ""),
-         *files])
+def windows_binaries(bundle: Path) -> list[Path]:
+    """What build.py signs before makensis: the two exes and llama.cpp's DLLs (not
+    vcomp140.dll, which Microsoft signed)."""
+    lib = bundle / "_internal" / "llama_cpp" / "lib"
+    dlls = sorted(p for p in lib.glob("*.dll") if p.name.lower() != "vcomp140.dll")
+    return [bundle / f"{APP_NAME}.exe", bundle / "llamadesk-cli.exe", *dlls]
+
+
+def nsis_signing(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """makensis defines that sign the uninstaller and the setup as they are written
+    (installer.nsi: !uninstfinalize, !finalize), when a signing method is set."""
+    if environ.get("WINDOWS_SIGNING", "none") in ("", "none"):
+        return ()
+    return (f'-DSIGN_COMMAND="{sys.executable}" "{PACKAGING / "windows_sign.py"}"',)
 
 
 # --- macOS ------------------------------------------------------------------------------
@@ -254,7 +261,9 @@ def macos_package(app: Path, out: Path, version: str) -> Path:
     """Sign the .app (if an identity is set), make the .dmg, notarise and staple it."""
     script = PACKAGING / "macos" / "package.sh"
     dmg = out / f"{APP_NAME}-{version}-macos-{platform.machine()}.dmg"
-    run(["bash", script, app, dmg, version])
+    # The Python that runs build.py (dmgbuild, release_checks.py), not whichever
+    # `python` comes first on PATH.
+    run(["bash", script, app, dmg, version], env={**os.environ, "PYTHON": sys.executable})
     return dmg
 
 
@@ -290,9 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         if sys.platform.startswith("linux"):
             artefact, kind = build_deb(bundle, out, version, args.deb_compression), "deb"
         elif sys.platform == "win32":
-            windows_sign([bundle / f"{APP_NAME}.exe", bundle / "llamadesk-cli.exe"])
-            artefact, kind = build_nsis(bundle, out, version), "nsis"
-            windows_sign([artefact])
+            windows_sign.sign(windows_binaries(bundle))
+            artefact, kind = build_nsis(bundle, out, version, nsis_signing()), "nsis"
         elif sys.platform == "darwin":
             artefact, kind = macos_package(bundle, out, version), "dmg"
         else:

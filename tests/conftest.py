@@ -20,6 +20,8 @@ from hub_fixtures import gated_catalog, hub_server, memory_keyring, paths  # noq
 from remote_fixtures import fault_server, llama_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The passphrase of every test's chat database (see ``home``).
+TEST_PASSPHRASE = "test store passphrase"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,6 +38,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = tmp_path / "home"
     monkeypatch.setenv("LLAMADESK_HOME", str(folder))
     yield folder
+
+
+@pytest.fixture
+def store_passphrase(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Protect the test's chat database with a passphrase read from a file
+    (``LLAMADESK_PASSPHRASE_FILE``), so that child processes, which have no keychain,
+    open the same encrypted database as the test. Autouse in tests/e2e."""
+    secret = tmp_path / "store-passphrase"
+    secret.write_text(TEST_PASSPHRASE + "\n", encoding="utf-8")
+    monkeypatch.setenv("LLAMADESK_PASSPHRASE_FILE", str(secret))
+    return TEST_PASSPHRASE
 
 
 @pytest.fixture(scope="session")

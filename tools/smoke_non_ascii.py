@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ FOLDER = "Željko Дмитрий 田中 folder"
 REPO = "test-org/Non-ASCII-GGUF"
 FILE = "downloaded.Q4_1.gguf"
 QUESTION = "Привет, Željko! Скажи 田中 hello."
+PASSPHRASE = "пароль 田中"
 
 
 class SmokeError(Exception):
@@ -81,6 +81,12 @@ def smoke(cli: list[str], model: Path, base: Path, threads: int = 0) -> list[str
     env.update({"LLAMADESK_HOME": str(home), "PYTHONIOENCODING": "utf-8",
                 "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
                 "HF_HOME": str(folder / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"})
+    # No keychain here: the encrypted chat database's key is wrapped by a passphrase,
+    # read from a file in the same non-ASCII folder.
+    passphrase = folder / "passphrase Ω.txt"
+    passphrase.parent.mkdir(parents=True, exist_ok=True)
+    passphrase.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    env["LLAMADESK_PASSPHRASE_FILE"] = str(passphrase)
     if threads:
         settings = home / "config" / "settings.json"
         settings.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +119,12 @@ def smoke(cli: list[str], model: Path, base: Path, threads: int = 0) -> list[str
                   env=env)
         done.append(f"chatted with {model_id}: {out.strip().splitlines()[0][:60]!r}")
 
+    from llamadesk.core.db import connect
+    from llamadesk.core.paths import app_paths
+    from llamadesk.core.store_open import store_key
+
     database = home / "data" / "llamadesk.sqlite3"
-    con = sqlite3.connect(database)
+    con = connect(database, store_key(app_paths(home), PASSPHRASE))
     try:
         hits = con.execute("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?",
                            ('"Željko"',)).fetchone()[0]

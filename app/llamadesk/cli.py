@@ -9,6 +9,7 @@
                                      from one
     llamadesk connections ...        remote OpenAI-compatible servers to chat through
     llamadesk serve ...              the OpenAI-compatible local API, without the window
+    llamadesk store ...              the chat database's encryption and its key
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.crashlog import CrashLog, crash_notice
 from llamadesk.core.logs import setup_logging
-from llamadesk.core.paths import app_paths
+from llamadesk.core.paths import app_paths, resources_dir
+from llamadesk.core.platform_support import check_this_cpu
 from llamadesk.core.settings import load_settings
 from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, StoreError
 
@@ -59,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="load the bundled model, answer a fixed prompt and exit")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="open the window, save a picture of it to PNG and exit")
+                        help="open the window, save a picture of it to PNG and exit "
+                        "(status 1 if the model did not load)")
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", help="send one message and stream the answer here")
     which = chat.add_mutually_exclusive_group()
@@ -83,13 +86,21 @@ def _parser() -> argparse.ArgumentParser:
                            "else its best passages; repeat for more than one")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_connections, cli_docs, cli_models, cli_serve
+    from llamadesk import (
+        cli_chats,
+        cli_connections,
+        cli_docs,
+        cli_models,
+        cli_serve,
+        cli_store,
+    )
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
     cli_docs.add_docs_parser(sub)
     cli_connections.add_connections_parser(sub)
     cli_serve.add_serve_parser(sub)
+    cli_store.add_store_parser(sub)
     return parser
 
 
@@ -164,11 +175,12 @@ def chat(args: argparse.Namespace) -> int:
     """Send one message, stream the reply to stdout, store both (the window's send path:
     ``ChatSession``). With ``--compare``, each model answers in turn, one loaded at a time,
     and the answers are stored as versions of the same reply."""
+    from llamadesk.cli_store import open_cli_store
     from llamadesk.services.chat_session import ChatSession
 
     paths = app_paths().ensure()
     try:
-        store = ConversationStore(paths.database)
+        store = open_cli_store(paths)
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -347,6 +359,17 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:
+    """This CPU cannot run the bundled llama.cpp: say so, in the window when there is
+    one (core/platform_support.py)."""
+    if args.command is None and not args.self_test:
+        from llamadesk.ui.app import refuse_to_start
+
+        return refuse_to_start(problem, screenshot=args.screenshot)
+    print(f"llamadesk: {problem}", file=sys.stderr)
+    return 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
     try:
@@ -373,7 +396,10 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
     window shows it, a command prints it as one line on stderr)."""
     if crash is not None and (args.command is not None or args.self_test):
         print(f"llamadesk: {crash}", file=sys.stderr)
+    problem = check_this_cpu(resources_dir())
     try:
+        if problem and (args.self_test or args.command in (None, "chat", "serve")):
+            return _refuse_cpu(problem, args)
         if args.self_test:
             return self_test()
         if args.command == "chat":
@@ -394,6 +420,10 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk import cli_connections
 
             return cli_connections.run_connections(args)
+        if args.command == "store":
+            from llamadesk import cli_store
+
+            return cli_store.run_store(args)
         if args.command == "serve":
             from llamadesk import cli_serve
 

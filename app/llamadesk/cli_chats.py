@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from llamadesk.cli_store import open_cli_store
 from llamadesk.core.backup import BackupError, export_all, import_folder
 from llamadesk.core.chat_json import (
     ChatDocumentError,
@@ -80,7 +81,7 @@ def run_chats(args: argparse.Namespace, out: TextIO | None = None,
     if args.chats_command == "export":
         _check_export_usage(args)
     try:
-        store = ConversationStore(app_paths().ensure().database)
+        store = open_cli_store(app_paths().ensure())
     except (StoreError, OSError) as exc:
         return _fail(args, str(exc), err)
     try:

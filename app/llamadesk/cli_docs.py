@@ -23,13 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from llamadesk.cli_store import open_cli_store
 from llamadesk.core.documents.index import (
     CollectionError,
     DocumentIndex,
     UpdateReport,
 )
 from llamadesk.core.paths import app_paths
-from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.core.store import StoreError
 
 if TYPE_CHECKING:
     from llamadesk.services.doc_embedder import DocumentEmbedder
@@ -79,7 +80,7 @@ def run_docs(args: argparse.Namespace, out: TextIO | None = None,
     err = err or sys.stderr
     command = _COMMANDS[args.docs_command]
     try:
-        store = ConversationStore(app_paths().ensure().database)
+        store = open_cli_store(app_paths().ensure())
     except (StoreError, OSError) as exc:
         return _fail(args, str(exc), err)
     try:

@@ -1,7 +1,8 @@
 """``llamadesk serve``: the local OpenAI-compatible API without the window (docs/api.md).
 
     llamadesk serve [--host 127.0.0.1] [--port 8716] [--model ID] [--api-key]
-                    [--new-api-key] [--cors-origin ORIGIN ...]
+                    [--new-api-key] [--require-key] [--allow-origin URL ...]
+                    [--allow-host NAME ...]
 
 The inference service runs in this process as it does in the window: one worker thread
 owns the model, and API requests queue on it. Ctrl+C (or SIGTERM) stops the server at
@@ -18,6 +19,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 # The server (FastAPI, uvicorn) is imported when `serve` runs, not when the command line
 # is parsed: every launch of the window parses it.
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
+from llamadesk.core.api_access import (
+    AccessListError,
+    normalize_host_name,
+    normalize_origin,
+    parse_list,
+)
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import ApiKeyStore
@@ -50,14 +57,24 @@ def add_serve_parser(subparsers: Any) -> None:
                             "there is none yet; kept in the system keyring)")
     serve.add_argument("--new-api-key", action="store_true",
                        help="make a new API key, replacing the old one, and require it")
-    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                       help="allow browser pages from ORIGIN (repeatable; default: none)")
+    serve.add_argument("--require-key", action="store_true",
+                       help="require the API key from programs on this computer as well "
+                            "(the same as --api-key: with a key, every request needs it)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                       help="let web pages from URL (like https://app.example:8443) call "
+                            "the API (repeatable; default: no web page can)")
+    # The earlier name of --allow-origin, kept for scripts that use it.
+    serve.add_argument("--cors-origin", action="append", dest="allow_origin",
+                       metavar="URL", help=argparse.SUPPRESS)
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="answer requests addressed to host NAME as well as to "
+                            "localhost and loopback addresses (repeatable)")
 
 
 def api_key_for(args: argparse.Namespace, err: TextIO) -> str | None:
     """The key ``--api-key`` / ``--new-api-key`` ask for (made and shown once when
     needed), or None."""
-    if not (args.api_key or args.new_api_key):
+    if not (args.api_key or args.new_api_key or args.require_key):
         return None
     keys = ApiKeyStore()
     existing = None if args.new_api_key else keys.get()
@@ -80,12 +97,15 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        if not (args.api_key or args.new_api_key):  # refuse before anything is made
+        origins = parse_list(" ".join(args.allow_origin), normalize_origin)
+        hosts = parse_list(" ".join(args.allow_host), normalize_host_name)
+        if not (args.api_key or args.new_api_key or args.require_key):
+            # refuse before a key is made
             check_settings(ApiSettings(host=args.host, port=args.port))
         settings = ApiSettings(host=args.host, port=args.port, api_key=api_key_for(args, err),
-                               cors_origins=tuple(args.cors_origin))
+                               allowed_origins=origins, allowed_hosts=hosts)
         check_settings(settings)
-    except ApiConfigError as exc:
+    except (ApiConfigError, AccessListError) as exc:
         print(f"llamadesk: {exc}", file=err)
         return EXIT_FAILED
     return _serve(settings, args.model, out, err)
@@ -109,7 +129,7 @@ def _load(service: InferenceService, spec: ModelSpec) -> str | None:
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
     from PySide6.QtCore import QCoreApplication, QTimer
 
-    from llamadesk.api.documents import store_search
+    from llamadesk.api.documents import app_store_opener, store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
@@ -131,7 +151,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
                 print(f"llamadesk: {failure}", file=err)
                 return EXIT_FAILED
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
-                           settings, documents=store_search(paths.database))
+                           settings, documents=store_search(app_store_opener(paths)))
         try:
             server.start()
         except ApiConfigError as exc:

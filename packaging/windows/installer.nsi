@@ -10,6 +10,11 @@
 ; Silent install (the release workflow uses it):  setup.exe /S [/D=C:\target\folder]
 ; Silent uninstall:  "%LOCALAPPDATA%\Programs\LlamaDesk\Uninstall.exe" /S
 ;   (add /PURGE to also delete conversations, settings and downloaded models)
+;
+; With /DSIGN_COMMAND=<command> (build.py passes it when WINDOWS_SIGNING is set), the
+; uninstaller is signed as makensis writes it into the setup (!uninstfinalize), and the
+; setup once it is written (!finalize): an unsigned Uninstall.exe would otherwise ship
+; inside a signed installer.
 
 Unicode true
 ManifestDPIAware true
@@ -25,6 +30,11 @@ SetCompressorDictSize 64
 !endif
 !ifndef OUTFILE
   !define OUTFILE "LlamaDesk-${VERSION}-windows-x64-setup.exe"
+!endif
+
+!ifdef SIGN_COMMAND
+  !finalize '${SIGN_COMMAND} "%1"' = 0
+  !uninstfinalize '${SIGN_COMMAND} "%1"' = 0
 !endif
 
 !define APP_NAME "LlamaDesk"
@@ -75,6 +85,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "Apache-2.0"
 !include "MUI2.nsh"
 !include "FileFunc.nsh"
 !include "LogicLib.nsh"
+!include "x64.nsh"
 
 !define MUI_ICON "${BUNDLE_DIR}\_internal\resources\icons\llamadesk.ico"
 !define MUI_UNICON "${BUNDLE_DIR}\_internal\resources\icons\llamadesk.ico"
@@ -98,8 +109,56 @@ are kept unless you tick the box below."
 
 !insertmacro MUI_LANGUAGE "English"
 
+; A running copy keeps its exe and DLLs locked: replacing them half-way would leave a
+; mix of two versions. An exe that is running cannot be opened for writing.
+!macro CHECK_NOT_RUNNING UN
+Function ${UN}CheckNotRunning
+  retry:
+  StrCpy $R9 ""
+  ${If} ${FileExists} "$INSTDIR\${APP_EXE}"
+    ClearErrors
+    FileOpen $R8 "$INSTDIR\${APP_EXE}" a
+    ${If} ${Errors}
+      StrCpy $R9 "${APP_EXE}"
+    ${Else}
+      FileClose $R8
+    ${EndIf}
+  ${EndIf}
+  ${If} ${FileExists} "$INSTDIR\${CLI_EXE}"
+    ClearErrors
+    FileOpen $R8 "$INSTDIR\${CLI_EXE}" a
+    ${If} ${Errors}
+      StrCpy $R9 "${CLI_EXE}"
+    ${Else}
+      FileClose $R8
+    ${EndIf}
+  ${EndIf}
+  ${If} $R9 != ""
+    ${If} ${Silent}
+      SetErrorLevel 5
+      Quit
+    ${EndIf}
+    MessageBox MB_RETRYCANCEL|MB_ICONEXCLAMATION \
+      "${APP_NAME} is running ($R9). Close it, then click Retry." IDRETRY retry
+    Quit
+  ${EndIf}
+FunctionEnd
+!macroend
+!insertmacro CHECK_NOT_RUNNING ""
+!insertmacro CHECK_NOT_RUNNING "un."
+
+Function .onInit
+  ; The bundle is 64-bit only (x64; Windows on Arm runs it through its x64 emulation).
+  ${IfNot} ${RunningX64}
+    MessageBox MB_OK|MB_ICONSTOP "${APP_NAME} needs 64-bit Windows." /SD IDOK
+    SetErrorLevel 4
+    Quit
+  ${EndIf}
+FunctionEnd
+
 Section "${APP_NAME} (with its bundled model)" SecApp
   SectionIn RO
+  Call CheckNotRunning
   SetOutPath "$INSTDIR"
   ; An older version's files are replaced whole, so nothing stale is loaded.
   RMDir /r "$INSTDIR\_internal"
@@ -138,6 +197,7 @@ SectionEnd
 
 Section "un.${APP_NAME}" UnSecApp
   SectionIn RO
+  Call un.CheckNotRunning
   ; Remove only what the installer put there: the folder may have been chosen by the
   ; user, and RMDir /r on it could take their own files with it.
   Delete "$INSTDIR\${APP_EXE}"

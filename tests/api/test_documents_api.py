@@ -35,7 +35,7 @@ def docs_api(service: InferenceService, bundled_model_path: Path,
     DocumentIndex(store).add("Home", [folder])
     DocumentIndex(store).update("Home")
     store.close()
-    server = start_server(service, documents=store_search(database))
+    server = start_server(service, documents=store_search(lambda: ConversationStore(database)))
     yield LiveApi(server, service, bundled.manifest().id)
     server.stop()
 

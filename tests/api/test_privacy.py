@@ -71,7 +71,7 @@ def test_with_a_key_every_request_needs_it(service: InferenceService) -> None:
 def test_cors_is_off_unless_origins_are_listed(service: InferenceService) -> None:
     preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
     for origins, allowed in (((), False), (("http://app.example",), True)):
-        server = start_server(service, cors_origins=origins)
+        server = start_server(service, allowed_origins=origins)
         try:
             with httpx.Client(timeout=30) as http:
                 response = http.get(f"{server.base_url}/models",
@@ -115,13 +115,19 @@ def test_serve_makes_its_key_once_and_then_reuses_it(memory_keyring: object) -> 
 
     from llamadesk.cli_serve import api_key_for
 
-    assert api_key_for(Namespace(api_key=False, new_api_key=False), io.StringIO()) is None
+    def flags(api_key: bool = False, new_api_key: bool = False,
+              require_key: bool = False) -> Namespace:
+        return Namespace(api_key=api_key, new_api_key=new_api_key, require_key=require_key)
+
+    assert api_key_for(flags(), io.StringIO()) is None
     shown = io.StringIO()
-    first = api_key_for(Namespace(api_key=True, new_api_key=False), shown)
+    first = api_key_for(flags(api_key=True), shown)
     assert first is not None and first in shown.getvalue(), "shown once, to the user"
     again = io.StringIO()
-    assert api_key_for(Namespace(api_key=True, new_api_key=False), again) == first
+    assert api_key_for(flags(api_key=True), again) == first
     assert again.getvalue() == "", "not shown a second time"
-    replaced = api_key_for(Namespace(api_key=False, new_api_key=True), io.StringIO())
+    replaced = api_key_for(flags(new_api_key=True), io.StringIO())
     assert replaced is not None and replaced != first
     assert ApiKeyStore().get() == replaced
+    assert api_key_for(flags(require_key=True), io.StringIO()) == replaced, \
+        "--require-key asks for the same key"

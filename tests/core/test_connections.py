@@ -123,12 +123,11 @@ def test_an_interrupted_replys_reason_is_stored(tmp_path: Path) -> None:
 
 
 def test_a_database_from_before_finish_details_upgrades(tmp_path: Path) -> None:
-    import sqlite3
-
+    from llamadesk.core.db import sqlite
     from llamadesk.core.store import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "old.sqlite3"
-    con = sqlite3.connect(str(path))
+    con = sqlite.connect(str(path))
     con.executescript("".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")
     con.execute("INSERT INTO conversations (id, title, created_at, updated_at, params, "
                 "current_leaf_id) VALUES (1, 'Old', 1.0, 2.0, '{}', 2)")

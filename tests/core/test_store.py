@@ -4,7 +4,6 @@ and crash safety. Raw checks go through a second sqlite3 connection, as another 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from llamadesk.core import store as store_module
 from llamadesk.core.conversation import FinishReason, MessageStats, Role, SamplingParams
+from llamadesk.core.db import sqlite
 from llamadesk.core.store import (
     DEFAULT_TITLE,
     MIGRATIONS,
@@ -51,10 +51,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def raw(path: Path) -> sqlite3.Connection:
+def raw(path: Path) -> sqlite.Connection:
     """A second, independent connection to the same file."""
-    con = sqlite3.connect(str(path))
-    con.row_factory = sqlite3.Row
+    con = sqlite.connect(str(path))
+    con.row_factory = sqlite.Row
     return con
 
 
@@ -108,7 +108,7 @@ def test_wal_mode_is_on(store: ConversationStore, db_path: Path) -> None:
 
 def test_foreign_keys_are_enforced(store: ConversationStore) -> None:
     c = store.create_conversation()
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite.IntegrityError):
         store.add_message(c.id, Role.USER, "hi", parent_id=999_999)
 
 
@@ -148,7 +148,7 @@ def test_reopening_does_not_rerun_migrations(
 def test_upgrade_from_version_1_indexes_existing_messages(db_path: Path) -> None:
     # Build a version-1 file by hand, as the first release would have left it.
     db_path.parent.mkdir(parents=True)
-    con = sqlite3.connect(str(db_path))
+    con = sqlite.connect(str(db_path))
     con.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
     con.execute("INSERT INTO conversations (id, title, created_at, updated_at, params, "
                 "current_leaf_id) VALUES (1, 'Old', 1.0, 2.0, '{}', 1)")
@@ -180,7 +180,7 @@ def test_failed_migration_rolls_back_completely(
 
 def test_database_from_a_newer_version_is_refused(db_path: Path) -> None:
     ConversationStore(db_path).close()
-    con = sqlite3.connect(str(db_path))
+    con = sqlite.connect(str(db_path))
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
     con.close()
 
@@ -205,8 +205,8 @@ def test_non_sqlite_file_raises_store_error(db_path: Path, content: bytes) -> No
     db_path.write_bytes(content)
     with pytest.raises(StoreError) as info:
         ConversationStore(db_path)
-    assert not isinstance(info.value, sqlite3.Error)
-    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    assert not isinstance(info.value, sqlite.Error)
+    assert isinstance(info.value.__cause__, sqlite.DatabaseError)
     assert str(db_path) in str(info.value)
     assert db_path.read_bytes() == content  # the user's file is left as it was
 
@@ -587,7 +587,7 @@ def test_failed_insert_leaves_the_conversation_as_it_was(
     before = store.get_conversation(c.id)
 
     role = bad.get("role", Role.USER)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite.IntegrityError):
         store.add_message(c.id, role, "broken",  # type: ignore[arg-type]
                           parent_id=bad.get("parent_id"))  # type: ignore[arg-type]
 

@@ -10,13 +10,13 @@ set on the store's own one.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.db import sqlite
 from llamadesk.core.store import ConversationStore, StoreError
 
 
@@ -43,7 +43,7 @@ def _cap_growth(store: ConversationStore) -> int:
 
 
 def _integrity(path: Path) -> str:
-    con = sqlite3.connect(path)
+    con = sqlite.connect(path)
     try:
         return str(con.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
@@ -60,7 +60,7 @@ def test_a_full_database_refuses_a_write_with_a_clear_reason_and_loses_nothing(
     reason = str(info.value)
     assert "is full" in reason and "Nothing already saved was lost" in reason
     assert str(store.path) in reason
-    assert not isinstance(info.value, sqlite3.Error)
+    assert not isinstance(info.value, sqlite.Error)
     assert [m.content for m in store.messages(cid)] == texts
     assert _integrity(store.path) == "ok"
 
@@ -84,7 +84,7 @@ def test_a_full_database_refuses_a_write_with_a_clear_reason_and_loses_nothing(
 def test_a_locked_database_says_so(store: ConversationStore) -> None:
     cid, texts = _fill(store)
     store._db.execute("PRAGMA busy_timeout = 100")
-    other = sqlite3.connect(store.path, isolation_level=None)
+    other = sqlite.connect(store.path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another program writing, and taking its time
     try:
         with pytest.raises(StoreError) as info:
@@ -121,5 +121,5 @@ def test_a_failed_search_is_a_store_error(store: ConversationStore) -> None:
 def test_integrity_errors_stay_what_they_are(store: ConversationStore) -> None:
     """A caller's bug (a missing parent) is not dressed up as a disk problem."""
     cid, _ = _fill(store)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite.IntegrityError):
         store.add_message(cid, Role.USER, "orphan", parent_id=10**9)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llamadesk.core.conversation import Role
+from llamadesk.core.db import sqlite
 from llamadesk.core.store import (
     LAST_CONVERSATION_KEY,
     MIGRATIONS,
@@ -100,7 +100,7 @@ def test_deleting_a_chat_deletes_its_starts(store: ConversationStore, db_path: P
     c, ids = chat(store, 2)
     store.set_memory_start(ids[2])
     store.delete_conversation(c)
-    con = sqlite3.connect(db_path)
+    con = sqlite.connect(db_path)
     try:
         assert con.execute("SELECT COUNT(*) FROM memory_starts").fetchone() == (0,)
     finally:
@@ -110,7 +110,7 @@ def test_deleting_a_chat_deletes_its_starts(store: ConversationStore, db_path: P
 
 
 def test_upgrade_from_version_2_keeps_every_chat(db_path: Path) -> None:
-    con = sqlite3.connect(str(db_path))
+    con = sqlite.connect(str(db_path))
     con.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "\nPRAGMA user_version = 2;")
     con.execute("INSERT INTO conversations (id, title, created_at, updated_at, params, "
                 "current_leaf_id) VALUES (1, 'Old', 1.0, 2.0, '{}', 2)")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from crypt_fixtures import open_any, open_app_store
 from model_files import variant_of
 
 TIMEOUT = 300  # generous: a shared machine; the benchmark measures speed
@@ -55,7 +55,7 @@ def test_chat_streams_and_stores_in_the_windows_database(
     third = llamadesk("chat", "--new", "--max-tokens", "8", "A new topic")
     assert "[conversation 2]" in third.stderr
 
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = open_any(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT conversation_id, role, content, parent_id FROM messages "
                       "ORDER BY id").fetchall()
     db.close()
@@ -98,7 +98,7 @@ def test_chat_with_an_unknown_model_fails_and_leaves_the_chat_alone(
     result = llamadesk("chat", "--model", "no-such-model", "Hello?")
     assert result.returncode == 1
     assert "not installed" in result.stderr and "Traceback" not in result.stderr
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = open_any(home / "data" / "llamadesk.sqlite3")
     model_ids = db.execute("SELECT model_id FROM conversations").fetchall()
     count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     db.close()
@@ -136,7 +136,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
         # Wait for a checkpoint with some text (one every 2 s), then kill without warning.
         saved = ""
         while time.monotonic() < deadline and len(saved) < 40:
-            db = sqlite3.connect(db_path)
+            db = open_any(db_path)
             drafts = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchall()
             db.close()
             saved = json.loads(drafts[0][0])["text"] if drafts else ""
@@ -144,7 +144,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
         assert app.poll() is None, "the reply ended before the kill; make it longer"
         app.send_signal(signal.SIGKILL)
         app.wait(timeout=30)
-        db = sqlite3.connect(db_path)
+        db = open_any(db_path)
         (last,) = db.execute("SELECT value FROM app_state WHERE key LIKE 'draft:%'").fetchone()
         db.close()
         saved = json.loads(last)["text"]  # the checkpoint the killed run left
@@ -156,7 +156,7 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
     again = llamadesk("--screenshot", str(tmp_path / "after.png"),
                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert again.returncode == 0, again.stderr
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = open_any(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT role, content, finish_reason FROM messages ORDER BY id").fetchall()
     drafts_left = db.execute("SELECT COUNT(*) FROM app_state WHERE key LIKE 'draft:%'").fetchone()
     db.close()
@@ -169,9 +169,9 @@ def test_a_reply_in_flight_survives_the_app_being_killed(
 @pytest.mark.parametrize("last", ["not-a-number", "4242"])
 def test_chat_with_a_damaged_or_stale_last_conversation_starts_a_new_one(
         bundled_model_path: Path, home: Path, last: str) -> None:
-    from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore
+    from llamadesk.core.store import LAST_CONVERSATION_KEY
 
-    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    store = open_app_store(home)
     store.set_state(LAST_CONVERSATION_KEY, last)
     store.close()
     result = llamadesk("chat", "--max-tokens", "4", "Hello?")
@@ -183,9 +183,9 @@ def test_chat_with_a_damaged_or_stale_last_conversation_starts_a_new_one(
 def test_chat_notes_when_older_messages_are_beyond_the_models_memory(
         bundled_model_path: Path, home: Path) -> None:
     from llamadesk.core.conversation import Role, SamplingParams
-    from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore
+    from llamadesk.core.store import LAST_CONVERSATION_KEY
 
-    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    store = open_app_store(home)
     conversation = store.create_conversation(params=SamplingParams(n_ctx=256, max_tokens=8))
     for i in range(12):
         store.add_message(conversation.id, Role.USER, f"Question {i} about the old mill "
@@ -198,7 +198,7 @@ def test_chat_notes_when_older_messages_are_beyond_the_models_memory(
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if "beyond the model's memory" in line]
     assert len(notes) == 1, result.stderr
-    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    store = open_app_store(home)
     try:
         start = store.memory_start(conversation.id)
         messages = store.messages(conversation.id)
@@ -227,7 +227,7 @@ def test_chat_compare_stores_one_version_per_model(bundled_model_path: Path, hom
     assert f"[1/2 {bundled_id}: loading…]" in result.stderr
     assert "2 versions of the reply stored" in result.stderr
 
-    db = sqlite3.connect(home / "data" / "llamadesk.sqlite3")
+    db = open_any(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT id, role, parent_id, model_id FROM messages "
                       "ORDER BY id").fetchall()
     conversation_model = db.execute("SELECT model_id FROM conversations").fetchone()[0]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from chat_fixtures import assert_same_tree, build_branchy_chat, db_snapshot
+from crypt_fixtures import open_app_store
 
 from llamadesk.core.conversation import Role
 from llamadesk.core.export import conversation_markdown
-from llamadesk.core.store import ConversationStore
 
 TIMEOUT = 120
 
@@ -41,7 +41,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
 def database(home: Path) -> Path:
     """The app's database in this test's home, with a branchy chat (1), a short one (2)
     and an empty one (3)."""
-    store = ConversationStore(home / "data" / "llamadesk.sqlite3")
+    store = open_app_store(home)
     build_branchy_chat(store)
     short = store.create_conversation("Pesto")
     store.add_message(short.id, Role.USER, "Pesto?")
@@ -71,7 +71,7 @@ def test_export_markdown_and_json_to_standard_output_and_files(
         database: Path, tmp_path: Path) -> None:
     md = llamadesk("chats", "export", "1")
     assert md.returncode == 0, md.stderr
-    store = ConversationStore(database)
+    store = open_app_store()
     conversation = store.get_conversation(1)
     assert conversation is not None
     assert md.stdout == conversation_markdown(conversation, store.messages(1))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from crypt_fixtures import open_any
 from hub_fixtures import InMemoryKeyring
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
 from remote_fixtures import free_port
@@ -41,7 +41,7 @@ def test_add_list_chat_disable_remove(fault_server: FaultServer, home: Path) -> 
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip() == "".join(REPLY_PIECES)
     assert f"sent to {fault_server.url}" in chat.stderr and "5 tokens" in chat.stderr
-    db = sqlite3.connect(app_paths().database)
+    db = open_any(app_paths().database)
     try:
         rows = db.execute("SELECT role, model_id FROM messages ORDER BY id").fetchall()
     finally:

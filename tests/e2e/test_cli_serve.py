@@ -53,3 +53,42 @@ def test_serve_refuses_an_unknown_model() -> None:
         [sys.executable, "-m", "llamadesk", "serve", "--port", "0", "--model", "nope"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
     assert result.returncode == 1 and "not installed" in result.stderr
+
+
+def test_serve_allows_the_origins_and_host_names_it_is_given() -> None:
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamadesk", "serve", "--port", "0",
+         "--allow-origin", "HTTP://127.0.0.1:5173/", "--cors-origin", "https://app.example",
+         "--allow-host", "llm.home.arpa"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(" on ", 1)[1].split()[0]
+        with httpx.Client(timeout=30) as http:
+            def status(**headers: str) -> int:
+                return http.get(f"{base_url}/models", headers=headers).status_code
+
+            assert status() == 200
+            assert status(Origin="http://127.0.0.1:5173") == 200
+            assert status(Origin="https://app.example") == 200, "the earlier flag's name"
+            assert status(Origin="http://127.0.0.1:5174") == 403
+            assert status(Host="llm.home.arpa") == 200
+            assert status(Host="rebind.attacker.example") == 403
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_refuses_what_is_not_an_origin_or_a_host_name() -> None:
+    for flag, value, why in (("--allow-origin", "app.example", "not a web origin"),
+                             ("--allow-host", "llm.lan:8716", "not a host name")):
+        result = subprocess.run(
+            [sys.executable, "-m", "llamadesk", "serve", "--port", "0", flag, value],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+        assert result.returncode == 1 and why in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

@@ -43,9 +43,25 @@ def test_bundle_carries_the_model_and_llama_cpp_libraries(bundle: Path) -> None:
     loaded_by_ctypes = {"linux": "libllama.so", "darwin": "libllama.dylib", "win32": "llama.dll"}
     assert loaded_by_ctypes[sys.platform if not LINUX else "linux"] in libs
     if LINUX:
-        # the sonames libllama.so links against, and no third copy of each library
+        # the sonames libllama.so links against, and no second copy of any library:
+        # the names ctypes loads are symlinks to the soname copies
+        lib = inside / "llama_cpp" / "lib"
         assert {"libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0"} <= libs
         assert not [name for name in libs if name.count(".") >= 4], libs
+        assert "libggml.so" not in libs
+        assert (lib / "libllama.so").is_symlink()
+        assert (lib / "libllama.so").resolve() == (lib / "libllama.so.0").resolve()
+
+
+def test_bundle_records_the_cpu_features_its_llama_cpp_needs(bundle: Path) -> None:
+    """core/platform_support.py checks these at start-up, before llama.cpp loads."""
+    import llama_cpp
+
+    data = json.loads((internal(bundle) / "resources" / "cpu-baseline.json").read_text("utf-8"))
+    info = llama_cpp.llama_print_system_info().decode()
+    assert data["system_info"] == info.strip()
+    if LINUX and "AVX2 = 1" in info:
+        assert "AVX2" in data["x86"]
 
 
 def test_bundle_leaves_out_what_the_app_does_not_use(bundle: Path) -> None:
@@ -168,3 +184,30 @@ def test_frozen_app_keeps_a_token_in_the_system_keyring(bundle: Path, tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Token saved in the system keyring." in result.stdout, result.stdout
     assert "set, from the system keyring" in result.stdout, result.stdout
+
+
+def test_frozen_bundle_encrypts_and_opens_the_chat_database(bundle: Path, tmp_path: Path) -> None:
+    """SQLCipher (sqlcipher3's extension module) and the key wrapping (cryptography) are
+    in the bundle: the frozen CLI encrypts a plaintext database of an earlier version on
+    its first start, then reads it back with the passphrase, and says it is encrypted."""
+    from crypt_fixtures import build_plaintext
+
+    from llamadesk.core.db import is_plaintext
+
+    env = bare_env(tmp_path)
+    database = Path(env["LLAMADESK_HOME"]) / "data" / "llamadesk.sqlite3"
+    database.parent.mkdir(parents=True)
+    build_plaintext(database, messages=300, chats=3, marker="frozenmarker")
+    exe = str(executable(bundle))
+    listed = subprocess.run([exe, "chats", "list"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "Chat 0" in listed.stdout
+    assert not is_plaintext(database)
+    assert b"frozenmarker" not in database.read_bytes()
+    shown = subprocess.run([exe, "chats", "show", "1"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0 and "frozenmarker" in shown.stdout, shown.stderr
+    status = subprocess.run([exe, "store", "status"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert "encrypted (SQLCipher" in status.stdout, status.stdout + status.stderr

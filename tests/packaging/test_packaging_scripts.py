@@ -75,6 +75,33 @@ def test_nsis_refuses_a_bundle_without_the_openmp_runtime(tmp_path: Path,
     assert setup.is_file()
 
 
+def test_nsis_signs_the_uninstaller_and_the_setup_as_it_writes_them(
+        tmp_path: Path, build_script: Any) -> None:
+    """!uninstfinalize and !finalize call the signing command with each file: an
+    unsigned Uninstall.exe inside a signed setup is what a bare signtool call missed."""
+    require_tool("makensis", "nsis")
+    bundle = fake_windows_bundle(tmp_path)
+    log = tmp_path / "signed.txt"
+    signer = tmp_path / "fake_signer.py"  # a stand-in for windows_sign.py: records
+    signer.write_text(
+        "import pathlib, sys\n"
+        "path = pathlib.Path(sys.argv[1])\n"
+        "assert path.read_bytes()[:2] == b'MZ', path\n"
+        f"with open({str(log)!r}, 'a') as fh: fh.write(f'{{path.stat().st_size}}\\n')\n",
+        "utf-8")
+    define = f'-DSIGN_COMMAND="{sys.executable}" "{signer}"'
+    setup = build_script.build_nsis(bundle, tmp_path, "0.0.0", (define,))
+    sizes = [int(n) for n in log.read_text("utf-8").split()]
+    assert len(sizes) == 2, "the uninstaller, then the setup"
+    assert sizes[1] == setup.stat().st_size and sizes[0] < sizes[1]
+    # and a signing command that fails stops the build
+    failing = tmp_path / "failing_signer.py"
+    failing.write_text("import sys\nsys.exit(3)\n", "utf-8")
+    with pytest.raises(subprocess.CalledProcessError):
+        build_script.build_nsis(bundle, tmp_path, "0.0.1",
+                                (f'-DSIGN_COMMAND="{sys.executable}" "{failing}"',))
+
+
 def test_nsis_script_installs_per_user_and_keeps_user_data_by_default() -> None:
     script = (PACKAGING / "windows" / "installer.nsi").read_text("utf-8")
     assert "RequestExecutionLevel user" in script
@@ -84,6 +111,9 @@ def test_nsis_script_installs_per_user_and_keeps_user_data_by_default() -> None:
     # the user-data section is optional (/o) and unticked by default
     assert 'Section /o "un.Also delete my conversations' in script
     assert 'Section /o "Desktop shortcut"' in script
+    # 64-bit Windows only; a running copy is never overwritten or removed
+    assert "${IfNot} ${RunningX64}" in script
+    assert "Call CheckNotRunning" in script and "Call un.CheckNotRunning" in script
 
 
 def test_release_workflow_passes_actionlint() -> None:
@@ -110,7 +140,7 @@ def test_release_workflow_covers_every_os_and_runs_the_installed_self_test() -> 
     for runner in ("windows-2022", "macos-15", "macos-15-intel", "ubuntu-22.04"):
         assert f"os: {runner}" in text
     assert text.count("--self-test") >= 3
-    assert "-DGGML_NATIVE=off" in text
+    assert "release_checks.py build-env" in text
     assert "gh release create" in text
 
 

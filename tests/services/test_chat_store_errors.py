@@ -5,7 +5,6 @@ the same conversation goes on, through the real model."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.db import sqlite
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat import ChatController
@@ -73,7 +73,7 @@ def test_a_full_database_fails_the_send_readably_and_the_chat_goes_on(
     assert len(failures) == 1
     after = store.messages(conversation.id)
     assert after[:2] == before and [m.role for m in after[2:]] == [Role.USER, Role.ASSISTANT]
-    con = sqlite3.connect(store.path)
+    con = sqlite.connect(store.path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
 

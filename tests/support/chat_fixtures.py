@@ -5,11 +5,13 @@ nothing)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+from crypt_fixtures import open_any
+
 from llamadesk.core.conversation import FinishReason, MessageStats, Role, SamplingParams
+from llamadesk.core.db import sqlite
 from llamadesk.core.store import ConversationStore
 
 PARAMS = SamplingParams(temperature=0.35, top_p=0.9, top_k=30, min_p=0.07,
@@ -57,8 +59,8 @@ def tree_rows(db_path: Path, conversation_id: int) -> tuple[dict[str, Any],
                                                             list[dict[str, Any]]]:
     """The conversation's row and all its message rows (id order), read with a separate
     connection, straight from the file."""
-    db = sqlite3.connect(db_path)
-    db.row_factory = sqlite3.Row
+    db = open_any(db_path)
+    db.row_factory = sqlite.Row
     try:
         conv = db.execute("SELECT * FROM conversations WHERE id = ?",
                           (conversation_id,)).fetchone()
@@ -93,7 +95,7 @@ def assert_same_tree(db_a: Path, id_a: int, db_b: Path, id_b: int) -> None:
 def db_snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table (the search index's too) and the schema version, read
     with a separate connection."""
-    db = sqlite3.connect(db_path)
+    db = open_any(db_path)
     try:
         tables = [r[0] for r in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]

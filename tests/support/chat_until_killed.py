@@ -1,6 +1,10 @@
 """Chat with the bundled model, message after message, until killed.
 
-    python chat_until_killed.py DATABASE
+    python chat_until_killed.py DATABASE [MARKER]
+
+With MARKER, DATABASE is the app's own (in $LLAMADESK_HOME), opened encrypted as the
+app opens it, and every question carries MARKER (tests/e2e/test_encrypted_kill_reply.py
+looks for it in every file afterwards).
 
 The real send path: a ``ChatController`` with the real ``InferenceService`` (llama.cpp)
 and the real ``ConversationStore``. Reply checkpoints are written at every streamed
@@ -24,8 +28,10 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QTimer
 
 from llamadesk.core.conversation import Message, SamplingParams
+from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import AppSettings, HardwareSettings
 from llamadesk.core.store import ConversationStore
+from llamadesk.core.store_open import open_store
 from llamadesk.services import chat
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
@@ -39,11 +45,11 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def main(database: Path) -> int:
+def main(database: Path, marker: str = "") -> int:
     """Chat until killed (or until a reply fails, which exits 1)."""
     app = QCoreApplication([])
     chat.CHECKPOINT_INTERVAL_S = 0.0  # a checkpoint commit at every streamed batch
-    store = ConversationStore(database)
+    store = open_store(app_paths()) if marker else ConversationStore(database)
     inference = InferenceService()
     # One thread: llama.cpp's threads spin on a busy machine; one keeps the pace steady.
     settings = AppSettings(defaults=PARAMS, hardware=HardwareSettings(n_threads=1))
@@ -58,7 +64,7 @@ def main(database: Path) -> int:
         if n % 4 == 0:  # a new chat now and then keeps the prompts short
             nonlocal conversation
             conversation = store.create_conversation(params=PARAMS)
-        controller.send(conversation.id, f"Question {n}: name a colour and a fruit.")
+        controller.send(conversation.id, f"Question {n}{marker}: name a colour and a fruit.")
 
     def finished(_cid: int, _message: Message | None) -> None:
         QTimer.singleShot(0, ask)
@@ -89,4 +95,4 @@ def _announce(message: Message) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), f" {sys.argv[2]}" if len(sys.argv) > 2 else ""))

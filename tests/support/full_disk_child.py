@@ -18,12 +18,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from llamadesk.core.conversation import Role
+from llamadesk.core.db import sqlite
 from llamadesk.core.downloads import Downloader, DownloadError, DownloadProgress, DownloadRequest
 from llamadesk.core.hub import HubClient
 from llamadesk.core.paths import app_paths
@@ -109,7 +109,7 @@ def database_part(mount: Path) -> dict[str, Any]:
     result["write_after_freeing"] = store.messages(chat.id)[-1].id == after.id
     result["search_after_freeing"] = [m.content for m in store.search("freed")]
     store.close()
-    con = sqlite3.connect(paths.database)
+    con = sqlite.connect(paths.database)
     result["integrity"] = con.execute("PRAGMA integrity_check").fetchone()[0]
     result["messages"] = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     con.close()

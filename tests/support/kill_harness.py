@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from crypt_fixtures import open_any
 
 CHILD = Path(__file__).with_name("chat_until_killed.py")
 
@@ -60,11 +61,13 @@ def _read(stream: object, round_: Round, ready: threading.Event) -> None:
 
 
 def kill_round(database: Path, env: dict[str, str], delay: float,
-               start_timeout: float = 120.0) -> Round:
-    """Run the child until ``delay`` seconds after it is ready, then SIGKILL it."""
+               start_timeout: float = 120.0, marker: str = "") -> Round:
+    """Run the child until ``delay`` seconds after it is ready, then SIGKILL it (with
+    ``marker``: on the app's encrypted database, see chat_until_killed.py)."""
     round_ = Round(delay)
     ready = threading.Event()
-    child = subprocess.Popen([sys.executable, str(CHILD), str(database)], env=env,
+    args = [marker] if marker else []
+    child = subprocess.Popen([sys.executable, str(CHILD), str(database), *args], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     reader = threading.Thread(target=_read, args=(child.stdout, round_, ready), daemon=True)
     reader.start()
@@ -86,7 +89,7 @@ def check_database(database: Path, committed: list[Committed]) -> list[str]:
     import hashlib
 
     problems = []
-    con = sqlite3.connect(database)
+    con = open_any(database)
     try:
         verdict = con.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":

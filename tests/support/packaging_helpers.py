@@ -8,10 +8,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
 
 
+#: The chat database's passphrase in ``bare_env``.
+BARE_PASSPHRASE = "bare environment passphrase"
+
+
 def bare_env(home: Path) -> dict[str, str]:
     """An environment with no Python in it: no virtualenv, no PYTHONPATH, a PATH of
-    system folders only, its own data folder, Qt offscreen."""
+    system folders only, its own data folder, Qt offscreen. No keychain either, so the
+    chat database's key is wrapped by the passphrase in ``home/store-passphrase``."""
+    home.mkdir(parents=True, exist_ok=True)
+    secret = home / "store-passphrase"
+    secret.write_text(BARE_PASSPHRASE + "\n", encoding="utf-8")
     return {
+        "LLAMADESK_PASSPHRASE_FILE": str(secret),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
         "LLAMADESK_HOME": str(home / "llamadesk"),

@@ -19,6 +19,7 @@ from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
+from llamadesk.core.store_open import open_store
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService, ModelSpec
 from llamadesk.services.inference_api import InferenceApi
@@ -58,7 +59,7 @@ class WindowFactory:
                  settings: AppSettings | None = None, *, show: bool = True) -> MainWindow:
         paths = app_paths().ensure()
         service = SettingsService(paths.settings_file, settings or AppSettings(defaults=params))
-        store = ConversationStore(paths.database)
+        store = open_store(paths)  # encrypted, as the app opens it
         registry = ModelRegistry(paths)
         inference: InferenceApi = InferenceService() if self.real else FakeInferenceService()
         resolver = (ScriptedResolver(service, registry, resolve) if resolve is not None

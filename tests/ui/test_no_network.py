@@ -260,7 +260,7 @@ def test_indexing_and_document_chat_make_no_connection(
     from llamadesk import cli
     from llamadesk.core.documents.quoting import sources
     from llamadesk.core.paths import app_paths
-    from llamadesk.core.store import ConversationStore
+    from llamadesk.core.store_open import open_store
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -272,7 +272,7 @@ def test_indexing_and_document_chat_make_no_connection(
     assert cli.main(["docs", "search", "Home", "tax refund"]) == 0
     assert cli.main(["chat", "--new", "--max-tokens", "8", "--docs", "Home",
                      "What was the tax refund?"]) == 0
-    store = ConversationStore(app_paths().database)
+    store = open_store(app_paths())  # the same key the commands used
     reply = store.messages(store.list_conversations()[0].id)[-1]
     assert [p.where for p in sources(store, reply.id)] == ["tax.pdf p. 1"]
     store.close()

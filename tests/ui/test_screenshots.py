@@ -10,11 +10,12 @@ from pathlib import Path
 
 from fake_inference import FakeReply
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor, QImage, QTextCursor
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 from window_fixtures import SHORT, WindowFactory, fake_of
 
+from llamadesk.core.settings import LocalApiSettings
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.markdown import DARK, LIGHT
 from llamadesk.ui.preferences import PreferencesDialog
@@ -108,3 +109,30 @@ def test_the_compare_view_and_preferences(qtbot: QtBot, fake_window: WindowFacto
         preferences.tabs.setCurrentIndex(n)
         save(preferences, f"preferences-{name}.png")
     assert len(list(SCREENS.glob("preferences-*.png"))) >= 3
+
+
+def test_the_local_api_tab_light_and_dark(qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    settings = replace(window.ctx.settings.current, local_api=LocalApiSettings(
+        require_key=True, allowed_origins=("http://127.0.0.1:5173", "https://app.example"),
+        allowed_hosts=("llm.home.arpa",)))
+    images = {}
+    for theme in ("light", "dark"):
+        window.theme.set_theme(theme)
+        preferences = PreferencesDialog(settings, window, window.ctx.presets)
+        qtbot.addWidget(preferences)
+        preferences.tabs.setCurrentWidget(preferences.local_api_page)
+        preferences.resize(640, 520)
+        preferences.show()
+        qtbot.waitExposed(preferences)
+        page = preferences.local_api_page
+        assert page.require_key.isChecked() and not page.problem.isVisible()
+        assert page.origins.toPlainText() == "http://127.0.0.1:5173\nhttps://app.example"
+        images[theme] = save(preferences, f"preferences-local-api-{theme}.png")
+        page.hosts.moveCursor(QTextCursor.MoveOperation.End)
+        qtbot.keyClick(page.hosts, Qt.Key.Key_Return)
+        qtbot.keyClicks(page.hosts, "llm.lan:8716")
+        assert page.problem.isVisible() and "not a host name" in page.problem.text()
+        save(preferences, f"preferences-local-api-{theme}-problem.png")
+        preferences.close()
+    assert mean_lightness(images["light"]) > 170 > 90 > mean_lightness(images["dark"])

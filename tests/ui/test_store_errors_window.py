@@ -5,15 +5,16 @@ full database is SQLite's own, through ``PRAGMA max_page_count``)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
 from llamadesk.core.conversation import Role, SamplingParams
+from llamadesk.core.db import connect
+from llamadesk.core.paths import app_paths
 from llamadesk.core.settings import AppSettings, HardwareSettings
+from llamadesk.core.store_open import store_key
 from llamadesk.ui.main_window import MainWindow
 
 LONG = "Remember these: " + " ".join(f"w{i}" for i in range(10_000))
@@ -58,6 +59,6 @@ def test_a_full_database_is_reported_and_loses_nothing(qtbot: QtBot,
     assert window.sidebar.stack.currentWidget() is window.sidebar.list_view
 
     assert window.store.messages(cid) == before
-    con = sqlite3.connect(window.store.path)
+    con = connect(window.store.path, store_key(app_paths()))  # the encrypted file, as is
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()

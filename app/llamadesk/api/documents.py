@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from llamadesk.api.errors import ApiError
 from llamadesk.core.conversation import Role
 from llamadesk.core.documents.index import CollectionError, DocumentIndex, Passage
 from llamadesk.core.documents.quoting import fit_passages, passage_room, with_passages
+from llamadesk.core.paths import AppPaths
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.engine import GenerationRequest
 
@@ -28,15 +28,31 @@ API_K = 5
 DocumentSearch = Callable[[Sequence[str], str, int], list[Passage]]
 
 
-def store_search(database: Path) -> DocumentSearch:
-    """A search over the collections in the app's database at ``database``."""
+def store_search(open_store: Callable[[], ConversationStore]) -> DocumentSearch:
+    """A search over the collections of the store ``open_store`` opens (the app's
+    database with its key), one connection per request."""
     def search(names: Sequence[str], question: str, k: int) -> list[Passage]:
-        store = ConversationStore(database)
+        store = open_store()
         try:
             return DocumentIndex(store).search(names, question, k=k)
         finally:
             store.close()
     return search
+
+
+def app_store_opener(paths: AppPaths) -> Callable[[], ConversationStore]:
+    """Opens the app's store with its key, read from the keychain at the first request
+    and kept for the server's life (a passphrase-protected store cannot be opened here:
+    each request says so)."""
+    from llamadesk.core.store_open import open_with_key, store_key
+
+    found: list[bytes | None] = []
+
+    def opener() -> ConversationStore:
+        if not found:
+            found.append(store_key(paths))
+        return open_with_key(paths, found[0])
+    return opener
 
 
 async def add_documents(gen: GenerationRequest, collections: list[str],

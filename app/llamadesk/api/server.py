@@ -1,33 +1,33 @@
 """The local API server: uvicorn on its own thread with its own event loop.
 
 Private by default: it binds 127.0.0.1, and refuses any other address unless an API key
-is set; with a key, every request must carry ``Authorization: Bearer <key>``. CORS is
-off unless origins are listed. ``stop()`` cancels the API's jobs on the inference worker
+is set; with a key, every request must carry ``Authorization: Bearer <key>``. Web pages
+are kept out by the checks of ``api.guard`` (Host, Origin, body type); CORS answers only
+the origins the user allowed. ``stop()`` cancels the API's jobs on the inference worker
 and closes every connection at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import uvicorn
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
 from llamadesk.api.documents import DocumentSearch
-from llamadesk.api.errors import ApiError, install_handlers
+from llamadesk.api.errors import install_handlers
+from llamadesk.api.guard import AccessGuard, AllowedOriginsCors, BearerAuth, Rules
 from llamadesk.api.jobs import ChatHook, JobRunner, RequestRecord, Submitter
 from llamadesk.api.routes import ApiContext, mount
+from llamadesk.core.api_access import AccessListError, normalize_host_name, normalize_origin
 from llamadesk.core.registry import ModelEntry
 from llamadesk.services.inference import ModelSpec
 
@@ -47,7 +47,10 @@ class ApiSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     api_key: str | None = None
-    cors_origins: tuple[str, ...] = ()
+    #: Web origins whose pages may call the API, and host names requests may name
+    #: besides this computer's (both normalized by ``core.api_access``).
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     queue_limit: int = 64  # API requests running or queued at once; more get 429
 
 
@@ -69,44 +72,30 @@ def check_settings(settings: ApiSettings) -> None:
             "Set an API key first (llamadesk serve --api-key), or listen on 127.0.0.1.")
     if not 0 <= settings.port <= 65535:
         raise ApiConfigError(f"{settings.port} is not a port number (0-65535).")
+    try:
+        for origin in settings.allowed_origins:
+            if normalize_origin(origin) != origin:
+                raise ApiConfigError(f"Write the origin {origin!r} as "
+                                     f"{normalize_origin(origin)!r}.")
+        for name in settings.allowed_hosts:
+            if normalize_host_name(name) != name:
+                raise ApiConfigError(f"Write the host name {name!r} as "
+                                     f"{normalize_host_name(name)!r}.")
+    except AccessListError as exc:
+        raise ApiConfigError(str(exc)) from exc
 
 
-class BearerAuth:
-    """Every request must carry the API key (CORS preflights excepted, which carry no
-    credentials by design)."""
-
-    def __init__(self, app: ASGIApp, key: str, allow_preflight: bool) -> None:
-        self.app = app
-        self._key = f"Bearer {key}".encode()
-        self._allow_preflight = allow_preflight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self._allow_preflight and scope["method"] == "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self._key):
-            response = ApiError(401, "Missing or wrong API key: send it as "
-                                "'Authorization: Bearer <key>'.",
-                                code="invalid_api_key").response()
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def create_app(ctx: ApiContext, settings: ApiSettings) -> FastAPI:
-    """The ASGI app: the routes, OpenAI-shaped errors, the key check and CORS."""
+def create_app(ctx: ApiContext, rules: Rules) -> FastAPI:
+    """The ASGI app: the routes and OpenAI-shaped errors inside the access checks
+    (outermost first: Host, Origin and body type; CORS; the key)."""
     app = FastAPI(title="LlamaDesk local API", docs_url=None, redoc_url=None,
                   openapi_url=None)
     install_handlers(app)
     mount(app, ctx)
-    if settings.api_key:
-        app.add_middleware(BearerAuth, key=settings.api_key,
-                           allow_preflight=bool(settings.cors_origins))
-    if settings.cors_origins:  # added last: outermost, so preflights are answered first
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type"])
+    # Each added middleware wraps the ones before it: the last added runs first.
+    app.add_middleware(BearerAuth, rules=rules)
+    app.add_middleware(AllowedOriginsCors, rules=rules)
+    app.add_middleware(AccessGuard, rules=rules)
     return app
 
 
@@ -145,6 +134,15 @@ class ApiServer:
         """The most recent requests, oldest first (safe from any thread)."""
         return list(self.runner.recent)
 
+    def set_access(self, api_key: str | None, allowed_origins: tuple[str, ...],
+                   allowed_hosts: tuple[str, ...]) -> None:
+        """Change who may use the API; the next request is checked against it (running
+        replies go on). Raises ApiConfigError for what ``check_settings`` refuses."""
+        wanted = replace(self.settings, api_key=api_key, allowed_origins=allowed_origins,
+                         allowed_hosts=allowed_hosts)
+        check_settings(wanted)
+        self.settings = wanted  # one reference swap: the server's thread sees old or new
+
     def start(self) -> None:
         """Bind and serve. Raises ApiConfigError when refused or the port is taken."""
         if self.running:
@@ -152,7 +150,7 @@ class ApiServer:
         check_settings(self.settings)
         sock = self._bind()
         self._port = int(sock.getsockname()[1])
-        config = uvicorn.Config(create_app(self._ctx, self.settings), log_config=None,
+        config = uvicorn.Config(create_app(self._ctx, lambda: self.settings), log_config=None,
                                 access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)

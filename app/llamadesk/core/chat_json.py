@@ -43,7 +43,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -59,6 +58,7 @@ from llamadesk.core.conversation import (
     Role,
     SamplingParams,
 )
+from llamadesk.core.db import sqlite
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.documents.quoting import sources
 from llamadesk.core.store import ConversationStore
@@ -199,7 +199,7 @@ def _stats_dict(stats: MessageStats) -> dict[str, Any]:
     }
 
 
-def _message_from_row(row: sqlite3.Row) -> Message:
+def _message_from_row(row: sqlite.Row) -> Message:
     reason = row["finish_reason"]
     return Message(
         id=int(row["id"]), conversation_id=int(row["conversation_id"]),
@@ -493,7 +493,7 @@ def import_document(store: ConversationStore, document: ChatDocument) -> Convers
             leaf = document.current_leaf
             db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
                        (None if leaf is None else new_ids[leaf], conversation_id))
-    except sqlite3.Error as exc:
+    except sqlite.Error as exc:
         raise ChatDocumentError(f"the chat could not be stored, nothing was imported: "
                               f"{exc}") from exc
     conversation = store.get_conversation(conversation_id)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from llamadesk.core import connections as remote
+from llamadesk.core.api_access import AccessListError, normalize_host_name, normalize_origin
 from llamadesk.core.connections import Connection, RemoteSettings
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.hardware import physical_cores
@@ -86,10 +88,16 @@ class AppearanceSettings:
 
 @dataclass(frozen=True)
 class LocalApiSettings:
-    """The local OpenAI-compatible API as the window runs it (docs/api.md)."""
+    """The local OpenAI-compatible API as the window runs it (docs/api.md): on or off,
+    whether its chats are kept, whether programs on this computer need the key too, and
+    the web origins and host names allowed besides this computer's own (normalized by
+    ``core.api_access``)."""
 
     enabled: bool = False  # off until the user turns it on; then on at every start
     store_conversations: bool = False  # keep each API chat as a conversation
+    require_key: bool = False  # the key from programs on this computer as well
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,7 +150,29 @@ def _local_api_settings(data: object) -> LocalApiSettings:
     if not isinstance(data, dict):
         return LocalApiSettings()
     return LocalApiSettings(enabled=data.get("enabled") is True,
-                            store_conversations=data.get("store_conversations") is True)
+                            store_conversations=data.get("store_conversations") is True,
+                            require_key=data.get("require_key") is True,
+                            allowed_origins=_access_list(data.get("allowed_origins"),
+                                                         normalize_origin),
+                            allowed_hosts=_access_list(data.get("allowed_hosts"),
+                                                       normalize_host_name))
+
+
+def _access_list(data: object, normalize: Callable[[str], str]) -> tuple[str, ...]:
+    """The valid entries of a stored list; an edited file's bad entries are dropped
+    (and logged), never allowed."""
+    if not isinstance(data, list):
+        return ()
+    kept: list[str] = []
+    for entry in data:
+        try:
+            value = normalize(entry) if isinstance(entry, str) else None
+        except AccessListError as exc:
+            log.warning("settings: ignoring a local API entry (%s)", exc)
+            continue
+        if value is not None and value not in kept:
+            kept.append(value)
+    return tuple(kept)
 
 
 def load_settings(path: Path) -> AppSettings:

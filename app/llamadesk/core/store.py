@@ -8,7 +8,6 @@ flight, never earlier history. One ``ConversationStore`` belongs to one thread.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from llamadesk.core.conversation import (
     Role,
     SamplingParams,
 )
+from llamadesk.core.db import WrongKeyError, connect, sqlite
 from llamadesk.core.documents.schema import MIGRATION_6
 from llamadesk.core.store_errors import write_failure
 
@@ -115,18 +115,24 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class ConversationStore:
-    """Conversations and messages in one SQLite file."""
+    """Conversations and messages in one SQLite file, encrypted when opened with a key
+    (``core/store_open.open_store`` decides which key, as the app does)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, key: bytes | None = None) -> None:
         self.path = Path(path)
+        #: Whether the file is encrypted (opened with a key; see core/db.py).
+        self.encrypted = key is not None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(path), isolation_level=None)
-        except sqlite3.Error as exc:
+            self._db = connect(path, key)
+        except WrongKeyError as exc:
+            raise StoreError(f"The chat database at {self.path} cannot be opened with this "
+                             "key: it belongs to another key or is damaged.") from exc
+        except sqlite.Error as exc:
             raise StoreError(f"Cannot open the chat database at {self.path}: {exc}") from exc
         try:
-            self._db.row_factory = sqlite3.Row
+            self._db.row_factory = sqlite.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: every commit syncs the WAL to disk, so a stored message survives an OS
             # crash or a power cut, not only a crash of the app (NORMAL can lose the last
@@ -134,7 +140,7 @@ class ConversationStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except (sqlite.DatabaseError, StoreError) as exc:
             self._db.close()  # a refused file must not stay locked (Windows)
             if isinstance(exc, StoreError):
                 raise
@@ -151,20 +157,20 @@ class ConversationStore:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @property
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite.Connection:
         """The connection, for reads by other core modules (documents); writes go
         through ``transaction()``."""
         return self._db
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite.Connection]:
         """The connection inside one write transaction, for bulk work in other core
         modules (an import lands whole or not at all)."""
         with self._transaction() as db:
             yield db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -174,9 +180,9 @@ class ConversationStore:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+        except (sqlite.IntegrityError, sqlite.ProgrammingError):
             raise  # a bug in the caller, not a problem of the disk
-        except sqlite3.DatabaseError as exc:  # a full disk, a lock, a read-only file: say so
+        except sqlite.DatabaseError as exc:  # a full disk, a lock, a read-only file: say so
             raise StoreError(write_failure(self.path, exc)) from exc
 
     def _migrate(self) -> None:
@@ -193,7 +199,7 @@ class ConversationStore:
                 self._db.executescript(
                     f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
                     f"PRAGMA user_version = {target + 1};\nCOMMIT;")
-            except sqlite3.Error:
+            except sqlite.Error:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
@@ -424,7 +430,7 @@ class ConversationStore:
                 "WHERE messages_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?",
                 (match, limit),
             ).fetchall()
-        except sqlite3.Error as exc:
+        except sqlite.Error as exc:
             raise StoreError(f"Searching the chats failed: {exc}.") from exc
         return [_message(r) for r in rows]
 
@@ -465,7 +471,7 @@ _BRANCH = """
 """
 
 
-def _conversation(row: sqlite3.Row) -> Conversation:
+def _conversation(row: sqlite.Row) -> Conversation:
     try:
         params = SamplingParams.from_dict(json.loads(row["params"] or "{}"))
     except (ValueError, TypeError, AttributeError):  # AttributeError: JSON not an object
@@ -483,7 +489,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
     )
 
 
-def _message(row: sqlite3.Row) -> Message:
+def _message(row: sqlite.Row) -> Message:
     reason = row["finish_reason"]
     return Message(
         id=row["id"],

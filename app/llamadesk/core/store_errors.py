@@ -7,27 +7,28 @@ already saved was lost (each write is one transaction, rolled back whole), and w
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+from llamadesk.core.db import sqlite
 
 _KEPT = "Nothing already saved was lost."
 
 
-def write_failure(path: Path, exc: sqlite3.Error) -> str:
+def write_failure(path: Path, exc: sqlite.Error) -> str:
     """A sentence for a failed write to the database at ``path``."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     text = str(exc).lower()
-    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
+    if primary == sqlite.SQLITE_FULL or "disk is full" in text:
         return (f"The disk holding the chat database ({path}) is full, so this change could "
                 f"not be saved. {_KEPT} Free some space and try again.")
-    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+    if primary in (sqlite.SQLITE_BUSY, sqlite.SQLITE_LOCKED) or "locked" in text:
         return ("The chat database is busy: another program (or another LlamaDesk) is "
                 f"writing to {path}. {_KEPT} Try again in a moment.")
-    if primary == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
+    if primary == sqlite.SQLITE_READONLY or "readonly" in text or "read-only" in text:
         return (f"The chat database ({path}) cannot be written: it or its folder is "
                 f"read-only. {_KEPT} Check the folder's permissions.")
-    if primary == sqlite3.SQLITE_IOERR or "i/o error" in text:
+    if primary == sqlite.SQLITE_IOERR or "i/o error" in text:
         return (f"The disk holding the chat database ({path}) reported an error while "
                 f"saving ({exc}). {_KEPT} Check the disk, then try again.")
     return f"The chat database ({path}) could not be written: {exc}. {_KEPT}"

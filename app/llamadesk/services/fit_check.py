@@ -12,6 +12,8 @@ value as "all layers", which was Automatic's meaning before it measured.
 from __future__ import annotations
 
 import logging
+import platform
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from llamadesk.core.fit import (
     estimate_fit,
 )
 from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
+from llamadesk.core.platform_support import automatic_offload_allowed
 from llamadesk.core.registry import ModelEntry
 from llamadesk.core.settings import GPU_LAYERS_AUTO, AppSettings, HardwareSettings
 from llamadesk.services.engine import LoadOptions, supports_gpu_offload
@@ -54,10 +57,12 @@ def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
 
 def offload_setting(hardware: HardwareSettings) -> int:
     """``LoadOptions.n_gpu_layers`` for the hardware settings: 0 where this llama.cpp
-    build cannot offload, ``GPU_LAYERS_AUTOMATIC`` for Automatic, else the count
-    (-1: all layers)."""
+    build cannot offload, ``GPU_LAYERS_AUTOMATIC`` for Automatic (0 on Intel Macs,
+    whose Metal llama.cpp is slower than their CPU), else the count (-1: all layers)."""
     supported = supports_gpu_offload()
     if supported and hardware.gpu_layers == GPU_LAYERS_AUTO:
+        if not automatic_offload_allowed(sys.platform, platform.machine()):
+            return 0
         return GPU_LAYERS_AUTOMATIC
     return hardware.n_gpu_layers(supported)
 

@@ -18,9 +18,8 @@ from llamadesk.core.catalog import CatalogError, ModelCatalog
 from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
-from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat import ChatController
-from llamadesk.services.inference import InferenceService
+from llamadesk.services.inference import InferenceService, ModelState
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
@@ -28,6 +27,7 @@ from llamadesk.ui.context import AppContext
 from llamadesk.ui.excepthook import install_excepthook
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.store_unlock import unlock_store
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,8 @@ def build_window(app: QApplication) -> MainWindow | None:
     cannot be opened; the user has been told why)."""
     paths = app_paths().ensure()
     settings = SettingsService.load(paths.settings_file)
-    try:
-        store = ConversationStore(paths.database)
-    except StoreError as exc:
-        log.error("%s", exc)
-        QMessageBox.critical(None, APP_NAME, str(exc))
+    store = unlock_store(paths)  # asks for a passphrase or a choice where needed
+    if store is None:
         return None
     try:
         catalog: ModelCatalog | None = ModelCatalog.load()
@@ -88,22 +85,49 @@ def build_window(app: QApplication) -> MainWindow | None:
 
 
 def _schedule_screenshot(window: MainWindow, path: str) -> None:
-    """Save a picture of the window once the model is ready (or failed), then quit."""
-    done = False
+    """Save a picture of the window once the model is ready (or failed), then quit:
+    status 0 only when the model loaded and the picture was saved, so that a release
+    check taking the screenshot notices a build that cannot load its model.
+
+    The service's own record (``model_info``, ``state``) is polled as well as its
+    signals heard: a load that fails at once finishes before anyone here listens."""
+    inference = window.inference
+    reasons: list[str] = []
+    started = time.monotonic()
+    poll = QTimer(window)
 
     def grab() -> None:
-        nonlocal done
-        if done:
-            return
-        done = True
+        poll.stop()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(path)
         print(f"screenshot {'saved to ' + path if ok else 'FAILED'}", flush=True)
-        QApplication.instance().exit(0 if ok else 1)  # type: ignore[union-attr]
+        loaded = inference.model_info is not None
+        if not loaded:
+            why = reasons[0] if reasons else "no model was loaded (the log says why)"
+            print(f"the model failed to load: {why}", file=sys.stderr, flush=True)
+        QApplication.instance().exit(0 if ok and loaded else 1)  # type: ignore[union-attr]
 
-    window.inference.model_loaded.connect(lambda _info: QTimer.singleShot(300, grab))
-    window.inference.model_load_failed.connect(lambda _reason: QTimer.singleShot(300, grab))
-    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, grab)
+    def check() -> None:
+        settled = inference.model_info is not None or inference.state == ModelState.UNLOADED
+        if settled or time.monotonic() - started > SCREENSHOT_TIMEOUT_MS / 1000:
+            poll.stop()
+            QTimer.singleShot(300, grab)  # let the window show the outcome first
+
+    inference.model_load_failed.connect(reasons.append)
+    poll.timeout.connect(check)
+    poll.start(200)
+
+
+def refuse_to_start(message: str, screenshot: str | None = None,
+                    argv: list[str] | None = None) -> int:
+    """Tell the user why the app cannot run on this computer (a window, or stderr when
+    taking a screenshot unattended); returns the exit status."""
+    print(f"llamadesk: {message}", file=sys.stderr, flush=True)
+    if not screenshot:
+        app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+        app.setApplicationName(APP_NAME)
+        QMessageBox.critical(None, APP_NAME, message)
+    return 3
 
 
 def _record_bench_timings(window: MainWindow, path: str, message: str | None) -> None:

@@ -1,6 +1,8 @@
 """The window's side of the local API (docs/api.md): Settings → Local API switches it on
 and off, the status bar shows "API on :8716" and how many requests are running or
-queued, and Settings → Recent API requests lists them.
+queued, and Settings → Recent API requests lists them. Who may use it (the key for
+programs on this computer too, allowed web pages and host names) is set in Preferences
+→ Local API and applies to the running server at once.
 
 The API's packages (FastAPI, uvicorn) are imported only when it is first switched on,
 so the window starts as fast as before.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import Conversation
+from llamadesk.core.secrets import ApiKeyStore
+from llamadesk.core.settings import AppSettings, LocalApiSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
 from llamadesk.services.engine import GenerationRequest, GenerationResult
@@ -61,7 +66,11 @@ class LocalApi(QObject):
         self.label.hide()
         self.toggle_action: QAction | None = None
         self.keep_action: QAction | None = None
+        self.access_action: QAction | None = None
+        #: The API key, shared with Preferences (without a keyring it lasts this session).
+        self.keys = ApiKeyStore()
         self._chat_ended.connect(self._keep_chat)
+        ctx.settings.changed.connect(self._settings_changed)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
@@ -71,8 +80,9 @@ class LocalApi(QObject):
         """Whether the inference service can take jobs from the API's thread."""
         return hasattr(self._ctx.inference, "submit")
 
-    def add_actions(self, menu: QMenu) -> None:
-        """Settings → Local API (a switch) and Recent API requests…"""
+    def add_actions(self, menu: QMenu, show_access: Callable[[], None]) -> None:
+        """Settings → Local API (a switch), Keep API chats, Local API access… (calls
+        ``show_access``) and Recent API requests…"""
         action = QAction("Local &API (OpenAI-compatible, this computer only)", self)
         action.setCheckable(True)
         action.setEnabled(self.available)
@@ -88,6 +98,12 @@ class LocalApi(QObject):
         keep.toggled.connect(self.set_keep_chats)
         menu.addAction(keep)
         self.keep_action = keep
+        access = QAction("Local API a&ccess…", self)
+        access.setToolTip("The key for programs on this computer, and the web pages and "
+                          "host names allowed")
+        access.triggered.connect(show_access)
+        menu.addAction(access)
+        self.access_action = access
         recent = QAction("&Recent API requests…", self)
         recent.triggered.connect(self.show_recent)
         menu.addAction(recent)
@@ -136,18 +152,21 @@ class LocalApi(QObject):
         if self.server is not None and self.server.running:
             return True
         from llamadesk.api import DEFAULT_PORT
-        from llamadesk.api.documents import store_search
+        from llamadesk.api.documents import app_store_opener, store_search
         from llamadesk.api.server import ApiConfigError, ApiServer, ApiSettings
         from llamadesk.core.paths import app_paths
 
         ctx = self._ctx
+        wanted = ctx.settings.current.local_api
         server = ApiServer(
             ctx.inference,  # type: ignore[arg-type]  # checked by ``available``
             ctx.registry.models,
             lambda model_id: ctx.resolver(model_id, ctx.settings.current.defaults.n_ctx),
-            ApiSettings(port=DEFAULT_PORT if port is None else port),
+            ApiSettings(port=DEFAULT_PORT if port is None else port,
+                        api_key=self._key(wanted), allowed_origins=wanted.allowed_origins,
+                        allowed_hosts=wanted.allowed_hosts),
             on_chat=self._chat_ended.emit,
-            documents=store_search(app_paths().database))
+            documents=store_search(app_store_opener(app_paths())))
         try:
             server.start()
         except ApiConfigError as exc:
@@ -160,6 +179,37 @@ class LocalApi(QObject):
         self.label.show()
         self.running_changed.emit(True)
         return True
+
+    def _key(self, wanted: LocalApiSettings) -> str | None:
+        """The key to require (made now when there is none), or None."""
+        if not wanted.require_key:
+            return None
+        key = self.keys.get()
+        if key:
+            return key
+        self.notice.emit("The local API now needs its key: copy it from Settings → "
+                         "Local API access….")
+        return self.keys.create().value
+
+    @Slot(object)
+    def _settings_changed(self, settings: AppSettings) -> None:
+        """Apply who may use the API to the running server, at once."""
+        server = self.server
+        if server is None:
+            return
+        wanted = settings.local_api
+        current = server.settings
+        if (current.api_key is not None, current.allowed_origins, current.allowed_hosts) \
+                == (wanted.require_key, wanted.allowed_origins, wanted.allowed_hosts):
+            return
+        from llamadesk.api.server import ApiConfigError
+
+        try:
+            server.set_access(self._key(wanted), wanted.allowed_origins,
+                              wanted.allowed_hosts)
+        except ApiConfigError as exc:
+            self.notice.emit(f"The local API's access did not change: {exc}")
+        self.refresh()
 
     def stop(self) -> None:
         """Stop serving: running API replies stop, connections close."""
@@ -179,7 +229,8 @@ class LocalApi(QObject):
         pending = server.runner.pending
         busy = f" · {pending} running or queued" if pending else ""
         self.label.setText(f"API on :{server.port}{busy}")
-        self.label.setToolTip(f"Local API at {server.base_url}")
+        key = " (the key required)" if server.settings.api_key else ""
+        self.label.setToolTip(f"Local API at {server.base_url}{key}")
 
     @Slot()
     def show_recent(self) -> None:

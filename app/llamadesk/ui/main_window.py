@@ -362,10 +362,18 @@ class MainWindow(QMainWindow):
 
     # -- dialogs ------------------------------------------------------------------------------
     @Slot()
-    def show_preferences(self) -> None:
-        """App-wide hardware settings."""
+    def show_local_api_access(self) -> None:
+        """Preferences, open on who may use the local API."""
+        self.show_preferences(local_api=True)
+
+    @Slot()
+    def show_preferences(self, local_api: bool = False) -> None:
+        """App-wide settings (``local_api``: open on the Local API tab)."""
         dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
-                                   self.ctx.remote_models)
+                                   self.ctx.remote_models, self.local_api.keys,
+                                   self.ctx.paths)
+        if local_api:
+            dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():
             try:
                 self.ctx.settings.update(dialog.result_settings())

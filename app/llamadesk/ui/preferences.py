@@ -1,5 +1,6 @@
 """Preferences: hardware, what new chats start with (a default preset, or a system
-prompt and sampling settings), and appearance (theme, text size)."""
+prompt and sampling settings), appearance (theme, text size), who may use the local
+API, remote connections, and privacy (the chat database's passphrase)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from PySide6.QtWidgets import (
 
 from llamadesk import APP_NAME
 from llamadesk.core.hardware import probe
+from llamadesk.core.paths import AppPaths
 from llamadesk.core.presets import PresetBook
+from llamadesk.core.secrets import ApiKeyStore
 from llamadesk.core.settings import (
     GPU_LAYERS_ALL,
     GPU_LAYERS_AUTO,
@@ -37,6 +40,8 @@ from llamadesk.core.settings import (
 from llamadesk.services.engine import supports_gpu_offload
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.ui.connections_page import ConnectionsPage
+from llamadesk.ui.local_api_page import LocalApiPage
+from llamadesk.ui.privacy_page import PrivacyPage
 from llamadesk.ui.sampling_form import SamplingFields
 
 NO_GPU_REASON = ("This build of llama.cpp runs on the CPU only. To offload layers to a GPU, "
@@ -45,13 +50,16 @@ NO_DEFAULT_PRESET = "None: the settings below"
 
 
 class PreferencesDialog(QDialog):
-    """App-wide settings in three tabs: Hardware (threads, GPU offload, flash attention,
-    the context cache), New chats (default preset, system prompt, sampling, context
-    length) and Appearance (theme, text size)."""
+    """App-wide settings in tabs: Hardware (threads, GPU offload, flash attention, the
+    context cache), New chats (default preset, system prompt, sampling, context length),
+    Appearance (theme, text size), Local API (who may use it) and, with remote models,
+    Connections."""
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
                  presets: PresetBook | None = None,
-                 remote_models: RemoteModelsService | None = None) -> None:
+                 remote_models: RemoteModelsService | None = None,
+                 api_keys: ApiKeyStore | None = None,
+                 paths: AppPaths | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} preferences")
         self._settings = settings
@@ -59,10 +67,15 @@ class PreferencesDialog(QDialog):
         self.tabs.addTab(self._hardware_tab(settings), "&Hardware")
         self.tabs.addTab(self._new_chats_tab(settings, presets), "&New chats")
         self.tabs.addTab(self._appearance_tab(settings.appearance), "&Appearance")
+        self.local_api_page = LocalApiPage(settings.local_api, api_keys)
+        self.tabs.addTab(self.local_api_page, "&Local API")
         self.connections_page = ConnectionsPage(settings.connections, remote_models,
                                                 settings.remote) if remote_models else None
         if self.connections_page is not None:
             self.tabs.addTab(self.connections_page, "&Connections")
+        self.privacy_page = PrivacyPage(paths) if paths is not None else None
+        if self.privacy_page is not None:
+            self.tabs.addTab(self.privacy_page, "&Privacy")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -176,6 +189,13 @@ class PreferencesDialog(QDialog):
         self.gpu_layers.setEnabled(self.gpu_supported and self.gpu_mode.currentData() == "n")
 
     # -- the result ------------------------------------------------------------------------
+    def accept(self) -> None:
+        """Close, unless a list on the Local API tab is not valid (it says why)."""
+        if self.local_api_page.why_invalid() is not None:
+            self.tabs.setCurrentWidget(self.local_api_page)
+            return
+        super().accept()
+
     def result_settings(self) -> AppSettings:
         """The settings as edited."""
         mode = self.gpu_mode.currentData()
@@ -188,6 +208,7 @@ class PreferencesDialog(QDialog):
         return replace(settings, defaults=self.sampling.params(),
                        default_system_prompt=self.system_prompt.toPlainText(),
                        appearance=look.validated(),
+                       local_api=self.local_api_page.local_api(),
                        connections=(self.connections_page.connections()
                                     if self.connections_page else settings.connections))
 

@@ -106,7 +106,7 @@ def build_menus(w: MainWindow) -> WindowActions:
     settings = menus.addMenu("&Settings")
     # Explicit: the platform's "Preferences" key is empty on some Linux desktops.
     add_action(w, settings, "&Preferences…", w.show_preferences, "Ctrl+,")
-    w.local_api.add_actions(settings)
+    w.local_api.add_actions(settings, w.show_local_api_access)
     help_menu = menus.addMenu("&Help")
     add_action(w, help_menu, "&About and diagnostics", w.show_about, "F1")
     return WindowActions(stop, regenerate_with, themes, bigger, smaller, actual)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llamadesk.core.db import sqlite
 from llamadesk.core.documents import vectors
 from llamadesk.core.documents.chunker import CHUNK_TOKENS, chunk_sections, estimate_tokens
 from llamadesk.core.documents.parsers import DocumentError, parse_file, walk
@@ -134,7 +134,7 @@ class DocumentIndex:
                                   "loaded here; keyword search still works")
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> sqlite.Connection:
         return self.store.connection
 
     # -- collections ---------------------------------------------------------------------
@@ -269,7 +269,7 @@ class DocumentIndex:
         report.cancelled = report.cancelled or bool(cancel is not None and cancel.is_set())
         report.unembedded = len(vectors.missing(self._db, collection_id, 1 << 30))
 
-    def _update_file(self, collection_id: int, path: Path, old: sqlite3.Row | None,
+    def _update_file(self, collection_id: int, path: Path, old: sqlite.Row | None,
                      report: UpdateReport, has_vectors: bool = False) -> None:
         key = str(path)
         try:
@@ -359,7 +359,7 @@ class DocumentIndex:
                 "SELECT rowid, bm25(doc_chunks_fts, 1.0, 0.5, 0.0) AS score "
                 "FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? ORDER BY score LIMIT ?",
                 (f"({words}) AND coll : ({scope})", k)).fetchall()
-        except sqlite3.Error as exc:
+        except sqlite.Error as exc:
             raise StoreError(f"Searching the documents failed: {exc}.") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -392,19 +392,19 @@ class DocumentIndex:
         return kept or terms
 
     # -- helpers -------------------------------------------------------------------------------
-    def _row(self, name: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.execute(
+    def _row(self, name: str) -> sqlite.Row | None:
+        row: sqlite.Row | None = self._db.execute(
             "SELECT * FROM doc_collections WHERE name = ?", (name,)).fetchone()
         return row
 
-    def _require(self, name: str) -> sqlite3.Row:
+    def _require(self, name: str) -> sqlite.Row:
         row = self._row(name)
         if row is None:
             raise CollectionError(f"there is no collection named {name!r} "
                                   "(`llamadesk docs list` shows them)")
         return row
 
-    def _collection(self, row: sqlite3.Row) -> Collection:
+    def _collection(self, row: sqlite.Row) -> Collection:
         cid = int(row["id"])
         roots = tuple(str(r[0]) for r in self._db.execute(
             "SELECT path FROM doc_roots WHERE collection_id = ? ORDER BY path", (cid,)))

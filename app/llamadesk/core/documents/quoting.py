@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sqlite3
 from collections.abc import Callable, Sequence
 
 from llamadesk.core.conversation import Message, Role
+from llamadesk.core.db import sqlite
 from llamadesk.core.documents.chunker import estimate_tokens
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.store import ConversationStore
@@ -104,7 +104,7 @@ def save_sources(store: ConversationStore, message_id: int,
 
 def sources(store: ConversationStore, message_id: int) -> list[Passage]:
     """The passages a reply was given, in the order they were quoted."""
-    rows: list[sqlite3.Row] = store.connection.execute(
+    rows: list[sqlite.Row] = store.connection.execute(
         "SELECT * FROM message_sources WHERE message_id = ? ORDER BY rank",
         (message_id,)).fetchall()
     return [Passage(text=r["text"], path=r["path"], page=r["page"], heading=r["heading"],
