@@ -12,7 +12,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QToolTip
 
-from llamadesk.ui.markdown import code_block, copy_index
+from llamadesk.ui.markdown import code_block, copy_index, source_index
 from llamadesk.ui.message_model import ChatRow, MessageRole
 from llamadesk.ui.message_view import MessageDelegate, MessageView
 
@@ -45,9 +45,11 @@ class MessageLinks(QObject):
 
     Signals:
         copied(str): code was copied to the clipboard; says what, for the status bar.
+        source_opened(str): a source under a reply was clicked: its place and passage.
     """
 
     copied = Signal(str)
+    source_opened = Signal(str)
 
     def __init__(self, view: MessageView) -> None:
         super().__init__(view)
@@ -83,6 +85,15 @@ class MessageLinks(QObject):
 
     def activate(self, row: ChatRow, href: str, where: QPoint | None = None) -> None:
         """Do what a link in ``row`` stands for: copy a code block, or open a web link."""
+        source = source_index(href)
+        if source is not None:
+            if source < len(row.sources):
+                passage = row.sources[source]
+                text = f"{passage.where}\n\n{passage.text}"
+                if where is not None:
+                    QToolTip.showText(where, text, self._viewport)
+                self.source_opened.emit(text)
+            return
         block = copy_index(href)
         if block is not None:
             try:

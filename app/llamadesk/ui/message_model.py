@@ -7,12 +7,14 @@ cost the same as for a short one. Streaming updates only the last row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from llamadesk.core.conversation import Message, MessageStats, Role
+from llamadesk.core.documents.index import Passage
 
 #: Rows shown when a conversation opens; older ones load in pages of this size.
 PAGE_SIZE = 60
@@ -39,6 +41,7 @@ class ChatRow:
     version: int = 0  # bumped on every change of content, so caches know
     alternatives: tuple[int, int] | None = None  # (this one, how many) after edits
     memory_start: bool = False  # the model's memory begins here: earlier rows are beyond it
+    sources: tuple[Passage, ...] = ()  # the document passages a reply was given
 
     @classmethod
     def from_message(cls, message: Message,
@@ -64,6 +67,8 @@ class MessageListModel(QAbstractListModel):
         self._older: list[ChatRow] = []  # loaded from the store, not yet shown
         self._rows: list[ChatRow] = []
         self._memory_start: int | None = None
+        #: The sources of stored replies by message id (the pane sets it; None: none).
+        self.source_lookup: Callable[[list[int]], dict[int, tuple[Passage, ...]]] | None = None
 
     # -- Qt model API -------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -92,6 +97,7 @@ class MessageListModel(QAbstractListModel):
         alt = alternatives or {}
         rows = [ChatRow.from_message(m, alt.get(m.id)) for m in messages
                 if m.role != Role.SYSTEM]
+        self._add_sources(rows)
         self._older = rows[:-PAGE_SIZE] if len(rows) > PAGE_SIZE else []
         self._rows = rows[-PAGE_SIZE:]
         for row in rows:
@@ -154,6 +160,15 @@ class MessageListModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
 
+    def _add_sources(self, rows: list[ChatRow]) -> None:
+        if self.source_lookup is None:
+            return
+        found = self.source_lookup([r.message_id for r in rows
+                                    if r.message_id is not None and r.role == Role.ASSISTANT])
+        for row in rows:
+            if row.message_id in found:
+                row.sources = found[row.message_id]
+
     def finish_reply(self, message: Message | None,
                      alternatives: tuple[int, int] | None = None) -> None:
         """Replace the streamed row with the stored message (None: drop it)."""
@@ -169,6 +184,7 @@ class MessageListModel(QAbstractListModel):
             return
         stored = ChatRow.from_message(message, alternatives)
         stored.memory_start = message.id == self._memory_start
+        self._add_sources([stored])
         self._rows[row] = stored
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import FinishReason, Role
-from llamadesk.ui.markdown import STYLE_SHEET, to_html
+from llamadesk.ui.markdown import STYLE_SHEET, sources_html, to_html
 from llamadesk.ui.message_model import ChatRow, MessageListModel, MessageRole
 from llamadesk.ui.model_names import ModelNames
 from llamadesk.ui.theme import is_dark
@@ -128,7 +128,9 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setPlainText(row.content)
         else:
             doc.setDefaultStyleSheet(STYLE_SHEET)
-            doc.setHtml(to_html(row.content, self.dark))
+            sources = sources_html([p.where for p in row.sources], self.dark) \
+                if row.sources else ""
+            doc.setHtml(to_html(row.content, self.dark) + sources)
         doc.setTextWidth(width)
         self._docs[key] = doc
         while len(self._docs) > CACHE_SIZE:

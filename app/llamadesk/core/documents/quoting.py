@@ -111,6 +111,25 @@ def sources(store: ConversationStore, message_id: int) -> list[Passage]:
                     score=r["score"] if r["score"] is not None else 0.0) for r in rows]
 
 
+def sources_by_message(store: ConversationStore, message_ids: Sequence[int]
+                       ) -> dict[int, tuple[Passage, ...]]:
+    """The sources of each of these messages that has any, in one query."""
+    if not message_ids:
+        return {}
+    found: dict[int, list[Passage]] = {}
+    ids = list(message_ids)
+    for start in range(0, len(ids), 500):  # SQLite's limit on bound values
+        part = ids[start:start + 500]
+        rows = store.connection.execute(
+            f"SELECT * FROM message_sources WHERE message_id IN ({','.join('?' * len(part))})"
+            " ORDER BY message_id, rank", part).fetchall()
+        for r in rows:
+            found.setdefault(int(r["message_id"]), []).append(Passage(
+                text=r["text"], path=r["path"], page=r["page"], heading=r["heading"],
+                score=r["score"] if r["score"] is not None else 0.0))
+    return {k: tuple(v) for k, v in found.items()}
+
+
 def sources_line(passages: Sequence[Passage]) -> str:
     """``Sources: [1] report.pdf p. 3; [2] notes.md § Taxes``."""
     return "Sources: " + "; ".join(f"[{n}] {p.where}" for n, p in enumerate(passages, 1))
