@@ -13,9 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from llamadesk.core.documents.attach import attachment_passages
 from llamadesk.core.documents.index import CollectionError, DocumentIndex, Passage
-from llamadesk.core.documents.quoting import fit_passages, passage_room
 from llamadesk.core.store import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -69,6 +67,10 @@ class ChatDocuments:
                  max_tokens: int) -> list[Passage]:
         """The passages for a reply to ``question``: the attached files (taken: they go
         with this question only), then the chat's collections, within the context."""
+        # Imported at the first reply, not when the window starts.
+        from llamadesk.core.documents.attach import attachment_passages
+        from llamadesk.core.documents.quoting import fit_passages, passage_room
+
         room = passage_room(n_ctx, max_tokens)
         first: list[Passage] = []
         self.last_failures = []

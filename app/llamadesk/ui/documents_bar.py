@@ -10,11 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMenu, QToolButton, QWidget
 
-from llamadesk.core.documents.parsers import SUPPORTED_SUFFIXES
 from llamadesk.services.chat_documents import ChatDocuments
-
-FILE_FILTER = ("Documents (" + " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
-               + ");;All files (*)")
 
 
 class DocumentsBar(QWidget):
@@ -75,7 +71,11 @@ class DocumentsBar(QWidget):
         self.attached_label.setToolTip("\n".join(str(p) for p in attached))
 
     def _choose_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Attach documents", "", FILE_FILTER)
+        from llamadesk.core.documents.parsers import SUPPORTED_SUFFIXES
+
+        kinds = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Attach documents", "",
+                                                f"Documents ({kinds});;All files (*)")
         self.attach([Path(f) for f in files])
 
     def _fill_menu(self) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llamadesk.core.documents.parsers import Section
+if TYPE_CHECKING:  # the parsers (zipfile, html.parser) load when a file is read
+    from llamadesk.core.documents.parsers import Section
 
 #: Tokens per chunk: small enough that five passages and a question fit a 4,096-token
 #: context beside a chat, large enough to hold a paragraph with its context.

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from llamadesk.core.db import sqlite
 from llamadesk.core.documents import vectors
-from llamadesk.core.documents.chunker import CHUNK_TOKENS, chunk_sections, estimate_tokens
-from llamadesk.core.documents.parsers import DocumentError, parse_file, walk
 from llamadesk.core.store import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -110,8 +108,10 @@ class DocumentIndex:
     """The document collections of one store (the same thread as the store)."""
 
     def __init__(self, store: ConversationStore, *,
-                 count_tokens: Callable[[str], int] = estimate_tokens,
-                 chunk_tokens: int = CHUNK_TOKENS) -> None:
+                 count_tokens: Callable[[str], int] | None = None,
+                 chunk_tokens: int | None = None) -> None:
+        # The parsers and the chunker are imported when a collection is indexed, not
+        # when the window starts (it only lists collections and searches them).
         self.store = store
         self.count_tokens = count_tokens
         self.chunk_tokens = chunk_tokens
@@ -226,6 +226,8 @@ class DocumentIndex:
             (collection_id,))]
         known = {str(r["path"]): r for r in self._db.execute(
             "SELECT * FROM doc_files WHERE collection_id = ?", (collection_id,))}
+        from llamadesk.core.documents.parsers import walk
+
         report = UpdateReport()
         found = list(walk(roots))
         seen: set[str] = set()
@@ -271,6 +273,13 @@ class DocumentIndex:
 
     def _update_file(self, collection_id: int, path: Path, old: sqlite.Row | None,
                      report: UpdateReport, has_vectors: bool = False) -> None:
+        from llamadesk.core.documents.chunker import (
+            CHUNK_TOKENS,
+            chunk_sections,
+            estimate_tokens,
+        )
+        from llamadesk.core.documents.parsers import DocumentError, parse_file
+
         key = str(path)
         try:
             info = path.stat()
@@ -289,8 +298,9 @@ class DocumentIndex:
                                (info.st_mtime, info.st_size, old["id"]))
                 report.unchanged += 1
                 return
-            chunks = chunk_sections(parse_file(path), max_tokens=self.chunk_tokens,
-                                    count_tokens=self.count_tokens)
+            chunks = chunk_sections(parse_file(path),
+                                    max_tokens=self.chunk_tokens or CHUNK_TOKENS,
+                                    count_tokens=self.count_tokens or estimate_tokens)
             error = None
         except DocumentError as exc:
             digest, chunks, error = None, [], str(exc)
