@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QMimeData, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -287,15 +287,27 @@ class ChatPane(QWidget):
         self._sync_send_button()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        """Accept files dragged onto the chat."""
-        if event.mimeData().hasUrls() and self.conversation_id is not None:
+        """Accept files dragged onto the chat (a chat export, JSON, goes on to the window,
+        which imports it)."""
+        if self._dropped_documents(event.mimeData()) and self.conversation_id is not None:
             event.acceptProposedAction()
+        else:
+            event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
         """Attach the files dropped onto the chat to the next message."""
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = self._dropped_documents(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
         self.documents_bar.attach(paths)
         event.acceptProposedAction()
+
+    @staticmethod
+    def _dropped_documents(mime: QMimeData) -> list[Path]:
+        """The local files of a drop, unless it holds a chat export (``.json``)."""
+        paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        return [] if any(p.suffix.lower() == ".json" for p in paths) else paths
 
     def stop(self) -> None:
         """Stop the reply being written in this chat."""
