@@ -172,7 +172,7 @@ def _hybrid(workdir: Path, quick: bool, model: Path) -> list[Metric]:
 
     from llamadesk.services.doc_embedder import DocumentEmbedder
 
-    documents, questions = (6, 2) if quick else (72, 12)
+    documents, questions = (6, 2) if quick else (36, 12)
     corpus = workdir / "docs-hybrid"
     asked = make_corpus(corpus, documents=documents, questions=questions, seed=5)
     store = ConversationStore(workdir / "docs-hybrid.sqlite3")
