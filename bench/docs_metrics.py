@@ -212,6 +212,9 @@ def _hybrid(workdir: Path, quick: bool, model: Path) -> list[Metric]:
                f"recall@5, hybrid with the bundled model as a stand-in embedder, "
                f"{len(asked)} questions over {documents} documents", "×", Goal(">=", 0.8),
                [found["hybrid"] / len(asked)], informational=True,
+               numerator=side("found in the best 5", "questions",
+                              [float(found["hybrid"])]),
+               reference=side("asked", "questions", [float(len(asked))]),
                details={"keyword_recall_same_corpus": found["keyword"] / len(asked),
                         "chunks": n, "embedded": report.embedded},
                notes="a chat model mean-pooled, not an embedding model: the plumbing, "
@@ -278,6 +281,8 @@ def run(workdir: Path, quick: bool, runs: int) -> list[Metric]:
         Metric("docs_recall_at5_keyword",
                f"recall@5, keyword (BM25), {len(asked)} questions over {files} documents",
                "×", Goal(">=", 0.8), [recall],
+               numerator=side("found in the best 5", "questions", [float(hits)]),
+               reference=side("asked", "questions", [float(len(asked))]),
                details={"questions": len(asked), "found": hits, "documents": files,
                         "chunks": n_chunks, "failed_files": len(report.failed)},
                notes="generated corpus: md, txt, html, rst, pdf, docx; one known passage "
