@@ -33,7 +33,7 @@ from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versio
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
 GROUPS = ["store", "store_encrypted", "decode", "prompt", "ttft", "longchat", "stop", "gui",
-          "launch", "memory", "download", "render", "api", "replay"]
+          "launch", "memory", "download", "render", "api", "replay", "docs"]
 #: Groups measured through the app with the bundled model loaded.
 MODEL_GROUPS = ("decode", "prompt", "ttft", "longchat", "stop")
 
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt("api", lambda: _module("api_metrics").run(work, args.quick, runs, settings))
         attempt("replay", lambda: _module("replay_metrics").run(
             args.quick, 1 if args.quick else opts.n_threads))
+        attempt("docs", lambda: _module("docs_metrics").run(work, args.quick, runs))
 
     results = write()["metrics"]
     print()

@@ -5,6 +5,8 @@
     llamadesk chat [--new | --conversation ID] [--model ID | --compare A,B] "message"
     llamadesk models ...             list, search, download, import, remove models
     llamadesk chats ...              list, show, export and import conversations
+    llamadesk docs ...               collections of documents; chat --docs NAME answers
+                                     from one
     llamadesk connections ...        remote OpenAI-compatible servers to chat through
     llamadesk serve ...              the OpenAI-compatible local API, without the window
     llamadesk store ...              the chat database's encryption and its key
@@ -35,6 +37,7 @@ from llamadesk.core.store import LAST_CONVERSATION_KEY, ConversationStore, Store
 
 if TYPE_CHECKING:
     from llamadesk.core.conversation import Message
+    from llamadesk.core.documents.index import Passage
     from llamadesk.services.backend import ChatBackend
     from llamadesk.services.chat_session import ChatSession
     from llamadesk.services.engine import GenerationResult
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llamadesk.cli")
 
+#: Passages a ``chat --docs`` question retrieves before fitting them to the context.
+DOCS_K = 5
 SELF_TEST_PROMPT = "What is the capital of France? Answer in one short sentence."
 
 
@@ -73,12 +78,26 @@ def _parser() -> argparse.ArgumentParser:
                         help="answer with each of these models in turn; the answers are "
                              "stored as versions of one reply (the window's < 1/2 >)")
     chat.add_argument("--max-tokens", type=int, default=None, help="limit the reply's length")
+    chat.add_argument("--docs", metavar="NAME", action="append",
+                      help="answer from this document collection (`llamadesk docs list`); "
+                           "repeat for more than one")
+    chat.add_argument("--attach", metavar="FILE", type=Path, action="append",
+                      help="a document for this question: whole if it fits the context, "
+                           "else its best passages; repeat for more than one")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import cli_chats, cli_connections, cli_models, cli_serve, cli_store
+    from llamadesk import (
+        cli_chats,
+        cli_connections,
+        cli_docs,
+        cli_models,
+        cli_serve,
+        cli_store,
+    )
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
+    cli_docs.add_docs_parser(sub)
     cli_connections.add_connections_parser(sub)
     cli_serve.add_serve_parser(sub)
     cli_store.add_store_parser(sub)
@@ -171,18 +190,62 @@ def chat(args: argparse.Namespace) -> int:
             params = SamplingParams.from_dict({**params.to_dict(),
                                                "max_tokens": args.max_tokens})
         session = ChatSession(store)
+        found = _search_docs(store, args.docs, args.message)
         if args.compare:
-            return _compare(session, conversation, params, args.compare, args.message)
+            return _compare(session, conversation, params, args.compare, args.message,
+                            found)
         engine, spec = _load_for_chat(args.model or conversation.model_id, params.n_ctx)
         if args.model:  # only once it loaded: a typo must not stick to the chat
             store.update_conversation(conversation.id, model_id=args.model)
         user = session.add_question(conversation.id, args.message).message
         store.set_state(LAST_CONVERSATION_KEY, str(conversation.id))
         print(f"[conversation {conversation.id}]", file=sys.stderr)
-        result = _answer(engine, session, conversation, user, params, spec.model_id)
+        passages = _fit_docs(found, spec.options.n_ctx, params.max_tokens, args.attach,
+                             args.message)
+        result = _answer(engine, session, conversation, user, params, spec.model_id,
+                         passages)
         return _exit_status(result)
     finally:
         store.close()
+
+
+def _search_docs(store: ConversationStore, names: list[str] | None,
+                 question: str) -> list[Passage]:
+    """The passages of the collections ``names`` that match ``question`` best (before a
+    model loads, so an unknown collection fails at once)."""
+    if not names:
+        return []
+    from llamadesk.cli_docs import query_vector
+    from llamadesk.core.documents.index import CollectionError, DocumentIndex
+
+    index = DocumentIndex(store)
+    try:
+        found = index.search(names, question, k=DOCS_K,
+                             query_vector=query_vector(index, names, question))
+    except CollectionError as exc:
+        raise CliError(str(exc)) from exc
+    if not found:
+        print(f"[no passage of {', '.join(names)} matches; answering without documents]",
+              file=sys.stderr)
+    return found
+
+
+def _fit_docs(found: list[Passage], n_ctx: int, max_tokens: int,
+              attached: list[Path] | None = None, question: str = "") -> list[Passage]:
+    """The attached files' passages (whole when they fit), then the best passages of the
+    collections, within the room the model's context has beside the chat."""
+    from llamadesk.core.documents.attach import attachment_passages
+    from llamadesk.core.documents.quoting import fit_passages, passage_room
+
+    room = passage_room(n_ctx, max_tokens)
+    first: list[Passage] = []
+    if attached:
+        first, failed = attachment_passages(attached, question, room)
+        for path, reason in failed:
+            print(f"[not attached: {path}: {reason}]", file=sys.stderr)
+        if failed and not first:
+            raise CliError("none of the attached files could be read")
+    return fit_passages([*first, *found], room)
 
 
 def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:
@@ -202,9 +265,10 @@ def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, Model
 
 def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversation,
             user: Message, params: SamplingParams,
-            model_id: str | None = None) -> GenerationResult:
-    """Stream a reply to the branch ending at ``user`` and store it after ``user``; Ctrl+C
-    stops it (what was written is kept). The engine is unloaded afterwards."""
+            model_id: str | None = None, passages: Sequence[Passage] = ()) -> GenerationResult:
+    """Stream a reply to the branch ending at ``user`` and store it after ``user``, with
+    the document ``passages`` it was given (then a ``Sources:`` line); Ctrl+C stops it
+    (what was written is kept). The engine is unloaded afterwards."""
     from llamadesk.services.engine import EngineError
 
     cancel = threading.Event()
@@ -214,7 +278,8 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        request = session.request(conversation, params, on_context=session.note_context)
+        request = session.request(conversation, params, on_context=session.note_context,
+                                  passages=passages)
         result = engine.generate(request, _write, cancel)
     except EngineError as exc:
         raise CliError(str(exc)) from exc
@@ -222,7 +287,10 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
         signal.signal(signal.SIGINT, previous)
         engine.unload()
     sys.stdout.write("\n")
-    session.store_reply(conversation.id, user.id, result, model_id)
+    if session.store_reply(conversation.id, user.id, result, model_id, passages) and passages:
+        from llamadesk.core.documents.quoting import sources_line
+
+        print(sources_line(passages))
     if result.context is not None and result.context.dropped:
         print(f"[{result.context.dropped} older messages are beyond the model's memory; "
               "it sees the rest]", file=sys.stderr)
@@ -245,7 +313,7 @@ def _exit_status(result: GenerationResult) -> int:
 
 
 def _compare(session: ChatSession, conversation: Conversation, params: SamplingParams,
-             model_ids: list[str], text: str) -> int:
+             model_ids: list[str], text: str, found: list[Passage]) -> int:
     """Each model answers ``text`` in turn; every answer is a version of one reply."""
     store = session.store
     user = session.add_question(conversation.id, text).message
@@ -253,11 +321,13 @@ def _compare(session: ChatSession, conversation: Conversation, params: SamplingP
     print(f"[conversation {conversation.id}]", file=sys.stderr)
     for number, model_id in enumerate(model_ids, 1):
         print(f"[{number}/{len(model_ids)} {model_id}: loading…]", file=sys.stderr)
-        engine, _spec = _load_for_chat(model_id, params.n_ctx)
+        engine, spec = _load_for_chat(model_id, params.n_ctx)
         # Each model answers the question, not the previous model's answer.
         store.set_leaf(conversation.id, user.id)
         print(f"## {model_id}")
-        if _answer(engine, session, conversation, user, params, model_id).cancelled:
+        passages = _fit_docs(found, spec.options.n_ctx, params.max_tokens)
+        if _answer(engine, session, conversation, user, params, model_id,
+                   passages).cancelled:
             return 130
     print(f"[{len(model_ids)} versions of the reply stored; the window's Compare view "
           "shows them side by side]", file=sys.stderr)
@@ -352,6 +422,10 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk import cli_chats
 
             return cli_chats.run_chats(args)
+        if args.command == "docs":
+            from llamadesk import cli_docs
+
+            return cli_docs.run_docs(args)
         if args.command == "connections":
             from llamadesk import cli_connections
 

@@ -129,6 +129,7 @@ def _load(service: InferenceService, spec: ModelSpec) -> str | None:
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
     from PySide6.QtCore import QCoreApplication, QTimer
 
+    from llamadesk.api.documents import app_store_opener, store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
@@ -150,7 +151,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
                 print(f"llamadesk: {failure}", file=err)
                 return EXIT_FAILED
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
-                           settings)
+                           settings, documents=store_search(app_store_opener(paths)))
         try:
             server.start()
         except ApiConfigError as exc:

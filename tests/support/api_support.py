@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import openai
 
+from llamadesk.api.documents import DocumentSearch
 from llamadesk.api.server import ApiServer, ApiSettings
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
@@ -45,11 +46,14 @@ def resolver_for_tests() -> Callable[[str], ModelSpec]:
     return spec
 
 
-def start_server(service: InferenceService, **settings: object) -> ApiServer:
-    """An API server on a free loopback port, started."""
+def start_server(service: InferenceService, documents: DocumentSearch | None = None,
+                 **settings: object) -> ApiServer:
+    """An API server on a free loopback port, started (``documents``: its collections'
+    search, if it has any)."""
     registry = ModelRegistry(app_paths().ensure())
     chosen = ApiSettings(**{"host": "127.0.0.1", "port": 0, **settings})  # type: ignore[arg-type]
-    server = ApiServer(service, registry.models, resolver_for_tests(), chosen)
+    server = ApiServer(service, registry.models, resolver_for_tests(), chosen,
+                       documents=documents)
     server.start()
     return server
 

@@ -251,3 +251,30 @@ def test_the_hub_is_reached_only_when_the_user_searches(
     assert guard.refused == []
     assert SMOL_REPO in [search.repo_list.topLevelItem(i).text(0)
                          for i in range(search.repo_list.topLevelItemCount())]
+
+
+def test_indexing_and_document_chat_make_no_connection(
+        guard: SocketGuard, tmp_path: Path, bundled_model_path: Path) -> None:
+    from doc_files import write_docx, write_pdf
+
+    from llamadesk import cli
+    from llamadesk.core.documents.quoting import sources
+    from llamadesk.core.paths import app_paths
+    from llamadesk.core.store_open import open_store
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "tax.pdf", ["The tax refund for 2025 was 1,234 euros."])
+    write_docx(docs / "garden.docx", [("Tomatoes", "Tomatoes need six hours of sun.")])
+    (docs / "page.html").write_text('<p>See <a href="https://example.com">this</a>.</p>'
+                                    '<img src="https://example.com/x.png">')
+    assert cli.main(["docs", "add", "Home", str(docs)]) == 0
+    assert cli.main(["docs", "search", "Home", "tax refund"]) == 0
+    assert cli.main(["chat", "--new", "--max-tokens", "8", "--docs", "Home",
+                     "What was the tax refund?"]) == 0
+    store = open_store(app_paths())  # the same key the commands used
+    reply = store.messages(store.list_conversations()[0].id)[-1]
+    assert [p.where for p in sources(store, reply.id)] == ["tax.pdf p. 1"]
+    store.close()
+    assert guard.seen == [], f"network use: {guard.seen}"
+    assert guard.open_sockets() == []

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from llamadesk.api.convert import chat_request, completion_request
+from llamadesk.api.documents import DocumentSearch, add_documents, sources_json
 from llamadesk.api.errors import ApiError, from_engine, unknown_model, unsupported
 from llamadesk.api.jobs import ClientGoneError, Event, Job, JobRunner, collect, unless_gone
 from llamadesk.api.schemas import (
@@ -62,6 +63,8 @@ class ApiContext:
     models: Callable[[], list[ModelEntry]]
     #: The spec to load an installed model with; LookupError when it cannot be used.
     resolve: Callable[[str], ModelSpec]
+    #: The document collections' search (``collections`` on a chat); None: there are none.
+    documents: DocumentSearch | None = None
 
 
 def _model_object(entry: ModelEntry) -> ModelObject:
@@ -134,6 +137,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.post("/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         gen = chat_request(body)
+        extra: dict[str, Any] = {}
+        if body.collections:
+            gen, passages = await add_documents(
+                gen, body.collections, ctx.documents, ep.spec(body.model).options.n_ctx)
+            extra["sources"] = sources_json(passages)
         created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
         try:
             job, first = await ep.start(request, body.model, gen, "chat")
@@ -144,16 +152,16 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 stream = (_tool_stream(job, cid, created, body.model, usage) if calls_wanted
                           else _chat_stream(job, cid, created, body.model, usage,
                                             bool(body.logprobs)))
-                return EventSourceResponse(stream, sep="\n")
+                return EventSourceResponse(_first_with(stream, extra), sep="\n")
             _text, result, logprobs = await unless_gone(collect(job), request, job)
         except ClientGoneError:
             return Response(status_code=CLIENT_CLOSED)
         message, finish = _reply_message(result, calls_wanted)
-        return JSONResponse(ChatCompletion(
+        return JSONResponse({**ChatCompletion(
             id=cid, created=created, model=body.model, usage=_usage(result),
             choices=[ChatChoice(message=message,
                                 logprobs=_logprobs(logprobs) if body.logprobs else None,
-                                finish_reason=finish)]).model_dump())
+                                finish_reason=finish)]).model_dump(), **extra})
 
     @router.post("/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
@@ -189,6 +197,17 @@ def build_router(ctx: ApiContext) -> APIRouter:
                                  total_tokens=result.prompt_tokens)).model_dump())
 
     return router
+
+
+async def _first_with(stream: AsyncIterator[dict[str, str]],
+                      extra: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+    """The stream with ``extra``'s fields added to its first chunk (the sources)."""
+    first = bool(extra)
+    async for event in stream:
+        if first:
+            event = {"data": json.dumps({**json.loads(event["data"]), **extra})}
+            first = False
+        yield event
 
 
 async def _events(job: Job) -> AsyncIterator[Event]:

@@ -91,6 +91,8 @@ class ChatCompletionRequest(_Sampling):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     functions: list[dict[str, Any]] | None = None
+    #: LlamaDesk's extension: answer from these document collections (docs/api.md).
+    collections: list[str] | None = Field(default=None, min_length=1)
 
 
 class CompletionRequest(_Sampling):

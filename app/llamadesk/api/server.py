@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
+from llamadesk.api.documents import DocumentSearch
 from llamadesk.api.errors import install_handlers
 from llamadesk.api.guard import AccessGuard, AllowedOriginsCors, BearerAuth, Rules
 from llamadesk.api.jobs import ChatHook, JobRunner, RequestRecord, Submitter
@@ -103,10 +104,11 @@ class ApiServer:
 
     def __init__(self, service: Submitter, models: Callable[[], list[ModelEntry]],
                  resolve: Callable[[str], ModelSpec], settings: ApiSettings,
-                 on_chat: ChatHook | None = None) -> None:
+                 on_chat: ChatHook | None = None,
+                 documents: DocumentSearch | None = None) -> None:
         self.settings = settings
         self.runner = JobRunner(service, settings.queue_limit, on_chat)
-        self._ctx = ApiContext(self.runner, models, resolve)
+        self._ctx = ApiContext(self.runner, models, resolve, documents)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port = settings.port

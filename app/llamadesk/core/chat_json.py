@@ -21,7 +21,10 @@ settings and the branch on screen::
          "stats": {"prompt_tokens": null, "completion_tokens": null, "ttft_ms": null,
                    "tokens_per_s": null, "prompt_tokens_per_s": null,
                    "finish_reason": "stop" | "length" | "stopped" | "interrupted" | null,
-                   "finish_detail": "why it was interrupted" (optional)}}
+                   "finish_detail": "why it was interrupted" (optional)},
+         "sources": [{"path": "...", "page": 3 | null, "heading": "..." | null,
+                      "text": "the passage", "score": -1.2}]  (optional: the passages
+                      from the user's documents that a reply was given)}
       ]
     }
 
@@ -56,6 +59,8 @@ from llamadesk.core.conversation import (
     SamplingParams,
 )
 from llamadesk.core.db import sqlite
+from llamadesk.core.documents.index import Passage
+from llamadesk.core.documents.quoting import sources
 from llamadesk.core.store import ConversationStore
 
 FORMAT_NAME = "llamadesk-conversation"
@@ -89,6 +94,8 @@ class DocumentMessage:
     created_at: float
     model_id: str | None
     stats: MessageStats
+    #: The document passages a reply was given (core/documents/quoting.py).
+    sources: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def export_document(store: ConversationStore, conversation_id: int) -> dict[str,
             "created_at": message.created_at,
             "model_id": message.model_id,
             "stats": _stats_dict(message.stats),
+            **_sources_dict(store, message.id),
         })
     leaf = conversation.current_leaf_id
     return {
@@ -158,6 +166,14 @@ def export_document(store: ConversationStore, conversation_id: int) -> dict[str,
         },
         "messages": exported,
     }
+
+
+def _sources_dict(store: ConversationStore, message_id: int) -> dict[str, Any]:
+    found = sources(store, message_id)
+    if not found:
+        return {}
+    return {"sources": [{"path": p.path, "page": p.page, "heading": p.heading,
+                         "text": p.text, "score": p.score} for p in found]}
 
 
 def document_text(document: Mapping[str, Any]) -> str:
@@ -283,8 +299,26 @@ def _messages(items: list[Any]) -> list[DocumentMessage]:
             created_at=_number(item, "created_at", where),
             model_id=_str_or_none(item, "model_id", where),
             stats=_stats(stats, f"{where}.stats"),
+            sources=_sources(item, where),
         ))
     return messages
+
+
+def _sources(item: dict[str, Any], where: str) -> tuple[Passage, ...]:
+    if "sources" not in item:
+        return ()
+    found = []
+    for n, source in enumerate(_array(item, "sources", where)):
+        at = f"{where}.sources[{n}]"
+        if not isinstance(source, dict):
+            raise ChatFormatError(f"{at} must be an object")
+        score = _number_or_none(source, "score", at) if "score" in source else None
+        found.append(Passage(
+            text=_str(source, "text", at), path=_str(source, "path", at),
+            page=_int_or_none(source, "page", at) if "page" in source else None,
+            heading=_str_or_none(source, "heading", at) if "heading" in source else None,
+            score=0.0 if score is None else score))
+    return tuple(found)
 
 
 def _stats(data: dict[str, Any], where: str) -> MessageStats:
@@ -451,6 +485,11 @@ def import_document(store: ConversationStore, document: ChatDocument) -> Convers
                      s.completion_tokens, s.ttft_ms, s.tokens_per_s, s.prompt_tokens_per_s,
                      str(s.finish_reason) if s.finish_reason else None, s.finish_detail))
                 new_ids[m.id] = int(cur.lastrowid or 0)
+                db.executemany(
+                    "INSERT INTO message_sources (message_id, rank, path, page, heading, "
+                    "text, score) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(new_ids[m.id], rank, p.path, p.page, p.heading, p.text, p.score)
+                     for rank, p in enumerate(m.sources, 1)])
             leaf = document.current_leaf
             db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
                        (None if leaf is None else new_ids[leaf], conversation_id))

@@ -23,6 +23,7 @@ from llamadesk.core.conversation import (
     SamplingParams,
 )
 from llamadesk.core.db import WrongKeyError, connect, sqlite
+from llamadesk.core.documents.schema import MIGRATION_6
 from llamadesk.core.store_errors import write_failure
 
 DEFAULT_TITLE = "New chat"
@@ -109,7 +110,7 @@ _MIGRATION_5 = """
 
 #: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4,
-                         _MIGRATION_5]
+                         _MIGRATION_5, MIGRATION_6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -154,6 +155,12 @@ class ConversationStore:
     def schema_version(self) -> int:
         """The database's ``PRAGMA user_version``."""
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def connection(self) -> sqlite.Connection:
+        """The connection, for reads by other core modules (documents); writes go
+        through ``transaction()``."""
+        return self._db
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite.Connection]:

@@ -22,8 +22,10 @@ from llamadesk.core.conversation import (
     MessageStats,
     Role,
 )
+from llamadesk.core.documents.index import Passage
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
@@ -50,6 +52,8 @@ class _Pending:
     parent_id: int
     text: str = ""
     saved_at: float = 0.0
+    #: The document passages quoted in the prompt, kept with the reply.
+    sources: tuple[Passage, ...] = ()
 
 
 class ChatController(QObject):
@@ -87,6 +91,7 @@ class ChatController(QObject):
         self.inference = inference
         self.resolve_model = resolve_model
         self.session = ChatSession(store)
+        self.documents = ChatDocuments(store)
         self._pending: dict[int, _Pending] = {}
         self._context: dict[int, ContextUse] = {}
         self._context_planned.connect(self._on_context_planned)
@@ -181,10 +186,14 @@ class ChatController(QObject):
     def _request_reply(self, conversation: Conversation, spec: ModelSpec,
                        leaf: Message) -> None:
         cid = conversation.id
+        passages = self.documents.passages(cid, leaf.content, spec.options.n_ctx,
+                                           conversation.params.max_tokens)
         request = self.session.request(
-            conversation, on_context=lambda use: self._context_planned.emit(cid, use))
+            conversation, on_context=lambda use: self._context_planned.emit(cid, use),
+            passages=passages)
         job_id = self.inference.generate(request, spec)
-        self._pending[job_id] = _Pending(cid, spec.model_id, leaf.id)
+        self._pending[job_id] = _Pending(cid, spec.model_id, leaf.id,
+                                         sources=tuple(passages))
 
     def stop(self, conversation_id: int | None = None) -> None:
         """Stop the reply to ``conversation_id`` (default: every reply)."""
@@ -254,7 +263,7 @@ class ChatController(QObject):
             self._drop_draft(job_id)
         try:
             message = self.session.store_reply(pending.conversation_id, pending.parent_id,
-                                               result, pending.model_id)
+                                               result, pending.model_id, pending.sources)
         except StoreError as exc:
             self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
             return

@@ -9,11 +9,13 @@ statistics, and keeps the memory start when the engine moves it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.documents.index import Passage
+from llamadesk.core.documents.quoting import save_sources, with_passages
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
 
@@ -59,13 +61,15 @@ class ChatSession:
         return StoredQuestion(message, renamed)
 
     def request(self, conversation: Conversation, params: SamplingParams | None = None,
-                on_context: Callable[[ContextUse], None] | None = None) -> GenerationRequest:
+                on_context: Callable[[ContextUse], None] | None = None,
+                passages: Sequence[Passage] = ()) -> GenerationRequest:
         """The request for a reply to the branch on screen, from where the model's
-        memory begins on it."""
+        memory begins on it; ``passages`` are quoted in the newest question (see
+        core/documents/quoting.py), what the model sees, not what is stored."""
         from llamadesk.services.engine import GenerationRequest  # llama.cpp: not at start-up
 
         return GenerationRequest(
-            history=tuple(self.store.messages(conversation.id)),
+            history=with_passages(self.store.messages(conversation.id), passages),
             system_prompt=conversation.system_prompt,
             params=params or conversation.params,
             conversation_key=str(conversation.id),
@@ -79,18 +83,22 @@ class ChatSession:
             self.store.set_memory_start(use.memory_start_id)
 
     def store_reply(self, conversation_id: int, parent_id: int, result: GenerationResult,
-                    model_id: str | None = None) -> Message | None:
-        """Store a finished or stopped reply after ``parent_id``. Returns None when
-        there is nothing to keep: stopped before its first word, or the chat was
-        deleted while the reply was written."""
+                    model_id: str | None = None,
+                    sources: Sequence[Passage] = ()) -> Message | None:
+        """Store a finished or stopped reply after ``parent_id``, with the passages it
+        was given (``sources``). Returns None when there is nothing to keep: stopped
+        before its first word, or the chat was deleted while the reply was written."""
         self.note_context(result.context)
         if not result.text and result.cancelled:
             return None
         if self.store.get_conversation(conversation_id) is None:
             return None
-        return self.store.add_message(
+        message = self.store.add_message(
             conversation_id, Role.ASSISTANT, result.text, parent_id=parent_id,
             model_id=result.model_id or model_id, stats=result.stats)
+        if sources:
+            save_sources(self.store, message.id, sources)
+        return message
 
 
 #: ``Conversation.origin`` of a chat kept from the local API.

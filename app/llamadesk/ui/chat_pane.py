@@ -3,10 +3,11 @@ the composer. It shows one conversation and streams its replies."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QItemSelectionModel, QMimeData, Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -19,12 +20,14 @@ from PySide6.QtWidgets import (
 
 from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import StoreError
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
+from llamadesk.ui.documents_bar import DocumentsBar
 from llamadesk.ui.elided_label import ElidedLabel
 from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import PAGE_SIZE, MessageListModel
@@ -67,6 +70,7 @@ class ChatPane(QWidget):
         self.remote_marker = RemoteMarker()
         self.model_picker.model_chosen.connect(self._on_model_chosen)
         self.messages = MessageListModel(self)
+        self.messages.source_lookup = lambda ids: sources_by_message(self.store, ids)
         self.message_view = MessageView(ctx.names)
         self.message_view.setModel(self.messages)
         self.message_view.regenerate_requested.connect(self.regenerate)
@@ -92,6 +96,9 @@ class ChatPane(QWidget):
         layout.addLayout(self._make_header())
         layout.addWidget(self.message_view, 1)
         layout.addWidget(self.banner)
+        self.documents_bar = DocumentsBar(ctx.controller.documents)
+        layout.addWidget(self.documents_bar)
+        self.setAcceptDrops(True)  # files dropped on the chat are attached
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
         composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
@@ -163,6 +170,7 @@ class ChatPane(QWidget):
         self.conversation_id = conversation_id
         conversation = self.current_conversation()
         self.banner.hide()
+        self.documents_bar.show_conversation(conversation.id if conversation else None)
         if conversation is None:
             self.conversation_id = None
             self.messages.clear()
@@ -286,7 +294,31 @@ class ChatPane(QWidget):
         if self.controller.send(self.conversation_id, text) is not None:
             self.composer.clear()
             self.message_view.scroll_to_end()
+        self.documents_bar.refresh()  # the attachments went with the message
         self._sync_send_button()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept files dragged onto the chat (a chat export, JSON, goes on to the window,
+        which imports it)."""
+        if self._dropped_documents(event.mimeData()) and self.conversation_id is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Attach the files dropped onto the chat to the next message."""
+        paths = self._dropped_documents(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        self.documents_bar.attach(paths)
+        event.acceptProposedAction()
+
+    @staticmethod
+    def _dropped_documents(mime: QMimeData) -> list[Path]:
+        """The local files of a drop, unless it holds a chat export (``.json``)."""
+        paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        return [] if any(p.suffix.lower() == ".json" for p in paths) else paths
 
     def stop(self) -> None:
         """Stop the reply being written in this chat."""

@@ -152,7 +152,9 @@ class LocalApi(QObject):
         if self.server is not None and self.server.running:
             return True
         from llamadesk.api import DEFAULT_PORT
+        from llamadesk.api.documents import app_store_opener, store_search
         from llamadesk.api.server import ApiConfigError, ApiServer, ApiSettings
+        from llamadesk.core.paths import app_paths
 
         ctx = self._ctx
         wanted = ctx.settings.current.local_api
@@ -163,7 +165,8 @@ class LocalApi(QObject):
             ApiSettings(port=DEFAULT_PORT if port is None else port,
                         api_key=self._key(wanted), allowed_origins=wanted.allowed_origins,
                         allowed_hosts=wanted.allowed_hosts),
-            on_chat=self._chat_ended.emit)
+            on_chat=self._chat_ended.emit,
+            documents=store_search(app_store_opener(app_paths())))
         try:
             server.start()
         except ApiConfigError as exc:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from markdown_it.token import Token
 
+#: The scheme of the links under a reply to the passages it was given: ``source:N``.
+SOURCE_SCHEME = "source"
 #: The scheme of the links in code block headers: ``copy:N`` copies block N.
 COPY_SCHEME = "copy"
 #: Longer blocks are shown unhighlighted: Pygments reads about 10 lines per ms here.
@@ -76,7 +78,7 @@ class _Markdown(MarkdownIt):
     def validateLink(self, url: str) -> bool:
         # Only our own code block headers may carry copy links.
         return super().validateLink(url) and not url.strip().lower().startswith(
-            COPY_SCHEME + ":")
+            (COPY_SCHEME + ":", SOURCE_SCHEME + ":"))
 
 
 _MD = _Markdown("commonmark", {"html": False}).enable(["table", "strikethrough"])
@@ -104,6 +106,22 @@ def code_block(text: str, index: int) -> str:
     """The exact code of block ``index`` (0-based) of a message's Markdown. Raises
     IndexError if there is no such block."""
     return code_blocks(text)[index].code
+
+
+def sources_html(labels: list[str], dark: bool = False) -> str:
+    """A reply's sources as a line of links under it, ``source:N`` for the N-th."""
+    theme = DARK if dark else LIGHT
+    links = " · ".join(f'<a href="{SOURCE_SCHEME}:{n}" style="color: {theme.link}">'
+                       f"[{n}] {html.escape(label)}</a>" for n, label in enumerate(labels, 1))
+    return f'<p style="color: {theme.muted}; font-size: small">Sources: {links}</p>'
+
+
+def source_index(href: str) -> int | None:
+    """The source a ``source:N`` link stands for (0-based), or None."""
+    scheme, _, rest = href.partition(":")
+    if scheme.lower() != SOURCE_SCHEME or not rest.isdigit() or int(rest) < 1:
+        return None
+    return int(rest) - 1
 
 
 def copy_index(href: str) -> int | None:

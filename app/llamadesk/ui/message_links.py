@@ -44,9 +44,11 @@ class MessageLinks(QObject):
 
     Signals:
         copied(str): code was copied to the clipboard; says what, for the status bar.
+        source_opened(str): a source under a reply was clicked: its place and passage.
     """
 
     copied = Signal(str)
+    source_opened = Signal(str)
 
     def __init__(self, view: MessageView) -> None:
         super().__init__(view)
@@ -82,8 +84,21 @@ class MessageLinks(QObject):
 
     def activate(self, row: ChatRow, href: str, where: QPoint | None = None) -> None:
         """Do what a link in ``row`` stands for: copy a code block, or open a web link."""
-        from llamadesk.ui.markdown import code_block, copy_index  # loaded with the first reply
+        from llamadesk.ui.markdown import (  # loaded with the first reply
+            code_block,
+            copy_index,
+            source_index,
+        )
 
+        source = source_index(href)
+        if source is not None:
+            if source < len(row.sources):
+                passage = row.sources[source]
+                text = f"{passage.where}\n\n{passage.text}"
+                if where is not None:
+                    QToolTip.showText(where, text, self._viewport)
+                self.source_opened.emit(text)
+            return
         block = copy_index(href)
         if block is not None:
             try:

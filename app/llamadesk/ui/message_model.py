@@ -15,6 +15,7 @@ from enum import IntEnum
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from llamadesk.core.conversation import Message, MessageStats, Role
+from llamadesk.core.documents.index import Passage
 
 #: Rows shown when a conversation opens; older ones load in pages of this size.
 PAGE_SIZE = 60
@@ -41,6 +42,7 @@ class ChatRow:
     version: int = 0  # bumped on every change of content, so caches know
     alternatives: tuple[int, int] | None = None  # (this one, how many) after edits
     memory_start: bool = False  # the model's memory begins here: earlier rows are beyond it
+    sources: tuple[Passage, ...] = ()  # the document passages a reply was given
 
     @classmethod
     def from_message(cls, message: Message,
@@ -72,6 +74,8 @@ class MessageListModel(QAbstractListModel):
         self._memory_start: int | None = None
         self._older_pages: OlderPages | None = None
         self._oldest: Message | None = None  # the oldest message read, if pages remain
+        #: The sources of stored replies by message id (the pane sets it; None: none).
+        self.source_lookup: Callable[[list[int]], dict[int, tuple[Passage, ...]]] | None = None
 
     # -- Qt model API -------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -114,6 +118,7 @@ class MessageListModel(QAbstractListModel):
                 if m.role != Role.SYSTEM]
         for row in rows:
             row.memory_start = row.message_id == self._memory_start
+        self._add_sources(rows)
         return rows
 
     def clear(self) -> None:
@@ -182,6 +187,15 @@ class MessageListModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
 
+    def _add_sources(self, rows: list[ChatRow]) -> None:
+        if self.source_lookup is None:
+            return
+        found = self.source_lookup([r.message_id for r in rows
+                                    if r.message_id is not None and r.role == Role.ASSISTANT])
+        for row in rows:
+            if row.message_id in found:
+                row.sources = found[row.message_id]
+
     def finish_reply(self, message: Message | None,
                      alternatives: tuple[int, int] | None = None) -> None:
         """Replace the streamed row with the stored message (None: drop it)."""
@@ -197,6 +211,7 @@ class MessageListModel(QAbstractListModel):
             return
         stored = ChatRow.from_message(message, alternatives)
         stored.memory_start = message.id == self._memory_start
+        self._add_sources([stored])
         self._rows[row] = stored
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])

@@ -127,10 +127,12 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setPlainText(row.content)
         else:
             # Imported with the first reply shown: an empty window never needs it.
-            from llamadesk.ui.markdown import STYLE_SHEET, to_html
+            from llamadesk.ui.markdown import STYLE_SHEET, sources_html, to_html
 
             doc.setDefaultStyleSheet(STYLE_SHEET)
-            doc.setHtml(to_html(row.content, self.dark))
+            sources = sources_html([p.where for p in row.sources], self.dark) \
+                if row.sources else ""
+            doc.setHtml(to_html(row.content, self.dark) + sources)
         doc.setTextWidth(width)
         self._docs[key] = doc
         while len(self._docs) > CACHE_SIZE:
