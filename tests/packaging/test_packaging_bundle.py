@@ -211,3 +211,26 @@ def test_frozen_bundle_encrypts_and_opens_the_chat_database(bundle: Path, tmp_pa
     status = subprocess.run([exe, "store", "status"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)
     assert "encrypted (SQLCipher" in status.stdout, status.stdout + status.stderr
+
+
+def test_frozen_bundle_reads_documents(bundle: Path, tmp_path: Path) -> None:
+    """The document readers (pypdf, python-docx and its XML parser) are in the bundle:
+    the frozen CLI indexes a PDF, a DOCX and a Markdown file and finds a passage."""
+    from doc_files import write_docx, write_pdf
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "tax.pdf", ["Cover", "The tax refund for 2025 was 1,234 euros."])
+    write_docx(folder / "garden.docx", [("Tomatoes", "Tomatoes need six hours of sun.")])
+    (folder / "notes.md").write_text("# Cat\nThe cat is called Miso.\n", encoding="utf-8")
+    env = bare_env(tmp_path)
+    exe = str(executable(bundle))
+    added = subprocess.run([exe, "docs", "add", "Home", str(folder)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "3 added" in added.stdout and "0 skipped" in added.stdout, added.stdout
+    for question, answer in (("tax refund", "1,234 euros"), ("tomatoes sun", "six hours")):
+        found = subprocess.run([exe, "docs", "search", "Home", question], env=env,
+                               cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                               check=False)
+        assert found.returncode == 0 and answer in found.stdout, found.stdout + found.stderr
