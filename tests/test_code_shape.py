@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app" / "llamadesk"
@@ -31,3 +32,53 @@ def test_every_waiting_module_is_still_over_the_mark() -> None:
     counts = _line_counts()
     stale = [name for name in WAITING if counts.get(name, 0) <= MAX_LINES]
     assert not stale, f"no longer over {MAX_LINES} lines, drop from WAITING: {stale}"
+
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _bench_imports() -> dict[str, set[str]]:
+    """Each bench module and the bench modules it imports (at any depth of its code)."""
+    local = {path.stem for path in BENCH.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in BENCH.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+        graph[path.stem] = (found & local) - {path.stem}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle in ``graph`` as a path that returns to its start, or []."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str]:
+        if name in path:
+            return [*path[path.index(name):], name]
+        if name in done:
+            return []
+        for target in sorted(graph.get(name, ())):
+            if found := visit(target, [*path, name]):
+                return found
+        done.add(name)
+        return []
+
+    for name in sorted(graph):
+        if found := visit(name, []):
+            return found
+    return []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_bench_modules_import_each_other_without_a_cycle() -> None:
+    graph = _bench_imports()
+    assert "model_reference" in graph["longchat_metrics"]  # the walk sees bench imports
+    assert _cycle(graph) == [], " -> ".join(_cycle(graph))
