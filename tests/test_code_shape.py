@@ -82,3 +82,14 @@ def test_bench_modules_import_each_other_without_a_cycle() -> None:
     graph = _bench_imports()
     assert "model_reference" in graph["longchat_metrics"]  # the walk sees bench imports
     assert _cycle(graph) == [], " -> ".join(_cycle(graph))
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_the_store_fixture_is_defined_once() -> None:
+    """tests/conftest.py's ``store`` serves every test; a module that needs its database
+    elsewhere overrides ``db_path`` instead."""
+    defining = sorted(path.relative_to(TESTS).as_posix() for path in TESTS.rglob("*.py")
+                      if "\ndef store(" in path.read_text(encoding="utf-8"))
+    assert defining == ["conftest.py"], defining
