@@ -156,10 +156,11 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
         except ApiConfigError as exc:
             print(f"llamadesk: {exc}", file=err)
             return EXIT_FAILED
-        print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
         # The first Ctrl+C (or SIGTERM) stops the server and frees the model; a second
-        # ends the process at once, even if that shutdown is stuck.
+        # ends the process at once, even if that shutdown is stuck. Installed before the
+        # line below, which tells a supervising process that signals are now heard.
         signals = install_quit_signals(app, app.quit)
+        print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
         try:
             app.exec()
         finally:
