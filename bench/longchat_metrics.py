@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Slot
 from common import Goal, Metric, side, summarize, warmups
 from harness import AppHarness, BenchError
 from llamadesk.core.conversation import SamplingParams
-from model_metrics import FILLER, Reference
+from model_reference import FILLER, Reference
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from llamadesk.core.store import ConversationStore
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -49,6 +53,22 @@ def store_passphrase(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     secret.write_text(TEST_PASSPHRASE + "\n", encoding="utf-8")
     monkeypatch.setenv("LLAMADESK_PASSPHRASE_FILE", str(secret))
     return TEST_PASSPHRASE
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where ``store`` keeps its database; a test module overrides it to place it elsewhere."""
+    return tmp_path / "chats.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[ConversationStore]:
+    """A real SQLite chat store at ``db_path``, closed after the test."""
+    from llamadesk.core.store import ConversationStore
+
+    s = ConversationStore(db_path)
+    yield s
+    s.close()
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,16 @@ import argparse
 import getpass
 import sys
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llamadesk.core import connections as remote
 from llamadesk.core.connections import Connection, InvalidConnectionError
 from llamadesk.core.paths import app_paths
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
-from llamadesk.core.settings import AppSettings, load_settings, save_settings
+from llamadesk.core.settings import AppSettings
+
+if TYPE_CHECKING:
+    from llamadesk.services.settings import SettingsService
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,17 +57,25 @@ def add_connections_parser(subparsers: Any) -> None:
         sub.add_parser(action, help=f"{action} a connection").add_argument("name")
 
 
-def _settings() -> tuple[AppSettings, Any]:
-    path = app_paths().settings_file
-    return load_settings(path), path
+def _settings() -> tuple[AppSettings, SettingsService]:
+    """The stored settings and their one owner, which saves them (see services/settings;
+    imported here, not at the top, so that parsing the command line needs no Qt)."""
+    from llamadesk.services.settings import SettingsService
+
+    service = SettingsService.load(app_paths().settings_file)
+    return service.current, service
 
 
-def _save(settings: AppSettings, path: Any) -> None:
+def _save(settings: AppSettings, service: SettingsService) -> None:
+    from llamadesk.services.settings import SettingsSaveError
+
     try:
-        save_settings(path, settings)
-    except OSError as exc:
-        raise ConnectionsCliError(f"cannot write the settings to {path}: "
-                                  f"{exc.strerror or exc}") from exc
+        service.update(settings)
+    except SettingsSaveError as exc:
+        cause = exc.__cause__
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
+        raise ConnectionsCliError(f"cannot write the settings to "
+                                  f"{app_paths().settings_file}: {reason}") from exc
 
 
 def _read_key() -> str:
@@ -83,7 +94,7 @@ def _check(connection: Connection, secrets: SecretStore, settings: AppSettings,
 
 
 def _add(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
-    settings, path = _settings()
+    settings, service = _settings()
     try:
         connections = remote.added(settings.connections,
                                    Connection(args.name, args.url, not args.disabled))
@@ -98,7 +109,7 @@ def _add(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
             raise ConnectionsCliError(f"Not a key: {exc}.") from exc
         print(saved.message, file=out)
     settings = replace(settings, connections=connections)
-    _save(settings, path)
+    _save(settings, service)
     print(f"Added {connection.name}: {connection.base_url}"
           f"{'' if connection.enabled else ' (turned off)'}", file=out)
     if not connection.enabled:
@@ -107,7 +118,7 @@ def _add(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
 
 
 def _list(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
-    settings, _path = _settings()
+    settings, _service = _settings()
     if not settings.connections:
         print("No connections: every chat stays on this computer.", file=out)
         return EXIT_OK
@@ -122,26 +133,26 @@ def _list(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
 
 
 def _set_enabled(args: argparse.Namespace, enabled: bool, out: TextIO) -> int:
-    settings, path = _settings()
+    settings, service = _settings()
     connection = remote.find(settings.connections, args.name)
     if connection is None:
         raise ConnectionsCliError(f"there is no connection {args.name!r} "
                                   "(`llamadesk connections list`)")
     settings = replace(settings, connections=remote.added(
         settings.connections, replace(connection, enabled=enabled)))
-    _save(settings, path)
+    _save(settings, service)
     print(f"{connection.name} is {'on' if enabled else 'off'}.", file=out)
     return EXIT_OK
 
 
 def _remove(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
-    settings, path = _settings()
+    settings, service = _settings()
     try:
         connections = remote.removed(settings.connections, args.name)
     except KeyError as exc:
         raise ConnectionsCliError(f"there is no connection {args.name!r} "
                                   "(`llamadesk connections list`)") from exc
-    _save(replace(settings, connections=connections), path)
+    _save(replace(settings, connections=connections), service)
     secrets.clear_api_key(args.name)
     print(f"Removed {args.name} and its key.", file=out)
     return EXIT_OK

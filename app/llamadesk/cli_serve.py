@@ -12,7 +12,6 @@ once and frees the model.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -127,12 +126,13 @@ def _load(service: InferenceService, spec: ModelSpec) -> str | None:
 
 
 def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO) -> int:
-    from PySide6.QtCore import QCoreApplication, QTimer
+    from PySide6.QtCore import QCoreApplication
 
     from llamadesk.api.documents import app_store_opener, store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
+    from llamadesk.ui.quit_signals import install_quit_signals
 
     app = QCoreApplication.instance() or QCoreApplication([])
     paths = app_paths().ensure()
@@ -157,20 +157,16 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
         except ApiConfigError as exc:
             print(f"llamadesk: {exc}", file=err)
             return EXIT_FAILED
+        # The first Ctrl+C (or SIGTERM) stops the server and frees the model; a second
+        # ends the process at once, even if that shutdown is stuck. Installed before the
+        # line below, which tells a supervising process that signals are now heard.
+        signals = install_quit_signals(app, app.quit)
         print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
-        previous = {sig: signal.signal(sig, lambda *_: app.quit())
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
-        # Python runs its signal handlers only between bytecodes: a timer that calls
-        # into Python lets Ctrl+C through while Qt's loop waits.
-        ticker = QTimer()
-        ticker.timeout.connect(lambda: None)
-        ticker.start(200)
         try:
             app.exec()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             server.stop()
+            signals.uninstall()
         return EXIT_OK
     finally:
         service.shutdown()

@@ -9,7 +9,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from llamadesk.core import gguf_validate
+from llamadesk.core import gguf_reader
 from llamadesk.core.gguf_validate import (
     ArrayInfo,
     GGUFValidationError,
@@ -192,7 +192,7 @@ def test_small_read_windows_give_the_same_header(bundled_model_path: Path,
                                                  window: int) -> None:
     # Every value, length and string then straddles a window boundary somewhere.
     expected = validate_gguf(bundled_model_path)
-    monkeypatch.setattr(gguf_validate, "_WINDOW", window)
+    monkeypatch.setattr(gguf_reader, "_WINDOW", window)
     assert validate_gguf(bundled_model_path) == expected
 
 
@@ -276,7 +276,7 @@ def test_other_vocabularies_need_no_byte_tokens(tmp_path: Path) -> None:
 
 def test_a_vocabulary_across_read_windows_is_read_whole(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gguf_validate, "_WINDOW", 64)
+    monkeypatch.setattr(gguf_reader, "_WINDOW", 64)
     tokens = [b"<unk>", b"<s>", b"</s>", *BYTE_TOKENS, *(f"w{i}".encode() for i in range(500))]
     validate_gguf(write(tmp_path, build(vocabulary(tokens))))
     tokens.append(b"w17")

@@ -4,7 +4,6 @@ and crash safety. Raw checks go through a second sqlite3 connection, as another 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,6 @@ class FakeClock:
 @pytest.fixture
 def db_path(home: Path) -> Path:
     return home / "data" / "chats.sqlite3"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(db_path)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ set on the store's own one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ import pytest
 from llamadesk.core.conversation import Role, SamplingParams
 from llamadesk.core.db import sqlite
 from llamadesk.core.store import ConversationStore, StoreError
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
 
 
 def _fill(store: ConversationStore) -> tuple[int, list[str]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from llamadesk.core.conversation import Role
 from llamadesk.core.db import sqlite
@@ -15,18 +12,6 @@ from llamadesk.core.store import (
     SCHEMA_VERSION,
     ConversationStore,
 )
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "chats.sqlite3"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(db_path)
-    yield s
-    s.close()
 
 
 def chat(store: ConversationStore, turns: int) -> tuple[int, list[int]]:

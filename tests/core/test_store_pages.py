@@ -3,20 +3,8 @@ and reads older pages as the user scrolls up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from llamadesk.core.conversation import Role
 from llamadesk.core.store import ConversationStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
 
 
 def chat(store: ConversationStore, messages: int) -> tuple[int, list[int]]:

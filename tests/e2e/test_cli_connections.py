@@ -98,3 +98,22 @@ def test_the_key_prompt_keeps_the_key_in_the_keyring_only(
     assert files_holding(home, key) == []
     assert cli.main(["connections", "remove", "faulty"]) == 0
     assert memory_keyring.passwords == {}
+
+
+def test_a_settings_file_that_cannot_be_written_fails_readably(
+        home: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The command saves through the settings service, the one owner of settings writes;
+    its failure is one readable line, and the settings on disk stay as they were."""
+    settings_file = app_paths().settings_file
+    assert cli.main(["connections", "add", "first", "--url", "http://127.0.0.1:9/v1",
+                     "--disabled"]) == 0
+    before = settings_file.read_text(encoding="utf-8")
+    settings_file.with_suffix(".tmp").mkdir()  # the atomic write's temp file cannot be made
+    capfd.readouterr()
+    assert cli.main(["connections", "add", "box", "--url", "http://127.0.0.1:9/v1",
+                     "--disabled"]) == 1
+    err = capfd.readouterr().err
+    assert f"cannot write the settings to {settings_file}" in err and "Traceback" not in err
+    assert settings_file.read_text(encoding="utf-8") == before
+    assert cli.main(["connections", "list"]) == 0
+    assert "box" not in capfd.readouterr().out

@@ -92,3 +92,19 @@ def test_serve_refuses_what_is_not_an_origin_or_a_host_name() -> None:
             capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
         assert result.returncode == 1 and why in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_serve_stops_cleanly_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamadesk", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("LlamaDesk API on http://127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in (process.stderr.read() if process.stderr else "")

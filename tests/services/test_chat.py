@@ -21,13 +21,6 @@ WAIT_MS = 180_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def controller(store: ConversationStore, qtbot: QtBot,
                bundled_model_path: Path) -> Iterator[ChatController]:
     inference = InferenceService()

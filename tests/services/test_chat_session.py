@@ -3,23 +3,11 @@ SQLite file (the engine's results are built by hand: no model is needed here).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from llamadesk.core.conversation import FinishReason, MessageStats, Role, SamplingParams
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore
 from llamadesk.services.chat_session import ChatSession, title_from
 from llamadesk.services.engine import GenerationResult
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
 
 
 def result(text: str, finish: FinishReason, context: ContextUse | None = None

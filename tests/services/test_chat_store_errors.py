@@ -26,13 +26,6 @@ LONG = "Remember these: " + " ".join(f"w{i}" for i in range(10_000))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def controller(store: ConversationStore, bundled_model_path: Path) -> Iterator[ChatController]:
     inference = InferenceService()
     settings = AppSettings(defaults=PARAMS)

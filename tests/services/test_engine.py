@@ -41,13 +41,6 @@ def engine(bundled_model_path: Path) -> Iterator[LlamaEngine]:
     e.unload()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
-
-
 @dataclass
 class Turn:
     request: GenerationRequest

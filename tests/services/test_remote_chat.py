@@ -27,13 +27,6 @@ PARAMS = SamplingParams(max_tokens=24, n_ctx=1024, seed=3, temperature=0.7)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def settings(llama_server: LlamaServer) -> AppSettings:
     return AppSettings(defaults=PARAMS, connections=(Connection("box", llama_server.url),),
                        remote=RemoteSettings(read_timeout_s=120.0, max_retries=0))

@@ -36,10 +36,9 @@ API_KEY = "sk-loopback-7c1d9e52a4"
 
 
 @pytest.fixture
-def store(home: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(app_paths().ensure().database)
-    yield s
-    s.close()
+def db_path(home: Path) -> Path:
+    """The app's own database, where the chat under test looks for it."""
+    return app_paths().ensure().database
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 
 from llamadesk.core.conversation import FinishReason, MessageStats
 from llamadesk.services.engine import (
@@ -25,7 +25,7 @@ from llamadesk.services.engine import (
     GenerationResult,
     ModelInfo,
 )
-from llamadesk.services.inference import ModelSpec, ModelState
+from llamadesk.services.inference import InferenceSignals, ModelSpec, ModelState
 
 #: Between two streamed batches (and before a load completes).
 TICK_MS = 2
@@ -60,27 +60,16 @@ class _Job:
     sent: int = 0
 
 
-class FakeInferenceService(QObject):
+class FakeInferenceService(InferenceSignals):
     """A scripted stand-in for InferenceService, for tests of UI behaviour only.
 
     Script replies with ``script()`` (used in order; unscripted jobs get a short
     numbered reply), make a model fail to load with ``fail_loading()``. ``requests``
     and ``loads`` record what was asked, in order.
 
-    Signals: the same as InferenceService's.
+    Signals: InferenceService's own (``InferenceSignals``), inherited, so a signal added
+    to the real service is there too.
     """
-
-    state_changed = Signal(str)
-    model_loaded = Signal(object)
-    model_info_changed = Signal(object)
-    model_load_failed = Signal(str)
-    model_unloaded = Signal()
-    engine_ready = Signal()
-    generation_started = Signal(int)
-    token_batch_ready = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_cancelled = Signal(int, object)
-    generation_failed = Signal(int, str)
 
     def __init__(self, parent: QObject | None = None, tick_ms: int = TICK_MS) -> None:
         super().__init__(parent)

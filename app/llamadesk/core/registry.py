@@ -29,9 +29,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ from filelock import FileLock
 
 from llamadesk.core import bundled
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
-from llamadesk.core.chat_format import DEFAULT_FORMAT, FALLBACK_FORMATS
+from llamadesk.core.chat_format import FALLBACK_FORMATS
 from llamadesk.core.fit import ModelShape
 from llamadesk.core.gguf_validate import GGUFMetadata, GGUFValidationError, read_metadata
 from llamadesk.core.licences import (
@@ -48,141 +46,36 @@ from llamadesk.core.licences import (
     LicenceNotAcceptedError,
     licence_from_gguf,
 )
+from llamadesk.core.model_entry import (
+    COPY_CHUNK,
+    IMPORTED_DIR,
+    REGISTRY_FILE,
+    CopyProgress,
+    LicenceRequiredError,
+    ModelEntry,
+    ModelSource,
+    RegistryError,
+    guess_chat_format,
+    sha256_file,
+    slug,
+)
 from llamadesk.core.paths import AppPaths
 
 log = logging.getLogger(__name__)
 
-REGISTRY_FILE = "registry.json"
-IMPORTED_DIR = "imported"
-_COPY_CHUNK = 4 << 20
-
-#: Progress of a long file operation: bytes done, bytes in all.
-CopyProgress = Callable[[int, int], None]
-
-
-class RegistryError(Exception):
-    """A registry operation was refused or failed; ``str()`` says why."""
-
-
-class LicenceRequiredError(RegistryError):
-    """An import needs a licence the user has not accepted yet (``licence``): ask, call
-    ``LicenceAcceptances.accept(licence)``, and import again."""
-
-    def __init__(self, cause: LicenceNotAcceptedError) -> None:
-        super().__init__(str(cause))
-        self.licence = cause.licence
-
-
-class ModelSource(StrEnum):
-    """How a model came to be installed."""
-
-    BUNDLED = "bundled"
-    DOWNLOADED = "downloaded"
-    IMPORTED = "imported"  # copied into the models folder
-    LINKED = "linked"  # used where it is; removing it only forgets it
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One installed model."""
-
-    id: str
-    name: str
-    path: str
-    size: int
-    quantisation: str | None
-    sha256: str | None
-    source: ModelSource
-    chat_format: str  # fallback for files without their own template
-    context_length: int | None
-    architecture: str | None = None
-    parameter_count: int | None = None
-    has_chat_template: bool = False
-    repo: str | None = None
-    filename: str | None = None
-    commit: str | None = None
-    catalog_id: str | None = None
-    licence_id: str | None = None
-    licence_url: str | None = None
-    block_count: int | None = None
-    head_count_kv: int | None = None
-    head_dim: int | None = None
-    added_at: float = field(default=0.0, compare=False)
-
-    @property
-    def read_only(self) -> bool:
-        """The bundled model cannot be removed."""
-        return self.source == ModelSource.BUNDLED
-
-    @property
-    def file(self) -> Path:
-        """The model file."""
-        return Path(self.path)
-
-    @property
-    def folder(self) -> Path:
-        """The folder to show for "show in folder"."""
-        return Path(self.path).parent
-
-    @property
-    def available(self) -> bool:
-        """Whether the file is still there."""
-        return Path(self.path).is_file()
-
-    @property
-    def shape(self) -> ModelShape | None:
-        """The numbers for the fit estimate, if known."""
-        if self.block_count and self.head_count_kv and self.head_dim:
-            return ModelShape(self.block_count, self.head_count_kv, self.head_dim)
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        data = asdict(self)
-        data["source"] = str(self.source)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
-        """From ``to_dict`` output; unknown keys (from a newer app) are ignored."""
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
-        values["source"] = ModelSource(values["source"])
-        return cls(**values)
-
-
-def slug(text: str) -> str:
-    """A lower-case id made of letters, digits, dots, dashes and underscores."""
-    return re.sub(r"[^a-z0-9._]+", "-", text.lower()).strip("-._") or "model"
-
-
-def guess_chat_format(name: str) -> str:
-    """A fallback chat format from a file or model name, for files without a template."""
-    lower = name.lower()
-    for needles, fmt in (
-        (("llama-2", "llama2", "codellama"), "llama-2"),
-        (("vicuna", "wizardlm"), "vicuna"),
-        (("zephyr", "tinyllama"), "zephyr"),
-        (("mistral", "mixtral"), "mistral-instruct"),
-        (("alpaca", "nous-hermes-llama"), "alpaca"),
-    ):
-        if any(n in lower for n in needles):
-            return fmt
-    return DEFAULT_FORMAT
-
-
-def sha256_file(path: Path, progress: CopyProgress | None = None) -> str:
-    """The sha256 of a file, read in large chunks."""
-    digest = hashlib.sha256()
-    total = path.stat().st_size
-    done = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_COPY_CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-    return digest.hexdigest()
+__all__ = [  # the record types live in core.model_entry; importable from here too
+    "IMPORTED_DIR",
+    "REGISTRY_FILE",
+    "CopyProgress",
+    "LicenceRequiredError",
+    "ModelEntry",
+    "ModelRegistry",
+    "ModelSource",
+    "RegistryError",
+    "guess_chat_format",
+    "sha256_file",
+    "slug",
+]
 
 
 class ModelRegistry:
@@ -488,7 +381,7 @@ class ModelRegistry:
         done = 0
         try:
             with source.open("rb") as src, tmp.open("wb") as out:
-                while chunk := src.read(_COPY_CHUNK):
+                while chunk := src.read(COPY_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)

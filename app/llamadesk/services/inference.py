@@ -267,16 +267,21 @@ class InferenceService(InferenceSignals):
         """Whether any job is queued or running."""
         return bool(self._cancels)
 
-    def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Cancel everything, free the model and stop the thread."""
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel everything, free the model and stop the threads, within ``timeout_ms``
+        each. Returns whether they stopped: a slot still running then (a model load,
+        which llama.cpp cannot interrupt) is abandoned, and the process can still exit
+        (see ``services/worker.py``)."""
         if not self._thread.running:
-            return
+            return True
         self.cancel_all()
-        QMetaObject.invokeMethod(self._worker, "shutdown",
-                                 Qt.ConnectionType.BlockingQueuedConnection)
-        self._thread.stop(timeout_ms)
+        # Queued, not blocking: the model is freed after the slot in progress, and only
+        # as long as the bounded wait below allows; a blocking call would wait for ever.
+        QMetaObject.invokeMethod(self._worker, "shutdown", Qt.ConnectionType.QueuedConnection)
+        stopped = self._thread.finish(timeout_ms)
         if self._remote_thread is not None:
-            self._remote_thread.stop(timeout_ms)
+            stopped = self._remote_thread.stop(timeout_ms) and stopped
+        return stopped
 
     # -- the service's own record (GUI thread) -------------------------------------------
     @Slot(str)

@@ -28,6 +28,7 @@ from llamadesk.ui.context import AppContext
 from llamadesk.ui.excepthook import install_excepthook
 from llamadesk.ui.main_window import MainWindow
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.quit_signals import install_quit_signals
 from llamadesk.ui.store_unlock import unlock_store
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
     if window is None:
         return 1
     window.show()
+    install_quit_signals(app, app.closeAllWindows)  # SIGINT/SIGTERM close the window
     if crash is not None:
         show_crash_notice(window, crash)
     if os.environ.get(BENCH_TIMINGS_ENV):

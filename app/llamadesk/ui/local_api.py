@@ -35,6 +35,7 @@ from llamadesk.core.settings import AppSettings, LocalApiSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
 from llamadesk.ui.context import AppContext
+from llamadesk.ui.user_errors import attempt_write
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
@@ -130,8 +131,9 @@ class LocalApi(QObject):
     def _save(self, **changes: bool) -> None:
         settings = self._ctx.settings.current
         wanted = replace(settings.local_api, **changes)
-        if wanted != settings.local_api:
-            self._ctx.settings.update(replace(settings, local_api=wanted))
+        if wanted != settings.local_api:  # a failed save applies to this session anyway
+            attempt_write(lambda: self._ctx.settings.update(replace(settings, local_api=wanted)),
+                          self.notice.emit)
 
     @Slot(object, object, str)
     def _keep_chat(self, request: GenerationRequest, result: GenerationResult,

@@ -18,9 +18,8 @@ from llamadesk.core.catalog import CatalogError
 from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
-from llamadesk.core.store import LAST_CONVERSATION_KEY, StoreError
+from llamadesk.core.store import LAST_CONVERSATION_KEY
 from llamadesk.services.inference import ModelState
-from llamadesk.services.settings import SettingsSaveError
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
@@ -30,6 +29,7 @@ from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
 from llamadesk.ui.theme import ThemeManager
 from llamadesk.ui.transfer import ChatTransfer, dropped_paths
+from llamadesk.ui.user_errors import attempt, attempt_write
 from llamadesk.ui.window_menus import build_menus
 
 if TYPE_CHECKING:
@@ -188,8 +188,10 @@ class MainWindow(QMainWindow):
     def new_conversation(self) -> None:
         """Start a new chat and show it."""
         system_prompt, params = self.new_chat_settings()
-        conversation = self.store.create_conversation(
-            system_prompt=system_prompt, params=params, model_id=None)
+        conversation = attempt(lambda: self.store.create_conversation(
+            system_prompt=system_prompt, params=params, model_id=None), self.report_problem)
+        if conversation is None:  # the database refused: the chat on screen stays
+            return
         self.sidebar.show_changed(conversation)
         self.select_conversation(conversation.id)
         self.chat.composer.setFocus()
@@ -201,28 +203,28 @@ class MainWindow(QMainWindow):
     @Slot(int, int)
     def open_message(self, conversation_id: int, message_id: int) -> None:
         """Open a chat on the branch that holds a message (a search hit), and show it."""
-        problem = None
+        problems: list[str] = []
         if not self.controller.generating_in(conversation_id):
-            try:
-                self.store.show_branch(message_id)
+            try:  # a refused write still opens the chat, on the branch it had
+                attempt_write(lambda: self.store.show_branch(message_id), problems.append)
             except KeyError:  # deleted since the search
                 return
-            except StoreError as exc:  # the chat still opens, on the branch it had
-                problem = str(exc)
         if self.current_id == conversation_id:
             self.chat.show_conversation(conversation_id)
         else:
             self.select_conversation(conversation_id)
         self.chat.scroll_to_message(message_id)
-        if problem:
-            self.chat.banner.show_message(problem)
+        for problem in problems:
+            self.report_problem(problem)
 
     @Slot(int)
     def open_conversation(self, conversation_id: int | None) -> None:
         """Show a conversation in the chat pane, and remember it for the next start."""
         self.chat.show_conversation(conversation_id)
         if self.chat.conversation_id is not None:
-            self.store.set_state(LAST_CONVERSATION_KEY, str(self.chat.conversation_id))
+            opened = str(self.chat.conversation_id)
+            attempt_write(lambda: self.store.set_state(LAST_CONVERSATION_KEY, opened),
+                    self.report_problem)
 
     @Slot()
     def delete_current(self) -> None:
@@ -240,7 +242,9 @@ class MainWindow(QMainWindow):
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete without asking (the menu asks first)."""
         self.controller.stop(conversation_id)
-        self.store.delete_conversation(conversation_id)
+        if not attempt_write(lambda: self.store.delete_conversation(conversation_id),
+                             self.report_problem):
+            return  # the database refused: the chat stays, in the list and on screen
         self.sidebar.remove(conversation_id)
         first = self.sidebar.first_conversation()
         if first is None:
@@ -327,6 +331,11 @@ class MainWindow(QMainWindow):
             self.chat.show_version(message_id, step)
 
     @Slot(str)
+    def report_problem(self, text: str) -> None:
+        """A failure the user can act on, in the chat's banner (see ``ui.user_errors``)."""
+        self.chat.banner.show_message(text)
+
+    @Slot(str)
     def show_notice(self, text: str) -> None:
         """A short note in the status bar."""
         self.status.showMessage(text, NOTICE_MS)
@@ -390,10 +399,8 @@ class MainWindow(QMainWindow):
         if local_api:
             dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():
-            try:
-                self.ctx.settings.update(dialog.result_settings())
-            except SettingsSaveError as exc:
-                self.chat.banner.show_message(str(exc))
+            attempt_write(lambda: self.ctx.settings.update(dialog.result_settings()),
+                    self.report_problem)
             presets = self.ctx.presets
             if dialog.default_preset() != presets.default_name:
                 try:
@@ -419,8 +426,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop any reply first, so its partial text is stored, then close."""
         self.chat.settings_panel.flush()
-        self.store.set_state(GEOMETRY_KEY,
-                             bytes(self.saveGeometry().toBase64().data()).decode("ascii"))
+        geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        # Only the window's size is lost if this fails; closing goes on.
+        attempt_write(lambda: self.store.set_state(GEOMETRY_KEY, geometry), self.show_notice)
         if self.controller.busy:
             self._closing = True
             self.controller.stop()

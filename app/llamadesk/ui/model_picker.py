@@ -13,9 +13,10 @@ from llamadesk.core.store import ConversationStore
 from llamadesk.services.fit_check import fit_check, memory_budget
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
-from llamadesk.services.settings import SettingsSaveError, SettingsService
+from llamadesk.services.settings import SettingsService
 from llamadesk.ui import model_groups
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.user_errors import attempt_write
 
 
 class ModelPicker(QComboBox):
@@ -116,8 +117,5 @@ class ModelPicker(QComboBox):
             return
         # The chat switches model from its next reply on; new chats use it too.
         self._store.update_conversation(conversation.id, model_id=model_id)
-        try:
-            self._settings.set_default_model(model_id)
-        except SettingsSaveError as exc:
-            self.problem.emit(str(exc))
+        attempt_write(lambda: self._settings.set_default_model(model_id), self.problem.emit)
         self.model_chosen.emit(conversation.id, model_id)

@@ -24,7 +24,8 @@ from llamadesk.core.settings import (
     AppearanceSettings,
     AppSettings,
 )
-from llamadesk.services.settings import SettingsSaveError, SettingsService
+from llamadesk.services.settings import SettingsService
+from llamadesk.ui.user_errors import attempt_write
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,5 @@ class ThemeManager(QObject):
     def set_appearance(self, look: AppearanceSettings) -> None:
         """Change and save the appearance settings (a failed save is reported by
         ``problem``: the change applies to this session anyway)."""
-        try:
-            self._settings.update(replace(self._settings.current, appearance=look.validated()))
-        except SettingsSaveError as exc:
-            self.problem.emit(str(exc))
+        attempt_write(lambda: self._settings.update(
+            replace(self._settings.current, appearance=look.validated())), self.problem.emit)

@@ -1,0 +1,53 @@
+"""The window as a real process receiving SIGTERM mid-reply (``ui/quit_signals``): it
+stops the reply, keeps what was written, closes and exits with status 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from crypt_fixtures import open_any
+
+TIMEOUT = 300  # generous: a shared machine
+
+
+def test_sigterm_mid_reply_closes_the_window_and_keeps_the_reply(
+        bundled_model_path: Path, home: Path, tmp_path: Path) -> None:
+    config = home / "config"
+    config.mkdir(parents=True)
+    (config / "settings.json").write_text(json.dumps(
+        {"defaults": {"max_tokens": 4000, "temperature": 0.9, "repeat_penalty": 1.0}}))
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "LLAMADESK_BENCH_TIMINGS": str(events),
+           "LLAMADESK_BENCH_SEND": "Write a very long story about a lighthouse keeper."}
+    app = subprocess.Popen([sys.executable, "-m", "llamadesk"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if events.exists() and "first_token" in events.read_text():
+                break
+            assert app.poll() is None, "the app ended by itself"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no reply started")
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=120) == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    assert "Traceback" not in (app.stderr.read() if app.stderr else "")
+    db = open_any(home / "data" / "llamadesk.sqlite3")
+    rows = db.execute("SELECT role, content, finish_reason FROM messages ORDER BY id").fetchall()
+    db.close()
+    assert [r[0] for r in rows] == ["user", "assistant"]
+    assert rows[1][1].strip(), "the partial reply is kept"
+    assert rows[1][2] == "stopped", "stopped by the signal as by Stop, mid-reply"

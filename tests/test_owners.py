@@ -1,0 +1,55 @@
+"""Each decision that docs/architecture.md gives one owner is made in that owner only:
+the code that makes it (a call, a write) appears in the owner's module and nowhere else
+in app/. Each row is the grep the table tells a reader to run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[1] / "app" / "llamadesk"
+
+#: (what is decided, a regular expression for the code that decides it, the modules
+#: allowed to hold it, relative to app/llamadesk).
+OWNED: list[tuple[str, str, set[str]]] = [
+    ("the settings file is written", r"\bsave_settings\(",
+     {"core/settings.py", "services/settings.py"}),
+    ("a failed settings save becomes a message", r"except .*SettingsSaveError|USER_ERRORS:",
+     {"ui/user_errors.py", "cli_connections.py"}),
+    ("a refused database write is put in words", r"\bwrite_failure\(",
+     {"core/store_errors.py", "core/store.py"}),
+    ("a worker thread is made, stopped or abandoned", r"\bQThread\(\)",
+     {"services/worker.py"}),
+    ("the model's thread is shut down (bounded)", r"\"shutdown\", Qt\.ConnectionType",
+     {"services/inference.py"}),
+    ("SIGINT/SIGTERM in an event loop", r"set_wakeup_fd", {"ui/quit_signals.py"}),
+    ("an uncaught exception is reported", r"sys\.excepthook =", {"ui/excepthook.py"}),
+    ("the database key is applied", r"PRAGMA key", {"core/db.py"}),
+    ("a secret reaches the keychain", r"keyring\.(set|get|delete)_password",
+     {"core/secrets.py", "core/store_keys.py"}),
+]
+
+
+def holders(pattern: str) -> set[str]:
+    """The modules in app/ whose code matches ``pattern``."""
+    regex = re.compile(pattern)
+    return {path.relative_to(APP).as_posix() for path in APP.rglob("*.py")
+            if regex.search(path.read_text(encoding="utf-8"))}
+
+
+@pytest.mark.parametrize(("decision", "pattern", "owners"), OWNED, ids=[o[0] for o in OWNED])
+def test_a_decision_is_made_by_its_owner_only(decision: str, pattern: str,
+                                              owners: set[str]) -> None:
+    found = holders(pattern)
+    assert found & owners, f"{decision}: the owner no longer matches {pattern!r}"
+    assert found <= owners, f"{decision}: also decided in {sorted(found - owners)}"
+
+
+def test_every_row_is_in_the_architecture_table() -> None:
+    doc = (APP.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if line.startswith("| ")]
+    missing = [decision for decision, _p, _o in OWNED
+               if not any(row.startswith(f"| {decision} |") for row in rows)]
+    assert not missing, f"docs/architecture.md lacks rows for {missing}"
