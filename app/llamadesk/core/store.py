@@ -16,15 +16,17 @@ from typing import Any
 
 from llamadesk.core.conversation import (
     Conversation,
-    FinishReason,
     Message,
     MessageStats,
     Role,
     SamplingParams,
 )
 from llamadesk.core.db import WrongKeyError, connect, sqlite
-from llamadesk.core.documents.schema import MIGRATION_6
 from llamadesk.core.store_errors import write_failure
+from llamadesk.core.store_rows import conversation_from_row as _conversation
+from llamadesk.core.store_rows import message_from_row as _message
+from llamadesk.core.store_sql import MIGRATIONS as MIGRATIONS
+from llamadesk.core.store_sql import SCHEMA_VERSION as SCHEMA_VERSION
 
 DEFAULT_TITLE = "New chat"
 #: app_state key of the conversation the window showed last (the CLI continues it).
@@ -34,84 +36,6 @@ LAST_CONVERSATION_KEY = "last_conversation_id"
 class StoreError(Exception):
     """The database could not be opened, read or written, or is from a newer version of
     the app; ``str()`` says why in words a user can act on."""
-
-
-_MIGRATION_1 = """
-        CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
-            title TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            model_id TEXT,
-            system_prompt TEXT NOT NULL DEFAULT '',
-            params TEXT NOT NULL DEFAULT '{}',
-            current_leaf_id INTEGER
-        );
-        CREATE INDEX conversations_updated ON conversations(updated_at DESC, id DESC);
-        CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            conversation_id INTEGER NOT NULL
-                REFERENCES conversations(id) ON DELETE CASCADE,
-            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
-            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            model_id TEXT,
-            prompt_tokens INTEGER,
-            completion_tokens INTEGER,
-            ttft_ms REAL,
-            tokens_per_s REAL,
-            prompt_tokens_per_s REAL,
-            finish_reason TEXT
-        );
-        CREATE INDEX messages_conversation ON messages(conversation_id, id);
-        CREATE INDEX messages_parent ON messages(parent_id);
-        CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-# Full-text search over message text, kept in step by triggers.
-_MIGRATION_2 = """
-        CREATE VIRTUAL TABLE messages_fts USING fts5(
-            content, content='messages', content_rowid='id'
-        );
-        INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages;
-        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, content)
-                VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-"""
-
-# Where the model's memory begins, when a chat outgrew the context: a marked message is
-# the first one the model still sees, for every branch whose path passes through it.
-_MIGRATION_3 = """
-        CREATE TABLE memory_starts (
-            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE
-        );
-"""
-
-# Why a reply was interrupted (a remote server that died mid-reply), in words.
-_MIGRATION_4 = """
-        ALTER TABLE messages ADD COLUMN finish_detail TEXT;
-"""
-
-# Where a conversation came from when not the window or the CLI ("api": kept from the
-# local API at the user's request).
-_MIGRATION_5 = """
-        ALTER TABLE conversations ADD COLUMN origin TEXT;
-"""
-
-#: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4,
-                         _MIGRATION_5, MIGRATION_6]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class ConversationStore:
@@ -544,55 +468,3 @@ _BRANCH = """
 _UP_STEP = (" UNION ALL SELECT m.parent_id, up.depth + 1 FROM messages m JOIN up ON m.id = up.id"
             " WHERE m.parent_id IS NOT NULL AND up.depth < ?")
 _PAGE_SELECT = "SELECT m.* FROM messages m JOIN up ON m.id = up.id ORDER BY m.id"
-
-
-def _conversation(row: sqlite.Row) -> Conversation:
-    try:
-        params = SamplingParams.from_dict(json.loads(row["params"] or "{}"))
-    except (ValueError, TypeError, AttributeError):  # AttributeError: JSON not an object
-        params = SamplingParams()  # a damaged settings blob must not hide the chat
-    return Conversation(
-        id=row["id"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        model_id=row["model_id"],
-        system_prompt=row["system_prompt"],
-        params=params,
-        current_leaf_id=row["current_leaf_id"],
-        origin=row["origin"],
-    )
-
-
-# Reading a long branch builds thousands of messages (the prompt of every reply reads
-# the whole branch on the GUI thread): enum values come from dicts, and a message with no
-# statistics (every question) shares one empty MessageStats. About half the time of
-# calling the enums and building a MessageStats for each.
-_ROLES = {str(r): r for r in Role}
-_REASONS = {str(r): r for r in FinishReason}
-_NO_STATS = MessageStats()
-
-
-def _message(row: sqlite.Row) -> Message:
-    reason = row["finish_reason"]
-    stats = (row["prompt_tokens"], row["completion_tokens"], row["ttft_ms"],
-             row["tokens_per_s"], row["prompt_tokens_per_s"], row["finish_detail"])
-    role = row["role"]
-    return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        parent_id=row["parent_id"],
-        role=_ROLES.get(role) or Role(role),
-        content=row["content"],
-        created_at=row["created_at"],
-        model_id=row["model_id"],
-        stats=_NO_STATS if reason is None and stats == (None,) * 6 else MessageStats(
-            prompt_tokens=stats[0],
-            completion_tokens=stats[1],
-            ttft_ms=stats[2],
-            tokens_per_s=stats[3],
-            prompt_tokens_per_s=stats[4],
-            finish_reason=(_REASONS.get(reason) or FinishReason(reason)) if reason else None,
-            finish_detail=stats[5],
-        ),
-    )
