@@ -23,13 +23,6 @@ PARAMS = SamplingParams(max_tokens=16, n_ctx=1024, seed=2)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    s = ConversationStore(tmp_path / "chats.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def controller(store: ConversationStore, qtbot: QtBot,
                bundled_model_path: Path) -> Iterator[ChatController]:
     inference = InferenceService()
