@@ -5,6 +5,7 @@ engine's reply to the same prompt (tests/support/engine_replay.py). Must be N of
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -28,8 +29,6 @@ def run(quick: bool, n_threads: int) -> list[Metric]:
     if not (support / "engine_replay.py").exists():
         return [not_measured(NAME, TITLE, "sequences", goal,
                              "tests/support/engine_replay.py is not in this tree")]
-    import sys
-
     sys.path.insert(0, str(support))
     from engine_replay import N_CTX, ReplayDriver, ReplayMismatchError
 
@@ -50,6 +49,10 @@ def run(quick: bool, n_threads: int) -> list[Metric]:
                 driver.run(seed, QUICK_LENGTH if quick else LENGTH)
             except ReplayMismatchError as exc:
                 failures.append(str(exc))
+            done = seed - FIRST_SEED + 1
+            if done % 10 == 0 or done == n:  # a long run says where it is
+                print(f"  replay: {done}/{n} sequences, {len(failures)} failed, "
+                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         engine.unload()
         fresh.unload()
