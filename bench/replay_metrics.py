@@ -49,6 +49,7 @@ def run(quick: bool, n_threads: int) -> list[Metric]:
                 driver.run(seed, QUICK_LENGTH if quick else LENGTH)
             except ReplayMismatchError as exc:
                 failures.append(str(exc))
+                print(f"  replay: seed {seed} FAILED\n{exc}", file=sys.stderr, flush=True)
             done = seed - FIRST_SEED + 1
             if done % 10 == 0 or done == n:  # a long run says where it is
                 print(f"  replay: {done}/{n} sequences, {len(failures)} failed, "

@@ -91,3 +91,21 @@ def test_a_grammar_that_does_not_parse_is_an_error_not_a_crash(
     with pytest.raises(EngineError, match="grammar"):
         engine.generate(request, lambda _t: None, threading.Event())
     assert same(reply(engine, "D", a, 2), fresh_reply(fresh, a, 2))
+
+
+def test_a_refused_request_leaves_the_context_as_it_was(
+        engines: tuple[LlamaEngine, LlamaEngine]) -> None:
+    """The grammar is checked before the context is switched to the request's chat (or
+    shifted for it): a refused request must not rewrite another chat's cache."""
+    engine, fresh = engines
+    a = history("Name a river.")
+    b = history("Name a mountain.", "Everest.", "And a lake?")
+    reply(engine, "E2", b, 2)  # E2 has a saved state that a switch would restore
+    reply(engine, "E1", a, 2)
+    held = engine.context_tokens()
+    other = GenerationRequest(b, "You are terse.", GREEDY, "E2",
+                              constraints=ReplyConstraints(grammar="root ::= ("))
+    with pytest.raises(EngineError, match="grammar"):
+        engine.generate(other, lambda _t: None, threading.Event())
+    assert engine.context_tokens() == held
+    assert same(reply(engine, "E1", a, 2), fresh_reply(fresh, a, 2))

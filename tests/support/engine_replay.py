@@ -309,12 +309,15 @@ class ReplayDriver:
                                                         n_ctx=N_CTX), chat.key,
             memory_start_id=chat.memory_start,
             constraints=ReplyConstraints(grammar="root ::= ("))
+        held = self.engine.context_tokens()
         try:
             self.engine.generate(request, lambda _t: None, threading.Event())
         except EngineError:
             self.seen["engine error"] += 1
         else:
             raise ReplayMismatchError("a grammar that is not GBNF was accepted")
+        if self.engine.context_tokens() != held:  # a refused request changes nothing
+            raise ReplayMismatchError(f"{chat.key}: a refused request changed the context")
         self._last_key = chat.key
 
     # -- conversations -----------------------------------------------------------------

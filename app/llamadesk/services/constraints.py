@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
 
+from llamadesk.services import llama_internals as internals
+from llamadesk.services.engine_errors import EngineError
 from llamadesk.services.llama_internals import strict_json_strings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,15 @@ def compile_grammar(gbnf: str | None) -> LlamaGrammar | None:
         return LlamaGrammar.from_string(gbnf, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"the reply's grammar is not valid GBNF ({exc})") from exc
+
+
+def checked_grammar(llm: Llama, gbnf: str | None) -> LlamaGrammar | None:
+    """The reply's grammar, compiled and checked against ``llm``. Raises EngineError when
+    llama.cpp cannot parse it (llama-cpp-python would add a NULL sampler and crash)."""
+    try:
+        grammar = compile_grammar(gbnf)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from exc
+    if grammar is not None and not internals.grammar_parses(llm, grammar):
+        raise EngineError("The reply's grammar is not valid GBNF.")
+    return grammar

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import llama_cpp
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
@@ -35,7 +36,7 @@ from llamadesk.services import llama_internals as internals
 from llamadesk.services.constraints import (
     ReplyConstraints,
     TokenLogprob,
-    compile_grammar,
+    checked_grammar,
     token_logprob,
 )
 from llamadesk.services.engine_errors import ContextFullError as ContextFullError
@@ -307,6 +308,9 @@ class LlamaEngine:
                          plan.moved)
         if request.on_context is not None:
             request.on_context(use)
+        # A request the engine refuses leaves the context as it was: checked before
+        # the switch and the shift, which rewrite the cache.
+        grammar = checked_grammar(llm, constraints.grammar)
         self.context.switch(llm, request.conversation_key, prompt)
         self.context.shift(llm, prompt)
         # The rule: a reply's first token is sampled from a decode made for this reply
@@ -315,7 +319,7 @@ class LlamaEngine:
         internals.mark_logits_stale(llm)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
-                          request.conversation_key, constraints)
+                          request.conversation_key, constraints, grammar)
         text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
         return GenerationResult(
             text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),
@@ -388,18 +392,13 @@ class LlamaEngine:
 
     def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
              on_text: Callable[[str], None], cancel: threading.Event,
-             key: str | None, constraints: ReplyConstraints) -> _Reply:
+             key: str | None, constraints: ReplyConstraints,
+             grammar: LlamaGrammar | None) -> _Reply:
         """Read the prompt and sample the reply token by token."""
         llm = self._require()
         assert self._template is not None
         template_stops = () if constraints.raw_prompt is not None else self._template.stop
         stream = ReplyStream(template_stops + constraints.stop)
-        try:
-            grammar = compile_grammar(constraints.grammar)
-        except ValueError as exc:
-            raise EngineError(str(exc)) from exc
-        if grammar is not None and not internals.grammar_parses(llm, grammar):
-            raise EngineError("The reply's grammar is not valid GBNF.")
         reply = _Reply(stream)
         self._cancel = cancel
         internals.reset_perf(llm)
