@@ -168,6 +168,8 @@ def test_who_may_use_the_api_is_set_in_preferences_and_applies_at_once(
     assert api.access_action is not None
     QTimer.singleShot(0, edit)
     api.access_action.trigger()
+    # Preferences are saved off the GUI thread (ui/operations.py): wait for the outcome.
+    qtbot.waitUntil(lambda: window.ctx.operations.in_flight == 0, timeout=10_000)
     assert seen[0] == "open=True"
     key = api.keys.get()
     assert key and seen[1] == key and key.startswith("ld-"), "the copied key is the key"

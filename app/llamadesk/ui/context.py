@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.presets import PresetBook
@@ -14,6 +14,7 @@ from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui.model_names import ModelNames
+from llamadesk.ui.operations import Operations
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,5 @@ class AppContext:
     presets: PresetBook
     #: The models of the remote connections (None: no remote models, as in most tests).
     remote_models: RemoteModelsService | None = None
+    #: The window's writes and the one change event its views listen to.
+    operations: Operations = field(default_factory=Operations)

@@ -35,7 +35,7 @@ from llamadesk.core.settings import AppSettings, LocalApiSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
 from llamadesk.ui.context import AppContext
-from llamadesk.ui.user_errors import attempt_write
+from llamadesk.ui.operations import Changes
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
@@ -132,8 +132,9 @@ class LocalApi(QObject):
         settings = self._ctx.settings.current
         wanted = replace(settings.local_api, **changes)
         if wanted != settings.local_api:  # a failed save applies to this session anyway
-            attempt_write(lambda: self._ctx.settings.update(replace(settings, local_api=wanted)),
-                          self.notice.emit)
+            self._ctx.operations.run(
+                lambda: self._ctx.settings.update(replace(settings, local_api=wanted)),
+                Changes(settings=True), initiator=self, report=self.notice.emit)
 
     @Slot(object, object, str)
     def _keep_chat(self, request: GenerationRequest, result: GenerationResult,

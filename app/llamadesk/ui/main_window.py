@@ -24,12 +24,12 @@ from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
 from llamadesk.ui.local_api import LocalApi
+from llamadesk.ui.operations import Changes, chat_changed, messages_changed
 from llamadesk.ui.preferences import PreferencesDialog
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
 from llamadesk.ui.theme import ThemeManager
 from llamadesk.ui.transfer import ChatTransfer, dropped_paths
-from llamadesk.ui.user_errors import attempt, attempt_write
 from llamadesk.ui.window_menus import build_menus
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.resize(1180, 760)
 
-        self.sidebar = ConversationSidebar(ctx.store)
+        self.ops = ctx.operations
+        self.sidebar = ConversationSidebar(ctx.store, ctx.operations)
         self.chat = ChatPane(ctx)
         splitter = QSplitter()
         splitter.addWidget(self.sidebar)
@@ -77,7 +78,7 @@ class MainWindow(QMainWindow):
         self.transfer = ChatTransfer(ctx, self)
         app = QApplication.instance()
         assert isinstance(app, QApplication)
-        self.theme = ThemeManager(app, ctx.settings, self)
+        self.theme = ThemeManager(app, ctx.settings, self, ctx.operations)
         self.setAcceptDrops(True)
 
         self.local_api = LocalApi(ctx, self)
@@ -98,17 +99,18 @@ class MainWindow(QMainWindow):
         side.conversation_selected.connect(self.open_conversation)
         side.new_chat_requested.connect(self.new_conversation)
         side.delete_requested.connect(self.delete_current)
-        side.conversation_renamed.connect(chat.show_title_of)
         side.search_hit_opened.connect(self.open_message)
         side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
         chat.notice.connect(self.show_notice)
         self.local_api.notice.connect(chat.banner.show_message)
-        self.local_api.conversation_kept.connect(side.show_changed)
+        self.local_api.conversation_kept.connect(self._on_chat_kept)
+        self.ops.failed.connect(self.report_problem)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)
         c, inf = self.controller, self.inference
-        c.conversation_changed.connect(side.show_changed)
+        # The controller's writes (a reply, a title) reach the views as change events too.
+        c.conversation_changed.connect(self._on_controller_chat_changed)
         c.message_added.connect(self._on_message_added)
         c.reply_finished.connect(status.show_reply_speed)
         # After the pane's own slots (connected first): the partial reply is stored and
@@ -188,11 +190,12 @@ class MainWindow(QMainWindow):
     def new_conversation(self) -> None:
         """Start a new chat and show it."""
         system_prompt, params = self.new_chat_settings()
-        conversation = attempt(lambda: self.store.create_conversation(
-            system_prompt=system_prompt, params=params, model_id=None), self.report_problem)
-        if conversation is None:  # the database refused: the chat on screen stays
-            return
-        self.sidebar.show_changed(conversation)
+        # A refused write leaves the chat on screen as it was.
+        self.ops.run(lambda: self.store.create_conversation(
+            system_prompt=system_prompt, params=params, model_id=None),
+            lambda made: chat_changed(made.id), initiator=self, success=self._show_new)
+
+    def _show_new(self, conversation: Conversation) -> None:
         self.select_conversation(conversation.id)
         self.chat.composer.setFocus()
 
@@ -206,7 +209,10 @@ class MainWindow(QMainWindow):
         problems: list[str] = []
         if not self.controller.generating_in(conversation_id):
             try:  # a refused write still opens the chat, on the branch it had
-                attempt_write(lambda: self.store.show_branch(message_id), problems.append)
+                # On the pane's behalf: it is shown below, once.
+                self.ops.run(lambda: self.store.show_branch(message_id),
+                             messages_changed(conversation_id), initiator=self.chat,
+                             report=problems.append)
             except KeyError:  # deleted since the search
                 return
         if self.current_id == conversation_id:
@@ -223,8 +229,8 @@ class MainWindow(QMainWindow):
         self.chat.show_conversation(conversation_id)
         if self.chat.conversation_id is not None:
             opened = str(self.chat.conversation_id)
-            attempt_write(lambda: self.store.set_state(LAST_CONVERSATION_KEY, opened),
-                    self.report_problem)
+            self.ops.run(lambda: self.store.set_state(LAST_CONVERSATION_KEY, opened),
+                         Changes(), initiator=self)
 
     @Slot()
     def delete_current(self) -> None:
@@ -242,10 +248,12 @@ class MainWindow(QMainWindow):
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete without asking (the menu asks first)."""
         self.controller.stop(conversation_id)
-        if not attempt_write(lambda: self.store.delete_conversation(conversation_id),
-                             self.report_problem):
-            return  # the database refused: the chat stays, in the list and on screen
-        self.sidebar.remove(conversation_id)
+        # A refused write keeps the chat, in the list and on screen.
+        self.ops.run(lambda: self.store.delete_conversation(conversation_id),
+                     Changes(deleted_chats=frozenset({conversation_id})), initiator=self,
+                     success=lambda _none: self._after_delete(conversation_id))
+
+    def _after_delete(self, conversation_id: int) -> None:
         first = self.sidebar.first_conversation()
         if first is None:
             self.new_conversation()
@@ -254,7 +262,15 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_message_added(self, message: Message) -> None:
-        self.sidebar.touch(message.conversation_id)
+        self.ops.announce(messages_changed(message.conversation_id), self.controller)
+
+    @Slot(object)
+    def _on_controller_chat_changed(self, conversation: Conversation) -> None:
+        self.ops.announce(chat_changed(conversation.id), self.controller)
+
+    @Slot(object)
+    def _on_chat_kept(self, conversation: Conversation) -> None:
+        self.ops.announce(messages_changed(conversation.id), self.local_api)
 
     # -- export and import ---------------------------------------------------------------------
     @Slot()
@@ -289,7 +305,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_imported(self, conversation: Conversation) -> None:
         # Each one listed; the last one opens.
-        self.sidebar.show_changed(conversation)
+        self.ops.announce(chat_changed(conversation.id), self.transfer)
         self.select_conversation(conversation.id)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -369,7 +385,8 @@ class MainWindow(QMainWindow):
                     f"The Models window cannot open ({exc}). Installed models still work; "
                     "reinstalling LlamaDesk restores the catalog.")
                 return
-            self.models_window.page.models_changed.connect(self.refresh_models)
+            self.models_window.page.models_changed.connect(
+                lambda: self.ops.announce(Changes(models=True), self.models_window))
         self.models_window.show()
         self.models_window.raise_()
         self.models_window.activateWindow()
@@ -378,6 +395,7 @@ class MainWindow(QMainWindow):
         """Stop the workers this window started or uses beside the chat (the Models
         window's, the local API, the remote model lists)."""
         self._closed = True
+        self.ops.shutdown()
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
@@ -399,8 +417,13 @@ class MainWindow(QMainWindow):
         if local_api:
             dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():
-            attempt_write(lambda: self.ctx.settings.update(dialog.result_settings()),
-                    self.report_problem)
+            wanted = dialog.result_settings()
+            # A file write, which can stall: off the GUI thread. A failed save still
+            # applies to this session; the model is preloaded with the new settings.
+            self.ops.run_in_background(lambda: self.ctx.settings.update(wanted),
+                                       Changes(settings=True), initiator=dialog,
+                                       success=lambda _none: self.chat.preload_model(),
+                                       report=self._settings_not_saved)
             presets = self.ctx.presets
             if dialog.default_preset() != presets.default_name:
                 try:
@@ -408,7 +431,10 @@ class MainWindow(QMainWindow):
                 except (PresetError, OSError) as exc:
                     self.chat.banner.show_message(
                         f"The default preset could not be saved: {exc}")
-            self.chat.preload_model()
+
+    def _settings_not_saved(self, text: str) -> None:
+        self.report_problem(text)
+        self.chat.preload_model()  # they apply all the same
 
     @Slot()
     def show_about(self) -> None:
@@ -428,7 +454,8 @@ class MainWindow(QMainWindow):
         self.chat.settings_panel.flush()
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         # Only the window's size is lost if this fails; closing goes on.
-        attempt_write(lambda: self.store.set_state(GEOMETRY_KEY, geometry), self.show_notice)
+        self.ops.run(lambda: self.store.set_state(GEOMETRY_KEY, geometry), Changes(),
+                     initiator=self, report=self.show_notice)
         if self.controller.busy:
             self._closing = True
             self.controller.stop()
