@@ -18,6 +18,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"core/settings.py", "services/settings.py"}),
     ("a failed settings save becomes a message", r"except .*SettingsSaveError|USER_ERRORS:",
      {"ui/user_errors.py", "cli_connections.py"}),
+    ("whether anything is busy", r"(controller|inference|runner|service)\.(busy|pending)\b",
+     {"services/activity.py"}),
     ("the views hear what a write changed", r"changed\.emit\(changes", {"ui/operations.py"}),
     ("a refused database write is put in words", r"\bwrite_failure\(",
      {"core/store_errors.py", "core/store.py"}),

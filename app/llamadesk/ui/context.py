@@ -8,6 +8,7 @@ from llamadesk.core.paths import AppPaths
 from llamadesk.core.presets import PresetBook
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.store import ConversationStore
+from llamadesk.services.activity import Busy
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.remote_models import RemoteModelsService
@@ -35,3 +36,10 @@ class AppContext:
     remote_models: RemoteModelsService | None = None
     #: The window's writes and the one change event its views listen to.
     operations: Operations = field(default_factory=Operations)
+    #: The one answer to "is anything busy?" (made here, from the parts above).
+    busy: Busy = field(init=False)
+
+    def __post_init__(self) -> None:
+        busy = Busy(self.inference, self.controller)
+        busy.follow_writes(self.operations)
+        object.__setattr__(self, "busy", busy)  # frozen: set once, here

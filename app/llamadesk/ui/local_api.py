@@ -177,6 +177,7 @@ class LocalApi(QObject):
             self.running_changed.emit(False)
             return False
         self.server = server
+        self._ctx.busy.follow_requests(server.runner)
         self._timer.start()
         self.refresh()
         self.label.show()
@@ -217,6 +218,7 @@ class LocalApi(QObject):
     def stop(self) -> None:
         """Stop serving: running API replies stop, connections close."""
         server, self.server = self.server, None
+        self._ctx.busy.follow_requests(None)
         self._timer.stop()
         self.label.hide()
         if server is not None:
@@ -229,7 +231,7 @@ class LocalApi(QObject):
         server = self.server
         if server is None:
             return
-        pending = server.runner.pending
+        pending = self._ctx.busy.now().requests
         busy = f" · {pending} running or queued" if pending else ""
         self.label.setText(f"API on :{server.port}{busy}")
         key = " (the key required)" if server.settings.api_key else ""

@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
     def _preload_after_start(self) -> None:
         # A message sent before the engine was ready loads the model for its reply; a
         # window closed meanwhile loads nothing (its store may be closed already).
-        if (not self._closed and not self.inference.busy
+        if (not self._closed and not self.ctx.busy.now().jobs
                 and self.inference.state == ModelState.UNLOADED):
             self.chat.preload_model()
 
@@ -446,7 +446,7 @@ class MainWindow(QMainWindow):
     # -- closing ------------------------------------------------------------------------------
     @Slot()
     def _close_if_done(self) -> None:
-        if self._closing and not self.controller.busy:
+        if self._closing and not self.ctx.busy.now().replies:
             self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
         # Only the window's size is lost if this fails; closing goes on.
         self.ops.run(lambda: self.store.set_state(GEOMETRY_KEY, geometry), Changes(),
                      initiator=self, report=self.show_notice)
-        if self.controller.busy:
+        if self.ctx.busy.now().replies:
             self._closing = True
             self.controller.stop()
             event.ignore()
