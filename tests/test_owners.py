@@ -20,6 +20,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"ui/user_errors.py", "cli_connections.py"}),
     ("whether anything is busy", r"(controller|inference|runner|service)\.(busy|pending)\b",
      {"services/activity.py"}),
+    ("the app's shutdown sequence and exit status",
+     r"aboutToQuit|setQuitOnLastWindowClosed|closeAllWindows", {"ui/shutdown.py"}),
     ("the views hear what a write changed", r"changed\.emit\(changes", {"ui/operations.py"}),
     ("a refused database write is put in words", r"\bwrite_failure\(",
      {"core/store_errors.py", "core/store.py"}),

@@ -26,6 +26,7 @@ from llamadesk.ui.dialogs import AboutDialog
 from llamadesk.ui.local_api import LocalApi
 from llamadesk.ui.operations import Changes, chat_changed, messages_changed
 from llamadesk.ui.preferences import PreferencesDialog
+from llamadesk.ui.shutdown import Shutdown
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
 from llamadesk.ui.theme import ThemeManager
@@ -57,8 +58,6 @@ class MainWindow(QMainWindow):
         self.controller = ctx.controller
         self.inference = ctx.inference
         self.models_window: ModelManagerWindow | None = None
-        self._closing = False
-        self._closed = False  # closed, or its services shut down
         self.setWindowTitle(APP_NAME)
         self.resize(1180, 760)
 
@@ -83,6 +82,9 @@ class MainWindow(QMainWindow):
 
         self.local_api = LocalApi(ctx, self)
         self.status.addPermanentWidget(self.local_api.label)
+        # After the chat pane (its slots store a stopped reply before a close goes on).
+        self.shutdown = Shutdown(ctx, self._keep_on_screen, self.close, self._stop_services,
+                                 self)
         self.menu_actions = build_menus(self)
         self.stop_action = self.menu_actions.stop
         self._connect_parts()
@@ -113,10 +115,6 @@ class MainWindow(QMainWindow):
         c.conversation_changed.connect(self._on_controller_chat_changed)
         c.message_added.connect(self._on_message_added)
         c.reply_finished.connect(status.show_reply_speed)
-        # After the pane's own slots (connected first): the partial reply is stored and
-        # shown before a pending close goes ahead.
-        c.reply_finished.connect(self._close_if_done)
-        c.reply_failed.connect(self._close_if_done)
         inf.state_changed.connect(status.show_state)
         inf.generation_started.connect(self._on_job_started)
         for ended in (inf.generation_finished, inf.generation_cancelled,
@@ -154,7 +152,7 @@ class MainWindow(QMainWindow):
     def _preload_after_start(self) -> None:
         # A message sent before the engine was ready loads the model for its reply; a
         # window closed meanwhile loads nothing (its store may be closed already).
-        if (not self._closed and not self.ctx.busy.now().jobs
+        if (not self.shutdown.closing and not self.ctx.busy.now().jobs
                 and self.inference.state == ModelState.UNLOADED):
             self.chat.preload_model()
 
@@ -391,16 +389,12 @@ class MainWindow(QMainWindow):
         self.models_window.raise_()
         self.models_window.activateWindow()
 
-    def shutdown_services(self) -> None:
-        """Stop the workers this window started or uses beside the chat (the Models
-        window's, the local API, the remote model lists)."""
-        self._closed = True
-        self.ops.shutdown()
+    def _stop_services(self) -> None:
+        """Stop what this window started beside the chat (the local API, the Models
+        window's threads): a step of ``ui/shutdown.Shutdown.finish``."""
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
-        if self.ctx.remote_models is not None:
-            self.ctx.remote_models.shutdown()
 
     # -- dialogs ------------------------------------------------------------------------------
     @Slot()
@@ -444,22 +438,19 @@ class MainWindow(QMainWindow):
         AboutDialog(self.ctx.paths, line, self).exec()
 
     # -- closing ------------------------------------------------------------------------------
-    @Slot()
-    def _close_if_done(self) -> None:
-        if self._closing and not self.ctx.busy.now().replies:
-            self.close()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop any reply first, so its partial text is stored, then close."""
+    def _keep_on_screen(self) -> None:
+        """What closing keeps of the window: the chat settings being edited, its size."""
         self.chat.settings_panel.flush()
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         # Only the window's size is lost if this fails; closing goes on.
         self.ops.run(lambda: self.store.set_state(GEOMETRY_KEY, geometry), Changes(),
                      initiator=self, report=self.show_notice)
-        if self.ctx.busy.now().replies:
-            self._closing = True
-            self.controller.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Close through the app's one shutdown sequence (``ui/shutdown.py``): a reply
+        being written is stopped and stored first, then the window closes."""
+        if not self.shutdown.may_close():
             event.ignore()
             return
-        self._closed = True
         event.accept()
+        self.shutdown.window_closed()
