@@ -130,6 +130,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
 
     from llamadesk.api.documents import app_store_opener, store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
+    from llamadesk.services.activity import Busy, say_what_stops
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.resolver import make_resolver
     from llamadesk.ui.quit_signals import install_quit_signals
@@ -160,7 +161,8 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
         # The first Ctrl+C (or SIGTERM) stops the server and frees the model; a second
         # ends the process at once, even if that shutdown is stuck. Installed before the
         # line below, which tells a supervising process that signals are now heard.
-        signals = install_quit_signals(app, app.quit)
+        busy = Busy(service, requests=server.runner)  # says what a quit cuts off
+        signals = install_quit_signals(app, lambda: (say_what_stops(busy, err), app.quit()))
         print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
         try:
             app.exec()

@@ -108,3 +108,46 @@ def test_serve_stops_cleanly_on_sigterm() -> None:
             process.kill()
             process.wait()
     assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+
+
+def test_ctrl_c_mid_request_says_what_it_cuts_off(bundled_model_path: Path) -> None:
+    """``serve`` asks the one "busy" owner (services/activity.Busy) what a quit stops."""
+    import threading
+
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamadesk", "serve", "--port", "0",
+         "--model", bundled.manifest().id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    first_piece = threading.Event()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        base_url = line.split(" on ", 1)[1].split()[0]
+
+        def stream() -> None:
+            body = {"model": bundled.manifest().id, "max_tokens": 2000, "stream": True,
+                    "messages": [{"role": "user", "content": "Tell a very long story."}]}
+            try:
+                with httpx.Client(timeout=300) as http, http.stream(
+                        "POST", f"{base_url}/chat/completions", json=body) as response:
+                    for text in response.iter_lines():
+                        if text.startswith("data: {"):
+                            first_piece.set()
+            except httpx.HTTPError:
+                pass  # the server went away mid-reply, as it should
+
+        client = threading.Thread(target=stream, daemon=True)
+        client.start()
+        assert first_piece.wait(240), "no reply started"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        client.join(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = process.stderr.read() if process.stderr else ""
+    assert "llamadesk: stopping 1 API request" in err
+    assert "Traceback" not in err

@@ -51,3 +51,22 @@ def test_sigterm_mid_reply_closes_the_window_and_keeps_the_reply(
     assert [r[0] for r in rows] == ["user", "assistant"]
     assert rows[1][1].strip(), "the partial reply is kept"
     assert rows[1][2] == "stopped", "stopped by the signal as by Stop, mid-reply"
+
+
+def test_sigterm_while_the_model_loads_still_exits_cleanly(
+        bundled_model_path: Path, home: Path) -> None:
+    """The one shutdown sequence (ui/shutdown.py) reached from the signal handler with a
+    model load in progress: the load is abandoned at the deadline and the app exits with
+    its status (0) instead of waiting for the load or aborting on a running thread."""
+    child = Path(__file__).parents[1] / "support" / "quit_loading_child.py"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, str(child)], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "state-at-quit=loading" in done.stdout, "the signal came mid-load"
+    assert "status=0" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert "Destroyed while thread" not in done.stderr
+    db = open_any(home / "data" / "llamadesk.sqlite3")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "the store was closed"
+    db.close()

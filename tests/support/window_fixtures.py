@@ -74,11 +74,8 @@ class WindowFactory:
         return window
 
     def close_all(self) -> None:
-        for window, inference, store in self.made:
-            window.controller.stop()
-            window.shutdown_services()
-            inference.shutdown()
-            store.close()
+        for window, _inference, _store in self.made:
+            window.shutdown.finish()  # the app's own sequence (ui/shutdown.py)
         self.made.clear()
 
 

@@ -61,7 +61,7 @@ def test_a_port_in_use_is_reported_and_the_switch_stays_off(real_window: WindowF
     assert messages and "Cannot listen" in messages[0]
     assert second.local_api.toggle_action is not None
     assert not second.local_api.toggle_action.isChecked()
-    first.shutdown_services()
+    first.shutdown.finish()
     assert first.local_api.server is None, "closing the window stops the API"
 
 
@@ -120,7 +120,7 @@ def test_the_switch_holds_for_the_next_launch(real_window: WindowFactory) -> Non
     window.local_api.toggle_action.setChecked(True)
     assert window.ctx.settings.current.local_api.enabled
     settings = window.ctx.settings.current
-    window.shutdown_services()  # quitting stops the API but leaves the switch on
+    window.shutdown.finish()  # quitting stops the API but leaves the switch on
     again = real_window(settings=settings)
     assert again.local_api.server is not None, "on again at launch"
     again.local_api.toggle_action.setChecked(False)  # type: ignore[union-attr]
@@ -168,6 +168,8 @@ def test_who_may_use_the_api_is_set_in_preferences_and_applies_at_once(
     assert api.access_action is not None
     QTimer.singleShot(0, edit)
     api.access_action.trigger()
+    # Preferences are saved off the GUI thread (ui/operations.py): wait for the outcome.
+    qtbot.waitUntil(lambda: window.ctx.operations.in_flight == 0, timeout=10_000)
     assert seen[0] == "open=True"
     key = api.keys.get()
     assert key and seen[1] == key and key.startswith("ld-"), "the copied key is the key"

@@ -332,10 +332,10 @@ def test_preferences_that_cannot_be_saved_still_apply_and_say_so(
     monkeypatch.setattr(main_window.PreferencesDialog, "exec", lambda self: 1)
     monkeypatch.setattr(main_window.PreferencesDialog, "result_settings", lambda self: wanted)
     loads = len(fake_of(window).loads)
-    window.show_preferences()
+    window.show_preferences()  # saved off the GUI thread: the outcome comes back later
+    qtbot.waitUntil(window.chat.banner.isVisible, timeout=FAKE_WAIT_MS)
     assert window.ctx.settings.current == wanted
     assert window.chat.settings_panel.defaults.n_ctx == 1024
-    assert window.chat.banner.isVisible()
     assert "could not be saved" in window.chat.banner.label.text()
     qtbot.waitUntil(lambda: len(fake_of(window).loads) > loads, timeout=FAKE_WAIT_MS)
     window.new_conversation()

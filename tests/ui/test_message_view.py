@@ -33,10 +33,7 @@ def window(qtbot: QtBot, home: Path, bundled_model_path: Path) -> Iterator[MainW
     qtbot.addWidget(made)
     made.show()
     yield made
-    made.controller.stop()
-    made.shutdown_services()
-    made.inference.shutdown()
-    made.store.close()
+    made.shutdown.finish()
 
 
 def marked_rows(model: MessageListModel) -> list[ChatRow]:

@@ -109,7 +109,8 @@ def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(
         return 1
 
     monkeypatch.setattr(main_window.PreferencesDialog, "exec", accept)
-    window.show_preferences()
+    with qtbot.waitSignal(window.ctx.operations.changed):  # saved off the GUI thread
+        window.show_preferences()
     settings = window.ctx.settings.current
     assert settings.default_system_prompt == "Be brief."
     assert settings.defaults.temperature == pytest.approx(0.4)
@@ -124,7 +125,8 @@ def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(
         return 1
 
     monkeypatch.setattr(main_window.PreferencesDialog, "exec", pick_default)
-    window.show_preferences()
+    with qtbot.waitSignal(window.ctx.operations.changed):
+        window.show_preferences()
     assert window.ctx.presets.default_name == "Llama 2 Chat"
     window.new_conversation()
     llama2 = window.ctx.presets.get("Llama 2 Chat")

@@ -62,11 +62,7 @@ def window(qtbot: QtBot, fault_server: FaultServer, tmp_path: Path,
     qtbot.addWidget(made)
     made.show()
     yield made
-    controller.stop()
-    made.shutdown_services()
-    inference.shutdown()
-    remote_models.shutdown()
-    store.close()
+    made.shutdown.finish()  # stops the remote lists' thread too
 
 
 def picker_rows(window: MainWindow) -> list[tuple[str, object, bool]]:

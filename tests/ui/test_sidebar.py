@@ -8,6 +8,7 @@ from pytestqt.qtbot import QtBot
 from window_fixtures import WindowFactory
 
 from llamadesk.core.conversation import Role
+from llamadesk.ui.operations import chat_changed
 
 
 def test_search_across_chats_opens_the_matching_conversation(
@@ -101,7 +102,7 @@ def test_long_titles_are_elided_not_scrolled_sideways(
     window.resize(1000, 600)
     title = "A very long title " * 12
     window.store.rename_conversation(window.current_id, title)
-    window.sidebar.show_changed(window.store.get_conversation(window.current_id))
+    window.ctx.operations.announce(chat_changed(window.current_id))
     view = window.sidebar.list_view
     qtbot.waitUntil(lambda: view.viewport().width() > 50, timeout=5_000)
     view.doItemsLayout()

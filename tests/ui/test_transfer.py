@@ -18,6 +18,7 @@ from window_fixtures import WindowFactory
 from llamadesk.core.chat_json import FORMAT_VERSION, export_document
 from llamadesk.core.conversation import FinishReason, MessageStats, Role
 from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.operations import chat_changed
 
 
 def chat_with_versions(window: MainWindow) -> int:
@@ -31,7 +32,7 @@ def chat_with_versions(window: MainWindow) -> int:
     store.add_message(conversation.id, Role.ASSISTANT, "Green, **bright** green.",
                       parent_id=question.id, model_id="model-b",
                       stats=MessageStats(12, 6, 35.0, 61.0, 280.0, FinishReason.LENGTH))
-    window.sidebar.show_changed(store.get_conversation(conversation.id))
+    window.ctx.operations.announce(chat_changed(conversation.id))
     window.select_conversation(conversation.id)
     return conversation.id
 

@@ -71,19 +71,10 @@ def build_window(app: QApplication) -> MainWindow | None:
     resolver = ModelResolver(settings, registry, remote_models.secrets)
     controller = ChatController(store, inference, resolver)
     controller.recover_interrupted()  # replies a crashed run was writing
-    window = MainWindow(AppContext(paths, store, inference, controller, resolver, settings,
-                                   registry, ModelNames(), preset_book(paths.config_dir),
-                                   remote_models))
-
-    def shutdown() -> None:
-        window.shutdown_services()
-        inference.shutdown()
-        remote_models.shutdown()
-        store.close()
-        log.info("%s closed", APP_NAME)
-
-    app.aboutToQuit.connect(shutdown)
-    return window
+    # Quitting (and what stops in which order) is window.shutdown's: ui/shutdown.py.
+    return MainWindow(AppContext(paths, store, inference, controller, resolver, settings,
+                                 registry, ModelNames(), preset_book(paths.config_dir),
+                                 remote_models))
 
 
 def _schedule_screenshot(window: MainWindow, path: str) -> None:
@@ -107,7 +98,7 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
         if not loaded:
             why = reasons[0] if reasons else "no model was loaded (the log says why)"
             print(f"the model failed to load: {why}", file=sys.stderr, flush=True)
-        QApplication.instance().exit(0 if ok and loaded else 1)  # type: ignore[union-attr]
+        window.shutdown.quit(0 if ok and loaded else 1)
 
     # The model loads after the first paint: until a load has begun, UNLOADED means
     # "not yet", not "failed".
@@ -197,8 +188,9 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
     window = build_window(app)
     if window is None:
         return 1
+    window.shutdown.attach(app)  # the window's close (or Quit) ends the app, with a status
     window.show()
-    install_quit_signals(app, app.closeAllWindows)  # SIGINT/SIGTERM close the window
+    install_quit_signals(app, window.shutdown.quit)  # SIGINT/SIGTERM: Quit
     if crash is not None:
         show_crash_notice(window, crash)
     if os.environ.get(BENCH_TIMINGS_ENV):

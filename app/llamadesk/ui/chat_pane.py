@@ -23,7 +23,6 @@ from llamadesk.core.conversation import Conversation, Message, Role, SamplingPar
 from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
-from llamadesk.core.store import StoreError
 from llamadesk.ui.banner import ErrorBanner
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
@@ -33,6 +32,7 @@ from llamadesk.ui.message_links import MessageLinks
 from llamadesk.ui.message_model import PAGE_SIZE, MessageListModel
 from llamadesk.ui.message_view import MessageView
 from llamadesk.ui.model_picker import ModelPicker
+from llamadesk.ui.operations import Changes, chat_changed, messages_changed
 from llamadesk.ui.remote_marker import RemoteMarker
 from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
@@ -66,7 +66,8 @@ class ChatPane(QWidget):
         self.controller = ctx.controller
         self.conversation_id: int | None = None
         self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
-                                        remote_models=ctx.remote_models)
+                                        remote_models=ctx.remote_models,
+                                        ops=ctx.operations)
         self.remote_marker = RemoteMarker()
         self.model_picker.model_chosen.connect(self._on_model_chosen)
         self.messages = MessageListModel(self)
@@ -152,7 +153,7 @@ class ChatPane(QWidget):
         c.reply_text.connect(self._on_reply_text)
         c.reply_finished.connect(self._on_reply_finished)
         c.reply_failed.connect(self._on_reply_failed)
-        c.conversation_changed.connect(self.show_title_of)
+        self.ctx.operations.changed.connect(self._on_changes)
         c.context_changed.connect(self._on_context_changed)
         inf.model_loaded.connect(self._on_model_loaded)
         inf.model_info_changed.connect(self._on_model_loaded)  # shows a template warning
@@ -231,11 +232,27 @@ class ChatPane(QWidget):
         self.composer.setFont(font)
         self.composer.updateGeometry()
 
-    @Slot(object)
-    def show_title_of(self, conversation: Conversation) -> None:
-        """A conversation was renamed: retitle the pane if it is the one on screen."""
-        if conversation.id == self.conversation_id:
-            self.title_label.setText(conversation.title)
+    @Slot(object, object)
+    def _on_changes(self, changes: Changes, initiator: object) -> None:
+        """Follow what other views (and the controller) changed: the chat on screen
+        renamed, given another model, deleted, or shown on another branch."""
+        current = self.conversation_id
+        if changes.models:
+            self.model_picker.refresh()
+        if current is None:
+            return
+        if current in changes.deleted_chats:
+            self.show_conversation(None)
+            return
+        if current in changes.chats:
+            conversation = self.current_conversation()
+            if conversation is not None:
+                self.title_label.setText(conversation.title)
+                self.model_picker.show_conversation(conversation)
+                self._show_destination()
+        # The controller's messages arrive through its own signals, as they stream.
+        if current in changes.messages and initiator not in (self, self.controller):
+            self.show_conversation(current)
 
     def preload_model(self) -> None:
         """Load the chat's model now, so the first reply starts quickly."""
@@ -264,11 +281,13 @@ class ChatPane(QWidget):
     @Slot(int, str, object)
     def _on_chat_settings_changed(self, conversation_id: int, system_prompt: str,
                                   params: SamplingParams) -> None:
-        try:
-            self.store.update_conversation(conversation_id, system_prompt=system_prompt,
-                                           params=params)
-        except StoreError as exc:  # the panel keeps the edit; the stored settings stay
-            self.banner.show_message(f"The chat's settings were not saved. {exc}")
+        # A refused write: the panel keeps the edit; the stored settings stay.
+        self.ctx.operations.run(
+            lambda: self.store.update_conversation(conversation_id,
+                                                   system_prompt=system_prompt, params=params),
+            chat_changed(conversation_id), initiator=self.settings_panel,
+            report=lambda text: self.banner.show_message(
+                f"The chat's settings were not saved. {text}"))
 
     @Slot(object)
     def _on_app_settings_changed(self, settings: AppSettings) -> None:
@@ -370,8 +389,12 @@ class ChatPane(QWidget):
             return
         target = ids.index(message_id) + step
         if 0 <= target < len(ids):
-            self.store.show_branch(ids[target])
-            self.show_conversation(self.conversation_id)
+            conversation_id = self.conversation_id
+            self.ctx.operations.run(lambda: self.store.show_branch(ids[target]),
+                                    messages_changed(conversation_id) if conversation_id
+                                    else Changes(), initiator=self,
+                                    success=lambda _none: self.show_conversation(
+                                        self.conversation_id))
 
     # -- streaming ---------------------------------------------------------------------------
     @Slot(object)

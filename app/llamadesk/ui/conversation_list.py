@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.chat_session import API_ORIGIN
+from llamadesk.ui.operations import Operations, chat_changed
 
 #: Rows read per page: a tall sidebar shows about this many; the view reads the next
 #: page when it is scrolled to the end (or is not filled yet).
@@ -32,17 +33,14 @@ def when(timestamp: float, now: float | None = None) -> str:
 
 class ConversationListModel(QAbstractListModel):
     """Conversations for the sidebar. Rows are fetched lazily (canFetchMore /
-    fetchMore), so ten thousand chats open as fast as ten.
+    fetchMore), so ten thousand chats open as fast as ten. A rename in place is an
+    operation of ``ops`` (a new ``Operations`` of its own when none is given)."""
 
-    Signals:
-        renamed(Conversation): the user renamed a conversation in place.
-    """
-
-    renamed = Signal(object)
-
-    def __init__(self, store: ConversationStore, parent: object | None = None) -> None:
+    def __init__(self, store: ConversationStore, parent: object | None = None,
+                 ops: Operations | None = None) -> None:
         super().__init__(parent)  # type: ignore[arg-type]
         self._store = store
+        self._ops = ops if ops is not None else Operations(self)
         self._rows: list[Conversation] = []
         self._total = 0
         self.reload()
@@ -97,18 +95,24 @@ class ConversationListModel(QAbstractListModel):
 
     def setData(self, index: _Index, value: object,
                 role: int = Qt.ItemDataRole.EditRole) -> bool:
-        """Rename in place (F2 or double-click in the sidebar)."""
+        """Rename in place (F2 or double-click in the sidebar), as an operation: the other
+        views hear of it from the change event; this row is updated here."""
         if role != Qt.ItemDataRole.EditRole or not index.isValid():
             return False
-        conversation = self._rows[index.row()]
-        self._store.rename_conversation(conversation.id, str(value))
-        renamed = self._store.get_conversation(conversation.id)
-        if renamed is None:
-            return False
-        self._rows[index.row()] = renamed
-        self.dataChanged.emit(index, index)
-        self.renamed.emit(renamed)
-        return True
+        conversation_id = self._rows[index.row()].id
+
+        def rename() -> Conversation | None:
+            self._store.rename_conversation(conversation_id, str(value))
+            return self._store.get_conversation(conversation_id)
+
+        return self._ops.run(rename, chat_changed(conversation_id), initiator=self,
+                             success=self._show_renamed)
+
+    def _show_renamed(self, renamed: Conversation | None) -> None:
+        row = self.row_of(renamed.id) if renamed is not None else None
+        if renamed is not None and row is not None:
+            self._rows[row] = renamed
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     # -- lookups and live changes ------------------------------------------------------
     def row_of(self, conversation_id: int) -> int | None:
@@ -142,11 +146,18 @@ class ConversationListModel(QAbstractListModel):
         self._total += 1
         self.endInsertRows()
 
-    def touch(self, conversation_id: int) -> None:
-        """Re-read one conversation (after a new message) and move it to the top."""
+    def refresh(self, conversation_id: int) -> None:
+        """Re-read one conversation: one active since it was listed (a new message, or
+        new itself) moves to the top, any other change stays where it is."""
         conversation = self._store.get_conversation(conversation_id)
-        if conversation is not None:
+        row = self.row_of(conversation_id)
+        if conversation is None:
+            self.remove(conversation_id)
+        elif row is None or conversation.updated_at != self._rows[row].updated_at:
             self.upsert(conversation)
+        else:
+            self._rows[row] = conversation
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     def remove(self, conversation_id: int) -> None:
         """Drop a deleted conversation from the list."""

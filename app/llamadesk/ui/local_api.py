@@ -35,7 +35,7 @@ from llamadesk.core.settings import AppSettings, LocalApiSettings
 from llamadesk.core.store import StoreError
 from llamadesk.services.chat_session import store_api_chat
 from llamadesk.ui.context import AppContext
-from llamadesk.ui.user_errors import attempt_write
+from llamadesk.ui.operations import Changes
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
@@ -132,8 +132,9 @@ class LocalApi(QObject):
         settings = self._ctx.settings.current
         wanted = replace(settings.local_api, **changes)
         if wanted != settings.local_api:  # a failed save applies to this session anyway
-            attempt_write(lambda: self._ctx.settings.update(replace(settings, local_api=wanted)),
-                          self.notice.emit)
+            self._ctx.operations.run(
+                lambda: self._ctx.settings.update(replace(settings, local_api=wanted)),
+                Changes(settings=True), initiator=self, report=self.notice.emit)
 
     @Slot(object, object, str)
     def _keep_chat(self, request: GenerationRequest, result: GenerationResult,
@@ -176,6 +177,7 @@ class LocalApi(QObject):
             self.running_changed.emit(False)
             return False
         self.server = server
+        self._ctx.busy.follow_requests(server.runner)
         self._timer.start()
         self.refresh()
         self.label.show()
@@ -216,6 +218,7 @@ class LocalApi(QObject):
     def stop(self) -> None:
         """Stop serving: running API replies stop, connections close."""
         server, self.server = self.server, None
+        self._ctx.busy.follow_requests(None)
         self._timer.stop()
         self.label.hide()
         if server is not None:
@@ -228,7 +231,7 @@ class LocalApi(QObject):
         server = self.server
         if server is None:
             return
-        pending = server.runner.pending
+        pending = self._ctx.busy.now().requests
         busy = f" · {pending} running or queued" if pending else ""
         self.label.setText(f"API on :{server.port}{busy}")
         key = " (the key required)" if server.settings.api_key else ""

@@ -24,12 +24,13 @@ from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
 from llamadesk.ui.local_api import LocalApi
+from llamadesk.ui.operations import Changes, chat_changed, messages_changed
 from llamadesk.ui.preferences import PreferencesDialog
+from llamadesk.ui.shutdown import Shutdown
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
 from llamadesk.ui.theme import ThemeManager
 from llamadesk.ui.transfer import ChatTransfer, dropped_paths
-from llamadesk.ui.user_errors import attempt, attempt_write
 from llamadesk.ui.window_menus import build_menus
 
 if TYPE_CHECKING:
@@ -57,12 +58,11 @@ class MainWindow(QMainWindow):
         self.controller = ctx.controller
         self.inference = ctx.inference
         self.models_window: ModelManagerWindow | None = None
-        self._closing = False
-        self._closed = False  # closed, or its services shut down
         self.setWindowTitle(APP_NAME)
         self.resize(1180, 760)
 
-        self.sidebar = ConversationSidebar(ctx.store)
+        self.ops = ctx.operations
+        self.sidebar = ConversationSidebar(ctx.store, ctx.operations)
         self.chat = ChatPane(ctx)
         splitter = QSplitter()
         splitter.addWidget(self.sidebar)
@@ -77,11 +77,14 @@ class MainWindow(QMainWindow):
         self.transfer = ChatTransfer(ctx, self)
         app = QApplication.instance()
         assert isinstance(app, QApplication)
-        self.theme = ThemeManager(app, ctx.settings, self)
+        self.theme = ThemeManager(app, ctx.settings, self, ctx.operations)
         self.setAcceptDrops(True)
 
         self.local_api = LocalApi(ctx, self)
         self.status.addPermanentWidget(self.local_api.label)
+        # After the chat pane (its slots store a stopped reply before a close goes on).
+        self.shutdown = Shutdown(ctx, self._keep_on_screen, self.close, self._stop_services,
+                                 self)
         self.menu_actions = build_menus(self)
         self.stop_action = self.menu_actions.stop
         self._connect_parts()
@@ -98,23 +101,20 @@ class MainWindow(QMainWindow):
         side.conversation_selected.connect(self.open_conversation)
         side.new_chat_requested.connect(self.new_conversation)
         side.delete_requested.connect(self.delete_current)
-        side.conversation_renamed.connect(chat.show_title_of)
         side.search_hit_opened.connect(self.open_message)
         side.problem.connect(chat.banner.show_message)
         chat.new_chat_needed.connect(self.new_conversation)
         chat.notice.connect(self.show_notice)
         self.local_api.notice.connect(chat.banner.show_message)
-        self.local_api.conversation_kept.connect(side.show_changed)
+        self.local_api.conversation_kept.connect(self._on_chat_kept)
+        self.ops.failed.connect(self.report_problem)
         chat.models_requested.connect(self.show_models)
         chat.busy_changed.connect(self.stop_action.setEnabled)
         c, inf = self.controller, self.inference
-        c.conversation_changed.connect(side.show_changed)
+        # The controller's writes (a reply, a title) reach the views as change events too.
+        c.conversation_changed.connect(self._on_controller_chat_changed)
         c.message_added.connect(self._on_message_added)
         c.reply_finished.connect(status.show_reply_speed)
-        # After the pane's own slots (connected first): the partial reply is stored and
-        # shown before a pending close goes ahead.
-        c.reply_finished.connect(self._close_if_done)
-        c.reply_failed.connect(self._close_if_done)
         inf.state_changed.connect(status.show_state)
         inf.generation_started.connect(self._on_job_started)
         for ended in (inf.generation_finished, inf.generation_cancelled,
@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
     def _preload_after_start(self) -> None:
         # A message sent before the engine was ready loads the model for its reply; a
         # window closed meanwhile loads nothing (its store may be closed already).
-        if (not self._closed and not self.inference.busy
+        if (not self.shutdown.closing and not self.ctx.busy.now().jobs
                 and self.inference.state == ModelState.UNLOADED):
             self.chat.preload_model()
 
@@ -188,11 +188,12 @@ class MainWindow(QMainWindow):
     def new_conversation(self) -> None:
         """Start a new chat and show it."""
         system_prompt, params = self.new_chat_settings()
-        conversation = attempt(lambda: self.store.create_conversation(
-            system_prompt=system_prompt, params=params, model_id=None), self.report_problem)
-        if conversation is None:  # the database refused: the chat on screen stays
-            return
-        self.sidebar.show_changed(conversation)
+        # A refused write leaves the chat on screen as it was.
+        self.ops.run(lambda: self.store.create_conversation(
+            system_prompt=system_prompt, params=params, model_id=None),
+            lambda made: chat_changed(made.id), initiator=self, success=self._show_new)
+
+    def _show_new(self, conversation: Conversation) -> None:
         self.select_conversation(conversation.id)
         self.chat.composer.setFocus()
 
@@ -206,7 +207,10 @@ class MainWindow(QMainWindow):
         problems: list[str] = []
         if not self.controller.generating_in(conversation_id):
             try:  # a refused write still opens the chat, on the branch it had
-                attempt_write(lambda: self.store.show_branch(message_id), problems.append)
+                # On the pane's behalf: it is shown below, once.
+                self.ops.run(lambda: self.store.show_branch(message_id),
+                             messages_changed(conversation_id), initiator=self.chat,
+                             report=problems.append)
             except KeyError:  # deleted since the search
                 return
         if self.current_id == conversation_id:
@@ -223,8 +227,8 @@ class MainWindow(QMainWindow):
         self.chat.show_conversation(conversation_id)
         if self.chat.conversation_id is not None:
             opened = str(self.chat.conversation_id)
-            attempt_write(lambda: self.store.set_state(LAST_CONVERSATION_KEY, opened),
-                    self.report_problem)
+            self.ops.run(lambda: self.store.set_state(LAST_CONVERSATION_KEY, opened),
+                         Changes(), initiator=self)
 
     @Slot()
     def delete_current(self) -> None:
@@ -242,10 +246,12 @@ class MainWindow(QMainWindow):
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete without asking (the menu asks first)."""
         self.controller.stop(conversation_id)
-        if not attempt_write(lambda: self.store.delete_conversation(conversation_id),
-                             self.report_problem):
-            return  # the database refused: the chat stays, in the list and on screen
-        self.sidebar.remove(conversation_id)
+        # A refused write keeps the chat, in the list and on screen.
+        self.ops.run(lambda: self.store.delete_conversation(conversation_id),
+                     Changes(deleted_chats=frozenset({conversation_id})), initiator=self,
+                     success=lambda _none: self._after_delete(conversation_id))
+
+    def _after_delete(self, conversation_id: int) -> None:
         first = self.sidebar.first_conversation()
         if first is None:
             self.new_conversation()
@@ -254,7 +260,15 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_message_added(self, message: Message) -> None:
-        self.sidebar.touch(message.conversation_id)
+        self.ops.announce(messages_changed(message.conversation_id), self.controller)
+
+    @Slot(object)
+    def _on_controller_chat_changed(self, conversation: Conversation) -> None:
+        self.ops.announce(chat_changed(conversation.id), self.controller)
+
+    @Slot(object)
+    def _on_chat_kept(self, conversation: Conversation) -> None:
+        self.ops.announce(messages_changed(conversation.id), self.local_api)
 
     # -- export and import ---------------------------------------------------------------------
     @Slot()
@@ -289,7 +303,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_imported(self, conversation: Conversation) -> None:
         # Each one listed; the last one opens.
-        self.sidebar.show_changed(conversation)
+        self.ops.announce(chat_changed(conversation.id), self.transfer)
         self.select_conversation(conversation.id)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -369,20 +383,18 @@ class MainWindow(QMainWindow):
                     f"The Models window cannot open ({exc}). Installed models still work; "
                     "reinstalling LlamaDesk restores the catalog.")
                 return
-            self.models_window.page.models_changed.connect(self.refresh_models)
+            self.models_window.page.models_changed.connect(
+                lambda: self.ops.announce(Changes(models=True), self.models_window))
         self.models_window.show()
         self.models_window.raise_()
         self.models_window.activateWindow()
 
-    def shutdown_services(self) -> None:
-        """Stop the workers this window started or uses beside the chat (the Models
-        window's, the local API, the remote model lists)."""
-        self._closed = True
+    def _stop_services(self) -> None:
+        """Stop what this window started beside the chat (the local API, the Models
+        window's threads): a step of ``ui/shutdown.Shutdown.finish``."""
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
-        if self.ctx.remote_models is not None:
-            self.ctx.remote_models.shutdown()
 
     # -- dialogs ------------------------------------------------------------------------------
     @Slot()
@@ -399,8 +411,13 @@ class MainWindow(QMainWindow):
         if local_api:
             dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():
-            attempt_write(lambda: self.ctx.settings.update(dialog.result_settings()),
-                    self.report_problem)
+            wanted = dialog.result_settings()
+            # A file write, which can stall: off the GUI thread. A failed save still
+            # applies to this session; the model is preloaded with the new settings.
+            self.ops.run_in_background(lambda: self.ctx.settings.update(wanted),
+                                       Changes(settings=True), initiator=dialog,
+                                       success=lambda _none: self.chat.preload_model(),
+                                       report=self._settings_not_saved)
             presets = self.ctx.presets
             if dialog.default_preset() != presets.default_name:
                 try:
@@ -408,7 +425,10 @@ class MainWindow(QMainWindow):
                 except (PresetError, OSError) as exc:
                     self.chat.banner.show_message(
                         f"The default preset could not be saved: {exc}")
-            self.chat.preload_model()
+
+    def _settings_not_saved(self, text: str) -> None:
+        self.report_problem(text)
+        self.chat.preload_model()  # they apply all the same
 
     @Slot()
     def show_about(self) -> None:
@@ -418,21 +438,19 @@ class MainWindow(QMainWindow):
         AboutDialog(self.ctx.paths, line, self).exec()
 
     # -- closing ------------------------------------------------------------------------------
-    @Slot()
-    def _close_if_done(self) -> None:
-        if self._closing and not self.controller.busy:
-            self.close()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop any reply first, so its partial text is stored, then close."""
+    def _keep_on_screen(self) -> None:
+        """What closing keeps of the window: the chat settings being edited, its size."""
         self.chat.settings_panel.flush()
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         # Only the window's size is lost if this fails; closing goes on.
-        attempt_write(lambda: self.store.set_state(GEOMETRY_KEY, geometry), self.show_notice)
-        if self.controller.busy:
-            self._closing = True
-            self.controller.stop()
+        self.ops.run(lambda: self.store.set_state(GEOMETRY_KEY, geometry), Changes(),
+                     initiator=self, report=self.show_notice)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Close through the app's one shutdown sequence (``ui/shutdown.py``): a reply
+        being written is stopped and stored first, then the window closes."""
+        if not self.shutdown.may_close():
             event.ignore()
             return
-        self._closed = True
         event.accept()
+        self.shutdown.window_closed()

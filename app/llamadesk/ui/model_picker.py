@@ -16,7 +16,7 @@ from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui import model_groups
 from llamadesk.ui.model_names import ModelNames
-from llamadesk.ui.user_errors import attempt_write
+from llamadesk.ui.operations import Changes, Operations, chat_changed
 
 
 class ModelPicker(QComboBox):
@@ -35,8 +35,10 @@ class ModelPicker(QComboBox):
     def __init__(self, store: ConversationStore, resolver: ModelResolver,
                  settings: SettingsService, names: ModelNames,
                  parent: QWidget | None = None,
-                 remote_models: RemoteModelsService | None = None) -> None:
+                 remote_models: RemoteModelsService | None = None,
+                 ops: Operations | None = None) -> None:
         super().__init__(parent)
+        self._ops = ops if ops is not None else Operations(self)
         self._remote = remote_models
         if remote_models is not None:
             remote_models.changed.connect(self.refresh)
@@ -108,14 +110,28 @@ class ModelPicker(QComboBox):
         if model_id not in self._entries and remote.split_model_id(model_id):
             # A remote model: nothing to fit here, and not made the model of new chats,
             # so a new chat never sends its text away unless the user picks so again.
-            self._store.update_conversation(conversation.id, model_id=model_id)
-            self.model_chosen.emit(conversation.id, model_id)
+            self._store_choice(conversation.id, model_id)
             return
         entry = self._entries.get(model_id)
         if entry is None or not self.fits(entry, conversation.params.n_ctx):
             self.show_conversation(conversation)
             return
-        # The chat switches model from its next reply on; new chats use it too.
-        self._store.update_conversation(conversation.id, model_id=model_id)
-        attempt_write(lambda: self._settings.set_default_model(model_id), self.problem.emit)
-        self.model_chosen.emit(conversation.id, model_id)
+        # The chat switches model from its next reply on; new chats use it too (a failed
+        # settings save applies to this session all the same).
+        if self._store_choice(conversation.id, model_id, announce=False):
+            self._ops.run(lambda: self._settings.set_default_model(model_id),
+                          Changes(settings=True), initiator=self, report=self.problem.emit)
+            self.model_chosen.emit(conversation.id, model_id)
+
+    def _store_choice(self, conversation_id: int, model_id: str,
+                      announce: bool = True) -> bool:
+        """Store the chat's model (an operation; a refused write is reported and the
+        picker shows the model stored)."""
+        done = self._ops.run(
+            lambda: self._store.update_conversation(conversation_id, model_id=model_id),
+            chat_changed(conversation_id), initiator=self, report=self.problem.emit)
+        if not done:
+            self.show_conversation(self._store.get_conversation(conversation_id))
+        elif announce:
+            self.model_chosen.emit(conversation_id, model_id)
+        return done

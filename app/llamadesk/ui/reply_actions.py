@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QMenu
 
 from llamadesk.core.conversation import Role
-from llamadesk.core.store import StoreError
 from llamadesk.ui.message_model import ChatRow
+from llamadesk.ui.operations import Changes
 
 if TYPE_CHECKING:
     from llamadesk.ui.chat_pane import ChatPane
@@ -122,13 +122,19 @@ class ReplyActions(QObject):
         switch = (conversation is not None and message.model_id is not None
                   and message.model_id != pane.ctx.resolver.effective_model_id(
                       conversation.model_id))
-        try:
+
+        def go_on() -> None:
             pane.store.show_branch(message_id)
             if switch:
                 pane.store.update_conversation(message.conversation_id,
                                                model_id=message.model_id)
-        except StoreError as exc:
-            self.problem.emit(f"The chat could not go on from that version. {exc}")
+
+        cid = message.conversation_id
+        changes = Changes(messages=frozenset({cid}), chats=frozenset({cid} if switch else ()))
+        # The pane is shown below, scrolled to the version kept.
+        if not pane.ctx.operations.run(go_on, changes, initiator=pane, report=lambda text:
+                                       self.problem.emit("The chat could not go on from "
+                                                         f"that version. {text}")):
             return
         if switch:
             pane.preload_model()

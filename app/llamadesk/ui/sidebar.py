@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.ui.conversation_list import ConversationIdRole, ConversationListModel
+from llamadesk.ui.operations import Changes, Operations
 from llamadesk.ui.search import ResultConversationRole, ResultMessageRole, SearchResultListModel
 
 SEARCH_DELAY_MS = 150
@@ -46,13 +47,13 @@ class ElidedTitleDelegate(QStyledItemDelegate):
 
 class ConversationSidebar(QWidget):
     """Conversations, newest first (paged from the store), and search across them:
-    typing in the search box swaps the list for the matching messages.
+    typing in the search box swaps the list for the matching messages. The list follows
+    ``ops``'s change event (a chat made, renamed, deleted, or with new messages).
 
     Signals:
         conversation_selected(int): the user (or ``select()``) made this chat current.
         new_chat_requested(): the New chat button was pressed.
         delete_requested(): "Delete…" was chosen from a chat's context menu.
-        conversation_renamed(Conversation): a chat was renamed in place.
         search_hit_opened(int, int): a search result was opened: its conversation and
             message (which may be on another branch than the one on screen).
         problem(str): something the user should read (a search the database refused).
@@ -61,16 +62,15 @@ class ConversationSidebar(QWidget):
     conversation_selected = Signal(int)
     new_chat_requested = Signal()
     delete_requested = Signal()
-    conversation_renamed = Signal(object)
     search_hit_opened = Signal(int, int)
     problem = Signal(str)
 
-    def __init__(self, store: ConversationStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: ConversationStore, ops: Operations,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._store = store
-        self.conversations = ConversationListModel(store, self)
-        self.conversations.renamed.connect(self.show_changed)
-        self.conversations.renamed.connect(self.conversation_renamed)
+        self.conversations = ConversationListModel(store, self, ops)
+        ops.changed.connect(self._on_changes)
         self.list_view = self._make_list_view()
         new_button = QPushButton("+  New chat")
         new_button.setAccessibleName("New chat")
@@ -135,19 +135,16 @@ class ConversationSidebar(QWidget):
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         self.list_view.scrollTo(index)
 
-    @Slot(object)
-    def show_changed(self, conversation: Conversation) -> None:
-        """A chat is new or changed: show it at the top."""
-        self.conversations.upsert(conversation)
-
-    @Slot(int)
-    def touch(self, conversation_id: int) -> None:
-        """A chat got a new message: re-read it and move it to the top."""
-        self.conversations.touch(conversation_id)
-
-    def remove(self, conversation_id: int) -> None:
-        """Drop a deleted chat from the list."""
-        self.conversations.remove(conversation_id)
+    @Slot(object, object)
+    def _on_changes(self, changes: Changes, initiator: object) -> None:
+        lst = self.conversations
+        for conversation_id in changes.deleted_chats:
+            lst.remove(conversation_id)
+        changed = changes.messages | changes.chats
+        if initiator is lst:  # a rename in place has updated its own row
+            changed = changes.messages
+        for conversation_id in changed - changes.deleted_chats:
+            lst.refresh(conversation_id)
 
     def first_conversation(self) -> Conversation | None:
         """The newest chat listed, if any."""

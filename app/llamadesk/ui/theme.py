@@ -25,7 +25,7 @@ from llamadesk.core.settings import (
     AppSettings,
 )
 from llamadesk.services.settings import SettingsService
-from llamadesk.ui.user_errors import attempt_write
+from llamadesk.ui.operations import Changes, Operations
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,11 @@ class ThemeManager(QObject):
     problem = Signal(str)
 
     def __init__(self, app: QGuiApplication, settings: SettingsService,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, ops: Operations | None = None) -> None:
         super().__init__(parent)
         self._app = app
         self._settings = settings
+        self._ops = ops if ops is not None else Operations(self)
         self._scheme = app.styleHints().colorScheme()
         self._own_palette = False
         self._applied: AppearanceSettings | None = None
@@ -178,5 +179,6 @@ class ThemeManager(QObject):
     def set_appearance(self, look: AppearanceSettings) -> None:
         """Change and save the appearance settings (a failed save is reported by
         ``problem``: the change applies to this session anyway)."""
-        attempt_write(lambda: self._settings.update(
-            replace(self._settings.current, appearance=look.validated())), self.problem.emit)
+        self._ops.run(lambda: self._settings.update(
+            replace(self._settings.current, appearance=look.validated())),
+            Changes(settings=True), initiator=self, report=self.problem.emit)

@@ -62,7 +62,7 @@ def build_menus(w: MainWindow) -> WindowActions:
     add_action(w, file, "Export chat as &JSON…", w.export_current_json, "Ctrl+Shift+E")
     add_action(w, file, "Back &up all chats to a folder…", w.back_up_all, "Ctrl+Shift+B")
     file.addSeparator()
-    add_action(w, file, "&Quit", w.close, QKeySequence.StandardKey.Quit)
+    add_action(w, file, "&Quit", w.shutdown.quit, QKeySequence.StandardKey.Quit)
 
     chat = menus.addMenu("&Chat")
     stop = add_action(w, chat, "&Stop generating", w.stop, "Esc")
