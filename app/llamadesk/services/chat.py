@@ -27,6 +27,7 @@ from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
+from llamadesk.services.doc_indexer import DocumentIndexer
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.resolver import ModelResolver
@@ -92,6 +93,8 @@ class ChatController(QObject):
         self.resolve_model = resolve_model
         self.session = ChatSession(store)
         self.documents = ChatDocuments(store)
+        #: Indexes collections on its own thread; waits while a reply is generated.
+        self.indexer = DocumentIndexer(store.another_connection, parent=self)
         self._pending: dict[int, _Pending] = {}
         self._context: dict[int, ContextUse] = {}
         self._context_planned.connect(self._on_context_planned)
@@ -191,9 +194,17 @@ class ChatController(QObject):
         request = self.session.request(
             conversation, on_context=lambda use: self._context_planned.emit(cid, use),
             passages=passages)
+        self.indexer.hold()  # before the job starts: no file begins beside the reply
         job_id = self.inference.generate(request, spec)
         self._pending[job_id] = _Pending(cid, spec.model_id, leaf.id,
                                          sources=tuple(passages))
+
+    def _take(self, job_id: int) -> _Pending | None:
+        """Forget a job; indexing goes on once no reply is left."""
+        pending = self._pending.pop(job_id, None)
+        if not self._pending:
+            self.indexer.release()
+        return pending
 
     def stop(self, conversation_id: int | None = None) -> None:
         """Stop the reply to ``conversation_id`` (default: every reply)."""
@@ -256,7 +267,7 @@ class ChatController(QObject):
             log.warning("could not remove the reply checkpoint: %s", exc)
 
     def _store_reply(self, job_id: int, result: GenerationResult) -> None:
-        pending = self._pending.pop(job_id, None)
+        pending = self._take(job_id)
         if pending is None:
             return
         if pending.saved_at:
@@ -314,7 +325,7 @@ class ChatController(QObject):
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, reason: str) -> None:
-        pending = self._pending.pop(job_id, None)
+        pending = self._take(job_id)
         if pending is not None:
             if pending.saved_at:
                 self._drop_draft(job_id)

@@ -147,6 +147,14 @@ class MainWindow(QMainWindow):
         self.inference.engine_ready.connect(self._preload_after_start,
                                             Qt.ConnectionType.SingleShotConnection)
         QTimer.singleShot(0, self.inference.prepare)
+        # Files changed, added or removed while the app was closed, picked up off the GUI
+        # thread once the window is up.
+        QTimer.singleShot(0, self._update_documents_after_start)
+
+    @Slot()
+    def _update_documents_after_start(self) -> None:
+        if not self._closed:  # a window closed at once has no store to index into
+            self.chat.documents_bar.update_collections()
 
     @Slot()
     def _preload_after_start(self) -> None:
@@ -378,6 +386,7 @@ class MainWindow(QMainWindow):
         """Stop the workers this window started or uses beside the chat (the Models
         window's, the local API, the remote model lists)."""
         self._closed = True
+        self.controller.indexer.shutdown()
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()

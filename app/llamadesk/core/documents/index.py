@@ -90,6 +90,8 @@ class UpdateReport:
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    #: Pages read: a PDF's pages with text, one for any other document.
+    pages: int = 0
     cancelled: bool = False
     #: Passages given a vector by this update, and those still without one.
     embedded: int = 0
@@ -210,12 +212,13 @@ class DocumentIndex:
 
     # -- indexing --------------------------------------------------------------------------
     def update(self, name: str, *, progress: Progress | None = None,
-               cancel: threading.Event | None = None, embed: Embed | None = None
-               ) -> UpdateReport:
+               cancel: threading.Event | None = None, embed: Embed | None = None,
+               report: UpdateReport | None = None) -> UpdateReport:
         """Bring a collection in step with its files: index new and changed ones, drop
         removed ones, then (with ``embed``, for a collection with an embedding model)
         give every passage without a vector one. Stops between files or batches when
-        ``cancel`` is set."""
+        ``cancel`` is set. ``report`` (filled as it goes, so ``progress`` may read it)
+        is returned."""
         row = self._require(name)
         collection_id = int(row["id"])
         has_vectors = row["embed_model"] is not None
@@ -228,7 +231,7 @@ class DocumentIndex:
             "SELECT * FROM doc_files WHERE collection_id = ?", (collection_id,))}
         from llamadesk.core.documents.parsers import walk
 
-        report = UpdateReport()
+        report = report if report is not None else UpdateReport()
         found = list(walk(roots))
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
@@ -327,6 +330,7 @@ class DocumentIndex:
             (report.changed if old is not None and old["error"] is None
              else report.added).append(key)
             report.chunks += len(chunks)
+            report.pages += len({c.page for c in chunks if c.page is not None}) or 1
 
     # -- retrieval ---------------------------------------------------------------------------
     def search(self, names: str | Sequence[str], question: str, k: int = 5, *,
