@@ -33,6 +33,7 @@ from llamadesk.core.paths import app_paths
 from llamadesk.core.store import StoreError
 
 if TYPE_CHECKING:
+    from llamadesk.core.catalog import EmbeddingEntry
     from llamadesk.services.doc_embedder import DocumentEmbedder
 
 log = logging.getLogger("llamadesk.cli.docs")
@@ -117,7 +118,7 @@ def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
     started = time.monotonic()
     try:
         if embedder is not None:
-            index.set_embedding(args.name, embedder.model_id, embedder.dim)
+            index.set_embedding(args.name, embedder.model_id, _dimension(embedder))
         report = index.update(args.name, progress=_progress(err, started), cancel=cancel,
                               embed=embedder.documents if embedder else None)
     except KeyboardInterrupt:  # between files' transactions: what was done is kept
@@ -149,7 +150,28 @@ def _embedder(model_id: str) -> DocumentEmbedder:
     if spec.connection is not None:
         raise CollectionError("documents are embedded on this machine: name an installed "
                               "model, not a remote one")
-    return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads())
+    return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads(),
+                            catalog_embedding(spec.model_id))
+
+
+def _dimension(embedder: DocumentEmbedder) -> int:
+    from llamadesk.services.engine_errors import EngineError
+
+    try:
+        return embedder.dim
+    except EngineError as exc:  # the wrong file for a catalog model: nothing is changed
+        raise CollectionError(str(exc)) from exc
+
+
+def catalog_embedding(model_id: str) -> EmbeddingEntry | None:
+    """The catalog's embedding entry for an installed model (None: not in the catalog,
+    or the catalog is unreadable; the model's name then decides its prefixes)."""
+    from llamadesk.core.catalog import CatalogError, ModelCatalog
+
+    try:
+        return ModelCatalog.load().embedding_for(model_id)
+    except CatalogError:
+        return None
 
 
 def query_vector(index: DocumentIndex, names: list[str], question: str
