@@ -33,7 +33,6 @@ from llamadesk.core.paths import app_paths
 from llamadesk.core.store import StoreError
 
 if TYPE_CHECKING:
-    from llamadesk.core.catalog import EmbeddingEntry
     from llamadesk.services.doc_embedder import DocumentEmbedder
 
 log = logging.getLogger("llamadesk.cli.docs")
@@ -134,6 +133,7 @@ def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
 
 def _embedder(model_id: str) -> DocumentEmbedder:
     """The installed model ``model_id`` as an embedder (its own llama.cpp context)."""
+    from llamadesk.core.catalog import embedding_entry_for
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.core.settings import load_settings
     from llamadesk.services.doc_embedder import DocumentEmbedder
@@ -151,7 +151,7 @@ def _embedder(model_id: str) -> DocumentEmbedder:
         raise CollectionError("documents are embedded on this machine: name an installed "
                               "model, not a remote one")
     return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads(),
-                            catalog_embedding(spec.model_id))
+                            embedding_entry_for(spec.model_id))
 
 
 def _dimension(embedder: DocumentEmbedder) -> int:
@@ -161,17 +161,6 @@ def _dimension(embedder: DocumentEmbedder) -> int:
         return embedder.dim
     except EngineError as exc:  # the wrong file for a catalog model: nothing is changed
         raise CollectionError(str(exc)) from exc
-
-
-def catalog_embedding(model_id: str) -> EmbeddingEntry | None:
-    """The catalog's embedding entry for an installed model (None: not in the catalog,
-    or the catalog is unreadable; the model's name then decides its prefixes)."""
-    from llamadesk.core.catalog import CatalogError, ModelCatalog
-
-    try:
-        return ModelCatalog.load().embedding_for(model_id)
-    except CatalogError:
-        return None
 
 
 def query_vector(index: DocumentIndex, names: list[str], question: str

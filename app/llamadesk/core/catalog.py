@@ -169,6 +169,15 @@ class ModelCatalog:
         return entry, entry.file(quant or None)
 
 
+def embedding_entry_for(model_id: str) -> EmbeddingEntry | None:
+    """The shipped catalog's embedding entry for an installed model (None: not in the
+    catalog, or the catalog is unreadable; the model's name then decides its prefixes)."""
+    try:
+        return ModelCatalog.load().embedding_for(model_id)
+    except CatalogError:
+        return None
+
+
 def _licence(lic: dict[str, Any]) -> Licence:
     return Licence(id=lic["id"], name=lic["name"], url=lic["url"],
                    requires_acceptance=bool(lic["requires_acceptance"]),

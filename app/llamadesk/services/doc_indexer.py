@@ -26,6 +26,8 @@ from llamadesk.core.documents.index import (
     UpdateReport,
 )
 from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.query_embedder import Locate
 from llamadesk.services.worker import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,8 @@ log = logging.getLogger(__name__)
 #: How often a worker waiting for a reply to end looks at its cancel flag (seconds).
 WAIT_POLL_S = 0.05
 
-#: embedder_for(model id) -> (embed passages, close) or None when the model is missing.
-EmbedderFactory = Callable[[str], "tuple[Embed, Callable[[], None]] | None"]
+#: Threads llama.cpp uses to embed passages while indexing (the chat keeps the rest).
+INDEX_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,11 @@ class _IndexWorker(QObject):
     ended = Signal(str, object, str)  # name, UpdateReport | None, "" or why it failed
 
     def __init__(self, open_store: Callable[[], ConversationStore],
-                 may_run: threading.Event, embedder_for: EmbedderFactory | None) -> None:
+                 may_run: threading.Event, locate: Locate | None) -> None:
         super().__init__()
         self._open_store = open_store
         self._may_run = may_run
-        self._embedder_for = embedder_for
+        self._locate = locate
         self._store: ConversationStore | None = None
 
     @Slot(object)
@@ -83,18 +85,13 @@ class _IndexWorker(QObject):
             if self._store is None:
                 self._store = self._open_store()
             index = DocumentIndex(self._store)
-            embed: Embed | None = None
-            model = index.get(job.name).embed_model
-            if model is not None and self._embedder_for is not None:
-                made = self._embedder_for(model)
-                if made is not None:
-                    embed, close = made
+            embed, close = self._embedder(index.get(job.name).embed_model)
             clock = _Clock()
             index.update(job.name, report=report, cancel=job.cancel,
                          progress=lambda done, total, _path: self._turn(
                              job, clock, report, done, total),
                          embed=self._yielding(job, clock, embed) if embed is not None else None)
-        except (CollectionError, StoreError, OSError) as exc:
+        except (CollectionError, StoreError, EngineError, OSError) as exc:
             log.warning("indexing a collection failed: %s", type(exc).__name__)
             self.ended.emit(job.name, None, str(exc))
             return
@@ -102,6 +99,22 @@ class _IndexWorker(QObject):
             if close is not None:
                 close()
         self.ended.emit(job.name, report, "")
+
+    def _embedder(self, model: str | None
+                  ) -> tuple[Embed | None, Callable[[], None] | None]:
+        """(embed passages, close) with the collection's model on this thread's own
+        context; (None, None) without one (its passages then wait for a vector)."""
+        if model is None or self._locate is None:
+            return None, None
+        try:
+            path, entry = self._locate(model)
+        except LookupError as exc:
+            log.warning("indexing without vectors: %s", exc)
+            return None, None
+        from llamadesk.services.doc_embedder import DocumentEmbedder
+
+        embedder = DocumentEmbedder(path, model, INDEX_THREADS, entry)
+        return embedder.documents, embedder.close
 
     def _turn(self, job: _Job, clock: _Clock, report: UpdateReport, done: int,
               total: int) -> None:
@@ -168,16 +181,16 @@ class DocumentIndexer(QObject):
     _run = Signal(object)
 
     def __init__(self, open_store: Callable[[], ConversationStore],
-                 embedder_for: EmbedderFactory | None = None,
-                 parent: QObject | None = None) -> None:
+                 locate: Locate | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._open_store = open_store
-        self._embedder_for = embedder_for
+        self._locate = locate
         self._may_run = threading.Event()
         self._may_run.set()
         self._jobs: list[_Job] = []
         self._thread: WorkerThread | None = None
         self._worker: _IndexWorker | None = None
+        self._closed = False
 
     @property
     def running(self) -> bool:
@@ -186,6 +199,8 @@ class DocumentIndexer(QObject):
 
     def update(self, names: list[str]) -> None:
         """Queue an update of each named collection (one already queued is not doubled)."""
+        if self._closed:
+            return
         queued = {job.name for job in self._jobs if not job.cancel.is_set()}
         for name in names:
             if name in queued:
@@ -209,7 +224,9 @@ class DocumentIndexer(QObject):
         self._may_run.set()
 
     def shutdown(self) -> None:
-        """Cancel everything, let the worker close its store and stop the thread."""
+        """Cancel everything, let the worker close its store and stop the thread. What
+        the worker still reports is dropped: the window's store may be closed next."""
+        self._closed = True
         self.cancel()
         self.release()
         if self._thread is not None and self._worker is not None:
@@ -217,11 +234,12 @@ class DocumentIndexer(QObject):
             self._thread.finish()
         self._thread = None
         self._worker = None
+        self._jobs.clear()
 
     def _ensure_thread(self) -> None:
         if self._thread is not None:
             return
-        self._worker = _IndexWorker(self._open_store, self._may_run, self._embedder_for)
+        self._worker = _IndexWorker(self._open_store, self._may_run, self._locate)
         self._worker.progressed.connect(self._on_progressed)
         self._worker.ended.connect(self._on_ended)
         self._run.connect(self._worker.run)
@@ -229,10 +247,13 @@ class DocumentIndexer(QObject):
 
     @Slot(object)
     def _on_progressed(self, progress: IndexProgress) -> None:
-        self.progressed.emit(progress)
+        if not self._closed:
+            self.progressed.emit(progress)
 
     @Slot(str, object, str)
     def _on_ended(self, name: str, report: UpdateReport | None, reason: str) -> None:
+        if self._closed:
+            return
         job = next((j for j in self._jobs if j.name == name), None)
         if job is not None:
             self._jobs.remove(job)

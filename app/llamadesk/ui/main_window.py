@@ -387,6 +387,7 @@ class MainWindow(QMainWindow):
         window's, the local API, the remote model lists)."""
         self._closed = True
         self.controller.indexer.shutdown()
+        self.controller.query_embedder.shutdown()
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()
