@@ -159,6 +159,7 @@ class IndexingRow(QWidget):
         self.cancel_button = QToolButton()
         self.cancel_button.setText("Cancel")
         self.cancel_button.setToolTip("Stop indexing (what is indexed so far is kept)")
+        self.cancel_button.setAccessibleName("Cancel indexing")
         self.cancel_button.clicked.connect(indexer.cancel)
         #: What the last update said when it ended (also shown until the next one).
         self.outcome = ""
