@@ -117,7 +117,7 @@ def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
     started = time.monotonic()
     try:
         if embedder is not None:
-            index.set_embedding(args.name, embedder.model_id, embedder.dim)
+            index.set_embedding(args.name, embedder.model_id, _dimension(embedder))
         report = index.update(args.name, progress=_progress(err, started), cancel=cancel,
                               embed=embedder.documents if embedder else None)
     except KeyboardInterrupt:  # between files' transactions: what was done is kept
@@ -133,6 +133,7 @@ def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
 
 def _embedder(model_id: str) -> DocumentEmbedder:
     """The installed model ``model_id`` as an embedder (its own llama.cpp context)."""
+    from llamadesk.core.catalog import embedding_entry_for
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.core.settings import load_settings
     from llamadesk.services.doc_embedder import DocumentEmbedder
@@ -149,7 +150,17 @@ def _embedder(model_id: str) -> DocumentEmbedder:
     if spec.connection is not None:
         raise CollectionError("documents are embedded on this machine: name an installed "
                               "model, not a remote one")
-    return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads())
+    return DocumentEmbedder(spec.path, spec.model_id, settings.hardware.threads(),
+                            embedding_entry_for(spec.model_id))
+
+
+def _dimension(embedder: DocumentEmbedder) -> int:
+    from llamadesk.services.engine_errors import EngineError
+
+    try:
+        return embedder.dim
+    except EngineError as exc:  # the wrong file for a catalog model: nothing is changed
+        raise CollectionError(str(exc)) from exc
 
 
 def query_vector(index: DocumentIndex, names: list[str], question: str

@@ -132,6 +132,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
     from llamadesk.api.server import ApiConfigError, ApiServer
     from llamadesk.services.activity import Busy, say_what_stops
     from llamadesk.services.inference import InferenceService
+    from llamadesk.services.query_embedder import QueryEmbedder, resolver_locate
     from llamadesk.services.resolver import make_resolver
     from llamadesk.ui.quit_signals import install_quit_signals
 
@@ -142,6 +143,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
     resolver = make_resolver(lambda: app_settings, registry)
     n_ctx = app_settings.defaults.n_ctx
     service = InferenceService()
+    embedder = QueryEmbedder(resolver_locate(resolver))  # questions to hybrid search
     try:
         if model_id:
             try:
@@ -152,7 +154,8 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
                 print(f"llamadesk: {failure}", file=err)
                 return EXIT_FAILED
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
-                           settings, documents=store_search(app_store_opener(paths)))
+                           settings, documents=store_search(app_store_opener(paths),
+                                                            embedder.embed))
         try:
             server.start()
         except ApiConfigError as exc:
@@ -171,4 +174,5 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
             signals.uninstall()
         return EXIT_OK
     finally:
+        embedder.shutdown()
         service.shutdown()

@@ -95,3 +95,52 @@ def test_unknown_collection_and_no_documents(docs_api: LiveApi,
         bare.stop()
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "documents_unavailable"
+
+
+def test_a_collection_with_an_embedding_model_is_searched_hybrid(
+        service: InferenceService, bundled_model_path: Path, tmp_path: Path) -> None:
+    """The bundled chat model stands in as the embedding model (``STAND_IN_ID``,
+    mean-pooled): passages without the question's words are found by their vectors."""
+    from llamadesk.services.doc_embedder import DocumentEmbedder
+    from llamadesk.services.query_embedder import QueryEmbedder
+
+    stand_in = "smollm2-stand-in-embedder"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "boat.md").write_text("# Boat\nThe sailing boat is moored at pier nine.\n")
+    (folder / "cat.md").write_text("# Cat\nThe cat sleeps on the warm windowsill.\n")
+    (folder / "tax.txt").write_text("The tax refund for 2025 was 1,234 euros.\n")
+    database = app_paths().ensure().database
+    store = ConversationStore(database)
+    embedder = DocumentEmbedder(bundled_model_path, stand_in, n_threads=2)
+    try:
+        index = DocumentIndex(store)
+        index.add("Home", [folder])
+        index.set_embedding("Home", stand_in, embedder.dim)
+        assert index.update("Home", embed=embedder.documents).embedded == 3
+    finally:
+        embedder.close()
+        store.close()
+    asked: list[str] = []
+
+    def locate(model_id: str) -> tuple[Path, None]:
+        asked.append(model_id)
+        return bundled_model_path, None
+    queries = QueryEmbedder(locate)
+    server = start_server(service, documents=store_search(
+        lambda: ConversationStore(database), queries.embed))
+    try:
+        api = LiveApi(server, service, bundled.manifest().id)
+        body = {"model": api.model_id, "max_tokens": 4, "temperature": 0,
+                "messages": [{"role": "user", "content": "When is the refund of the tax?"}],
+                "collections": ["Home"]}
+        with httpx.Client(timeout=300) as http:
+            reply = http.post(f"{api.base_url}/chat/completions", json=body)
+    finally:
+        server.stop()
+        queries.shutdown()
+    assert reply.status_code == 200, reply.text
+    names = [Path(s["path"]).name for s in reply.json()["sources"]]
+    assert names[0] == "tax.txt", "the passage both rankings agree on comes first"
+    assert sorted(names) == ["boat.md", "cat.md", "tax.txt"], "keywords alone find one"
+    assert asked == [stand_in]

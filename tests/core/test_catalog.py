@@ -117,3 +117,36 @@ def test_schema_checker_refuses_unknown_keywords() -> None:
     with pytest.raises(SchemaError, match="unsupported schema keywords"):
         check({}, {"type": "object", "oneOf": []})
     assert check(True, {"type": "integer"}) == ["$: expected integer, got bool True"]
+
+
+def test_embedding_models_mark_their_prefixes_dimension_and_source() -> None:
+    catalog = ModelCatalog.load()
+    by_id = {e.id: e for e in catalog.embedding_models}
+    assert set(by_id) == {"nomic-embed-text-v1.5", "bge-small-en-v1.5"}
+    nomic = by_id["nomic-embed-text-v1.5"]
+    assert (nomic.repo, nomic.licence.id, nomic.dimension) == (
+        "nomic-ai/nomic-embed-text-v1.5-GGUF", "Apache-2.0", 768)
+    assert (nomic.document_prefix, nomic.query_prefix) == ("search_document: ",
+                                                           "search_query: ")
+    bge = by_id["bge-small-en-v1.5"]
+    assert (bge.licence.id, bge.dimension, bge.document_prefix) == ("MIT", 384, "")
+    for entry in by_id.values():
+        assert entry.source.startswith(f"https://huggingface.co/{entry.repo}/")
+        assert all(parse_quantisation(f.file) == f.quant for f in entry.files)
+    assert not {e.id for e in catalog.entries} & set(by_id), "not offered as chat models"
+    assert catalog.embedding_for("nomic-embed-text-v1.5.Q4_K_M") is nomic
+    assert catalog.embedding_for("bge-small-en-v1.5-gguf:Q8_0") is bge
+    assert catalog.embedding_for("smollm2-135m-instruct-q4_1") is None
+
+
+def test_broken_embedding_entries_are_refused() -> None:
+    data, schema = _raw()
+    data["embedding_models"][0]["default_quant"] = "Q8_0"
+    data["embedding_models"][1]["dimension"] = "384"
+    data["embedding_models"][1]["files"][0]["quant"] = "Q5_K_M"
+    problems = validate_catalog(data, schema)
+    assert any("expected integer" in p for p in problems), problems
+    data["embedding_models"][1]["dimension"] = 384
+    problems = validate_catalog(data, schema)
+    assert any("default_quant Q8_0 has no file" in p for p in problems), problems
+    assert any("looks like Q4_K_M, not Q5_K_M" in p for p in problems), problems

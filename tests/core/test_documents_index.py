@@ -152,3 +152,19 @@ def test_words_in_most_chunks_of_a_large_store_are_left_out(index: DocumentIndex
     assert index._informative(["weekly"]) == ["weekly"], "nothing else to match by"
     assert [Path(h.path).name for h in index.search("Big", "weekly kayak report", k=1)] == [
         "f0700.txt"]
+
+
+
+def test_word_counts_are_read_again_when_the_chunks_change(index: DocumentIndex,
+                                                          tmp_path: Path) -> None:
+    docs = tmp_path / "big"
+    docs.mkdir()
+    for i in range(1100):
+        (docs / f"f{i:04}.txt").write_text(f"weekly report {i}" + (" kayak" if i < 3 else ""))
+    index.add("Big", [docs])
+    index.update("Big")
+    assert index._informative(["weekly", "kayak"]) == ["kayak"]
+    for i in range(1100, 2300):  # now in most chunks: no weight, left out
+        (docs / f"f{i:04}.txt").write_text(f"kayak trip {i}")
+    index.update("Big")
+    assert index._informative(["weekly", "kayak"]) == ["weekly"]

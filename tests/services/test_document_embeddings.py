@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from llamadesk.core.catalog import ModelCatalog
 from llamadesk.core.documents.index import DocumentIndex
 from llamadesk.core.store import ConversationStore
 from llamadesk.services.doc_embedder import DocumentEmbedder, prefixes
+from llamadesk.services.engine_errors import EngineError
 
 STAND_IN_ID = "smollm2-stand-in-embedder"
 
@@ -87,3 +89,20 @@ def test_task_prefixes_by_model() -> None:
     assert prefixes("multilingual-e5-small") == ("passage: ", "query: ")
     assert prefixes("bge-small-en-v1.5")[0] == ""
     assert prefixes(STAND_IN_ID) == ("", "")
+    bge = ModelCatalog.load().embedding_for("bge-small-en-v1.5-q8_0")
+    assert prefixes("anything", bge) == (
+        "", "Represent this sentence for searching relevant passages: ")
+
+
+def test_a_catalog_model_whose_file_gives_another_dimension_is_refused(
+        bundled_model_path: Path) -> None:
+    """The stand-in (576 numbers) under a catalog entry that says 384: the wrong file."""
+    entry = ModelCatalog.load().embedding_for("bge-small-en-v1.5")
+    embedder = DocumentEmbedder(bundled_model_path, STAND_IN_ID, n_threads=2, entry=entry)
+    try:
+        with pytest.raises(EngineError) as refused:
+            _ = embedder.dim
+        assert str(refused.value).endswith(
+            "makes vectors of 576 numbers; BGE Small English v1.5 makes 384")
+    finally:
+        embedder.close()

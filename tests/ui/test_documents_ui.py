@@ -34,7 +34,8 @@ def test_attach_switch_collections_and_open_sources(qtbot: QtBot, fake_window: W
     cid = window.current_id
 
     bar.menu.aboutToShow.emit()
-    [home] = bar.menu.actions()
+    [update, _line, home] = bar.menu.actions()
+    assert update.text() == "Update (pick up changed files)"
     assert home.text() == "Home (1 files)" and not home.isChecked()
     home.setChecked(True)
     assert documents.collections(cid) == ["Home"]

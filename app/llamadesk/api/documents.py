@@ -4,6 +4,9 @@ The best passages of the named collections that fit the model's context are quot
 the newest user message (core/documents/quoting.py, as in the window and the CLI), and
 the response carries them as ``sources``. The search runs off the event loop, on a
 connection of its own (one per request: a store connection belongs to one thread).
+Collections indexed with an embedding model are searched hybrid: the question is
+embedded by that model through ``embed_query`` (the app's query embedder, its own
+llama.cpp context on its own thread; services/query_embedder.py), else by keywords.
 """
 
 from __future__ import annotations
@@ -26,15 +29,23 @@ API_K = 5
 
 #: search(collections, question, k) -> the best passages, best first.
 DocumentSearch = Callable[[Sequence[str], str, int], list[Passage]]
+#: embed_query(model id, question) -> its vector, or None (then keywords only).
+EmbedQuery = Callable[[str, str], "list[float] | None"]
 
 
-def store_search(open_store: Callable[[], ConversationStore]) -> DocumentSearch:
+def store_search(open_store: Callable[[], ConversationStore],
+                 embed_query: EmbedQuery | None = None) -> DocumentSearch:
     """A search over the collections of the store ``open_store`` opens (the app's
-    database with its key), one connection per request."""
+    database with its key), one connection per request; hybrid where the collections
+    share an embedding model and ``embed_query`` is given."""
     def search(names: Sequence[str], question: str, k: int) -> list[Passage]:
         store = open_store()
         try:
-            return DocumentIndex(store).search(names, question, k=k)
+            index = DocumentIndex(store)
+            models = {m for m in (index.get(n).embed_model for n in names) if m}
+            vector = (embed_query(models.pop(), question)
+                      if embed_query is not None and len(models) == 1 else None)
+            return index.search(names, question, k=k, query_vector=vector)
         finally:
             store.close()
     return search

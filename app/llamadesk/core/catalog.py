@@ -1,4 +1,6 @@
-"""The curated model catalog (resources/catalog.json): what the Models page offers first.
+"""The curated model catalog (resources/catalog.json): what the Models page offers first,
+and the embedding models that index document collections (``embedding_models``: each
+with its vector dimension and the prefixes it was trained with).
 
 Loading checks the file against resources/catalog.schema.json and then the rules a
 schema cannot say: unique ids, a known fallback chat format, quantisations that match
@@ -92,10 +94,40 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class EmbeddingEntry:
+    """One curated embedding model: its files, vector dimension, the prefixes put before
+    passages and questions (the model was trained with them; without, retrieval gets
+    worse), and the page its repo and licence were confirmed on."""
+
+    id: str
+    name: str
+    base_model: str
+    repo: str
+    revision: str
+    parameters: int
+    context_length: int
+    dimension: int
+    document_prefix: str
+    query_prefix: str
+    licence: Licence
+    default_quant: str
+    files: tuple[CatalogFile, ...]
+    source: str
+    description: str
+
+    def matches(self, model_id: str) -> bool:
+        """Whether an installed model's id or file name is this entry's (by its id or
+        the name of its repo)."""
+        lowered = model_id.lower()
+        return self.id in lowered or self.repo.split("/")[1].lower() in lowered
+
+
+@dataclass(frozen=True)
 class ModelCatalog:
-    """All catalog entries, in display order."""
+    """All catalog entries, in display order, and the embedding models."""
 
     entries: tuple[CatalogEntry, ...]
+    embedding_models: tuple[EmbeddingEntry, ...] = ()
 
     @classmethod
     def load(cls, path: Path | None = None, schema_path: Path | None = None) -> ModelCatalog:
@@ -111,7 +143,12 @@ class ModelCatalog:
         if problems:
             raise CatalogError(f"the model catalog {path.name} is invalid:\n  "
                                + "\n  ".join(problems))
-        return cls(tuple(_entry(m) for m in data["models"]))
+        return cls(tuple(_entry(m) for m in data["models"]),
+                   tuple(_embedding(m) for m in data.get("embedding_models", [])))
+
+    def embedding_for(self, model_id: str) -> EmbeddingEntry | None:
+        """The embedding entry an installed model's id names, or None."""
+        return next((e for e in self.embedding_models if e.matches(model_id)), None)
 
     def get(self, entry_id: str) -> CatalogEntry | None:
         """The entry with this id, or None."""
@@ -132,19 +169,44 @@ class ModelCatalog:
         return entry, entry.file(quant or None)
 
 
+def embedding_entry_for(model_id: str) -> EmbeddingEntry | None:
+    """The shipped catalog's embedding entry for an installed model (None: not in the
+    catalog, or the catalog is unreadable; the model's name then decides its prefixes)."""
+    try:
+        return ModelCatalog.load().embedding_for(model_id)
+    except CatalogError:
+        return None
+
+
+def _licence(lic: dict[str, Any]) -> Licence:
+    return Licence(id=lic["id"], name=lic["name"], url=lic["url"],
+                   requires_acceptance=bool(lic["requires_acceptance"]),
+                   acceptable_use_url=lic.get("acceptable_use_url"))
+
+
+def _files(data: dict[str, Any]) -> tuple[CatalogFile, ...]:
+    return tuple(CatalogFile(f["quant"], f["file"], int(f["size"])) for f in data["files"])
+
+
+def _embedding(data: dict[str, Any]) -> EmbeddingEntry:
+    return EmbeddingEntry(
+        id=data["id"], name=data["name"], base_model=data["base_model"], repo=data["repo"],
+        revision=data.get("revision", "main"), parameters=int(data["parameters"]),
+        context_length=int(data["context_length"]), dimension=int(data["dimension"]),
+        document_prefix=data["document_prefix"], query_prefix=data["query_prefix"],
+        licence=_licence(data["licence"]), default_quant=data["default_quant"],
+        files=_files(data), source=data["source"], description=data["description"])
+
+
 def _entry(data: dict[str, Any]) -> CatalogEntry:
-    lic = data["licence"]
     return CatalogEntry(
         id=data["id"], name=data["name"], family=data["family"],
         base_model=data["base_model"], repo=data["repo"],
         revision=data.get("revision", "main"), parameters=int(data["parameters"]),
         context_length=int(data["context_length"]), chat_format=data["chat_format"],
         architecture=ArchitectureHint(**data["architecture"]),
-        licence=Licence(id=lic["id"], name=lic["name"], url=lic["url"],
-                        requires_acceptance=bool(lic["requires_acceptance"]),
-                        acceptable_use_url=lic.get("acceptable_use_url")),
-        default_quant=data["default_quant"],
-        files=tuple(CatalogFile(f["quant"], f["file"], int(f["size"])) for f in data["files"]),
+        licence=_licence(data["licence"]), default_quant=data["default_quant"],
+        files=_files(data),
         description=data["description"], bundled=bool(data.get("bundled", False)),
     )
 
@@ -156,28 +218,34 @@ def validate_catalog(data: Any, schema: dict[str, Any]) -> list[str]:
         return problems
     seen: set[str] = set()
     bundled_entries = 0
-    for model in data["models"]:
+    for model in [*data["models"], *data.get("embedding_models", [])]:
         where = f"model {model['id']!r}"
         if model["id"] in seen:
             problems.append(f"{where}: duplicate id")
         seen.add(model["id"])
-        if model["chat_format"] not in FALLBACK_FORMATS:
+        if "chat_format" in model and model["chat_format"] not in FALLBACK_FORMATS:
             problems.append(f"{where}: unknown chat format {model['chat_format']!r}")
-        quants = [f["quant"] for f in model["files"]]
-        if len(set(quants)) != len(quants):
-            problems.append(f"{where}: a quantisation is listed twice")
-        if model["default_quant"] not in quants:
-            problems.append(f"{where}: default_quant {model['default_quant']} has no file")
-        for item in model["files"]:
-            named = parse_quantisation(item["file"])
-            if named != item["quant"]:
-                problems.append(f"{where}: file {item['file']} looks like {named}, "
-                                f"not {item['quant']}")
+        problems += _check_files(model, where)
         if model.get("bundled"):
             bundled_entries += 1
             problems += _check_bundled(model)
     if bundled_entries != 1:
         problems.append(f"exactly one entry must be marked bundled (found {bundled_entries})")
+    return problems
+
+
+def _check_files(model: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    quants = [f["quant"] for f in model["files"]]
+    if len(set(quants)) != len(quants):
+        problems.append(f"{where}: a quantisation is listed twice")
+    if model["default_quant"] not in quants:
+        problems.append(f"{where}: default_quant {model['default_quant']} has no file")
+    for item in model["files"]:
+        named = parse_quantisation(item["file"])
+        if named != item["quant"]:
+            problems.append(f"{where}: file {item['file']} looks like {named}, "
+                            f"not {item['quant']}")
     return problems
 
 

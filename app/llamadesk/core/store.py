@@ -44,6 +44,7 @@ class ConversationStore:
 
     def __init__(self, path: Path | str, key: bytes | None = None) -> None:
         self.path = Path(path)
+        self._key = key
         #: Whether the file is encrypted (opened with a key; see core/db.py).
         self.encrypted = key is not None
         if str(path) != ":memory:":
@@ -74,6 +75,11 @@ class ConversationStore:
     def close(self) -> None:
         """Close the connection (a checkpoint folds the WAL back into the file)."""
         self._db.close()
+
+    def another_connection(self) -> ConversationStore:
+        """The same file opened again with the same key, for another thread (a
+        connection belongs to the thread that made it)."""
+        return ConversationStore(self.path, self._key)
 
     @property
     def schema_version(self) -> int:

@@ -7,6 +7,7 @@ as stopped). Errors never become chat messages: they travel as ``reply_failed``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -27,8 +28,10 @@ from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
+from llamadesk.services.doc_indexer import DocumentIndexer
 from llamadesk.services.inference import ModelSpec
 from llamadesk.services.inference_api import InferenceApi
+from llamadesk.services.query_embedder import QueryEmbedder, resolver_locate
 from llamadesk.services.resolver import ModelResolver
 
 if TYPE_CHECKING:
@@ -92,6 +95,15 @@ class ChatController(QObject):
         self.resolve_model = resolve_model
         self.session = ChatSession(store)
         self.documents = ChatDocuments(store)
+        #: Indexes collections on its own thread; waits while a reply is generated.
+        locate = resolver_locate(resolve_model)
+        self.indexer = DocumentIndexer(store.another_connection, locate, parent=self)
+        #: Embeds a question for collections indexed by meaning, on its own thread.
+        self.query_embedder = QueryEmbedder(locate, parent=self)
+        self.query_embedder.query_embedded.connect(self._on_query_embedded)
+        #: Replies waiting for their question's vector: token -> what to answer.
+        self._awaiting: dict[int, tuple[Conversation, ModelSpec, Message]] = {}
+        self._tokens = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._context: dict[int, ContextUse] = {}
         self._context_planned.connect(self._on_context_planned)
@@ -104,11 +116,12 @@ class ChatController(QObject):
     @property
     def busy(self) -> bool:
         """Whether any reply is queued or being written."""
-        return bool(self._pending)
+        return bool(self._pending or self._awaiting)
 
     def generating_in(self, conversation_id: int) -> bool:
         """Whether a reply to this conversation is queued or running."""
-        return any(p.conversation_id == conversation_id for p in self._pending.values())
+        return (any(p.conversation_id == conversation_id for p in self._pending.values())
+                or any(c.id == conversation_id for c, _s, _l in self._awaiting.values()))
 
     def live_text(self, conversation_id: int) -> str:
         """The reply being written in this conversation so far ("" if none)."""
@@ -185,9 +198,27 @@ class ChatController(QObject):
 
     def _request_reply(self, conversation: Conversation, spec: ModelSpec,
                        leaf: Message) -> None:
+        self.indexer.hold()  # before the job starts: no file begins beside the reply
+        model = self.documents.embedding_model(conversation.id)
+        if model is None:
+            self._ask(conversation, spec, leaf)
+            return
+        # Collections indexed by meaning: the question's vector first, off this thread.
+        token = next(self._tokens)
+        self._awaiting[token] = (conversation, spec, leaf)
+        self.query_embedder.request(token, model, leaf.content)
+
+    @Slot(int, object)
+    def _on_query_embedded(self, token: int, vector: list[float] | None) -> None:
+        waiting = self._awaiting.pop(token, None)
+        if waiting is not None:  # None: stopped meanwhile
+            self._ask(*waiting, query_vector=vector)
+
+    def _ask(self, conversation: Conversation, spec: ModelSpec, leaf: Message,
+             query_vector: list[float] | None = None) -> None:
         cid = conversation.id
         passages = self.documents.passages(cid, leaf.content, spec.options.n_ctx,
-                                           conversation.params.max_tokens)
+                                           conversation.params.max_tokens, query_vector)
         request = self.session.request(
             conversation, on_context=lambda use: self._context_planned.emit(cid, use),
             passages=passages)
@@ -195,8 +226,21 @@ class ChatController(QObject):
         self._pending[job_id] = _Pending(cid, spec.model_id, leaf.id,
                                          sources=tuple(passages))
 
+    def _take(self, job_id: int) -> _Pending | None:
+        """Forget a job; indexing goes on once no reply is left."""
+        pending = self._pending.pop(job_id, None)
+        if not self._pending and not self._awaiting:
+            self.indexer.release()
+        return pending
+
     def stop(self, conversation_id: int | None = None) -> None:
         """Stop the reply to ``conversation_id`` (default: every reply)."""
+        for token, (conversation, _spec, _leaf) in list(self._awaiting.items()):
+            if conversation_id is None or conversation.id == conversation_id:
+                del self._awaiting[token]  # its question was not sent: nothing is kept
+                if not self._pending and not self._awaiting:
+                    self.indexer.release()
+                self.reply_finished.emit(conversation.id, None)
         for job_id, pending in list(self._pending.items()):
             if conversation_id is None or pending.conversation_id == conversation_id:
                 self.inference.cancel(job_id)
@@ -256,7 +300,7 @@ class ChatController(QObject):
             log.warning("could not remove the reply checkpoint: %s", exc)
 
     def _store_reply(self, job_id: int, result: GenerationResult) -> None:
-        pending = self._pending.pop(job_id, None)
+        pending = self._take(job_id)
         if pending is None:
             return
         if pending.saved_at:
@@ -314,7 +358,7 @@ class ChatController(QObject):
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, reason: str) -> None:
-        pending = self._pending.pop(job_id, None)
+        pending = self._take(job_id)
         if pending is not None:
             if pending.saved_at:
                 self._drop_draft(job_id)

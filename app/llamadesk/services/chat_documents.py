@@ -2,9 +2,9 @@
 it (kept in the store's app state, so a chat remembers them) and files attached to the
 next question only. No Qt; the chat controller asks for the passages of each reply.
 
-Retrieval here is by keywords, on the GUI thread (milliseconds, docs/performance.md);
-collections indexed with an embedding model are searched the same way in the window
-until its embedding worker exists.
+Retrieval runs on the GUI thread (milliseconds, docs/performance.md): by keywords, or,
+for collections indexed with an embedding model, hybrid with the question's vector,
+which the controller has the query embedder (services/query_embedder.py) make first.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ class ChatDocuments:
         known = {c.name for c in self.index.collections()}
         return [n for n in names if n in known]
 
+    def embedding_model(self, conversation_id: int) -> str | None:
+        """The embedding model that the chat's collections were indexed with (None: none
+        has one, or they differ: then they are searched by keywords only)."""
+        models = {c.embed_model for c in self.index.collections()
+                  if c.name in self.collections(conversation_id)} - {None}
+        if len(models) > 1:
+            log.warning("a chat's collections use %d embedding models; keyword search",
+                        len(models))
+        return models.pop() if len(models) == 1 else None
+
     def set_collections(self, conversation_id: int, names: list[str]) -> None:
         """Switch collections on for a chat (an empty list: none)."""
         if names:
@@ -64,9 +74,10 @@ class ChatDocuments:
         self._attached.pop(conversation_id, None)
 
     def passages(self, conversation_id: int, question: str, n_ctx: int,
-                 max_tokens: int) -> list[Passage]:
+                 max_tokens: int, query_vector: list[float] | None = None) -> list[Passage]:
         """The passages for a reply to ``question``: the attached files (taken: they go
-        with this question only), then the chat's collections, within the context."""
+        with this question only), then the chat's collections (hybrid with
+        ``query_vector``, the question embedded by their model), within the context."""
         # Imported at the first reply, not when the window starts.
         from llamadesk.core.documents.attach import attachment_passages
         from llamadesk.core.documents.quoting import fit_passages, passage_room
@@ -81,7 +92,8 @@ class ChatDocuments:
         names = self.collections(conversation_id)
         if names:
             try:
-                found = self.index.search(names, question, k=WINDOW_K)
+                found = self.index.search(names, question, k=WINDOW_K,
+                                          query_vector=query_vector)
             except (CollectionError, StoreError) as exc:
                 log.warning("document search failed: %s", type(exc).__name__)
         return fit_passages([*first, *found], room)

@@ -169,7 +169,8 @@ class LocalApi(QObject):
                         api_key=self._key(wanted), allowed_origins=wanted.allowed_origins,
                         allowed_hosts=wanted.allowed_hosts),
             on_chat=self._chat_ended.emit,
-            documents=store_search(app_store_opener(app_paths())))
+            documents=store_search(app_store_opener(app_paths()),
+                                   ctx.controller.query_embedder.embed))
         try:
             server.start()
         except ApiConfigError as exc:

@@ -147,6 +147,14 @@ class MainWindow(QMainWindow):
         self.inference.engine_ready.connect(self._preload_after_start,
                                             Qt.ConnectionType.SingleShotConnection)
         QTimer.singleShot(0, self.inference.prepare)
+        # Files changed, added or removed while the app was closed, picked up off the GUI
+        # thread once the window is up.
+        QTimer.singleShot(0, self._update_documents_after_start)
+
+    @Slot()
+    def _update_documents_after_start(self) -> None:
+        if not self.shutdown.closing:  # a window closed at once has no store to index into
+            self.chat.documents_bar.update_collections()
 
     @Slot()
     def _preload_after_start(self) -> None:
@@ -390,8 +398,11 @@ class MainWindow(QMainWindow):
         self.models_window.activateWindow()
 
     def _stop_services(self) -> None:
-        """Stop what this window started beside the chat (the local API, the Models
-        window's threads): a step of ``ui/shutdown.Shutdown.finish``."""
+        """Stop what this window started beside the chat (the document indexer and the
+        question embedder, the local API, the Models window's threads): a step of
+        ``ui/shutdown.Shutdown.finish``."""
+        self.controller.indexer.shutdown()
+        self.controller.query_embedder.shutdown()
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()

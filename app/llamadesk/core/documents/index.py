@@ -20,21 +20,14 @@ from pathlib import Path
 
 from llamadesk.core.db import sqlite
 from llamadesk.core.documents import vectors
+from llamadesk.core.documents.keywords import STOPWORDS, fts_terms
 from llamadesk.core.store import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[^\x00-\x1f]{1,64}$")
-#: Words too common to rank passages by; a question made only of them matches nothing.
-_STOPWORD_TEXT = """
-    a an and are as at be but by can could did do does for from had has have how i if in
-    into is it its me my no not of on or our so than that the their them then there these
-    they this to was we were what when where which who whom why will with would you your
-    about after any all also been before being both each he her here him his more most
-    other over same she should some such through under until very
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
+__all__ = ["STOPWORDS", "Collection", "CollectionError", "DocumentIndex", "Passage",
+           "UpdateReport", "fts_terms"]
 #: Stores with at least this many chunks leave out words found in most of them.
 PRUNE_FROM_CHUNKS = 1000
 
@@ -90,6 +83,8 @@ class UpdateReport:
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    #: Pages read: a PDF's pages with text, one for any other document.
+    pages: int = 0
     cancelled: bool = False
     #: Passages given a vector by this update, and those still without one.
     embedded: int = 0
@@ -116,6 +111,8 @@ class DocumentIndex:
         self.count_tokens = count_tokens
         self.chunk_tokens = chunk_tokens
         self._vec: bool | None = None  # sqlite-vec loaded into the store's connection
+        self._df: dict[str, int] = {}  # chunks per term, for the generation below
+        self._df_generation: tuple[int, int] | None = None
 
     def vectors_available(self) -> bool:
         """Whether sqlite-vec is loaded (tried once per index)."""
@@ -210,12 +207,13 @@ class DocumentIndex:
 
     # -- indexing --------------------------------------------------------------------------
     def update(self, name: str, *, progress: Progress | None = None,
-               cancel: threading.Event | None = None, embed: Embed | None = None
-               ) -> UpdateReport:
+               cancel: threading.Event | None = None, embed: Embed | None = None,
+               report: UpdateReport | None = None) -> UpdateReport:
         """Bring a collection in step with its files: index new and changed ones, drop
         removed ones, then (with ``embed``, for a collection with an embedding model)
         give every passage without a vector one. Stops between files or batches when
-        ``cancel`` is set."""
+        ``cancel`` is set. ``report`` (filled as it goes, so ``progress`` may read it)
+        is returned."""
         row = self._require(name)
         collection_id = int(row["id"])
         has_vectors = row["embed_model"] is not None
@@ -228,7 +226,7 @@ class DocumentIndex:
             "SELECT * FROM doc_files WHERE collection_id = ?", (collection_id,))}
         from llamadesk.core.documents.parsers import walk
 
-        report = UpdateReport()
+        report = report if report is not None else UpdateReport()
         found = list(walk(roots))
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
@@ -327,6 +325,7 @@ class DocumentIndex:
             (report.changed if old is not None and old["error"] is None
              else report.added).append(key)
             report.chunks += len(chunks)
+            report.pages += len({c.page for c in chunks if c.page is not None}) or 1
 
     # -- retrieval ---------------------------------------------------------------------------
     def search(self, names: str | Sequence[str], question: str, k: int = 5, *,
@@ -342,7 +341,11 @@ class DocumentIndex:
         if k <= 0 or not rows:
             return []
         ids = [int(r["id"]) for r in rows]
-        keyword = self._keyword(ids, question, k if query_vector is None else k * 4)
+        # Every collection named: no collection filter (it is one more posting list of
+        # all the chunks to intersect, ~20 % of a search over 100,000 chunks).
+        everything = len(set(ids)) == self._collection_count()
+        keyword = self._keyword(ids, question, k if query_vector is None else k * 4,
+                                everything)
         if query_vector is None:
             return self._passages(keyword)
         with_vectors = [int(r["id"]) for r in rows if r["embed_model"] is not None]
@@ -355,20 +358,28 @@ class DocumentIndex:
         fused = vectors.fuse([[i for i, _ in keyword], [i for i, _ in near]])[:k]
         return self._passages([(i, -score) for i, score in fused])
 
-    def _keyword(self, ids: list[int], question: str, k: int) -> list[tuple[int, float]]:
+    def _collection_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM doc_collections").fetchone()[0])
+
+    def _keyword(self, ids: list[int], question: str, k: int,
+                 everything: bool = False) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the best ``k`` keyword matches, best first."""
         terms = self._informative(fts_terms(question))
         if not terms:
             return []
         words = " OR ".join(f'"{t}"' for t in terms)
         scope = " OR ".join(f"c{i}" for i in ids)
+        where = "" if everything else f" AND coll : ({scope})"
+        return self._bm25(f"({words}){where}", k)
+
+    def _bm25(self, match: str, k: int) -> list[tuple[int, float]]:
         try:
             # ORDER BY + LIMIT inside the FTS query: FTS5 keeps only the best k as it
             # scores, rather than sorting every match.
             rows = self._db.execute(
                 "SELECT rowid, bm25(doc_chunks_fts, 1.0, 0.5, 0.0) AS score "
                 "FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? ORDER BY score LIMIT ?",
-                (f"({words}) AND coll : ({scope})", k)).fetchall()
+                (match, k)).fetchall()
         except sqlite.Error as exc:
             raise StoreError(f"Searching the documents failed: {exc}.") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
@@ -391,15 +402,32 @@ class DocumentIndex:
         ranking, while matching it would score most of the table (3x slower on 100,000
         chunks). Small stores keep every word: there it costs nothing, and a word in
         most chunks still picks passages when nothing else matches."""
-        total = int(self._db.execute("SELECT COUNT(*) FROM doc_chunks").fetchone()[0])
+        total, last = self._db.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM doc_chunks").fetchone()
+        total = int(total)
         if not terms or total < PRUNE_FROM_CHUNKS:
+            self._df_generation = None  # a small store: every word is kept
             return terms
-        marks = ",".join("?" * len(terms))
-        rows = self._db.execute(
-            f"SELECT term, doc FROM doc_chunks_vocab WHERE term IN ({marks})", terms)
-        counts = {str(r[0]): int(r[1]) for r in rows}
+        counts = self._document_counts(terms, (total, int(last)))
         kept = [t for t in terms if counts.get(t, 0) * 2 <= total]
         return kept or terms
+
+    def _document_counts(self, terms: list[str], generation: tuple[int, int]
+                         ) -> dict[str, int]:
+        """How many chunks hold each term. fts5vocab counts a term's chunks by reading
+        its whole posting list (15 ms for three common words in 100,000 chunks), so the
+        counts are kept until the chunks change (their count or highest id); a count a
+        little stale only moves the line between kept and left-out words."""
+        if self._df_generation != generation:
+            self._df_generation, self._df = generation, {}
+        missing = [t for t in terms if t not in self._df]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            rows = self._db.execute(
+                f"SELECT term, doc FROM doc_chunks_vocab WHERE term IN ({marks})", missing)
+            found = {str(r[0]): int(r[1]) for r in rows}
+            self._df.update({t: found.get(t, 0) for t in missing})
+        return {t: self._df[t] for t in terms}
 
     # -- helpers -------------------------------------------------------------------------------
     def _row(self, name: str) -> sqlite.Row | None:
@@ -427,16 +455,6 @@ class DocumentIndex:
                           files=int(files) - int(failed), chunks=int(chunks),
                           failed=int(failed), updated_at=row["updated_at"],
                           embed_model=row["embed_model"], embed_dim=row["embed_dim"])
-
-
-def fts_terms(question: str) -> list[str]:
-    """The words of a question worth matching: lower-cased, without common words, each
-    once, in order."""
-    out: list[str] = []
-    for word in re.findall(r"\w+", question.lower()):
-        if word not in STOPWORDS and word not in out and (len(word) > 1 or word.isdigit()):
-            out.append(word)
-    return out
 
 
 def _sha256(path: Path) -> str:
