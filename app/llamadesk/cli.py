@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from llamadesk.core.documents.index import Passage
     from llamadesk.services.backend import ChatBackend
     from llamadesk.services.chat_session import ChatSession
-    from llamadesk.services.engine import GenerationResult
-    from llamadesk.services.inference import ModelSpec
+    from llamadesk.services.engine_types import GenerationResult
+    from llamadesk.services.jobs import ModelSpec
 
 log = logging.getLogger("llamadesk.cli")
 
@@ -135,7 +135,8 @@ def _load_engine(model_id: str | None = None,
 def self_test() -> int:
     """Prove an install works: verify and load the bundled model, answer a fixed prompt."""
     from llamadesk.core.conversation import Message
-    from llamadesk.services.engine import EngineError, GenerationRequest
+    from llamadesk.services.engine_errors import EngineError
+    from llamadesk.services.engine_types import GenerationRequest
 
     started = time.perf_counter()
     try:
@@ -250,7 +251,7 @@ def _fit_docs(found: list[Passage], n_ctx: int, max_tokens: int,
 
 def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:
     """The backend that answers with ``model_id``; a remote one says where text goes."""
-    from llamadesk.services.engine import EngineError
+    from llamadesk.services.engine_errors import EngineError
 
     try:
         engine, spec = _load_engine(model_id, n_ctx)
@@ -269,7 +270,7 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
     """Stream a reply to the branch ending at ``user`` and store it after ``user``, with
     the document ``passages`` it was given (then a ``Sources:`` line); Ctrl+C stops it
     (what was written is kept). The engine is unloaded afterwards."""
-    from llamadesk.services.engine import EngineError
+    from llamadesk.services.engine_errors import EngineError
 
     cancel = threading.Event()
 

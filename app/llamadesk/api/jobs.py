@@ -20,9 +20,9 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 
 from llamadesk.api.errors import ApiError, from_engine
-from llamadesk.services.constraints import TokenLogprob
-from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
-from llamadesk.services.inference import JobSink, ModelSpec
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_types import GenerationRequest, GenerationResult, TokenLogprob
+from llamadesk.services.jobs import JobSink, ModelSpec
 
 T = TypeVar("T")
 

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -27,12 +26,10 @@ from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
-from llamadesk.services.inference import ModelSpec
+from llamadesk.services.engine_types import GenerationResult
 from llamadesk.services.inference_api import InferenceApi
+from llamadesk.services.jobs import ModelSpec
 from llamadesk.services.resolver import ModelResolver
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationResult
 
 log = logging.getLogger(__name__)
 

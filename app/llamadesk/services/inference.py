@@ -12,132 +12,23 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
-from llamadesk.services.backend import RemoteTarget
-from llamadesk.services.engine_errors import EngineError
+# The job types and signals are defined in light modules of their own (services/jobs.py,
+# engine_types.py, engine_errors.py, inference_signals.py) and re-exported here for the
+# callers that name them as the service's.
+from llamadesk.services.engine_errors import ModelLoadError as ModelLoadError
+from llamadesk.services.engine_types import GenerationRequest, ModelInfo
+from llamadesk.services.inference_signals import InferenceSignals as InferenceSignals
+from llamadesk.services.jobs import BATCH_INTERVAL_S as BATCH_INTERVAL_S
+from llamadesk.services.jobs import EmbedJob, GenerateJob
+from llamadesk.services.jobs import JobSink as JobSink
+from llamadesk.services.jobs import ModelSpec as ModelSpec
+from llamadesk.services.jobs import ModelState as ModelState
 from llamadesk.services.worker import WorkerThread
 
-if TYPE_CHECKING:  # the engine brings llama.cpp and numpy: imported on the worker thread
-    from llamadesk.services.engine import (
-        GenerationRequest,
-        GenerationResult,
-        LoadOptions,
-        ModelInfo,
-    )
-
 log = logging.getLogger(__name__)
-
-#: How often streamed text is handed to the GUI (seconds).
-BATCH_INTERVAL_S = 0.03
-
-
-class ModelState(StrEnum):
-    """What the inference worker is doing."""
-
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    READY = "ready"
-    GENERATING = "generating"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model file to use, and how to load it. ``options.n_gpu_layers`` may be
-    ``GPU_LAYERS_AUTOMATIC``: the worker chooses the count when it loads the model."""
-
-    path: str
-    model_id: str
-    options: LoadOptions
-    fallback_format: str = "chatml"
-    name: str = ""  # shown to the user; the file's own name when blank
-    #: A remote server's model: no file is loaded; the remote worker answers.
-    connection: RemoteTarget | None = None
-
-    @property
-    def remote(self) -> bool:
-        """Whether a remote server writes this model's replies."""
-        return self.connection is not None
-
-
-class JobSink(Protocol):
-    """Hears a submitted job's progress directly on the inference thread (a job from a
-    thread without a Qt event loop, such as the local API's). Each call must return
-    quickly; a job ends with exactly one of ``ended`` or ``failed``."""
-
-    def started(self) -> None:
-        """The prompt is being read."""
-
-    def text(self, piece: str) -> None:
-        """More text of the reply."""
-
-    def ended(self, result: GenerationResult) -> None:
-        """Finished, or stopped (``result.cancelled``)."""
-
-    def failed(self, error: EngineError) -> None:
-        """The job failed (``ModelLoadError`` when its model would not load)."""
-
-
-class ModelLoadError(EngineError):
-    """A job's model could not be loaded."""
-
-
-@dataclass(frozen=True)
-class _GenerateJob:
-    job_id: int
-    request: GenerationRequest
-    model: ModelSpec | None
-    cancel: threading.Event
-    sink: JobSink | None = None
-    #: Any loaded copy of the same model will do (its load options may differ), so
-    #: that a job from outside the window does not reload the window's model.
-    reuse_loaded: bool = False
-
-
-@dataclass(frozen=True)
-class EmbedJob:
-    """Texts to embed with a model; ``done`` is called on the inference thread with the
-    Embeddings or an EngineError."""
-
-    model: ModelSpec
-    texts: tuple[str, ...]
-    done: Callable[[object], None]
-
-
-class InferenceSignals(QObject):
-    """The inference service's signals, declared once: the worker emits them from its
-    thread and Qt delivers them queued to receivers on the GUI thread.
-
-    Signals:
-        state_changed(str): a ModelState value.
-        model_loaded(ModelInfo): a load finished.
-        model_info_changed(ModelInfo): the loaded model's chat template failed while
-            rendering and was replaced by its fallback (``template_warning`` says why).
-        model_load_failed(str): a load failed; the reason is readable.
-        model_unloaded(): the loaded model was freed (a load that failed after freeing
-            the previous model).
-        generation_started(int): the job's prompt is being read.
-        token_batch_ready(int, str): more text of the job's reply.
-        generation_finished(int, GenerationResult): the reply is complete.
-        generation_cancelled(int, GenerationResult): stopped; the partial reply.
-        generation_failed(int, str): the reply failed; the reason is readable.
-    """
-
-    state_changed = Signal(str)
-    model_loaded = Signal(object)
-    model_info_changed = Signal(object)
-    model_load_failed = Signal(str)
-    model_unloaded = Signal()
-    engine_ready = Signal()
-    generation_started = Signal(int)
-    token_batch_ready = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_cancelled = Signal(int, object)
-    generation_failed = Signal(int, str)
 
 
 class InferenceService(InferenceSignals):
@@ -201,7 +92,7 @@ class InferenceService(InferenceSignals):
         job_id = next(self._ids)
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        job = _GenerateJob(job_id, request, model, cancel)
+        job = GenerateJob(job_id, request, model, cancel)
         if model is not None and model.connection is not None:
             self._remote_jobs[job_id] = model.connection.connection.name
             self._start_remote_worker()
@@ -223,7 +114,7 @@ class InferenceService(InferenceSignals):
         job_id = next(self._ids)  # itertools.count: atomic under the GIL
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        self._request_generate.emit(_GenerateJob(job_id, request, model, cancel, sink,
+        self._request_generate.emit(GenerateJob(job_id, request, model, cancel, sink,
                                                  reuse_loaded=True))
         return job_id, cancel
 

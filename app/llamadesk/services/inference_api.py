@@ -8,14 +8,12 @@ every load with ``model_loaded`` or ``model_load_failed``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from PySide6.QtCore import SignalInstance
 
-from llamadesk.services.inference import ModelSpec, ModelState
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationRequest, ModelInfo
+from llamadesk.services.engine_types import GenerationRequest, ModelInfo
+from llamadesk.services.jobs import ModelSpec, ModelState
 
 
 class InferenceApi(Protocol):

@@ -5,28 +5,20 @@ to it with queued signals; what it emits is the service's own signals."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
 
-from llamadesk.core.conversation import FinishReason, MessageStats
-from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_errors import EngineError, ModelLoadError
+from llamadesk.services.engine_types import GenerationResult, ModelInfo, stopped_result
 from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
-from llamadesk.services.inference import (
-    BATCH_INTERVAL_S,
-    EmbedJob,
-    InferenceSignals,
-    ModelLoadError,
-    ModelSpec,
-    ModelState,
-    _GenerateJob,
-)
+from llamadesk.services.inference_signals import InferenceSignals
+from llamadesk.services.jobs import EmbedJob, GenerateJob, ModelSpec, ModelState, TextBatcher
 
 if TYPE_CHECKING:
     from llamadesk.services.embedder import Embedder
-    from llamadesk.services.engine import GenerationResult, LlamaEngine, ModelInfo
+    from llamadesk.services.engine import LlamaEngine
 
 log = logging.getLogger("llamadesk.services.inference")
 
@@ -119,12 +111,12 @@ class InferenceWorker(QObject):
         job.done(result)
 
     @Slot(object)
-    def generate(self, job: _GenerateJob) -> None:
+    def generate(self, job: GenerateJob) -> None:
         """Run one generation job to its one final signal."""
         out = self._out
         sink = job.sink or _NO_SINK
         if job.cancel.is_set():
-            result = _empty_result(job)
+            result = stopped_result(job.model.model_id if job.model else "")
             sink.ended(result)
             out.generation_cancelled.emit(job.job_id, result)
             return
@@ -147,7 +139,7 @@ class InferenceWorker(QObject):
             if job.sink is not None:
                 on_text = job.sink.text
             else:
-                batcher = _TextBatcher(
+                batcher = TextBatcher(
                     lambda text: out.token_batch_ready.emit(job.job_id, text))
                 on_text = batcher.add
             info = engine.info
@@ -176,7 +168,7 @@ class InferenceWorker(QObject):
         else:
             out.generation_finished.emit(job.job_id, result)
 
-    def _needs_load(self, job: _GenerateJob) -> bool:
+    def _needs_load(self, job: GenerateJob) -> bool:
         if job.model is None or job.model == self._spec:
             return False
         loaded = self._spec
@@ -197,29 +189,6 @@ class InferenceWorker(QObject):
             self._engine = None
 
 
-class _TextBatcher:
-    """Collects streamed text and hands it on at most every BATCH_INTERVAL_S, so the
-    GUI sees a few dozen updates a second whatever the token rate."""
-
-    def __init__(self, emit: object) -> None:
-        self._emit = emit
-        self._parts: list[str] = []
-        self._last = 0.0
-
-    def add(self, text: str) -> None:
-        self._parts.append(text)
-        now = time.monotonic()
-        if now - self._last >= BATCH_INTERVAL_S:
-            self._last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self._parts:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._emit(text)  # type: ignore[operator]
-
-
 class _NoSink:
     """The sink of a job from the window: its signals say everything."""
 
@@ -238,10 +207,3 @@ class _NoSink:
 
 _NO_SINK = _NoSink()
 
-
-def _empty_result(job: _GenerateJob) -> GenerationResult:
-    from llamadesk.services.engine import GenerationResult
-
-    model_id = job.model.model_id if job.model else ""
-    return GenerationResult(text="", model_id=model_id,
-                            stats=MessageStats(finish_reason=FinishReason.STOPPED))

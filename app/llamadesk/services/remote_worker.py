@@ -9,16 +9,13 @@ cancelled or failed. The HTTP client is imported here, on first use, not at star
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
 
-from llamadesk.services.engine import EngineError
-from llamadesk.services.inference import InferenceSignals
-from llamadesk.services.inference_worker import _empty_result, _TextBatcher
-
-if TYPE_CHECKING:
-    from llamadesk.services.inference import _GenerateJob
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_types import stopped_result
+from llamadesk.services.inference_signals import InferenceSignals
+from llamadesk.services.jobs import GenerateJob, TextBatcher
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +28,19 @@ class RemoteWorker(QObject):
         self._out = out
 
     @Slot(object)
-    def generate(self, job: _GenerateJob) -> None:
+    def generate(self, job: GenerateJob) -> None:
         """Run one remote generation job to its one final signal."""
         out = self._out
         target = job.model.connection if job.model is not None else None
         if job.cancel.is_set() or target is None:
-            out.generation_cancelled.emit(job.job_id, _empty_result(job))
+            out.generation_cancelled.emit(
+                job.job_id, stopped_result(job.model.model_id if job.model else ""))
             return
         try:
             from llamadesk.services.remote_engine import RemoteEngine
 
             out.generation_started.emit(job.job_id)
-            batcher = _TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
+            batcher = TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
             result = RemoteEngine(target).generate(job.request, batcher.add, job.cancel)
             batcher.flush()
         except EngineError as exc:

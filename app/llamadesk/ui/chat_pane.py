@@ -38,7 +38,7 @@ from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 if TYPE_CHECKING:
-    from llamadesk.services.engine import ModelInfo
+    from llamadesk.services.engine_types import ModelInfo
 
 
 class ChatPane(QWidget):

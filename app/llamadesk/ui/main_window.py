@@ -19,7 +19,7 @@ from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import LAST_CONVERSATION_KEY
-from llamadesk.services.inference import ModelState
+from llamadesk.services.jobs import ModelState
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
