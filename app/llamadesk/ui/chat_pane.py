@@ -78,7 +78,7 @@ class ChatPane(QWidget):
         self.message_view.version_requested.connect(self.show_version)
         self.links = MessageLinks(self.message_view)
         self.links.copied.connect(self.notice)
-        self.replies = ReplyActions(self)
+        self.replies = ReplyActions(self, self)
         self.message_view.menu_about_to_show.connect(self.replies.add_to_menu)
         self.banner = ErrorBanner()
         self.replies.problem.connect(self.banner.show_message)
