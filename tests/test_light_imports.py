@@ -15,7 +15,8 @@ import sys
 #: under it), the backend interface, the data types themselves.
 LIGHT = ["llamadesk.services.backend", "llamadesk.services.engine_types",
          "llamadesk.services.jobs", "llamadesk.services.engine_errors",
-         "llamadesk.services.json_grammar", "llamadesk.api.convert"]
+         "llamadesk.services.json_grammar", "llamadesk.services.job_runner",
+         "llamadesk.api.convert"]
 
 
 def _loaded_after(code: str, watched: tuple[str, ...]) -> dict[str, object]:

@@ -39,6 +39,11 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the engine's errors are defined",
      r"(?m)^class (EngineError|ContextFullError|ModelLoadError)\b",
      {"services/engine_errors.py"}),
+    ("a reply is run to its one end (window, local API, command line)",
+     r"\.generate\([^,()]+, [^,()]+, [^,()]*cancel\)", {"services/job_runner.py"}),
+    ("local or remote answers a model", r"RemoteEngine\(", {"services/job_runner.py"}),
+    ("a job's final signal is emitted", r"generation_ended\.emit",
+     {"services/inference_signals.py"}),
 ]
 
 

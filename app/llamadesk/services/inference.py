@@ -1,9 +1,10 @@
 """The inference service: one long-lived worker thread that owns the one model.
 
 Requests are queued to the worker, so two requests run one after the other, never at
-once. Every generation ends with exactly one of ``generation_finished``,
-``generation_cancelled`` or ``generation_failed``; every load with exactly one of
-``model_loaded`` or ``model_load_failed``.
+once. Every generation, local or remote, runs through ``job_runner.run_job`` and ends
+with one final signal, ``generation_ended`` (its ``JobEnd``: the result or the error),
+always its last; every load with exactly one of ``model_loaded`` or
+``model_load_failed``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 from llamadesk.services.engine_errors import ModelLoadError as ModelLoadError
 from llamadesk.services.engine_types import GenerationRequest, ModelInfo
 from llamadesk.services.inference_signals import InferenceSignals as InferenceSignals
+from llamadesk.services.job_runner import runs_remotely
 from llamadesk.services.jobs import BATCH_INTERVAL_S as BATCH_INTERVAL_S
-from llamadesk.services.jobs import EmbedJob, GenerateJob
+from llamadesk.services.jobs import EmbedJob, GenerateJob, JobEnd
 from llamadesk.services.jobs import JobSink as JobSink
 from llamadesk.services.jobs import ModelSpec as ModelSpec
 from llamadesk.services.jobs import ModelState as ModelState
@@ -57,9 +59,7 @@ class InferenceService(InferenceSignals):
         self.model_info_changed.connect(self._on_model_info_changed)
         self.model_unloaded.connect(self._on_model_unloaded)
         self.generation_started.connect(self._on_started)
-        for ended in (self.generation_finished, self.generation_cancelled,
-                      self.generation_failed):
-            ended.connect(self._on_ended)
+        self.generation_ended.connect(self._on_ended)
         from llamadesk.services.inference_worker import InferenceWorker
 
         self._worker = InferenceWorker(self, kv_cache_bytes)
@@ -80,7 +80,7 @@ class InferenceService(InferenceSignals):
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (the current one is unloaded first). A remote model has nothing
         to load: the local model stays as it is."""
-        if spec.remote:
+        if runs_remotely(spec):
             return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
@@ -93,7 +93,8 @@ class InferenceService(InferenceSignals):
         cancel = threading.Event()
         self._cancels[job_id] = cancel
         job = GenerateJob(job_id, request, model, cancel)
-        if model is not None and model.connection is not None:
+        if runs_remotely(model):
+            assert model is not None and model.connection is not None
             self._remote_jobs[job_id] = model.connection.connection.name
             self._start_remote_worker()
             self._request_remote.emit(job)
@@ -109,7 +110,7 @@ class InferenceService(InferenceSignals):
         usual signals (without the text batches). Returns the job id and its cancel
         event, the one ``cancel`` sets. Local models only: a remote one has its own
         server."""
-        if model.remote:
+        if runs_remotely(model):
             raise ValueError("submit() runs local models; a remote model has its own server")
         job_id = next(self._ids)  # itertools.count: atomic under the GIL
         cancel = threading.Event()
@@ -122,7 +123,7 @@ class InferenceService(InferenceSignals):
                           done: Callable[[object], None]) -> None:
         """Queue an embedding job from any thread (the local API's); it takes its turn
         with the chats on the inference worker. Local models only."""
-        if model.remote:
+        if runs_remotely(model):
             raise ValueError("a remote model embeds on its own server")
         self._request_embed.emit(EmbedJob(model, texts, done))
 
@@ -138,7 +139,8 @@ class InferenceService(InferenceSignals):
 
     def cancel(self, job_id: int | None = None) -> None:
         """Stop a job (default: the one running). Returns at once; the job ends with
-        ``generation_cancelled``. Queued jobs are cancelled before they start."""
+        ``generation_ended`` (its result stopped). Queued jobs are cancelled before they
+        start."""
         target = self._current if job_id is None else job_id
         event = self._cancels.get(target) if target is not None else None
         if event is not None:
@@ -196,7 +198,7 @@ class InferenceService(InferenceSignals):
         self._current = job_id
 
     @Slot(int, object)
-    def _on_ended(self, job_id: int, _result: object) -> None:
+    def _on_ended(self, job_id: int, _end: JobEnd) -> None:
         self._cancels.pop(job_id, None)
         self._remote_jobs.pop(job_id, None)
         if self._current == job_id:

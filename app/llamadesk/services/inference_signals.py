@@ -3,7 +3,11 @@ inherits them, its workers emit them, and a fake service for UI tests shares the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, Signal
+
+from llamadesk.services.jobs import GenerateJob, JobEnd, TextBatcher
 
 
 class InferenceSignals(QObject):
@@ -20,9 +24,8 @@ class InferenceSignals(QObject):
             the previous model).
         generation_started(int): the job's prompt is being read.
         token_batch_ready(int, str): more text of the job's reply.
-        generation_finished(int, GenerationResult): the reply is complete.
-        generation_cancelled(int, GenerationResult): stopped; the partial reply.
-        generation_failed(int, str): the reply failed; the reason is readable.
+        generation_ended(int, JobEnd): the job's one final signal, always its last:
+            the result (complete, or stopped with the partial reply) or the error.
     """
 
     state_changed = Signal(str)
@@ -33,6 +36,41 @@ class InferenceSignals(QObject):
     engine_ready = Signal()
     generation_started = Signal(int)
     token_batch_ready = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_cancelled = Signal(int, object)
-    generation_failed = Signal(int, str)
+    generation_ended = Signal(int, object)
+
+
+class SignalSink:
+    """A job's events (``job_runner.run_job``) as the inference service's signals,
+    emitted on the worker's thread: the text in batches for the GUI, or straight to the
+    job's own sink when it has one (the local API's), and ``generation_ended`` last.
+    ``before_end`` runs first (the worker settles its state)."""
+
+    def __init__(self, out: InferenceSignals, job: GenerateJob,
+                 before_end: Callable[[], None] | None = None) -> None:
+        self._out, self._job, self._before_end = out, job, before_end
+        self._batcher = TextBatcher(self._emit_text)
+
+    def _emit_text(self, text: str) -> None:
+        self._out.token_batch_ready.emit(self._job.job_id, text)
+
+    def started(self) -> None:
+        """Say the job started, to the GUI and to the job's sink."""
+        self._out.generation_started.emit(self._job.job_id)
+        if self._job.sink is not None:
+            self._job.sink.started()
+
+    def text(self, piece: str) -> None:
+        """A sink takes every piece at once; the window's batches stay for the GUI."""
+        if self._job.sink is not None:
+            self._job.sink.text(piece)
+        else:
+            self._batcher.add(piece)
+
+    def ended(self, end: JobEnd) -> None:
+        """The rest of the text, then the one final signal."""
+        self._batcher.flush()
+        if self._before_end is not None:
+            self._before_end()
+        if self._job.sink is not None:
+            self._job.sink.ended(end)
+        self._out.generation_ended.emit(self._job.job_id, end)

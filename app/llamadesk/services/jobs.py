@@ -51,10 +51,33 @@ class ModelSpec:
         return self.connection is not None
 
 
+@dataclass(frozen=True)
+class JobEnd:
+    """How a job ended, the one final event of every job: its result (finished, or
+    stopped: ``result.cancelled``) or the error that ended it, never both."""
+
+    job_id: int
+    result: GenerationResult | None = None
+    error: EngineError | None = None
+
+    @property
+    def outcome(self) -> str:
+        """"finished", "cancelled" (stopped, queued or running) or "failed"."""
+        if self.error is not None or self.result is None:
+            return "failed"
+        return "cancelled" if self.result.cancelled else "finished"
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, readable; "" when it did not."""
+        return str(self.error) if self.error is not None else ""
+
+
 class JobSink(Protocol):
-    """Hears a submitted job's progress directly on the inference thread (a job from a
-    thread without a Qt event loop, such as the local API's). Each call must return
-    quickly; a job ends with exactly one of ``ended`` or ``failed``."""
+    """Hears a job's progress on the thread that runs it (``job_runner.run_job``): the
+    inference service's workers, whose sink turns it into signals, a job submitted from
+    a thread without a Qt event loop (the local API's), the command line. Each call must
+    return quickly; ``ended`` comes exactly once, last."""
 
     def started(self) -> None:
         """The prompt is being read."""
@@ -62,11 +85,9 @@ class JobSink(Protocol):
     def text(self, piece: str) -> None:
         """More text of the reply."""
 
-    def ended(self, result: GenerationResult) -> None:
-        """Finished, or stopped (``result.cancelled``)."""
-
-    def failed(self, error: EngineError) -> None:
-        """The job failed (``ModelLoadError`` when its model would not load)."""
+    def ended(self, end: JobEnd) -> None:
+        """The job's one end: finished, stopped (``end.result.cancelled``) or failed
+        (``end.error``; ``ModelLoadError`` when its model would not load)."""
 
 
 @dataclass(frozen=True)
