@@ -21,6 +21,7 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from llamadesk.core.conversation import FinishReason, Message, SamplingParams
+from llamadesk.services.jobs import JobEnd
 
 
 class BenchError(RuntimeError):
@@ -36,7 +37,7 @@ class Reply:
     t_first: float | None = None  # first text in the message model
     t_last: float | None = None  # last text in the message model
     t_end: float | None = None  # reply_finished (stored) or reply_failed
-    t_cancelled: float | None = None  # the inference service's generation_cancelled
+    t_cancelled: float | None = None  # the inference service's generation_ended, stopped
     first_text: str = ""
     batches: int = 0
     chars: int = 0
@@ -106,7 +107,9 @@ class _Recorder(QObject):
             self.loop.quit()
 
     @Slot(int, object)
-    def on_cancelled(self, _job_id: int, _result: object) -> None:
+    def on_ended(self, _job_id: int, end: JobEnd) -> None:
+        if end.outcome != "cancelled":
+            return
         if self.reply is not None and self.reply.t_cancelled is None:
             self.reply.t_cancelled = time.perf_counter()
         if self.loop is not None:
@@ -179,7 +182,7 @@ class AppHarness:
         self.controller.reply_text.connect(self._rec.on_text)
         self.controller.reply_finished.connect(self._rec.on_finished)
         self.controller.reply_failed.connect(self._rec.on_failed)
-        self.inference.generation_cancelled.connect(self._rec.on_cancelled)
+        self.inference.generation_ended.connect(self._rec.on_ended)
         self.inference.model_loaded.connect(self._rec.on_model_ready)
         self.inference.model_load_failed.connect(self._rec.on_model_ready)
         window.show()

@@ -272,7 +272,7 @@ def ttft_switch(h: AppHarness, sizes: Sizes, runs: int) -> Metric:
 
 # -- stop ---------------------------------------------------------------------------------
 def stop_latency(h: AppHarness, sizes: Sizes, runs: int) -> list[Metric]:
-    """Stop → generation_cancelled, mid-generation and mid-prompt."""
+    """Stop → generation_ended (stopped), mid-generation and mid-prompt."""
     seeds = iter(range(3000, 4000))
 
     def mid_generation() -> float:

@@ -34,6 +34,21 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the database key is applied", r"PRAGMA key", {"core/db.py"}),
     ("a secret reaches the keychain", r"keyring\.(set|get|delete)_password",
      {"core/secrets.py", "core/store_keys.py"}),
+    ("the engine's data types are defined (request, result, load options, model info, "
+     "constraints, embeddings)", r"(?m)^class (GenerationRequest|GenerationResult|"
+     r"LoadOptions|ModelInfo|ReplyConstraints|TokenLogprob|Embeddings)\b",
+     {"services/engine_types.py"}),
+    ("a job's types are defined (its model, its sink, the model's state, the queued jobs)",
+     r"(?m)^class (ModelSpec|JobSink|ModelState|GenerateJob|EmbedJob)\b",
+     {"services/jobs.py"}),
+    ("the engine's errors are defined",
+     r"(?m)^class (EngineError|ContextFullError|ModelLoadError)\b",
+     {"services/engine_errors.py"}),
+    ("a reply is run to its one end (window, local API, command line)",
+     r"\.generate\([^,()]+, [^,()]+, [^,()]*cancel\)", {"services/job_runner.py"}),
+    ("local or remote answers a model", r"RemoteEngine\(", {"services/job_runner.py"}),
+    ("a job's final signal is emitted", r"generation_ended\.emit",
+     {"services/inference_signals.py"}),
 ]
 
 

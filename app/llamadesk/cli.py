@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from llamadesk.core.documents.index import Passage
     from llamadesk.services.backend import ChatBackend
     from llamadesk.services.chat_session import ChatSession
-    from llamadesk.services.engine import GenerationResult
-    from llamadesk.services.inference import ModelSpec
+    from llamadesk.services.engine_types import GenerationResult
+    from llamadesk.services.jobs import JobEnd, ModelSpec
 
 log = logging.getLogger("llamadesk.cli")
 
@@ -111,6 +111,7 @@ def _load_engine(model_id: str | None = None,
     from llamadesk.core.registry import ModelRegistry
     from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
     from llamadesk.services.fit_check import resolve_gpu_layers
+    from llamadesk.services.job_runner import backend_for
     from llamadesk.services.resolver import make_resolver
 
     install_llama_log_routing()
@@ -121,21 +122,26 @@ def _load_engine(model_id: str | None = None,
         spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
-    if spec.connection is not None:
-        from llamadesk.services.remote_engine import RemoteEngine
 
-        return RemoteEngine(spec.connection), spec
-    engine = LlamaEngine()
-    # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
-    engine.load(spec.path, resolve_gpu_layers(spec.options, spec.path), model_id=spec.model_id,
-                fallback_format=spec.fallback_format, name=spec.name)
-    return engine, spec
+    def load_local(model: ModelSpec | None) -> ChatBackend:
+        assert model is not None
+        engine = LlamaEngine()
+        # GPU offload "Automatic" becomes a layer count here, where the model is loaded.
+        engine.load(model.path, resolve_gpu_layers(model.options, model.path),
+                    model_id=model.model_id, fallback_format=model.fallback_format,
+                    name=model.name)
+        return engine
+
+    return backend_for(spec, load_local), spec
 
 
 def self_test() -> int:
     """Prove an install works: verify and load the bundled model, answer a fixed prompt."""
     from llamadesk.core.conversation import Message
-    from llamadesk.services.engine import EngineError, GenerationRequest
+    from llamadesk.services.engine_errors import EngineError
+    from llamadesk.services.engine_types import GenerationRequest
+    from llamadesk.services.job_runner import run_job
+    from llamadesk.services.jobs import GenerateJob
 
     started = time.perf_counter()
     try:
@@ -146,13 +152,14 @@ def self_test() -> int:
     question = Message(id=0, conversation_id=0, parent_id=None, role=Role.USER,
                        content=SELF_TEST_PROMPT, created_at=time.time())
     params = SamplingParams(temperature=0.0, max_tokens=48, seed=1)
+    job = GenerateJob(1, GenerationRequest((question,), "", params), None, threading.Event())
     try:
-        result = engine.generate(GenerationRequest((question,), "", params), lambda _t: None,
-                                 threading.Event())
-    except EngineError as exc:
-        raise CliError(f"self-test failed: {exc}") from exc
+        end = run_job(job, lambda: engine, _Printer(echo=False))
     finally:
         engine.unload()
+    if end.result is None:
+        raise CliError(f"self-test failed: {end.reason}")
+    result = end.result
     if not result.text.strip():
         raise CliError("self-test failed: the model returned an empty answer")
     tps = result.stats.tokens_per_s or 0.0
@@ -250,7 +257,7 @@ def _fit_docs(found: list[Passage], n_ctx: int, max_tokens: int,
 
 def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, ModelSpec]:
     """The backend that answers with ``model_id``; a remote one says where text goes."""
-    from llamadesk.services.engine import EngineError
+    from llamadesk.services.engine_errors import EngineError
 
     try:
         engine, spec = _load_engine(model_id, n_ctx)
@@ -269,7 +276,8 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
     """Stream a reply to the branch ending at ``user`` and store it after ``user``, with
     the document ``passages`` it was given (then a ``Sources:`` line); Ctrl+C stops it
     (what was written is kept). The engine is unloaded afterwards."""
-    from llamadesk.services.engine import EngineError
+    from llamadesk.services.job_runner import run_job
+    from llamadesk.services.jobs import GenerateJob
 
     cancel = threading.Event()
 
@@ -280,12 +288,13 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
     try:
         request = session.request(conversation, params, on_context=session.note_context,
                                   passages=passages)
-        result = engine.generate(request, _write, cancel)
-    except EngineError as exc:
-        raise CliError(str(exc)) from exc
+        end = run_job(GenerateJob(1, request, None, cancel), lambda: engine, _Printer())
     finally:
         signal.signal(signal.SIGINT, previous)
         engine.unload()
+    if end.result is None:
+        raise CliError(end.reason)
+    result = end.result
     sys.stdout.write("\n")
     if session.store_reply(conversation.id, user.id, result, model_id, passages) and passages:
         from llamadesk.core.documents.quoting import sources_line
@@ -357,6 +366,24 @@ def _conversation_for(args: argparse.Namespace, store: ConversationStore,
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+class _Printer:
+    """The job runner's sink for a reply on the command line: its text to stdout as it
+    comes (unless ``echo`` is off); the end is read from what ``run_job`` returns."""
+
+    def __init__(self, echo: bool = True) -> None:
+        self._echo = echo
+
+    def started(self) -> None:
+        pass
+
+    def text(self, piece: str) -> None:
+        if self._echo:
+            _write(piece)
+
+    def ended(self, end: JobEnd) -> None:
+        pass
 
 
 def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ from llamadesk.core.settings import load_settings
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiSettings
-    from llamadesk.services.inference import InferenceService, ModelSpec
+    from llamadesk.services.inference import InferenceService
+    from llamadesk.services.jobs import ModelSpec
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -16,7 +16,9 @@ def test_an_api_request_while_the_window_streams(api: LiveApi, qtbot: QtBot) -> 
                        content="Tell me about the sea.", created_at=0.0)
     finished: dict[int, GenerationResult] = {}
     batches: list[str] = []
-    api.service.generation_finished.connect(lambda j, r: finished.__setitem__(j, r))
+    api.service.generation_ended.connect(
+        lambda j, end: finished.__setitem__(j, end.result) if end.outcome == "finished"
+        else None)
     api.service.token_batch_ready.connect(lambda _j, t: batches.append(t))
     window_job = api.service.generate(GenerationRequest(
         (question,), "", SamplingParams(max_tokens=48, temperature=0), "1"), spec)

@@ -86,9 +86,9 @@ def test_the_service_reports_a_template_that_broke_while_rendering(
     changes: list[object] = []
     service.model_info_changed.connect(changes.append)
     for _ in range(2):
-        with qtbot.waitSignal(service.generation_finished, timeout=WAIT_MS) as done:
+        with qtbot.waitSignal(service.generation_ended, timeout=WAIT_MS) as done:
             service.generate(GenerationRequest((question(),), "", PARAMS), spec)
-        assert done.args[1].text
+        assert done.args[1].outcome == "finished" and done.args[1].result.text
     assert len(changes) == 1, "warned once"
     info = changes[0]
     assert service.model_info is info

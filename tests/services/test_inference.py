@@ -48,12 +48,8 @@ class Recorder:
         self.started: list[int] = []
         svc.generation_started.connect(self.started.append)
         svc.token_batch_ready.connect(lambda j, t: self.batches.setdefault(j, []).append(t))
-        svc.generation_finished.connect(lambda j, r: self.finals.setdefault(j, []).append(
-            ("finished", r)))
-        svc.generation_cancelled.connect(lambda j, r: self.finals.setdefault(j, []).append(
-            ("cancelled", r)))
-        svc.generation_failed.connect(lambda j, r: self.finals.setdefault(j, []).append(
-            ("failed", r)))
+        svc.generation_ended.connect(lambda j, end: self.finals.setdefault(j, []).append(
+            (end.outcome, end.result if end.result is not None else end.reason)))
 
     def ended(self, job: int) -> bool:
         return job in self.finals

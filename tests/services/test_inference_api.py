@@ -19,7 +19,6 @@ from llamadesk.services.inference_api import InferenceApi
 
 WAIT_MS = 10_000
 SPEC = ModelSpec("/models/a.gguf", "model-a", LoadOptions(n_ctx=512), name="Model A")
-FINAL = ("generation_finished", "generation_cancelled", "generation_failed")
 
 
 def signals_of(cls: type[QObject]) -> dict[str, str]:
@@ -63,7 +62,9 @@ class Record(QObject):
                 lambda *args, name=name: self.events.append((name, args)))
 
     def finals(self) -> list[tuple[str, int]]:
-        return [(name, int(args[0])) for name, args in self.events if name in FINAL]
+        """(outcome, job id) of each final signal, in order."""
+        return [(args[1].outcome, int(args[0])) for name, args in self.events
+                if name == "generation_ended"]
 
     def text_of(self, job_id: int) -> str:
         return "".join(str(a[1]) for n, a in self.events
@@ -86,13 +87,13 @@ def test_jobs_run_in_order_and_each_ends_once(qtbot: QtBot,
     jobs = [fake.generate(request()) for _ in range(3)]
     assert fake.busy
     qtbot.waitUntil(lambda: len(record.finals()) == 3, timeout=WAIT_MS)
-    assert record.finals() == [("generation_finished", jobs[0]),
-                               ("generation_failed", jobs[1]),
-                               ("generation_finished", jobs[2])]
+    assert record.finals() == [("finished", jobs[0]), ("failed", jobs[1]),
+                               ("finished", jobs[2])]
     assert record.text_of(jobs[0]) == "first reply here"
     names = [n for n, _ in record.events]
     assert names.index("model_loaded") < names.index("generation_started")
-    assert ("generation_failed", (jobs[1], "out of memory")) in record.events
+    ends = {int(a[0]): a[1] for n, a in record.events if n == "generation_ended"}
+    assert ends[jobs[1]].reason == "out of memory"
     assert not fake.busy and fake.state == ModelState.READY
     assert fake.model_info is not None and fake.model_info.name == "Model A"
 
@@ -107,9 +108,9 @@ def test_cancel_mid_reply_keeps_the_text_so_far(qtbot: QtBot,
     fake.cancel()  # the running one
     fake.cancel(queued)
     qtbot.waitUntil(lambda: len(record.finals()) == 2, timeout=WAIT_MS)
-    assert record.finals() == [("generation_cancelled", running),
-                               ("generation_cancelled", queued)]
-    results = {a[0]: a[1] for n, a in record.events if n == "generation_cancelled"}
+    assert record.finals() == [("cancelled", running), ("cancelled", queued)]
+    results = {a[0]: a[1].result for n, a in record.events
+               if n == "generation_ended"}
     assert results[running].text == record.text_of(running)
     assert results[running].stats.finish_reason == FinishReason.STOPPED
     assert results[queued].text == ""
@@ -119,9 +120,9 @@ def test_cancel_mid_reply_keeps_the_text_so_far(qtbot: QtBot,
 
 def test_max_tokens_cuts_the_reply(qtbot: QtBot, fake: FakeInferenceService) -> None:
     fake.script("one two three four five")
-    with qtbot.waitSignal(fake.generation_finished, timeout=WAIT_MS) as done:
+    with qtbot.waitSignal(fake.generation_ended, timeout=WAIT_MS) as done:
         fake.generate(request(max_tokens=3), SPEC)
-    result = done.args[1]
+    result = done.args[1].result
     assert result.text == "one two three"
     assert result.stats.finish_reason == FinishReason.LENGTH
     assert result.stats.completion_tokens == 3
@@ -134,7 +135,7 @@ def test_a_model_that_fails_to_load_fails_its_jobs(qtbot: QtBot,
     job = fake.generate(request(), SPEC)
     qtbot.waitUntil(lambda: bool(record.finals()), timeout=WAIT_MS)
     assert ("model_load_failed", ("not a GGUF file",)) in record.events
-    assert record.finals() == [("generation_failed", job)]
+    assert record.finals() == [("failed", job)]
     assert fake.state == ModelState.UNLOADED and fake.model_info is None
 
 
@@ -145,5 +146,5 @@ def test_cancel_all_and_shutdown_end_every_job(qtbot: QtBot,
     jobs = [fake.generate(request(), SPEC) for _ in range(3)]
     fake.shutdown()
     assert Counter(j for _, j in record.finals()) == Counter(jobs)
-    assert {name for name, _ in record.finals()} == {"generation_cancelled"}
+    assert {name for name, _ in record.finals()} == {"cancelled"}
     assert not fake.busy

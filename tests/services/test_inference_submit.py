@@ -9,8 +9,9 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from llamadesk.core.conversation import Message, Role, SamplingParams
-from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult, LoadOptions
+from llamadesk.services.engine import GenerationRequest, GenerationResult, LoadOptions
 from llamadesk.services.inference import InferenceService, ModelLoadError, ModelSpec
+from llamadesk.services.jobs import JobEnd
 
 
 class RecordingSink:
@@ -31,12 +32,12 @@ class RecordingSink:
     def text(self, piece: str) -> None:
         self._note("text", piece)
 
-    def ended(self, result: GenerationResult) -> None:
-        self._note("ended", result)
-        self.done.set()
-
-    def failed(self, error: EngineError) -> None:
-        self._note("failed", error)
+    def ended(self, end: JobEnd) -> None:
+        # The one final call, as "ended" with the result or "failed" with the error.
+        if end.error is not None:
+            self._note("failed", end.error)
+        else:
+            self._note("ended", end.result)
         self.done.set()
 
 

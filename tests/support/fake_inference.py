@@ -4,10 +4,10 @@ It has the public surface of ``llamadesk.services.inference.InferenceService`` (
 ``InferenceApi`` protocol) and keeps its promises: requests run one after another in
 the order they were made (loads and generations alike), replies stream in batches from
 a QTimer on the GUI thread, a cancel stops a reply between batches and keeps its text,
-and every job ends with exactly one of ``generation_finished`` /
-``generation_cancelled`` / ``generation_failed``. What it does not do is read a model:
-replies are scripted text. Tests that must prove the real path (a reply from the model
-stored, stop, a model switch, a broken model file, a restart) use the real service.
+and every job ends with one final signal, ``generation_ended`` (a ``JobEnd``), its
+last. What it does not do is read a model: replies are scripted text. Tests that must
+prove the real path (a reply from the model stored, stop, a model switch, a broken model
+file, a restart) use the real service.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from llamadesk.services.engine import (
     GenerationResult,
     ModelInfo,
 )
+from llamadesk.services.engine_errors import EngineError, ModelLoadError
 from llamadesk.services.inference import InferenceSignals, ModelSpec, ModelState
+from llamadesk.services.jobs import JobEnd
 
 #: Between two streamed batches (and before a load completes).
 TICK_MS = 2
@@ -117,7 +119,7 @@ class FakeInferenceService(InferenceSignals):
         return job_id
 
     def cancel(self, job_id: int | None = None) -> None:
-        """Stop a job (default: the one running); it ends with generation_cancelled."""
+        """Stop a job (default: the one running); it ends with generation_ended."""
         for job in self._jobs():
             if (job_id is None and job is self._running) or job.job_id == job_id:
                 job.cancelled = True
@@ -137,7 +139,7 @@ class FakeInferenceService(InferenceSignals):
         return any(True for _ in self._jobs())
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Cancel everything and stop (what is queued ends with generation_cancelled)."""
+        """Cancel everything and stop (what is queued ends with generation_ended)."""
         self.cancel_all()
         while self._running is not None or self._work:
             self._tick()
@@ -190,14 +192,15 @@ class FakeInferenceService(InferenceSignals):
 
     def _start(self, job: _Job) -> None:
         if job.cancelled:
-            self.generation_cancelled.emit(job.job_id, self._result(job, FinishReason.STOPPED))
+            self._emit_end(JobEnd(job.job_id, result=self._result(job, FinishReason.STOPPED)))
             return
         if job.model is not None and job.model != self._spec and not self._load(job.model):
-            self.generation_failed.emit(job.job_id, self._load_failures[job.model.model_id])
+            self._emit_end(JobEnd(job.job_id, error=ModelLoadError(
+                self._load_failures[job.model.model_id])))
             return
         if self.model_info is None:
-            self.generation_failed.emit(job.job_id, "No model is loaded. Pick a model for "
-                                                    "this chat first.")
+            self._emit_end(JobEnd(job.job_id, error=EngineError(
+                "No model is loaded. Pick a model for this chat first.")))
             return
         self._running = job
         self._set_state(ModelState.GENERATING)
@@ -224,11 +227,12 @@ class FakeInferenceService(InferenceSignals):
         self._running = None
         self._set_state(ModelState.READY)
         if reason is None:
-            self.generation_failed.emit(job.job_id, job.reply.fail or "")
-        elif reason == FinishReason.STOPPED:
-            self.generation_cancelled.emit(job.job_id, self._result(job, reason))
+            self._emit_end(JobEnd(job.job_id, error=EngineError(job.reply.fail or "")))
         else:
-            self.generation_finished.emit(job.job_id, self._result(job, reason))
+            self._emit_end(JobEnd(job.job_id, result=self._result(job, reason)))
+
+    def _emit_end(self, end: JobEnd) -> None:
+        self.generation_ended.emit(end.job_id, end)
 
     def _result(self, job: _Job, reason: FinishReason) -> GenerationResult:
         spec = job.model or self._spec

@@ -21,7 +21,7 @@ def public_signals(meta: QMetaObject) -> set[str]:
 
 def test_the_fake_has_exactly_the_real_services_signals() -> None:
     real = public_signals(InferenceService.staticMetaObject)
-    assert "generation_finished(int,PyObject)" in real  # the walk reads signatures
+    assert "generation_ended(int,PyObject)" in real  # the walk reads signatures
     assert public_signals(FakeInferenceService.staticMetaObject) == real
 
 
@@ -29,7 +29,7 @@ def test_every_signal_of_the_protocol_is_on_both() -> None:
     # The protocol's annotations are strings (postponed); its signals are SignalInstance.
     wanted = {name for name, hint in InferenceApi.__annotations__.items()
               if hint in ("SignalInstance", SignalInstance)}
-    assert "generation_failed" in wanted
+    assert "generation_ended" in wanted
     for cls in (InferenceService, FakeInferenceService):
         names = {s.split("(")[0] for s in public_signals(cls.staticMetaObject)}
         assert wanted <= names, (cls.__name__, sorted(wanted - names))

@@ -13,12 +13,8 @@ from llamadesk.api.schemas import (
 )
 from llamadesk.api.tools import tool_chat
 from llamadesk.core.conversation import Message, Role, SamplingParams
-from llamadesk.services.constraints import (
-    ReplyConstraints,
-    json_object_grammar,
-    json_schema_grammar,
-)
-from llamadesk.services.engine import GenerationRequest
+from llamadesk.services.engine_types import GenerationRequest, ReplyConstraints
+from llamadesk.services.json_grammar import json_object_grammar, json_schema_grammar
 
 #: Without max_tokens a reply may run until the context is full, as with OpenAI.
 UNLIMITED_TOKENS = 1 << 20

@@ -22,7 +22,7 @@ from llamadesk.core.documents.index import CollectionError, DocumentIndex, Passa
 from llamadesk.core.documents.quoting import fit_passages, passage_room, with_passages
 from llamadesk.core.paths import AppPaths
 from llamadesk.core.store import ConversationStore, StoreError
-from llamadesk.services.engine import GenerationRequest
+from llamadesk.services.engine_types import GenerationRequest
 
 #: Passages retrieved per request before they are fitted to the context.
 API_K = 5

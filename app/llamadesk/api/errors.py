@@ -12,9 +12,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from llamadesk.api.schemas import ErrorBody, ErrorResponse
-from llamadesk.services.engine import ContextFullError, EngineError
-from llamadesk.services.engine_errors import ToolsUnsupportedError
-from llamadesk.services.inference import ModelLoadError
+from llamadesk.services.engine_errors import (
+    ContextFullError,
+    EngineError,
+    ModelLoadError,
+    ToolsUnsupportedError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
 """The bridge between the API's event loop and the inference worker.
 
 A job is submitted with ``InferenceService.submit``: it queues with the window's jobs on
-the one worker and reports through a sink that the worker calls on its own thread; the
-sink hands each event to the API's loop with ``call_soon_threadsafe``. Cancelling a job
-sets the same event as the window's Stop button.
+the one worker, is run by the one job runner (``services/job_runner.run_job``) and
+reports through a sink that the runner calls on the worker's thread, ``ended`` exactly
+once and last; the sink hands each event to the API's loop with
+``call_soon_threadsafe``. Cancelling a job sets the same event as the window's Stop
+button.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 
 from llamadesk.api.errors import ApiError, from_engine
-from llamadesk.services.constraints import TokenLogprob
-from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
-from llamadesk.services.inference import JobSink, ModelSpec
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_types import GenerationRequest, GenerationResult, TokenLogprob
+from llamadesk.services.jobs import JobEnd, JobSink, ModelSpec
 
 T = TypeVar("T")
 
@@ -90,13 +92,10 @@ class Job(JobSink):
     def text(self, piece: str) -> None:
         self._put(("text", piece))
 
-    def ended(self, result: GenerationResult) -> None:
+    def ended(self, end: JobEnd) -> None:
         self.ended_monotonic = time.monotonic()
-        self._put(("ended", result), final=True)
-
-    def failed(self, error: EngineError) -> None:
-        self.ended_monotonic = time.monotonic()
-        self._put(("failed", error), final=True)
+        event: Event = ("failed", end.error) if end.error is not None else ("ended", end.result)
+        self._put(event, final=True)
 
     def logprob(self, entry: TokenLogprob) -> None:
         """A generated token's log probability (before its text)."""

@@ -44,10 +44,14 @@ from llamadesk.api.schemas import (
 from llamadesk.api.tools import read_calls
 from llamadesk.core.conversation import FinishReason
 from llamadesk.core.registry import ModelEntry
-from llamadesk.services.constraints import TokenLogprob
-from llamadesk.services.embedder import Embeddings
-from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
-from llamadesk.services.inference import ModelSpec
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_types import (
+    Embeddings,
+    GenerationRequest,
+    GenerationResult,
+    TokenLogprob,
+)
+from llamadesk.services.jobs import ModelSpec
 
 #: At most this many texts in one embeddings request (OpenAI allows 2,048).
 MAX_EMBED_INPUTS = 2048

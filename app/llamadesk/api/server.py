@@ -29,7 +29,7 @@ from llamadesk.api.jobs import ChatHook, JobRunner, RequestRecord, Submitter
 from llamadesk.api.routes import ApiContext, mount
 from llamadesk.core.api_access import AccessListError, normalize_host_name, normalize_origin
 from llamadesk.core.registry import ModelEntry
-from llamadesk.services.inference import ModelSpec
+from llamadesk.services.jobs import ModelSpec
 
 log = logging.getLogger(__name__)
 

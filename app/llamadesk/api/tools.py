@@ -19,7 +19,8 @@ from typing import Any
 
 from llamadesk.api.errors import ApiError, unsupported
 from llamadesk.api.schemas import ChatCompletionRequest, ChatMessageIn, FunctionCall, ToolCall
-from llamadesk.services.constraints import ToolChat, json_schema_grammar
+from llamadesk.services.engine_types import ToolChat
+from llamadesk.services.json_grammar import json_schema_grammar
 
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from llamadesk.core.documents.schema import MIGRATION_6
+from llamadesk.core.store_sql_documents import MIGRATION_6
 
 _MIGRATION_1 = """
         CREATE TABLE conversations (

@@ -11,12 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from llamadesk.core.connections import Connection, RemoteSettings
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationRequest, GenerationResult
+from llamadesk.services.engine_types import GenerationRequest, GenerationResult
 
 #: Where the text of a chat with a local model goes.
 THIS_COMPUTER = "this computer"

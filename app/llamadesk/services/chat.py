@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -29,13 +28,11 @@ from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
 from llamadesk.services.doc_indexer import DocumentIndexer
-from llamadesk.services.inference import ModelSpec
+from llamadesk.services.engine_types import GenerationResult
 from llamadesk.services.inference_api import InferenceApi
+from llamadesk.services.jobs import JobEnd, ModelSpec
 from llamadesk.services.query_embedder import QueryEmbedder, resolver_locate
 from llamadesk.services.resolver import ModelResolver
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationResult
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +106,7 @@ class ChatController(QObject):
         self._context_planned.connect(self._on_context_planned)
         inference.generation_started.connect(self._on_started)
         inference.token_batch_ready.connect(self._on_text)
-        inference.generation_finished.connect(self._on_finished)
-        inference.generation_cancelled.connect(self._on_cancelled)
-        inference.generation_failed.connect(self._on_failed)
+        inference.generation_ended.connect(self._on_ended)
 
     @property
     def busy(self) -> bool:
@@ -349,17 +344,12 @@ class ChatController(QObject):
                                   used, n_ctx)
 
     @Slot(int, object)
-    def _on_finished(self, job_id: int, result: GenerationResult) -> None:
-        self._store_reply(job_id, result)
-
-    @Slot(int, object)
-    def _on_cancelled(self, job_id: int, result: GenerationResult) -> None:
-        self._store_reply(job_id, result)
-
-    @Slot(int, str)
-    def _on_failed(self, job_id: int, reason: str) -> None:
+    def _on_ended(self, job_id: int, end: JobEnd) -> None:
+        if end.result is not None:  # finished or stopped: the reply is kept
+            self._store_reply(job_id, end.result)
+            return
         pending = self._take(job_id)
         if pending is not None:
             if pending.saved_at:
                 self._drop_draft(job_id)
-            self.reply_failed.emit(pending.conversation_id, reason)
+            self.reply_failed.emit(pending.conversation_id, end.reason)

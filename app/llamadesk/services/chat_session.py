@@ -11,16 +11,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.documents.quoting import save_sources, with_passages
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationRequest, GenerationResult
+from llamadesk.services.engine_types import GenerationRequest, GenerationResult
 
 TITLE_LENGTH = 48
 
@@ -66,8 +63,6 @@ class ChatSession:
         """The request for a reply to the branch on screen, from where the model's
         memory begins on it; ``passages`` are quoted in the newest question (see
         core/documents/quoting.py), what the model sees, not what is stored."""
-        from llamadesk.services.engine import GenerationRequest  # llama.cpp: not at start-up
-
         return GenerationRequest(
             history=with_passages(self.store.messages(conversation.id), passages),
             system_prompt=conversation.system_prompt,

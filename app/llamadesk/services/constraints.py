@@ -1,73 +1,32 @@
 """Constraints a request through the local API may put on a reply (docs/api.md): a
 grammar, extra stop strings, OpenAI's penalties, or a raw prompt with no chat template.
 
-The window sends none of them; the engine applies them in the same token loop.
+The window sends none of them; the engine applies them in the same token loop. This
+module is the engine's side (llama.cpp, numpy): compiling a grammar and reading a token's
+log probability. The constraints themselves are plain data in ``engine_types`` and the
+JSON grammars are built by ``json_grammar``; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.engine_errors import EngineError
-from llamadesk.services.llama_internals import strict_json_strings
+from llamadesk.services.engine_types import ReplyConstraints as ReplyConstraints
+from llamadesk.services.engine_types import TokenLogprob as TokenLogprob
+from llamadesk.services.engine_types import ToolChat as ToolChat
+from llamadesk.services.json_grammar import json_object_grammar as json_object_grammar
+from llamadesk.services.json_grammar import json_schema_grammar as json_schema_grammar
+from llamadesk.services.json_grammar import tool_call_grammar as tool_call_grammar
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-
-
-@dataclass(frozen=True)
-class ToolChat:
-    """A chat with tools (the local API's): OpenAI-shaped messages, tool calls and tool
-    results included, rendered whole by the model's own template with ``tools``."""
-
-    messages: tuple[dict[str, Any], ...]
-    tools: tuple[dict[str, Any], ...] = ()
-    #: The JSON schema of the one call the reply must be (tool_choice required or named).
-    required: dict[str, Any] | None = None
-
-
-def tool_call_grammar(schema: dict[str, Any], hermes: bool) -> str:
-    """GBNF for one call matching ``schema``: bare JSON, or (``hermes``) inside the
-    ``<tool_call>`` markers that Hermes-style templates teach their models."""
-    call = json_schema_grammar(schema)
-    if not hermes:
-        return call
-    return call.replace("root ::=", "call ::=", 1) + \
-        '\nroot ::= "<tool_call>\\n" call "\\n</tool_call>"\n'
-
-
-@dataclass(frozen=True)
-class ReplyConstraints:
-    """What a request through the local API adds to the window's sampling."""
-
-    grammar: str | None = None  # GBNF the reply must follow
-    stop: tuple[str, ...] = ()  # stop strings beside the chat template's own
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    raw_prompt: str | None = None  # continue this text as it is, with no chat template
-    tool_chat: ToolChat | None = None  # render these messages and tools as they are
-    #: With ``on_logprob``: report each token's log probability and this many of the
-    #: likeliest alternatives (OpenAI's ``logprobs`` / ``top_logprobs``).
-    top_logprobs: int | None = None
-    on_logprob: Callable[[TokenLogprob], None] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token: its text and bytes, log probability, and the alternatives."""
-
-    token: str
-    logprob: float
-    bytes: tuple[int, ...]
-    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
 
 
 def token_logprob(logits: npt.NDArray[np.float32], token: int, top_n: int,
@@ -87,22 +46,6 @@ def token_logprob(logits: npt.NDArray[np.float32], token: int, top_n: int,
         top = tuple(entry(int(t)) for t in best[np.argsort(-values[best])])
     text, logprob, raw = entry(token)
     return TokenLogprob(text, logprob, raw, top)
-
-
-def json_object_grammar() -> str:
-    """GBNF for a JSON object. Built by the schema converter rather than llama.cpp's
-    json.gbnf, whose unbounded whitespace lets a small model pad until its token limit."""
-    return json_schema_grammar({"type": "object"})
-
-
-def json_schema_grammar(schema: dict[str, Any]) -> str:
-    """GBNF for the JSON a schema allows (llama.cpp's own converter). Raises ValueError
-    with a readable reason for a schema it cannot convert."""
-    try:
-        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
-    except (ValueError, KeyError, TypeError, RecursionError, NotImplementedError) as exc:
-        raise ValueError(f"the JSON schema cannot be turned into a grammar: {exc}") from exc
-    return strict_json_strings(gbnf)
 
 
 def compile_grammar(gbnf: str | None) -> LlamaGrammar | None:

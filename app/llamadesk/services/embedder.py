@@ -7,26 +7,18 @@ shared through the file's memory map, so it costs the context and its buffers on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import llama_cpp
 
 from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.engine_errors import ContextFullError, EngineError
+from llamadesk.services.engine_types import Embeddings as Embeddings  # named here too
 
 log = logging.getLogger(__name__)
 
 #: The longest input one embedding takes, in tokens (one batch: it is read in one go).
 EMBED_CTX = 1024
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    """Unit-length vectors, one per input, and the tokens read."""
-
-    vectors: tuple[tuple[float, ...], ...]
-    prompt_tokens: int
 
 
 class Embedder:

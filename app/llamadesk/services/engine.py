@@ -21,7 +21,7 @@ import llama_cpp
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
-from llamadesk.core.conversation import FinishReason, Message, MessageStats, SamplingParams
+from llamadesk.core.conversation import FinishReason, MessageStats, SamplingParams
 from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
 from llamadesk.core.prompt import (
     ContextPlan,
@@ -33,14 +33,17 @@ from llamadesk.core.prompt import (
 )
 from llamadesk.core.streaming import ReplyStream
 from llamadesk.services import llama_internals as internals
-from llamadesk.services.constraints import (
-    ReplyConstraints,
-    TokenLogprob,
-    checked_grammar,
-    token_logprob,
-)
+from llamadesk.services.constraints import checked_grammar, token_logprob
 from llamadesk.services.engine_errors import ContextFullError as ContextFullError
 from llamadesk.services.engine_errors import EngineError as EngineError
+
+# The engine's data types live in a light module (no llama.cpp); re-exported here for
+# the callers that name them as the engine's.
+from llamadesk.services.engine_types import GenerationRequest as GenerationRequest
+from llamadesk.services.engine_types import GenerationResult as GenerationResult
+from llamadesk.services.engine_types import LoadOptions as LoadOptions
+from llamadesk.services.engine_types import ModelInfo as ModelInfo
+from llamadesk.services.engine_types import ReplyConstraints, TokenLogprob, stopped_result
 from llamadesk.services.kv_context import KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
@@ -57,71 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load a model."""
-
-    n_ctx: int = 4096
-    n_threads: int = 4
-    n_gpu_layers: int = 0
-    flash_attn: bool = False
-    n_batch: int = 512
-    kv_cache_type: str = "q8_0"  # or "f16"; values are quantised only with flash attention
-
-
 #: llama.cpp's names for the KV cache types we offer.
 KV_CACHE_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a loaded model is."""
-
-    model_id: str
-    path: str
-    name: str
-    architecture: str
-    n_ctx: int
-    n_ctx_train: int
-    n_params: int
-    size_bytes: int
-    template_name: str
-    template_warning: str | None
-    load_seconds: float
-    options: LoadOptions
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One reply to generate. ``conversation_key`` names the conversation so its KV
-    state can be kept when the user switches chats."""
-
-    history: tuple[Message, ...]
-    system_prompt: str = ""
-    params: SamplingParams = field(default_factory=SamplingParams)
-    conversation_key: str | None = None
-    #: The stored start of the model's memory on this branch (None: the first message).
-    memory_start_id: int | None = None
-    #: Called on the engine's thread once the prompt is planned, before it is read.
-    on_context: Callable[[ContextUse], None] | None = field(default=None, compare=False)
-    constraints: ReplyConstraints | None = None
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """A finished, stopped or cut-short reply and its statistics."""
-
-    text: str
-    model_id: str
-    stats: MessageStats
-    dropped_messages: int = 0
-    #: The context after the reply (its tokens included); None when it never started.
-    context: ContextUse | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        """True when the user stopped it."""
-        return self.stats.finish_reason == FinishReason.STOPPED
 
 
 class LlamaEngine:
@@ -294,8 +234,7 @@ class LlamaEngine:
         try:
             plan = self._plan_or_raw(request, cancel)
         except ChatTemplateCancelled:  # Stop pressed while the prompt was being rendered
-            return GenerationResult(text="", model_id=self._info.model_id,
-                                    stats=MessageStats(finish_reason=FinishReason.STOPPED))
+            return stopped_result(self._info.model_id)
         self._note_template_change()
         if self._template is not None:
             constraints = with_call_grammar(constraints, self._template)

@@ -1,5 +1,5 @@
-"""The engine's errors, apart so that what raises them beside the engine (the rendering
-of tool chats) needs no llama.cpp."""
+"""The engine's errors, apart so that what raises or names them beside the engine (the
+rendering of tool chats, the local API, the window) needs no llama.cpp."""
 
 from __future__ import annotations
 
@@ -20,3 +20,7 @@ class ContextFullError(EngineError):
 
 class ToolsUnsupportedError(EngineError):
     """Tools were asked of a model whose chat template does not take them."""
+
+
+class ModelLoadError(EngineError):
+    """A job's model could not be loaded."""

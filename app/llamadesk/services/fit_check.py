@@ -16,7 +16,6 @@ import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llamadesk.core import hardware as host
 from llamadesk.core.fit import (
@@ -32,10 +31,8 @@ from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
 from llamadesk.core.platform_support import automatic_offload_allowed
 from llamadesk.core.registry import ModelEntry
 from llamadesk.core.settings import GPU_LAYERS_AUTO, AppSettings, HardwareSettings
+from llamadesk.services.engine_types import LoadOptions
 from llamadesk.services.gpu_probe import GpuMemory, probe_gpus
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +58,7 @@ def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
 def supports_gpu_offload() -> bool:
     """Whether this llama.cpp build can offload layers to a GPU (llama.cpp is imported
     on the first call, not with this module: it is on the window's start-up path)."""
-    from llamadesk.services.engine import supports_gpu_offload as supported
+    from llamadesk.services.llama_runtime import supports_gpu_offload as supported
 
     return bool(supported())
 

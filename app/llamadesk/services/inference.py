@@ -1,9 +1,10 @@
 """The inference service: one long-lived worker thread that owns the one model.
 
 Requests are queued to the worker, so two requests run one after the other, never at
-once. Every generation ends with exactly one of ``generation_finished``,
-``generation_cancelled`` or ``generation_failed``; every load with exactly one of
-``model_loaded`` or ``model_load_failed``.
+once. Every generation, local or remote, runs through ``job_runner.run_job`` and ends
+with one final signal, ``generation_ended`` (its ``JobEnd``: the result or the error),
+always its last; every load with exactly one of ``model_loaded`` or
+``model_load_failed``.
 """
 
 from __future__ import annotations
@@ -12,132 +13,24 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
-from llamadesk.services.backend import RemoteTarget
-from llamadesk.services.engine_errors import EngineError
+# The job types and signals are defined in light modules of their own (services/jobs.py,
+# engine_types.py, engine_errors.py, inference_signals.py) and re-exported here for the
+# callers that name them as the service's.
+from llamadesk.services.engine_errors import ModelLoadError as ModelLoadError
+from llamadesk.services.engine_types import GenerationRequest, ModelInfo
+from llamadesk.services.inference_signals import InferenceSignals as InferenceSignals
+from llamadesk.services.job_runner import runs_remotely
+from llamadesk.services.jobs import BATCH_INTERVAL_S as BATCH_INTERVAL_S
+from llamadesk.services.jobs import EmbedJob, GenerateJob, JobEnd
+from llamadesk.services.jobs import JobSink as JobSink
+from llamadesk.services.jobs import ModelSpec as ModelSpec
+from llamadesk.services.jobs import ModelState as ModelState
 from llamadesk.services.worker import WorkerThread
 
-if TYPE_CHECKING:  # the engine brings llama.cpp and numpy: imported on the worker thread
-    from llamadesk.services.engine import (
-        GenerationRequest,
-        GenerationResult,
-        LoadOptions,
-        ModelInfo,
-    )
-
 log = logging.getLogger(__name__)
-
-#: How often streamed text is handed to the GUI (seconds).
-BATCH_INTERVAL_S = 0.03
-
-
-class ModelState(StrEnum):
-    """What the inference worker is doing."""
-
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    READY = "ready"
-    GENERATING = "generating"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model file to use, and how to load it. ``options.n_gpu_layers`` may be
-    ``GPU_LAYERS_AUTOMATIC``: the worker chooses the count when it loads the model."""
-
-    path: str
-    model_id: str
-    options: LoadOptions
-    fallback_format: str = "chatml"
-    name: str = ""  # shown to the user; the file's own name when blank
-    #: A remote server's model: no file is loaded; the remote worker answers.
-    connection: RemoteTarget | None = None
-
-    @property
-    def remote(self) -> bool:
-        """Whether a remote server writes this model's replies."""
-        return self.connection is not None
-
-
-class JobSink(Protocol):
-    """Hears a submitted job's progress directly on the inference thread (a job from a
-    thread without a Qt event loop, such as the local API's). Each call must return
-    quickly; a job ends with exactly one of ``ended`` or ``failed``."""
-
-    def started(self) -> None:
-        """The prompt is being read."""
-
-    def text(self, piece: str) -> None:
-        """More text of the reply."""
-
-    def ended(self, result: GenerationResult) -> None:
-        """Finished, or stopped (``result.cancelled``)."""
-
-    def failed(self, error: EngineError) -> None:
-        """The job failed (``ModelLoadError`` when its model would not load)."""
-
-
-class ModelLoadError(EngineError):
-    """A job's model could not be loaded."""
-
-
-@dataclass(frozen=True)
-class _GenerateJob:
-    job_id: int
-    request: GenerationRequest
-    model: ModelSpec | None
-    cancel: threading.Event
-    sink: JobSink | None = None
-    #: Any loaded copy of the same model will do (its load options may differ), so
-    #: that a job from outside the window does not reload the window's model.
-    reuse_loaded: bool = False
-
-
-@dataclass(frozen=True)
-class EmbedJob:
-    """Texts to embed with a model; ``done`` is called on the inference thread with the
-    Embeddings or an EngineError."""
-
-    model: ModelSpec
-    texts: tuple[str, ...]
-    done: Callable[[object], None]
-
-
-class InferenceSignals(QObject):
-    """The inference service's signals, declared once: the worker emits them from its
-    thread and Qt delivers them queued to receivers on the GUI thread.
-
-    Signals:
-        state_changed(str): a ModelState value.
-        model_loaded(ModelInfo): a load finished.
-        model_info_changed(ModelInfo): the loaded model's chat template failed while
-            rendering and was replaced by its fallback (``template_warning`` says why).
-        model_load_failed(str): a load failed; the reason is readable.
-        model_unloaded(): the loaded model was freed (a load that failed after freeing
-            the previous model).
-        generation_started(int): the job's prompt is being read.
-        token_batch_ready(int, str): more text of the job's reply.
-        generation_finished(int, GenerationResult): the reply is complete.
-        generation_cancelled(int, GenerationResult): stopped; the partial reply.
-        generation_failed(int, str): the reply failed; the reason is readable.
-    """
-
-    state_changed = Signal(str)
-    model_loaded = Signal(object)
-    model_info_changed = Signal(object)
-    model_load_failed = Signal(str)
-    model_unloaded = Signal()
-    engine_ready = Signal()
-    generation_started = Signal(int)
-    token_batch_ready = Signal(int, str)
-    generation_finished = Signal(int, object)
-    generation_cancelled = Signal(int, object)
-    generation_failed = Signal(int, str)
 
 
 class InferenceService(InferenceSignals):
@@ -166,9 +59,7 @@ class InferenceService(InferenceSignals):
         self.model_info_changed.connect(self._on_model_info_changed)
         self.model_unloaded.connect(self._on_model_unloaded)
         self.generation_started.connect(self._on_started)
-        for ended in (self.generation_finished, self.generation_cancelled,
-                      self.generation_failed):
-            ended.connect(self._on_ended)
+        self.generation_ended.connect(self._on_ended)
         from llamadesk.services.inference_worker import InferenceWorker
 
         self._worker = InferenceWorker(self, kv_cache_bytes)
@@ -189,7 +80,7 @@ class InferenceService(InferenceSignals):
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (the current one is unloaded first). A remote model has nothing
         to load: the local model stays as it is."""
-        if spec.remote:
+        if runs_remotely(spec):
             return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)
@@ -201,8 +92,9 @@ class InferenceService(InferenceSignals):
         job_id = next(self._ids)
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        job = _GenerateJob(job_id, request, model, cancel)
-        if model is not None and model.connection is not None:
+        job = GenerateJob(job_id, request, model, cancel)
+        if runs_remotely(model):
+            assert model is not None and model.connection is not None
             self._remote_jobs[job_id] = model.connection.connection.name
             self._start_remote_worker()
             self._request_remote.emit(job)
@@ -218,12 +110,12 @@ class InferenceService(InferenceSignals):
         usual signals (without the text batches). Returns the job id and its cancel
         event, the one ``cancel`` sets. Local models only: a remote one has its own
         server."""
-        if model.remote:
+        if runs_remotely(model):
             raise ValueError("submit() runs local models; a remote model has its own server")
         job_id = next(self._ids)  # itertools.count: atomic under the GIL
         cancel = threading.Event()
         self._cancels[job_id] = cancel
-        self._request_generate.emit(_GenerateJob(job_id, request, model, cancel, sink,
+        self._request_generate.emit(GenerateJob(job_id, request, model, cancel, sink,
                                                  reuse_loaded=True))
         return job_id, cancel
 
@@ -231,7 +123,7 @@ class InferenceService(InferenceSignals):
                           done: Callable[[object], None]) -> None:
         """Queue an embedding job from any thread (the local API's); it takes its turn
         with the chats on the inference worker. Local models only."""
-        if model.remote:
+        if runs_remotely(model):
             raise ValueError("a remote model embeds on its own server")
         self._request_embed.emit(EmbedJob(model, texts, done))
 
@@ -247,7 +139,8 @@ class InferenceService(InferenceSignals):
 
     def cancel(self, job_id: int | None = None) -> None:
         """Stop a job (default: the one running). Returns at once; the job ends with
-        ``generation_cancelled``. Queued jobs are cancelled before they start."""
+        ``generation_ended`` (its result stopped). Queued jobs are cancelled before they
+        start."""
         target = self._current if job_id is None else job_id
         event = self._cancels.get(target) if target is not None else None
         if event is not None:
@@ -305,7 +198,7 @@ class InferenceService(InferenceSignals):
         self._current = job_id
 
     @Slot(int, object)
-    def _on_ended(self, job_id: int, _result: object) -> None:
+    def _on_ended(self, job_id: int, _end: JobEnd) -> None:
         self._cancels.pop(job_id, None)
         self._remote_jobs.pop(job_id, None)
         if self._current == job_id:

@@ -2,20 +2,18 @@
 
 ``InferenceService`` (llama.cpp on its worker thread) is the one implementation in the
 app; tests of UI behaviour use a fake with the same surface. Every generation ends with
-exactly one of ``generation_finished`` / ``generation_cancelled`` / ``generation_failed``;
-every load with ``model_loaded`` or ``model_load_failed``.
+one final signal, ``generation_ended`` (a ``JobEnd``: the result or the error), always
+its last; every load with ``model_loaded`` or ``model_load_failed``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from PySide6.QtCore import SignalInstance
 
-from llamadesk.services.inference import ModelSpec, ModelState
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import GenerationRequest, ModelInfo
+from llamadesk.services.engine_types import GenerationRequest, ModelInfo
+from llamadesk.services.jobs import ModelSpec, ModelState
 
 
 class InferenceApi(Protocol):
@@ -30,9 +28,7 @@ class InferenceApi(Protocol):
     engine_ready: SignalInstance  # () after prepare(): the engine's modules are imported
     generation_started: SignalInstance  # (int) job id
     token_batch_ready: SignalInstance  # (int, str)
-    generation_finished: SignalInstance  # (int, GenerationResult)
-    generation_cancelled: SignalInstance  # (int, GenerationResult)
-    generation_failed: SignalInstance  # (int, str) a readable reason
+    generation_ended: SignalInstance  # (int, JobEnd) the job's last signal
 
     state: ModelState
     model_info: ModelInfo | None

@@ -5,28 +5,21 @@ to it with queued signals; what it emits is the service's own signals."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
 
-from llamadesk.core.conversation import FinishReason, MessageStats
-from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_errors import EngineError, ModelLoadError
+from llamadesk.services.engine_types import ModelInfo
 from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layers
-from llamadesk.services.inference import (
-    BATCH_INTERVAL_S,
-    EmbedJob,
-    InferenceSignals,
-    ModelLoadError,
-    ModelSpec,
-    ModelState,
-    _GenerateJob,
-)
+from llamadesk.services.inference_signals import InferenceSignals, SignalSink
+from llamadesk.services.job_runner import backend_for, run_job
+from llamadesk.services.jobs import EmbedJob, GenerateJob, ModelSpec, ModelState
 
 if TYPE_CHECKING:
+    from llamadesk.services.backend import ChatBackend
     from llamadesk.services.embedder import Embedder
-    from llamadesk.services.engine import GenerationResult, LlamaEngine, ModelInfo
+    from llamadesk.services.engine import LlamaEngine
 
 log = logging.getLogger("llamadesk.services.inference")
 
@@ -119,64 +112,43 @@ class InferenceWorker(QObject):
         job.done(result)
 
     @Slot(object)
-    def generate(self, job: _GenerateJob) -> None:
-        """Run one generation job to its one final signal."""
-        out = self._out
-        sink = job.sink or _NO_SINK
-        if job.cancel.is_set():
-            result = _empty_result(job)
-            sink.ended(result)
-            out.generation_cancelled.emit(job.job_id, result)
-            return
-        engine = self._get_engine()
-        try:
-            if self._needs_load(job):
-                assert job.model is not None
-                try:
-                    self._load(job.model)
-                except EngineError as exc:
-                    out.model_load_failed.emit(str(exc))
-                    raise ModelLoadError(str(exc)) from exc
-            if engine.info is None:
-                raise EngineError("No model is loaded. Pick a model for this chat first.")
-            out.state_changed.emit(ModelState.GENERATING)
-            out.generation_started.emit(job.job_id)
-            sink.started()
-            # A sink takes every piece at once; the window's batches stay for the GUI.
-            on_text: Callable[[str], None]
-            if job.sink is not None:
-                on_text = job.sink.text
-            else:
-                batcher = _TextBatcher(
-                    lambda text: out.token_batch_ready.emit(job.job_id, text))
-                on_text = batcher.add
-            info = engine.info
-            result = engine.generate(job.request, on_text, job.cancel)
-            if job.sink is None:
-                batcher.flush()
-            if engine.info is not info:  # its chat template broke and was replaced
-                out.model_info_changed.emit(engine.info)
-        except EngineError as exc:
-            log.error("generation %d failed: %s", job.job_id, exc)
-            self._settle()
-            sink.failed(exc)
-            out.generation_failed.emit(job.job_id, str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("unexpected error in generation %d", job.job_id)
-            self._settle()
-            reason = f"Unexpected error while generating: {exc}"
-            sink.failed(EngineError(reason))
-            out.generation_failed.emit(job.job_id, reason)
-            return
-        self._settle()
-        sink.ended(result)
-        if result.cancelled:
-            out.generation_cancelled.emit(job.job_id, result)
-        else:
-            out.generation_finished.emit(job.job_id, result)
+    def generate(self, job: GenerateJob) -> None:
+        """Run one generation job to its one final signal (``job_runner.run_job``)."""
+        began: list[ModelInfo | None] = []  # the model's info once the job began
 
-    def _needs_load(self, job: _GenerateJob) -> bool:
+        def open_backend() -> ChatBackend:
+            began.append(None)
+            backend = backend_for(job.model, lambda _model: self._ready_engine(job))
+            began[0] = self._engine.info if self._engine is not None else None
+            return backend
+
+        def before_end() -> None:
+            if not began:
+                return  # stopped in the queue: nothing ran
+            info = self._engine.info if self._engine is not None else None
+            if began[0] is not None and info is not None and info is not began[0]:
+                self._out.model_info_changed.emit(info)  # its template broke, replaced
+            self._settle()
+
+        run_job(job, open_backend, SignalSink(self._out, job, before_end))
+
+    def _ready_engine(self, job: GenerateJob) -> LlamaEngine:
+        """The engine with the job's model loaded (``ModelLoadError`` when it will not
+        load), the state saying it is generating."""
+        engine = self._get_engine()
+        if self._needs_load(job):
+            assert job.model is not None
+            try:
+                self._load(job.model)
+            except EngineError as exc:
+                self._out.model_load_failed.emit(str(exc))
+                raise ModelLoadError(str(exc)) from exc
+        if engine.info is None:
+            raise EngineError("No model is loaded. Pick a model for this chat first.")
+        self._out.state_changed.emit(ModelState.GENERATING)
+        return engine
+
+    def _needs_load(self, job: GenerateJob) -> bool:
         if job.model is None or job.model == self._spec:
             return False
         loaded = self._spec
@@ -195,53 +167,3 @@ class InferenceWorker(QObject):
         if self._engine is not None:
             self._engine.unload()
             self._engine = None
-
-
-class _TextBatcher:
-    """Collects streamed text and hands it on at most every BATCH_INTERVAL_S, so the
-    GUI sees a few dozen updates a second whatever the token rate."""
-
-    def __init__(self, emit: object) -> None:
-        self._emit = emit
-        self._parts: list[str] = []
-        self._last = 0.0
-
-    def add(self, text: str) -> None:
-        self._parts.append(text)
-        now = time.monotonic()
-        if now - self._last >= BATCH_INTERVAL_S:
-            self._last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self._parts:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._emit(text)  # type: ignore[operator]
-
-
-class _NoSink:
-    """The sink of a job from the window: its signals say everything."""
-
-    def started(self) -> None:
-        pass
-
-    def text(self, piece: str) -> None:
-        pass
-
-    def ended(self, result: GenerationResult) -> None:
-        pass
-
-    def failed(self, error: EngineError) -> None:
-        pass
-
-
-_NO_SINK = _NoSink()
-
-
-def _empty_result(job: _GenerateJob) -> GenerationResult:
-    from llamadesk.services.engine import GenerationResult
-
-    model_id = job.model.model_id if job.model else ""
-    return GenerationResult(text="", model_id=model_id,
-                            stats=MessageStats(finish_reason=FinishReason.STOPPED))

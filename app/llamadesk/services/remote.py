@@ -26,7 +26,7 @@ import openai
 from llamadesk.core.connections import Connection, RemoteSettings
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.prompt import model_turns
-from llamadesk.services.engine import GenerationRequest
+from llamadesk.services.engine_types import GenerationRequest
 
 log = logging.getLogger(__name__)
 

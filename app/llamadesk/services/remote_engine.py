@@ -23,7 +23,8 @@ import openai
 
 from llamadesk.core.conversation import FinishReason, MessageStats
 from llamadesk.services.backend import BackendCapabilities, RemoteTarget
-from llamadesk.services.engine import EngineError, GenerationRequest, GenerationResult
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.engine_types import GenerationRequest, GenerationResult
 from llamadesk.services.remote import (
     StreamWatcher,
     chat_messages,

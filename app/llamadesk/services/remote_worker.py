@@ -2,25 +2,21 @@
 
 It runs on a thread of its own, so a remote reply never waits behind, or unloads, the
 local model. It emits the inference service's own signals, so the chat controller
-cannot tell which worker answered; every job ends with exactly one of finished,
-cancelled or failed. The HTTP client is imported here, on first use, not at start-up.
+cannot tell which worker answered; every job ends with its one final signal,
+``generation_ended``, as the local worker's do (both run ``job_runner.run_job``). The
+HTTP client is imported with the first remote job (``job_runner.backend_for``), not at
+start-up.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject, Slot
 
-from llamadesk.services.engine import EngineError
-from llamadesk.services.inference import InferenceSignals
-from llamadesk.services.inference_worker import _empty_result, _TextBatcher
-
-if TYPE_CHECKING:
-    from llamadesk.services.inference import _GenerateJob
-
-log = logging.getLogger(__name__)
+from llamadesk.services.backend import ChatBackend
+from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.inference_signals import InferenceSignals, SignalSink
+from llamadesk.services.job_runner import backend_for, run_job
+from llamadesk.services.jobs import GenerateJob, ModelSpec
 
 
 class RemoteWorker(QObject):
@@ -31,29 +27,11 @@ class RemoteWorker(QObject):
         self._out = out
 
     @Slot(object)
-    def generate(self, job: _GenerateJob) -> None:
-        """Run one remote generation job to its one final signal."""
-        out = self._out
-        target = job.model.connection if job.model is not None else None
-        if job.cancel.is_set() or target is None:
-            out.generation_cancelled.emit(job.job_id, _empty_result(job))
-            return
-        try:
-            from llamadesk.services.remote_engine import RemoteEngine
+    def generate(self, job: GenerateJob) -> None:
+        """Run one remote generation job to its one final signal
+        (``job_runner.run_job``)."""
+        run_job(job, lambda: backend_for(job.model, _not_remote), SignalSink(self._out, job))
 
-            out.generation_started.emit(job.job_id)
-            batcher = _TextBatcher(lambda text: out.token_batch_ready.emit(job.job_id, text))
-            result = RemoteEngine(target).generate(job.request, batcher.add, job.cancel)
-            batcher.flush()
-        except EngineError as exc:
-            log.error("remote generation %d failed: %s", job.job_id, exc)
-            out.generation_failed.emit(job.job_id, str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("unexpected error in remote generation %d", job.job_id)
-            out.generation_failed.emit(job.job_id, f"Unexpected error while generating: {exc}")
-            return
-        if result.cancelled:
-            out.generation_cancelled.emit(job.job_id, result)
-        else:
-            out.generation_finished.emit(job.job_id, result)
+
+def _not_remote(model: ModelSpec | None) -> ChatBackend:
+    raise EngineError(f"{model.model_id if model else 'This model'} is not a remote model.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from llamadesk.core import bundled
 from llamadesk.core import connections as remote
@@ -19,17 +19,13 @@ from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
 from llamadesk.core.secrets import SecretStore
 from llamadesk.core.settings import AppSettings
 from llamadesk.services.backend import RemoteTarget
+from llamadesk.services.engine_types import LoadOptions
 from llamadesk.services.fit_check import offload_setting
-from llamadesk.services.inference import ModelSpec
-
-if TYPE_CHECKING:
-    from llamadesk.services.engine import LoadOptions
+from llamadesk.services.jobs import ModelSpec
 
 
 def load_options(settings: AppSettings, n_ctx: int) -> LoadOptions:
     """llama.cpp load options from the app's hardware settings."""
-    from llamadesk.services.engine import LoadOptions  # llama.cpp: not at start-up
-
     hw = settings.hardware
     return LoadOptions(
         n_ctx=n_ctx,

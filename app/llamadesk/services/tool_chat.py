@@ -7,8 +7,9 @@ import threading
 from dataclasses import replace
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
-from llamadesk.services.constraints import ReplyConstraints, ToolChat, tool_call_grammar
 from llamadesk.services.engine_errors import EngineError, ToolsUnsupportedError
+from llamadesk.services.engine_types import ReplyConstraints, ToolChat
+from llamadesk.services.json_grammar import tool_call_grammar
 
 
 def render_tool_chat(template: ChatTemplate, chat: ToolChat, model_name: str, bos: str,

@@ -19,7 +19,8 @@ from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.services.chat import ChatController
-from llamadesk.services.inference import InferenceService, ModelState
+from llamadesk.services.inference import InferenceService
+from llamadesk.services.jobs import ModelState
 from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver

@@ -38,7 +38,7 @@ from llamadesk.ui.reply_actions import ReplyActions
 from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 if TYPE_CHECKING:
-    from llamadesk.services.engine import ModelInfo
+    from llamadesk.services.engine_types import ModelInfo
 
 
 class ChatPane(QWidget):
@@ -79,7 +79,7 @@ class ChatPane(QWidget):
         self.message_view.version_requested.connect(self.show_version)
         self.links = MessageLinks(self.message_view)
         self.links.copied.connect(self.notice)
-        self.replies = ReplyActions(self)
+        self.replies = ReplyActions(self, self)
         self.message_view.menu_about_to_show.connect(self.replies.add_to_menu)
         self.banner = ErrorBanner()
         self.replies.problem.connect(self.banner.show_message)

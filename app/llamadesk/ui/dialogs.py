@@ -23,7 +23,11 @@ from llamadesk.core.paths import AppPaths
 def diagnostics_text(paths: AppPaths, model_line: str) -> str:
     """What support needs to know: versions, build features, hardware, folders."""
     # Imported here: llama.cpp loads on the inference thread, not at start-up.
-    from llamadesk.services.engine import llama_cpp_version, supports_gpu_offload, system_info
+    from llamadesk.services.llama_runtime import (
+        llama_cpp_version,
+        supports_gpu_offload,
+        system_info,
+    )
 
     hw = probe()
     gib = 1024**3

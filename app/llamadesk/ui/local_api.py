@@ -39,7 +39,7 @@ from llamadesk.ui.operations import Changes
 
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiServer
-    from llamadesk.services.engine import GenerationRequest, GenerationResult
+    from llamadesk.services.engine_types import GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import LAST_CONVERSATION_KEY
-from llamadesk.services.inference import ModelState
+from llamadesk.services.jobs import ModelState
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.dialogs import AboutDialog
@@ -117,9 +117,7 @@ class MainWindow(QMainWindow):
         c.reply_finished.connect(status.show_reply_speed)
         inf.state_changed.connect(status.show_state)
         inf.generation_started.connect(self._on_job_started)
-        for ended in (inf.generation_finished, inf.generation_cancelled,
-                      inf.generation_failed):
-            ended.connect(self._on_job_ended)
+        inf.generation_ended.connect(self._on_job_ended)
         inf.model_loaded.connect(status.show_model)
         inf.model_load_failed.connect(status.show_no_model)
         self.transfer.imported.connect(self._on_imported)
@@ -169,7 +167,7 @@ class MainWindow(QMainWindow):
         self.status.show_job_started(job_id, self.inference.remote_connection(job_id))
 
     @Slot(int, object)
-    def _on_job_ended(self, job_id: int, _result: object) -> None:
+    def _on_job_ended(self, job_id: int, _end: object) -> None:
         self.status.show_job_ended(job_id, self.inference.state)
 
     # -- conversations ------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class PreferencesDialog(QDialog):
         else:
             self.gpu_mode.setCurrentIndex(max(self.gpu_mode.findData(hw.gpu_layers), 0))
         self.gpu_mode.currentIndexChanged.connect(self._sync_gpu)
-        from llamadesk.services.engine import supports_gpu_offload  # not at start-up
+        from llamadesk.services.fit_check import supports_gpu_offload
 
         self.gpu_supported = supports_gpu_offload()
         self.gpu_reason = QLabel("" if self.gpu_supported else NO_GPU_REASON)

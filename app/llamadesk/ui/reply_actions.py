@@ -7,18 +7,41 @@ reply, else the last one), so the keyboard gets there too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QWidget
 
-from llamadesk.core.conversation import Role
-from llamadesk.ui.message_model import ChatRow
+from llamadesk.core.conversation import Conversation, Role
+from llamadesk.core.store import ConversationStore
+from llamadesk.ui.message_model import ChatRow, MessageListModel
 from llamadesk.ui.operations import Changes
 
 if TYPE_CHECKING:
-    from llamadesk.ui.chat_pane import ChatPane
     from llamadesk.ui.compare import CompareDialog
+    from llamadesk.ui.context import AppContext
+    from llamadesk.ui.message_view import MessageView
+    from llamadesk.ui.model_picker import ModelPicker
+
+
+class ReplyHost(Protocol):
+    """What the reply actions need of their chat pane (``ui/chat_pane.ChatPane``), named
+    here so that this module does not import the pane that builds it."""
+
+    ctx: AppContext
+    store: ConversationStore
+    messages: MessageListModel
+    message_view: MessageView
+    model_picker: ModelPicker
+    conversation_id: int | None
+
+    @property
+    def busy(self) -> bool: ...
+    def current_conversation(self) -> Conversation | None: ...
+    def show_conversation(self, conversation_id: int | None) -> None: ...
+    def scroll_to_message(self, message_id: int) -> bool: ...
+    def preload_model(self) -> None: ...
+    def regenerate(self, reply_id: int, model_id: str | None = None) -> bool: ...
 
 
 class ReplyActions(QObject):
@@ -30,9 +53,10 @@ class ReplyActions(QObject):
 
     problem = Signal(str)
 
-    def __init__(self, pane: ChatPane) -> None:
-        super().__init__(pane)
+    def __init__(self, pane: ReplyHost, parent: QWidget) -> None:
+        super().__init__(parent)
         self._pane = pane
+        self._parent = parent  # the dialogs' parent: the pane itself
         self.compare_dialog: CompareDialog | None = None
 
     # -- which reply ---------------------------------------------------------------------
@@ -105,7 +129,7 @@ class ReplyActions(QObject):
             self.compare_dialog.close()
         from llamadesk.ui.compare import CompareDialog  # Markdown: not at start-up
 
-        dialog = CompareDialog(question, versions, shown, self._pane.ctx.names, self._pane)
+        dialog = CompareDialog(question, versions, shown, self._pane.ctx.names, self._parent)
         dialog.chosen.connect(self.keep)
         dialog.show()
         self.compare_dialog = dialog

@@ -8,10 +8,10 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from llamadesk.core.conversation import Message
-from llamadesk.services.inference import ModelState
+from llamadesk.services.jobs import ModelState
 
 if TYPE_CHECKING:
-    from llamadesk.services.engine import ModelInfo
+    from llamadesk.services.engine_types import ModelInfo
 
 STATE_LABELS = {
     ModelState.UNLOADED: "No model loaded",

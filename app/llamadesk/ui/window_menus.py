@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMenuBar
 
 from llamadesk.core.settings import THEME_DARK, THEME_LIGHT, THEME_SYSTEM
 
 if TYPE_CHECKING:
-    from llamadesk.ui.main_window import MainWindow
+    from llamadesk.ui.chat_pane import ChatPane
+    from llamadesk.ui.local_api import LocalApi
+    from llamadesk.ui.sidebar import ConversationSidebar
+    from llamadesk.ui.theme import ThemeManager
 
 Shortcut = QKeySequence | QKeySequence.StandardKey | str | None
 
@@ -34,7 +38,35 @@ class WindowActions:
     actual_size: QAction
 
 
-def add_action(window: MainWindow, menu: QMenu, text: str, slot: Callable[[], object],
+class MenuHost(Protocol):
+    """What the menus need of the window (``ui/main_window.MainWindow``), named here so
+    that this module does not import the window that builds its menus."""
+
+    chat: ChatPane
+    sidebar: ConversationSidebar
+    theme: ThemeManager
+    local_api: LocalApi
+
+    def menuBar(self) -> QMenuBar: ...
+    def close(self) -> bool: ...
+    def new_conversation(self) -> None: ...
+    def delete_current(self) -> None: ...
+    def export_current(self) -> None: ...
+    def export_current_json(self) -> None: ...
+    def back_up_all(self) -> None: ...
+    def import_files(self) -> None: ...
+    def import_folder(self) -> None: ...
+    def stop(self) -> None: ...
+    def regenerate_current(self) -> None: ...
+    def compare_current(self) -> None: ...
+    def step_version(self, step: int) -> None: ...
+    def show_models(self) -> None: ...
+    def show_local_api_access(self) -> None: ...
+    def show_preferences(self, local_api: bool = False) -> None: ...
+    def show_about(self) -> None: ...
+
+
+def add_action(window: QObject, menu: QMenu, text: str, slot: Callable[[], object],
                shortcut: Shortcut = None, *more: Shortcut) -> QAction:
     """A menu action with its shortcut(s), the first shown in its tooltip."""
     action = QAction(text, window)
@@ -49,7 +81,7 @@ def add_action(window: MainWindow, menu: QMenu, text: str, slot: Callable[[], ob
     return action
 
 
-def build_menus(w: MainWindow) -> WindowActions:
+def build_menus(w: MenuHost) -> WindowActions:
     """Fill the window's menu bar; returns the actions the window keeps."""
     menus = w.menuBar()
     file = menus.addMenu("&File")

@@ -1,4 +1,5 @@
-"""The store's tables for documents (migration 6).
+"""The store's tables for documents (migration 6). Beside the other migrations, not in
+``core/documents/``: the store applies it, and the documents package uses the store.
 
 ``doc_collections`` (a name, its folders and files in ``doc_roots``, and the embedding
 model and dimension its vectors were made with, when it has any); ``doc_files`` (path,
