@@ -273,10 +273,26 @@ class ReplayDriver:
             if difference > LOGPROB_TOLERANCE:
                 raise ReplayMismatchError(f"{key}: token {i}'s log probability is {a.logprob:.4f}, "
                                      f"a fresh engine's {b.logprob:.4f}")
+        if self._ended_at_a_near_tie(mine, fresh):
+            self.seen["near-tie decided otherwise"] += 1
+            return
         if len(mine.tokens) > len(fresh.tokens) or (
                 not stopped and len(mine.tokens) != len(fresh.tokens)):
             raise ReplayMismatchError(f"{key}: {len(mine.tokens)} tokens, a fresh engine "
                                  f"{len(fresh.tokens)}")
+
+    @staticmethod
+    def _ended_at_a_near_tie(mine: Reply, fresh: Reply) -> bool:
+        """One reply ended (its end-of-reply token is not a shown token) where the other
+        went on, and the end was a near-tie: rated within ``TIE`` of the token taken."""
+        n = min(len(mine.tokens), len(fresh.tokens))
+        ended, going = (mine, fresh) if len(mine.tokens) < len(fresh.tokens) else (fresh, mine)
+        if n == max(len(mine.tokens), len(fresh.tokens)) or ended.finish != FinishReason.STOP:
+            return False
+        # The end's piece is empty; the rating comes from the reply that went on.
+        token = going.tokens[n]
+        end = dict(token.top).get(())
+        return end is not None and token.logprob - end <= TIE
 
     # -- requests beside the chats -----------------------------------------------------
     def _api(self, rng: random.Random, log: list[str]) -> None:
