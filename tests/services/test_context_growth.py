@@ -21,6 +21,8 @@ from llamadesk.services.kv_context import context_size_for
 CEILING = 1024
 OPTIONS = LoadOptions(n_ctx=CEILING, n_threads=2, n_batch=256)
 GREEDY = SamplingParams(temperature=0.0, max_tokens=8, n_ctx=CEILING, seed=1)
+# Generous for a shared machine: a fresh engine reads each prompt whole.
+LONG = pytest.mark.timeout(900)
 
 
 def test_sizes_double_from_the_first_context_up_to_the_ceiling() -> None:
@@ -66,6 +68,7 @@ def _size(engine: LlamaEngine) -> int:
     return internals.context_size(engine._llm)
 
 
+@LONG
 def test_a_growing_chat_grows_the_context_and_replies_as_a_fresh_engine(
         driver: ReplayDriver) -> None:
     engine = driver.engine
@@ -87,6 +90,7 @@ def test_a_growing_chat_grows_the_context_and_replies_as_a_fresh_engine(
     assert engine.info is not None and engine.info.n_ctx == CEILING
 
 
+@LONG
 def test_a_saved_chat_comes_back_after_the_context_grew(driver: ReplayDriver) -> None:
     short = GenerationRequest(_history(1, 6), "You are terse.", GREEDY, "short")
     driver._check(short, None, None, random.Random(0))
