@@ -29,6 +29,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the database key is applied", r"PRAGMA key", {"core/db.py"}),
     ("a secret reaches the keychain", r"keyring\.(set|get|delete)_password",
      {"core/secrets.py", "core/store_keys.py"}),
+    ("llama.cpp's context is resized as a chat grows", r"\bresize_context\(",
+     {"services/kv_context.py", "services/llama_internals.py"}),
 ]
 
 
