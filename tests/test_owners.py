@@ -49,6 +49,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("local or remote answers a model", r"RemoteEngine\(", {"services/job_runner.py"}),
     ("a job's final signal is emitted", r"generation_ended\.emit",
      {"services/inference_signals.py"}),
+    ("llama.cpp's context is resized as a chat grows", r"\bresize_context\(",
+     {"services/kv_context.py", "services/llama_internals.py"}),
 ]
 
 

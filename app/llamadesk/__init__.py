@@ -1,10 +1,8 @@
 """LlamaDesk: private, offline chat with local language models."""
 
-from importlib import metadata
+from llamadesk.core.dist_version import version as _version
 
-try:
-    __version__ = metadata.version("llamadesk")
-except metadata.PackageNotFoundError:  # running from a source tree or a frozen bundle
-    __version__ = "0.1.0"
+# None: running from a source tree or a frozen bundle.
+__version__ = _version("llamadesk") or "0.1.0"
 
 APP_NAME = "LlamaDesk"

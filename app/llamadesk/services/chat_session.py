@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llamadesk.core.branch_reader import BranchReader
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.documents.quoting import save_sources, with_passages
@@ -43,6 +44,7 @@ class ChatSession:
 
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
+        self.branches = BranchReader(store)  # a long chat's branch is not read whole per send
 
     def add_question(self, conversation_id: int, text: str) -> StoredQuestion:
         """Store the user's message after the branch on screen. The first message of a
@@ -64,7 +66,7 @@ class ChatSession:
         memory begins on it; ``passages`` are quoted in the newest question (see
         core/documents/quoting.py), what the model sees, not what is stored."""
         return GenerationRequest(
-            history=with_passages(self.store.messages(conversation.id), passages),
+            history=with_passages(self.branches.branch(conversation.id), passages),
             system_prompt=conversation.system_prompt,
             params=params or conversation.params,
             conversation_key=str(conversation.id),

@@ -44,7 +44,7 @@ from llamadesk.services.engine_types import GenerationResult as GenerationResult
 from llamadesk.services.engine_types import LoadOptions as LoadOptions
 from llamadesk.services.engine_types import ModelInfo as ModelInfo
 from llamadesk.services.engine_types import ReplyConstraints, TokenLogprob, stopped_result
-from llamadesk.services.kv_context import KVContext
+from llamadesk.services.kv_context import FIRST_CONTEXT, KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
@@ -110,9 +110,9 @@ class LlamaEngine:
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
         started = time.perf_counter()
         try:
-            llm = internals.new_llama(
+            llm = internals.new_llama(  # a small context, grown as a chat needs more
                 model_path=str(file),
-                n_ctx=options.n_ctx,
+                n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, options.n_batch)),
                 n_batch=options.n_batch,
                 n_ubatch=options.n_batch,
                 n_threads=options.n_threads,
@@ -143,7 +143,7 @@ class LlamaEngine:
             path=str(file),
             name=name or str(metadata.get("general.name") or file.stem),
             architecture=str(metadata.get("general.architecture", "unknown")),
-            n_ctx=llm.n_ctx(),
+            n_ctx=options.n_ctx,
             n_ctx_train=internals.n_ctx_train(llm),
             n_params=internals.n_params(llm),
             size_bytes=file.stat().st_size,
@@ -238,13 +238,13 @@ class LlamaEngine:
         self._note_template_change()
         if self._template is not None:
             constraints = with_call_grammar(constraints, self._template)
-        prompt = self._tokenize_prompt(plan.text)
-        max_tokens = min(params.max_tokens, llm.n_ctx() - len(prompt))
+        prompt, n_ctx = self._tokenize_prompt(plan.text), self._info.n_ctx
+        max_tokens = min(params.max_tokens, n_ctx - len(prompt))
         if max_tokens <= 0:
             raise ContextFullError("The conversation fills the model's context; start a new "
-                                   "chat or raise the context length.", len(prompt), llm.n_ctx())
-        use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), llm.n_ctx(),
-                         plan.moved)
+                                   "chat or raise the context length.", len(prompt), n_ctx)
+        self.context.fit(llm, len(prompt) + max_tokens, n_ctx)  # grows llama.cpp's
+        use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), n_ctx, plan.moved)
         if request.on_context is not None:
             request.on_context(use)
         # A request the engine refuses leaves the context as it was: checked before
@@ -271,18 +271,19 @@ class LlamaEngine:
         ChatTemplateCancelled when ``cancel`` is set while the template renders."""
         llm = self._require()
         assert self._template is not None
+        n_ctx = self._info.n_ctx if self._info is not None else llm.n_ctx()  # its ceiling
         try:
             return plan_context(
                 request.history, system_prompt=request.system_prompt,
                 template=self._template,
-                budget=context_budget(llm.n_ctx(), request.params.validated().max_tokens),
+                budget=context_budget(n_ctx, request.params.validated().max_tokens),
                 count_tokens=self.count_tokens, memory_start_id=request.memory_start_id,
                 bos_token=self._special_text(llm.token_bos()),
                 eos_token=self._special_text(llm.token_eos()), cancel=cancel)
         except ChatTemplateCancelled:
             raise
         except PromptTooLongError as exc:
-            raise ContextFullError(str(exc), n_ctx=llm.n_ctx()) from exc
+            raise ContextFullError(str(exc), n_ctx=n_ctx) from exc
         except (ChatTemplateError, PromptError) as exc:
             raise EngineError(str(exc)) from exc
 

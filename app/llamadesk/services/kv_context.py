@@ -10,6 +10,11 @@ Two ways the engine avoids reading a chat's history again:
   range by comparing tokens; here llama.cpp's memory API does it), and
   llama-cpp-python's own token list is updated to match so its prefix reuse sees them.
 
+* **Sizing**: the context is created small (``FIRST_CONTEXT`` tokens) and grows, in
+  powers of two up to the chat's context length, when a prompt and its reply need more
+  (``context_size_for``; the engine re-creates it and carries the KV state over). A chat
+  that uses a few hundred tokens does not pay for a 4,096-token cache.
+
 Both leave logits that belong to something else (a saved state carries none; a shift
 moves what produced them), so both mark them stale (``services.llama_internals``).
 """
@@ -23,8 +28,25 @@ import llama_cpp
 from llamadesk.core.kv_shift import common_prefix, plan_shift
 from llamadesk.core.kv_state import KVState, KVStateCache
 from llamadesk.services import llama_internals as internals
+from llamadesk.services.engine_errors import EngineError
 
 log = logging.getLogger(__name__)
+
+#: The context a model is loaded with (tokens), when its context length is larger.
+FIRST_CONTEXT = 1024
+
+
+def context_size_for(needed: int, current: int, ceiling: int) -> int:
+    """The context to hold ``needed`` tokens: ``current`` when they fit, else the next
+    power of two that holds them (at least ``FIRST_CONTEXT``), never over ``ceiling``
+    (the chat's context length). Growing by doubling keeps the re-creations to a few
+    per chat; it never shrinks, so a long chat does not pay twice."""
+    if needed <= current or current >= ceiling:
+        return current
+    size = max(FIRST_CONTEXT, current)
+    while size < needed:
+        size *= 2
+    return min(size, ceiling)
 
 
 class KVContext:
@@ -60,6 +82,21 @@ class KVContext:
             return
         if not internals.restore_sequence(llm, saved.tokens, saved.data):
             log.warning("could not restore the KV state of %s; re-reading its history", key)
+
+    def fit(self, llm: llama_cpp.Llama, needed: int, ceiling: int) -> int:
+        """Grow the context to hold ``needed`` tokens (never past ``ceiling``), keeping
+        what it holds. Returns its size. Raises EngineError when llama.cpp cannot
+        create the larger context (it keeps one of the old size, empty)."""
+        current = internals.context_size(llm)
+        size = context_size_for(needed, current, ceiling)
+        if size > current:
+            log.debug("context grows from %d to %d tokens", current, size)
+            try:
+                internals.resize_context(llm, size)
+            except RuntimeError as exc:
+                self.active_key = None  # what it held is gone
+                raise EngineError(f"The model's context could not grow: {exc}.") from exc
+        return internals.context_size(llm)
 
     def save(self, llm: llama_cpp.Llama, key: str) -> None:
         """Keep the context's state as ``key``'s."""

@@ -2,7 +2,8 @@
 
 LlamaDesk keeps one llama.cpp context and moves conversations in and out of it, which
 the high-level ``Llama`` class does not offer: this module touches its private parts
-(``_ctx``, ``_model``, ``input_ids``/``n_tokens``, ``_requires_eval``), the C calls that
+(``_ctx``, ``_model``, ``input_ids``/``n_tokens``, ``_requires_eval``, and re-creating
+the context at another size), the C calls that
 need the raw context (``llama_state_seq_*``, ``llama_memory_*``,
 ``llama_get_logits_ith``, perf and abort), and patches two upstream behaviours (its
 template compiler while loading, and its JSON-schema grammar's string rule). Nothing
@@ -176,6 +177,51 @@ def mark_logits_stale(llm: llama_cpp.Llama) -> None:
 def logits_are_stale(llm: llama_cpp.Llama) -> bool:
     """Whether the next ``generate`` will decode before it samples."""
     return bool(llm._requires_eval)
+
+
+# -- the context's size ---------------------------------------------------------------
+def context_size(llm: llama_cpp.Llama) -> int:
+    """The tokens the context has room for now."""
+    return int(llm.n_ctx())
+
+
+def resize_context(llm: llama_cpp.Llama, n_ctx: int) -> None:
+    """Give ``llm`` a context of ``n_ctx`` tokens on the same model, keeping the tokens
+    it holds and their KV state (saved, the old context freed, then restored into the
+    new one, so the two never take memory at once). llama-cpp-python ties a context to
+    its ``Llama``; its ``_ctx``, ``_n_ctx``, ``input_ids`` and ``context_params`` are
+    swapped here. Raises RuntimeError when llama.cpp cannot create the context (the
+    ``Llama`` then has a context of the old size again, empty)."""
+    from llama_cpp import _internals
+
+    saved = save_sequence(llm, 1 << 62) if n_held(llm) > 0 else None
+    old_size = int(llm.context_params.n_ctx)
+    llm._ctx.close()
+    try:
+        llm._ctx = _new_context(llm, n_ctx, _internals)
+    except ValueError as exc:
+        llm._ctx = _new_context(llm, old_size, _internals)
+        _after_new_context(llm)
+        raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens") from exc
+    _after_new_context(llm)
+    if saved is not None and not restore_sequence(llm, *saved):
+        log.warning("the context grew but its KV state did not carry over; re-reading it")
+
+
+def _new_context(llm: llama_cpp.Llama, n_ctx: int, internals_module: Any) -> Any:
+    llm.context_params.n_ctx = n_ctx
+    ctx = internals_module.LlamaContext(model=llm._model, params=llm.context_params,
+                                        verbose=llm.verbose)
+    llm._stack.callback(ctx.close)  # freed with the Llama, before its model
+    return ctx
+
+
+def _after_new_context(llm: llama_cpp.Llama) -> None:
+    """The wrapper's own bookkeeping for an empty context of the new size."""
+    llm._n_ctx = llm.n_ctx()
+    llm.input_ids = np.ndarray((llm._n_ctx,), dtype=np.intc)
+    llm.n_tokens = 0
+    mark_logits_stale(llm)
 
 
 # -- saved sequences and shifting ------------------------------------------------------

@@ -3,13 +3,15 @@
 ``services.llama_internals`` reaches past llama-cpp-python's public API, so another
 version can give wrong replies or crash instead of failing cleanly: the app refuses
 it with a clear message. This module reads the installed version from the package's
-metadata and never imports llama_cpp (the window starts before llama.cpp is loaded).
+metadata folder (``core/dist_version.py``) and never imports llama_cpp (the window
+starts before llama.cpp is loaded).
 """
 
 from __future__ import annotations
 
 import os
-from importlib import metadata
+
+from llamadesk.core.dist_version import version
 
 #: The exact version pyproject.toml pins and the test suite ran against.
 TESTED_VERSION = "0.3.36"
@@ -22,10 +24,7 @@ EXIT_UNTESTED = 3
 
 def installed_version() -> str | None:
     """The installed llama-cpp-python's version, or None when it is not installed."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return None
+    return version(DISTRIBUTION)
 
 
 def version_problem(installed: str | None = None) -> str | None:

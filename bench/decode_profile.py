@@ -1,0 +1,156 @@
+"""Where decode time goes between llama.cpp and the app: one process, one ``Llama``, the
+same prompt, the stages measured in alternation (a shared machine's load hits all alike).
+
+    python bench/decode_profile.py [--tokens 128] [--rounds 3] [--profile]
+
+Stages, from the inside out:
+* ``decode``: ``llama_decode`` of one token at a time, nothing sampled (what llama-bench's
+  tg measures, through llama-cpp-python's ``eval``);
+* ``decode+sample``: the same, with the app's sampler chain run in C after each decode;
+* ``create_completion``: llama-cpp-python's own text completion, the app's sampling;
+* ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback).
+Each prints the CPU time per token of the calling thread (``time.thread_time``) and
+tokens/s, medians of the rounds. With ``--threads 1`` (the default) llama.cpp decodes on
+the calling thread, so CPU per token is the whole cost and barely moves with the
+machine's load, which wall-clock rates do; the differences between stages are what
+each layer adds. ``--profile`` adds cProfile's top entries of one engine reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "app"))
+
+from llamadesk.core.bundled import locate  # noqa: E402
+from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
+from llamadesk.services.constraints import ReplyConstraints  # noqa: E402
+from llamadesk.services.engine import GenerationRequest, LlamaEngine, LoadOptions  # noqa: E402
+
+PROMPT = ("<|im_start|>user\nTell me a long story about a lighthouse keeper and the sea, "
+          "with many details.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def _params(tokens: int) -> SamplingParams:
+    return SamplingParams(max_tokens=tokens, seed=7)
+
+
+def _stage_decode(engine: LlamaEngine, prompt: list[int], tokens: int,
+                  sample: bool) -> tuple[float, float]:
+    llm = engine._llm
+    assert llm is not None
+    p = _params(tokens)
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    llm.eval(prompt)
+    sampler = llm._init_sampler(top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
+                                temp=p.temperature, repeat_penalty=p.repeat_penalty)
+    token = prompt[-1]
+    started, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(tokens):
+        if sample:
+            token = sampler.sample(llm._ctx, -1)
+        llm.eval([token])
+    return tokens / (time.perf_counter() - started), (time.thread_time() - cpu) / tokens
+
+
+def _stage_completion(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+    llm = engine._llm
+    assert llm is not None
+    p = _params(tokens)
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    first: float | None = None
+    cpu = 0.0
+    n = 0
+    for _chunk in llm.create_completion(PROMPT, max_tokens=tokens, stream=True,
+                                        temperature=p.temperature, top_k=p.top_k,
+                                        top_p=p.top_p, min_p=p.min_p,
+                                        repeat_penalty=p.repeat_penalty, seed=7,
+                                        stop=["<|im_end|>"]):
+        n += 1
+        if first is None:
+            first, cpu = time.perf_counter(), time.thread_time()
+    assert first is not None
+    return (n - 1) / (time.perf_counter() - first), (time.thread_time() - cpu) / (n - 1)
+
+
+def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+    llm = engine._llm
+    assert llm is not None
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    engine.context.clear()
+    request = GenerationRequest(
+        history=(Message(id=1, conversation_id=1, parent_id=None, role=Role.USER,
+                         content="unused", created_at=0.0),), params=_params(tokens),
+        constraints=ReplyConstraints(raw_prompt=PROMPT, stop=()))
+    marks: list[float] = []
+
+    def on_text(_text: str) -> None:
+        if not marks:
+            marks.append(time.thread_time())
+
+    result = engine.generate(request, on_text, threading.Event())
+    assert result.stats.tokens_per_s is not None and marks
+    n = result.stats.completion_tokens
+    return result.stats.tokens_per_s, (time.thread_time() - marks[0]) / max(n - 1, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    engine = LlamaEngine()
+    engine.load(locate().path, LoadOptions(n_threads=args.threads))
+    llm = engine._llm
+    assert llm is not None
+    prompt = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+    stages = {
+        "decode": lambda: _stage_decode(engine, prompt, args.tokens, False),
+        "decode+sample": lambda: _stage_decode(engine, prompt, args.tokens, True),
+        "create_completion": lambda: _stage_completion(engine, args.tokens),
+        "engine": lambda: _stage_engine(engine, args.tokens),
+    }
+    for fn in stages.values():  # warm-up
+        fn()
+    rates: dict[str, list[float]] = {name: [] for name in stages}
+    cpus: dict[str, list[float]] = {name: [] for name in stages}
+    for i in range(args.rounds):
+        order = list(stages) if i % 2 == 0 else list(reversed(stages))
+        for name in order:
+            rate, cpu = stages[name]()
+            rates[name].append(rate)
+            cpus[name].append(cpu)
+    base = statistics.median(cpus["decode"])
+    print(f"threads {args.threads}, {args.tokens} tokens, {args.rounds} rounds")
+    for name in stages:
+        cpu = statistics.median(cpus[name])
+        print(f"{name:18s} CPU {cpu * 1000:6.2f} ms/token ({min(cpus[name]) * 1000:.2f}–"
+              f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode, "
+              f"{statistics.median(rates[name]):6.1f} tok/s wall", flush=True)
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        _stage_engine(engine, args.tokens)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)
+        print(out.getvalue())
+    engine.unload()
+
+
+if __name__ == "__main__":
+    main()
