@@ -118,9 +118,10 @@ class GenerationResult:
 
 
 def stopped_result(model_id: str) -> GenerationResult:
-    """The result of a reply stopped before its first word."""
-    return GenerationResult(text="", model_id=model_id,
-                            stats=MessageStats(finish_reason=FinishReason.STOPPED))
+    """The result of a reply stopped before its first word: no tokens, whichever stage
+    (queued, the template rendering, the prompt being read) the Stop came in."""
+    return GenerationResult(text="", model_id=model_id, stats=MessageStats(
+        completion_tokens=0, finish_reason=FinishReason.STOPPED))
 
 
 @dataclass(frozen=True)
