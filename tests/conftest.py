@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# One llama.cpp thread wherever the app picks the count itself (the window, the CLI and
+# their child processes): the suite runs on two shared cores beside its own servers and
+# children, where a second spinning thread waits for a core far more than it computes.
+os.environ.setdefault("LLAMADESK_THREADS", "1")
 
 # The model manager's fixtures (loopback Hub, in-memory keyring), imported after the
 # environment above is set: tests/support/hub_fixtures.py.

@@ -14,6 +14,7 @@ from llamadesk.core import paths
 from llamadesk.core import settings as settings_module
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.settings import (
+    THREADS_ENV,
     AppearanceSettings,
     AppSettings,
     HardwareSettings,
@@ -199,13 +200,25 @@ def test_with_hardware_changes_only_hardware() -> None:
 @pytest.mark.parametrize("n_threads", [0, -1, -8])
 def test_threads_auto_is_one_per_physical_core(
         n_threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)  # the suite sets it (tests/conftest.py)
     monkeypatch.setattr(settings_module, "physical_cores", lambda: 7)
     assert HardwareSettings(n_threads=n_threads).threads() == 7
 
 
-def test_threads_auto_on_this_machine() -> None:
+def test_threads_auto_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     expected = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     assert HardwareSettings().threads() == expected >= 1
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), (" 3 ", 3), ("0", 7), ("-2", 7),
+                                                 ("two", 7), ("", 7)])
+def test_threads_auto_is_capped_by_the_environment(
+        value: str, expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_ENV, value)
+    monkeypatch.setattr(settings_module, "physical_cores", lambda: 7)
+    assert HardwareSettings().threads() == expected
+    assert HardwareSettings(n_threads=5).threads() == 5, "a chosen count wins"
 
 
 @pytest.mark.parametrize("n_threads", [1, 3, 64])

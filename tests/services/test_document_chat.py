@@ -28,7 +28,7 @@ def place(p: Passage) -> tuple[str, str, int | None, str | None, float]:
 @pytest.fixture
 def engine(bundled_model_path: Path) -> Iterator[LlamaEngine]:
     e = LlamaEngine(kv_cache_bytes=32 * 1024 * 1024)
-    e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=2), model_id="bundled")
+    e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=1), model_id="bundled")
     yield e
     e.unload()
 

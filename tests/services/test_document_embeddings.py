@@ -20,7 +20,7 @@ STAND_IN_ID = "smollm2-stand-in-embedder"
 
 @pytest.fixture
 def stand_in_embedder(bundled_model_path: Path) -> Iterator[DocumentEmbedder]:
-    embedder = DocumentEmbedder(bundled_model_path, STAND_IN_ID, n_threads=2)
+    embedder = DocumentEmbedder(bundled_model_path, STAND_IN_ID, n_threads=1)
     yield embedder
     embedder.close()
 

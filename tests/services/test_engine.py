@@ -36,7 +36,7 @@ def question(i: int) -> str:
 @pytest.fixture
 def engine(bundled_model_path: Path) -> Iterator[LlamaEngine]:
     e = LlamaEngine(kv_cache_bytes=64 * 1024 * 1024)
-    e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=2), model_id="bundled")
+    e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=1), model_id="bundled")
     yield e
     e.unload()
 
@@ -140,7 +140,7 @@ def test_a_moved_memory_start_shifts_the_kept_messages_instead_of_reading_them(
     questions), those turns read only the new question: the kept messages' tokens are
     moved down in the KV cache, and it still holds exactly a fresh render."""
     engine = LlamaEngine(kv_cache_bytes=64 * 1024 * 1024)
-    engine.load(bundled_model_path, LoadOptions(n_ctx=512, n_threads=2), model_id="b")
+    engine.load(bundled_model_path, LoadOptions(n_ctx=512, n_threads=1), model_id="b")
     try:
         chat = new_chat(engine, store)
         params = SamplingParams(temperature=0.7, max_tokens=16, n_ctx=512, seed=5)
@@ -191,7 +191,7 @@ def test_switching_chats_and_back_after_an_overflow_restores_the_context(
         bundled_model_path: Path, store: ConversationStore) -> None:
     # Room for about one full context's state (~18 KB a token here), not every chat's.
     engine = LlamaEngine(kv_cache_bytes=6 * 1024 * 1024)
-    engine.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=2), model_id="b")
+    engine.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=1), model_id="b")
     try:
         a = new_chat(engine, store)
         i = 0

@@ -23,7 +23,7 @@ def engines(bundled_model_path: Path) -> Iterator[tuple[LlamaEngine, LlamaEngine
     """The engine under test and a second one answering every prompt from scratch."""
     pair = (LlamaEngine(32 * 1024 * 1024), LlamaEngine(32 * 1024 * 1024))
     for e in pair:
-        e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=2), model_id="b")
+        e.load(bundled_model_path, LoadOptions(n_ctx=N_CTX, n_threads=1), model_id="b")
     yield pair
     for e in pair:
         e.unload()

@@ -21,7 +21,7 @@ QUESTION = "Write two sentences about a lighthouse at night."
 @pytest.fixture(scope="module")
 def engine(bundled_model_path: Path) -> LlamaEngine:
     llama = LlamaEngine()
-    llama.load(bundled_model_path, LoadOptions(n_ctx=1024, n_threads=2))
+    llama.load(bundled_model_path, LoadOptions(n_ctx=1024, n_threads=1))
     yield llama
     llama.unload()
 

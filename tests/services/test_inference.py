@@ -29,7 +29,7 @@ def ask(text: str, conversation_key: str | None = None,
 
 @pytest.fixture
 def spec(bundled_model_path: Path) -> ModelSpec:
-    return ModelSpec(str(bundled_model_path), "bundled", LoadOptions(n_ctx=2048, n_threads=2))
+    return ModelSpec(str(bundled_model_path), "bundled", LoadOptions(n_ctx=2048, n_threads=1))
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_cancel_mid_generation_is_quick_and_next_request_works(
 def test_cancel_during_a_long_prompt_aborts_prompt_evaluation(
         service: InferenceService, spec: ModelSpec, qtbot: QtBot) -> None:
     rec = Recorder(service)
-    long_spec = ModelSpec(spec.path, spec.model_id, LoadOptions(n_ctx=8192, n_threads=2,
+    long_spec = ModelSpec(spec.path, spec.model_id, LoadOptions(n_ctx=8192, n_threads=1,
                                                                 n_batch=256))
     with qtbot.waitSignal(service.model_loaded, timeout=WAIT_MS):
         service.load_model(long_spec)
@@ -198,7 +198,7 @@ def test_a_failed_load_after_a_loaded_model_reports_it_freed(
 
 def test_gpu_offload_automatic_is_chosen_when_loading(
         service: InferenceService, spec: ModelSpec, qtbot: QtBot) -> None:
-    options = LoadOptions(n_ctx=2048, n_threads=2, n_gpu_layers=GPU_LAYERS_AUTOMATIC)
+    options = LoadOptions(n_ctx=2048, n_threads=1, n_gpu_layers=GPU_LAYERS_AUTOMATIC)
     auto = ModelSpec(spec.path, "auto", options)
     rec = Recorder(service)
     loads: list[object] = []
@@ -236,7 +236,7 @@ def test_context_cache_types_load_and_answer(
         service: InferenceService, spec: ModelSpec, qtbot: QtBot, flash_attn: bool,
         kv: str) -> None:
     # q8_0 needs flash attention; without it the engine falls back to f16 by itself.
-    options = LoadOptions(n_ctx=1024, n_threads=2, flash_attn=flash_attn, kv_cache_type=kv)
+    options = LoadOptions(n_ctx=1024, n_threads=1, flash_attn=flash_attn, kv_cache_type=kv)
     rec = Recorder(service)
     job = service.generate(ask("Say hello.", params=SamplingParams(max_tokens=8, seed=1)),
                            ModelSpec(spec.path, "kv", options))

@@ -78,7 +78,7 @@ def test_a_job_streams_to_its_sink_and_can_be_stopped(qtbot: QtBot,
     service = InferenceService()
     try:
         spec = ModelSpec(str(bundled_model_path), "bundled", LoadOptions(n_ctx=1024,
-                                                                       n_threads=2))
+                                                                       n_threads=1))
         sink = RecordingSink()
         submit_from_a_thread(service, spec, sink)
         assert sink.done.wait(120)

@@ -35,13 +35,13 @@ class LiveApi:
 
 
 def resolver_for_tests() -> Callable[[str], ModelSpec]:
-    """The app's resolver, with a small context and two threads (a shared machine)."""
+    """The app's resolver, with a small context and one thread (tests/conftest.py says why)."""
     settings = AppSettings()
     resolve = make_resolver(lambda: settings, ModelRegistry(app_paths().ensure()))
 
     def spec(model_id: str) -> ModelSpec:
         found = resolve(model_id, N_CTX)
-        return replace(found, options=replace(found.options, n_threads=2, n_gpu_layers=0))
+        return replace(found, options=replace(found.options, n_threads=1, n_gpu_layers=0))
 
     return spec
 

@@ -31,6 +31,22 @@ MIN_FONT_SIZE = 7
 MAX_FONT_SIZE = 40
 
 
+#: Caps the automatic thread count (a machine shared with other work: llama.cpp's
+#: threads wait for each other by spinning, and a thread without a free core of its own
+#: stalls every step of the reply).
+THREADS_ENV = "LLAMADESK_THREADS"
+
+
+def threads_from_environment() -> int | None:
+    """``LLAMADESK_THREADS`` as a positive whole number, or None (unset or not one)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value.isdigit() or int(value) < 1:
+        if value:
+            log.warning("%s=%r is not a positive whole number; ignored", THREADS_ENV, value)
+        return None
+    return int(value)
+
+
 @dataclass(frozen=True)
 class HardwareSettings:
     """How llama.cpp uses the machine. ``n_threads`` 0 means one per physical core;
@@ -50,8 +66,11 @@ class HardwareSettings:
     kv_cache_type: str = "q8_0"
 
     def threads(self) -> int:
-        """The thread count to use."""
-        return self.n_threads if self.n_threads > 0 else physical_cores()
+        """The thread count to use: the setting, else ``LLAMADESK_THREADS``, else one
+        per physical core."""
+        if self.n_threads > 0:
+            return self.n_threads
+        return threads_from_environment() or physical_cores()
 
     def n_gpu_layers(self, gpu_offload_supported: bool) -> int:
         """The value for llama.cpp's ``n_gpu_layers`` (-1: all layers)."""
