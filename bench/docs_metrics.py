@@ -174,10 +174,11 @@ def _hybrid(workdir: Path, quick: bool, model: Path) -> list[Metric]:
     from llamadesk.services.doc_embedder import DocumentEmbedder
 
     documents, questions = (6, 2) if quick else (36, 12)
+    threads = 1 if quick else 2  # quick runs share the machine with other work (the suite)
     corpus = workdir / "docs-hybrid"
     asked = make_corpus(corpus, documents=documents, questions=questions, seed=5)
     store = ConversationStore(workdir / "docs-hybrid.sqlite3")
-    embedder = DocumentEmbedder(model, "smollm2-stand-in", n_threads=2)
+    embedder = DocumentEmbedder(model, "smollm2-stand-in", n_threads=threads)
     try:
         index = DocumentIndex(store)
         index.add("corpus", [corpus])
@@ -198,7 +199,7 @@ def _hybrid(workdir: Path, quick: bool, model: Path) -> list[Metric]:
         store.close()
     # The reference: llama.cpp alone embedding the same passages in the same batches.
     llm = llama_cpp.Llama(model_path=str(model), embedding=True, n_ctx=1024, n_batch=1024,
-                          n_ubatch=1024, n_threads=2,
+                          n_ubatch=1024, n_threads=threads,
                           pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False)
     try:
         started = time.perf_counter()
