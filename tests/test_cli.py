@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
 
 
 def test_the_models_command_is_always_there() -> None:
@@ -17,9 +17,9 @@ def test_the_models_command_is_always_there() -> None:
 
 def test_a_broken_models_module_is_reported_not_silently_dropped(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    # None in sys.modules makes `from llamadesk import cli_models` raise ImportError.
-    monkeypatch.setitem(sys.modules, "llamadesk.cli_models", None)
-    monkeypatch.delattr("llamadesk.cli_models", raising=False)
+    # None in sys.modules makes `from llamadesk.cli import models` raise ImportError.
+    monkeypatch.setitem(sys.modules, "llamadesk.cli.models", None)
+    monkeypatch.delattr("llamadesk.cli.models", raising=False)
     with pytest.raises(ImportError):
         cli._parser()
     assert cli.main(["models", "list"]) == 1

@@ -17,7 +17,7 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the settings file is written", r"\bsave_settings\(",
      {"core/settings.py", "services/settings.py"}),
     ("a failed settings save becomes a message", r"except .*SettingsSaveError|USER_ERRORS:",
-     {"ui/user_errors.py", "cli_connections.py"}),
+     {"ui/user_errors.py", "cli/connections.py"}),
     ("a refused database write is put in words", r"\bwrite_failure\(",
      {"core/store_errors.py", "core/store.py"}),
     ("a worker thread is made, stopped or abandoned", r"\bQThread\(\)",

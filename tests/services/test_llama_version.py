@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
 from llamadesk.services import llama_version
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadesk.cli_store import open_cli_store
+from llamadesk.cli.store import open_cli_store
 from llamadesk.core.backup import BackupError, export_all, import_folder
 from llamadesk.core.chat_json import (
     ChatDocumentError,

@@ -73,7 +73,7 @@ def add_models_parser(subparsers: Any) -> None:
 def run_models(args: Any, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run a ``models`` subcommand; returns the exit status. The work is in
     ``cli_models_run``, imported here: the Hub client loads only for these commands."""
-    from llamadesk.cli_models_run import run_models as run
+    from llamadesk.cli.models_run import run_models as run
 
     return run(args, out, err)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from llamadesk.cli_models import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from llamadesk.cli.models import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from llamadesk.core.catalog import CatalogEntry, CatalogError, Licence, ModelCatalog
 from llamadesk.core.downloads import (
     DownloadCancelled,

@@ -86,14 +86,12 @@ def _parser() -> argparse.ArgumentParser:
                            "else its best passages; repeat for more than one")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import (
-        cli_chats,
-        cli_connections,
-        cli_docs,
-        cli_models,
-        cli_serve,
-        cli_store,
-    )
+    from llamadesk.cli import chats as cli_chats
+    from llamadesk.cli import connections as cli_connections
+    from llamadesk.cli import docs as cli_docs
+    from llamadesk.cli import models as cli_models
+    from llamadesk.cli import serve as cli_serve
+    from llamadesk.cli import store as cli_store
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
@@ -175,7 +173,7 @@ def chat(args: argparse.Namespace) -> int:
     """Send one message, stream the reply to stdout, store both (the window's send path:
     ``ChatSession``). With ``--compare``, each model answers in turn, one loaded at a time,
     and the answers are stored as versions of the same reply."""
-    from llamadesk.cli_store import open_cli_store
+    from llamadesk.cli.store import open_cli_store
     from llamadesk.services.chat_session import ChatSession
 
     paths = app_paths().ensure()
@@ -215,7 +213,7 @@ def _search_docs(store: ConversationStore, names: list[str] | None,
     model loads, so an unknown collection fails at once)."""
     if not names:
         return []
-    from llamadesk.cli_docs import query_vector
+    from llamadesk.cli.docs import query_vector
     from llamadesk.core.documents.index import CollectionError, DocumentIndex
 
     index = DocumentIndex(store)
@@ -415,27 +413,27 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
         if args.command == "chat":
             return chat(args)
         if args.command == "models":
-            from llamadesk import cli_models
+            from llamadesk.cli import models as cli_models
 
             return int(cli_models.run_models(args))
         if args.command == "chats":
-            from llamadesk import cli_chats
+            from llamadesk.cli import chats as cli_chats
 
             return cli_chats.run_chats(args)
         if args.command == "docs":
-            from llamadesk import cli_docs
+            from llamadesk.cli import docs as cli_docs
 
             return cli_docs.run_docs(args)
         if args.command == "connections":
-            from llamadesk import cli_connections
+            from llamadesk.cli import connections as cli_connections
 
             return cli_connections.run_connections(args)
         if args.command == "store":
-            from llamadesk import cli_store
+            from llamadesk.cli import store as cli_store
 
             return cli_store.run_store(args)
         if args.command == "serve":
-            from llamadesk import cli_serve
+            from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
         from llamadesk.ui.app import run_gui

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from llamadesk.cli_store import open_cli_store
+from llamadesk.cli.store import open_cli_store
 from llamadesk.core.documents.index import (
     CollectionError,
     DocumentIndex,
