@@ -1,5 +1,5 @@
 """The work of ``llamadesk models …`` (the parser and the entry point are in
-``cli_models``, which imports this module only when a ``models`` command runs: it loads
+``cli/models.py``, which imports this module only when a ``models`` command runs: it loads
 the Hub client, which the window's start-up does not need)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from llamadesk.cli.models import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from llamadesk.core.catalog import CatalogEntry, CatalogError, Licence, ModelCatalog
 from llamadesk.core.downloads import (
     DownloadCancelled,
@@ -27,6 +26,7 @@ from llamadesk.core.downloads import (
     DownloadProgress,
     DownloadRequest,
 )
+from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
 from llamadesk.core.hub import HubClient, HubError
 from llamadesk.core.licences import (
