@@ -1,9 +1,11 @@
 """The shape of the command line package (app/llamadesk/cli): its modules import each
-other without a cycle."""
+other without a cycle, and exit statuses and failures have one owner each
+(core/exit_codes.py, cli/errors.py)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app" / "llamadesk"
@@ -63,3 +65,61 @@ def test_the_cli_modules_import_each_other_without_a_cycle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def _modules(folder: Path) -> dict[str, str]:
+    return {path.relative_to(APP).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(folder.rglob("*.py"))}
+
+
+def test_only_core_exit_codes_defines_an_exit_status() -> None:
+    defines = re.compile(r"^\s*EXIT_\w+\s*(:[^=\n]*)?=[^=]", re.MULTILINE)
+    found = sorted(name for name, text in _modules(APP).items() if defines.search(text))
+    assert found == ["core/exit_codes.py"], found
+
+
+#: The exit statuses by number: a literal one where a status is returned is a second
+#: definition of it.
+STATUSES = {0, 1, 2, 3, 130}
+
+
+def _literal_statuses(tree: ast.AST) -> list[int]:
+    """Line numbers where a status is returned, or given to an ``exit()`` call, as a
+    number instead of a name from core/exit_codes.py."""
+    def literal(node: ast.expr | None) -> bool:
+        if isinstance(node, ast.IfExp):
+            return literal(node.body) or literal(node.orelse)
+        return (isinstance(node, ast.Constant) and type(node.value) is int
+                and node.value in STATUSES)
+
+    lines = []
+    for node in ast.walk(tree):
+        returned = isinstance(node, ast.Return) and literal(node.value)
+        exited = isinstance(node, ast.Call) and any(literal(a) for a in node.args) and (
+            getattr(node.func, "attr", None) == "exit" or getattr(node.func, "id", None) == "exit")
+        if returned or exited:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_finder_sees_a_literal_status() -> None:
+    code = "def f(x):\n    if x:\n        return 130 if x else 0\n    sys.exit(1)\n"
+    assert _literal_statuses(ast.parse(code)) == [3, 4]
+    assert _literal_statuses(ast.parse("def f():\n    return EXIT_OK\n")) == []
+
+
+def test_the_command_line_and_the_window_name_their_exit_statuses() -> None:
+    texts = _modules(CLI) | {"ui/app.py": (APP / "ui" / "app.py").read_text(encoding="utf-8")}
+    found = {name: lines for name, text in texts.items()
+             if (lines := _literal_statuses(ast.parse(text)))}
+    assert not found, f"use core/exit_codes.py's names: {found}"
+
+
+def test_failures_are_said_by_cli_errors_only() -> None:
+    """One error class and one ``llamadesk: …`` line, both in cli/errors.py."""
+    error_class = re.compile(r"^class \w+\((\w*Exception|\w*Error)\)", re.MULTILINE)
+    classes = sorted(name for name, text in _modules(CLI).items() if error_class.search(text))
+    assert classes == ["cli/errors.py"], classes
+    prefix = sorted(name for name, text in _modules(CLI).items()
+                    if re.search(r"[\"']\\?n?llamadesk: ", text))
+    assert prefix == ["cli/errors.py"], prefix

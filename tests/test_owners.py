@@ -29,6 +29,9 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the database key is applied", r"PRAGMA key", {"core/db.py"}),
     ("a secret reaches the keychain", r"keyring\.(set|get|delete)_password",
      {"core/secrets.py", "core/store_keys.py"}),
+    ("a process exit status gets its number", r"EXIT_[A-Z_]+ =", {"core/exit_codes.py"}),
+    ("a command line failure is said (`llamadesk: …` on stderr)", r"llamadesk: ",
+     {"cli/errors.py"}),
 ]
 
 

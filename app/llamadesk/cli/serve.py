@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 # The server (FastAPI, uvicorn) is imported when `serve` runs, not when the command line
 # is parsed: every launch of the window parses it.
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
+from llamadesk.cli.errors import fail
 from llamadesk.core.api_access import (
     AccessListError,
     normalize_host_name,
     normalize_origin,
     parse_list,
 )
+from llamadesk.core.exit_codes import EXIT_OK
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import ApiKeyStore
@@ -32,9 +34,6 @@ from llamadesk.core.settings import load_settings
 if TYPE_CHECKING:
     from llamadesk.api.server import ApiSettings
     from llamadesk.services.inference import InferenceService, ModelSpec
-
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -105,8 +104,7 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None,
                                allowed_origins=origins, allowed_hosts=hosts)
         check_settings(settings)
     except (ApiConfigError, AccessListError) as exc:
-        print(f"llamadesk: {exc}", file=err)
-        return EXIT_FAILED
+        return fail(exc, err)
     return _serve(settings, args.model, out, err)
 
 
@@ -148,15 +146,13 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
             except LookupError as exc:
                 failure = str(exc)
             if failure:
-                print(f"llamadesk: {failure}", file=err)
-                return EXIT_FAILED
+                return fail(failure, err)
         server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
                            settings, documents=store_search(app_store_opener(paths)))
         try:
             server.start()
         except ApiConfigError as exc:
-            print(f"llamadesk: {exc}", file=err)
-            return EXIT_FAILED
+            return fail(exc, err)
         # The first Ctrl+C (or SIGTERM) stops the server and frees the model; a second
         # ends the process at once, even if that shutdown is stuck. Installed before the
         # line below, which tells a supervising process that signals are now heard.
