@@ -32,6 +32,12 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("a process exit status gets its number", r"EXIT_[A-Z_]+ =", {"core/exit_codes.py"}),
     ("a command line failure is said (`llamadesk: …` on stderr)", r"llamadesk: ",
      {"cli/errors.py"}),
+    ("the context length when none is named (the default n_ctx)",
+     r"defaults\.n_ctx|n_ctx or |n_ctx: int = \d+,", {"services/resolver.py"}),
+    ("what the fit estimate is given", r"\bestimate_fit\(",
+     {"core/fit.py", "services/resolver.py"}),
+    ("whether the loaded model serves a job (the reuse rule)",
+     r"\.model_id == [\w.]+\.model_id", {"services/resolver.py"}),
 ]
 
 

@@ -119,7 +119,7 @@ def _load_engine(model_id: str | None = None,
     settings = load_settings(paths.settings_file)
     resolve = make_resolver(lambda: settings, ModelRegistry(paths))
     try:
-        spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
+        spec = resolve(model_id, n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
     if spec.connection is not None:

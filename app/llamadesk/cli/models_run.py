@@ -28,7 +28,7 @@ from llamadesk.core.downloads import (
     DownloadRequest,
 )
 from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
+from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape
 from llamadesk.core.hub import HubClient, HubError
 from llamadesk.core.licences import (
     ACCEPTANCES_FILE,
@@ -48,6 +48,7 @@ from llamadesk.core.secrets import InvalidTokenError, SecretStore, TokenSource
 from llamadesk.core.settings import load_settings
 from llamadesk.core.units import format_bytes, format_duration, format_speed
 from llamadesk.services.fit_check import memory_budget
+from llamadesk.services.resolver import fit_estimate
 
 log = logging.getLogger("llamadesk.cli.models")
 
@@ -117,11 +118,9 @@ def _fit_for(ctx: _Context, size: int | None, entry: CatalogEntry | None,
              budget: MemoryBudget) -> FitEstimate | None:
     if size is None:
         return None
-    settings = load_settings(ctx.paths.settings_file)
-    return estimate_fit(size, ModelShape.from_hint(entry.architecture) if entry else None,
-                        settings.defaults.n_ctx, budget,
-                        context_length=entry.context_length if entry else None,
-                        hardware=settings.hardware)
+    return fit_estimate(load_settings(ctx.paths.settings_file), size,
+                        ModelShape.from_hint(entry.architecture) if entry else None,
+                        entry.context_length if entry else None, budget=budget)
 
 
 def _catalog(ctx: _Context, args: argparse.Namespace) -> int:

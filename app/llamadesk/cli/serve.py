@@ -137,17 +137,16 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
     app_settings = load_settings(paths.settings_file)
     registry = ModelRegistry(paths)
     resolver = make_resolver(lambda: app_settings, registry)
-    n_ctx = app_settings.defaults.n_ctx
     service = InferenceService()
     try:
         if model_id:
             try:
-                failure = _load(service, resolver(model_id, n_ctx))
+                failure = _load(service, resolver.api_spec(model_id))
             except LookupError as exc:
                 failure = str(exc)
             if failure:
                 return fail(failure, err)
-        server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
+        server = ApiServer(service, registry.models, resolver.api_spec,
                            settings, documents=store_search(app_store_opener(paths)))
         try:
             server.start()

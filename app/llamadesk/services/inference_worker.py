@@ -23,6 +23,7 @@ from llamadesk.services.inference import (
     ModelState,
     _GenerateJob,
 )
+from llamadesk.services.resolver import serves
 
 if TYPE_CHECKING:
     from llamadesk.services.embedder import Embedder
@@ -177,11 +178,7 @@ class InferenceWorker(QObject):
             out.generation_finished.emit(job.job_id, result)
 
     def _needs_load(self, job: _GenerateJob) -> bool:
-        if job.model is None or job.model == self._spec:
-            return False
-        loaded = self._spec
-        return not (job.reuse_loaded and loaded is not None
-                    and loaded.model_id == job.model.model_id)
+        return not serves(self._spec, job.model, job.reuse_loaded)
 
     def _settle(self) -> None:
         loaded = self._engine is not None and self._engine.info is not None
