@@ -38,6 +38,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"core/fit.py", "services/resolver.py"}),
     ("whether the loaded model serves a job (the reuse rule)",
      r"\.model_id == [\w.]+\.model_id", {"services/resolver.py"}),
+    ("the model's memory start is stored", r"store\.set_memory_start\(|INTO memory_starts",
+     {"core/store.py", "services/chat_session.py"}),
 ]
 
 
