@@ -40,6 +40,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      r"\.model_id == [\w.]+\.model_id", {"services/resolver.py"}),
     ("the model's memory start is stored", r"store\.set_memory_start\(|INTO memory_starts",
      {"core/store.py", "services/chat_session.py"}),
+    ("a chat template that broke is replaced by its fallback",
+     r"_replace_with\(|\.warning != |info is not info", {"core/chat_format.py"}),
 ]
 
 

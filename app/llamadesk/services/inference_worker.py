@@ -61,6 +61,8 @@ class InferenceWorker(QObject):
 
             install_llama_log_routing()
             self._engine = LlamaEngine(self._kv_cache_bytes)
+            # The template that broke says so through the engine (one detector).
+            self._engine.on_info_changed = self._out.model_info_changed.emit
         return self._engine
 
     def _load(self, spec: ModelSpec) -> ModelInfo:
@@ -151,12 +153,9 @@ class InferenceWorker(QObject):
                 batcher = _TextBatcher(
                     lambda text: out.token_batch_ready.emit(job.job_id, text))
                 on_text = batcher.add
-            info = engine.info
             result = engine.generate(job.request, on_text, job.cancel)
             if job.sink is None:
                 batcher.flush()
-            if engine.info is not info:  # its chat template broke and was replaced
-                out.model_info_changed.emit(engine.info)
         except EngineError as exc:
             log.error("generation %d failed: %s", job.job_id, exc)
             self._settle()
