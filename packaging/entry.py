@@ -3,7 +3,7 @@
 import multiprocessing
 import sys
 
-from llamadesk.cli import main
+from llamadesk.cli.main import main
 
 if __name__ == "__main__":
     # A frozen program that some library spawns through multiprocessing must not

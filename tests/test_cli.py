@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
+from llamadesk.core.exit_codes import EXIT_CANNOT_START, EXIT_FAILED
 
 
 def test_the_models_command_is_always_there() -> None:
@@ -17,9 +18,9 @@ def test_the_models_command_is_always_there() -> None:
 
 def test_a_broken_models_module_is_reported_not_silently_dropped(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    # None in sys.modules makes `from llamadesk import cli_models` raise ImportError.
-    monkeypatch.setitem(sys.modules, "llamadesk.cli_models", None)
-    monkeypatch.delattr("llamadesk.cli_models", raising=False)
+    # None in sys.modules makes `from llamadesk.cli import models` raise ImportError.
+    monkeypatch.setitem(sys.modules, "llamadesk.cli.models", None)
+    monkeypatch.delattr("llamadesk.cli.models", raising=False)
     with pytest.raises(ImportError):
         cli._parser()
     assert cli.main(["models", "list"]) == 1
@@ -54,3 +55,22 @@ def test_the_window_is_given_the_last_crash_and_a_command_prints_it(
     assert cli.main(["chats", "list"]) == 0
     err = capsys.readouterr().err
     assert err.count("stopped unexpectedly") == 1 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--self-test"], ["chat", "--new", "hello"], ["serve"]])
+def test_a_cpu_that_cannot_run_llama_cpp_is_one_line_and_status_3(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A stand-in for an old CPU (no machine here lacks the instructions checked).
+    monkeypatch.setattr(cli, "check_this_cpu", lambda _resources: "this CPU lacks AVX2")
+    monkeypatch.setattr(cli, "setup_logging", lambda _file: None)  # leave pytest's logging
+    assert cli.main(argv) == EXIT_CANNOT_START == 3
+    assert capsys.readouterr().err == "llamadesk: this CPU lacks AVX2\n"
+
+
+def test_a_failed_command_is_one_line_and_status_1(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "setup_logging", lambda _file: None)  # leave pytest's logging
+    assert cli.main(["chats", "show", "404"]) == EXIT_FAILED == 1
+    err = capsys.readouterr().err
+    assert err.startswith("llamadesk: there is no conversation 404") and err.count("\n") == 1

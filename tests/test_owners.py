@@ -17,7 +17,7 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the settings file is written", r"\bsave_settings\(",
      {"core/settings.py", "services/settings.py"}),
     ("a failed settings save becomes a message", r"except .*SettingsSaveError|USER_ERRORS:",
-     {"ui/user_errors.py", "cli_connections.py"}),
+     {"ui/user_errors.py", "cli/connections.py"}),
     ("whether anything is busy", r"(controller|inference|runner|service)\.(busy|pending)\b",
      {"services/activity.py"}),
     ("the app's shutdown sequence and exit status",
@@ -51,6 +51,19 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"services/inference_signals.py"}),
     ("llama.cpp's context is resized as a chat grows", r"\bresize_context\(",
      {"services/kv_context.py", "services/llama_internals.py"}),
+    ("a process exit status gets its number", r"EXIT_[A-Z_]+ =", {"core/exit_codes.py"}),
+    ("a command line failure is said (`llamadesk: …` on stderr)", r"llamadesk: ",
+     {"cli/errors.py"}),
+    ("the context length when none is named (the default n_ctx)",
+     r"defaults\.n_ctx|n_ctx or |n_ctx: int = \d+,", {"services/resolver.py"}),
+    ("what the fit estimate is given", r"\bestimate_fit\(",
+     {"core/fit.py", "services/resolver.py"}),
+    ("whether the loaded model serves a job (the reuse rule)",
+     r"\.model_id == [\w.]+\.model_id", {"services/resolver.py"}),
+    ("the model's memory start is stored", r"store\.set_memory_start\(|INTO memory_starts",
+     {"core/store.py", "services/chat_session.py"}),
+    ("a chat template that broke is replaced by its fallback",
+     r"_replace_with\(|\.warning != |info is not info", {"core/chat_format.py"}),
 ]
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from llamadesk.cli import main
+from llamadesk.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,7 +113,7 @@ def test_serve_makes_its_key_once_and_then_reuses_it(memory_keyring: object) -> 
     import io
     from argparse import Namespace
 
-    from llamadesk.cli_serve import api_key_for
+    from llamadesk.cli.serve import api_key_for
 
     def flags(api_key: bool = False, new_api_key: bool = False,
               require_key: bool = False) -> Namespace:

@@ -17,7 +17,7 @@ from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
 from remote_fixtures import free_port
 from secret_scan import files_holding
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
 from llamadesk.core.paths import app_paths
 from llamadesk.core.secrets import SERVICE
 

@@ -89,7 +89,7 @@ def test_without_keychain_or_passphrase_the_cli_refuses_and_writes_nothing(
 def test_import_key_brings_back_chats_whose_keychain_entry_was_lost(
         home: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring: InMemoryKeyring,
         capfd: pytest.CaptureFixture[str]) -> None:
-    from llamadesk.cli import main
+    from llamadesk.cli.main import main
 
     monkeypatch.delenv(PASSPHRASE_FILE_ENV)  # the keychain (in memory) keeps the key
     _chat("meet at the red door")

@@ -79,3 +79,18 @@ def test_a_reply_to_a_deleted_chat_keeps_nothing(store: ConversationStore) -> No
     moved = ContextUse(q.id, 1, 10, 256, moved=True)
     assert session.store_reply(c, q.id, result("Late.", FinishReason.STOP, moved)) is None
     assert store.get_conversation(c) is None
+
+
+def test_the_memory_start_is_written_by_the_plan_not_again_by_the_reply(
+        store: ConversationStore) -> None:
+    """One writer per turn: ``note_context`` with the plan the engine reports; storing
+    the reply that carries the same plan leaves the memory start alone."""
+    session = ChatSession(store)
+    c = store.create_conversation().id
+    q = session.add_question(c, "one").message
+    moved = ContextUse(q.id, 1, 100, 256, moved=True)
+    assert session.store_reply(c, q.id, result("two", FinishReason.STOP, moved)) is not None
+    assert store.memory_start(c) is None, "the reply wrote the memory start"
+    q2 = session.add_question(c, "three").message
+    session.note_context(ContextUse(q2.id, 2, 100, 256, moved=True))
+    assert store.memory_start(c) == q2.id

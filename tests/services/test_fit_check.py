@@ -1,5 +1,6 @@
-"""The fit check the chat header's model picker calls (an installed model, the settings
-in force and a context size in; the one estimate of core/fit.py out), and GPU offload
+"""The fit check the chat header's model picker calls (``resolver.fit_estimate``: an
+installed model, the settings in force and a context size in; the one estimate of
+core/fit.py out), and GPU offload
 Automatic: a marker in the load options until the model is loaded, then the layers that
 fit the GPU's free memory (from a fake GPU here, since this machine has none)."""
 
@@ -12,6 +13,7 @@ import pytest
 
 from llamadesk.core.fit import (
     CacheTypes,
+    FitEstimate,
     MemoryBudget,
     ModelShape,
     choose_gpu_layers,
@@ -28,14 +30,20 @@ from llamadesk.services.engine import LoadOptions, supports_gpu_offload
 from llamadesk.services.fit_check import (
     GPU_LAYERS_AUTOMATIC,
     automatic_gpu_layers,
-    fit_check,
     memory_budget,
     offload_setting,
     resolve_gpu_layers,
 )
 from llamadesk.services.gpu_probe import GpuDevice, GpuMemory, probe_gpus
+from llamadesk.services.resolver import fit_estimate
 
 GB = 1_000_000_000
+
+
+def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
+              budget: MemoryBudget | None = None) -> FitEstimate:
+    """The picker's question about an installed model, as it asks it."""
+    return fit_estimate(settings, entry.size, entry.shape, entry.context_length, n_ctx, budget)
 
 
 def _installed(paths: AppPaths, model: Path) -> ModelEntry:

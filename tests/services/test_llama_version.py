@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
+from llamadesk.core.exit_codes import EXIT_CANNOT_START
 from llamadesk.services import llama_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def test_the_command_line_refuses_an_untested_version(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv(llama_version.ALLOW_UNTESTED_ENV, raising=False)
     monkeypatch.setattr(llama_version, "installed_version", lambda: "0.3.99")
-    assert cli.main(["--self-test"]) == llama_version.EXIT_UNTESTED
+    assert cli.main(["--self-test"]) == EXIT_CANNOT_START
     err = capfd.readouterr().err
     assert "llamadesk:" in err and "0.3.99" in err and llama_version.TESTED_VERSION in err
     # Stored chats stay reachable with any version.

@@ -9,6 +9,7 @@ import openai
 
 from llamadesk.api.documents import DocumentSearch
 from llamadesk.api.server import ApiServer, ApiSettings
+from llamadesk.core.conversation import SamplingParams
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.settings import AppSettings
@@ -35,12 +36,13 @@ class LiveApi:
 
 
 def resolver_for_tests() -> Callable[[str], ModelSpec]:
-    """The app's resolver, with a small context and one thread (tests/conftest.py says why)."""
-    settings = AppSettings()
+    """The app's resolver as the API uses it (``api_spec``), with a small default context
+    and one thread (tests/conftest.py says why)."""
+    settings = AppSettings(defaults=SamplingParams(n_ctx=N_CTX))
     resolve = make_resolver(lambda: settings, ModelRegistry(app_paths().ensure()))
 
     def spec(model_id: str) -> ModelSpec:
-        found = resolve(model_id, N_CTX)
+        found = resolve.api_spec(model_id)
         return replace(found, options=replace(found.options, n_threads=1, n_gpu_layers=0))
 
     return spec

@@ -8,7 +8,7 @@ import ctypes
 import os
 import sys
 
-from llamadesk import cli
+from llamadesk.cli import main as cli
 
 
 def crash_by_segfault(*_args: object, **_kwargs: object) -> None:

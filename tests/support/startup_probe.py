@@ -49,7 +49,7 @@ def main(out: str) -> None:
 
     watcher = FirstPaint()
     app.installEventFilter(watcher)
-    from llamadesk.cli import main as cli_main
+    from llamadesk.cli.main import main as cli_main
 
     cli_main([])
     sys.exit("the window closed without being painted")

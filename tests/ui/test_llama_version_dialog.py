@@ -11,6 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
+from llamadesk.core.exit_codes import EXIT_CANNOT_START
 from llamadesk.services import llama_version
 from llamadesk.ui import app
 
@@ -34,7 +35,7 @@ def test_the_window_refuses_an_untested_llama_cpp_python_in_a_dialog(
         dialog.accept()
 
     QTimer.singleShot(0, read_and_close)
-    assert app.run_gui() == llama_version.EXIT_UNTESTED
+    assert app.run_gui() == EXIT_CANNOT_START
     assert built == [], "nothing was built"
     assert len(shown) == 1
     assert "0.3.99" in shown[0] and llama_version.TESTED_VERSION in shown[0]

@@ -14,7 +14,7 @@ from window_fixtures import WindowFactory, fake_of
 
 from llamadesk.core.fit import MemoryBudget
 from llamadesk.core.paths import app_paths
-from llamadesk.ui import model_picker
+from llamadesk.services import resolver
 
 WAIT_MS = 10_000
 BUNDLED = "smollm2-135m-instruct-q4_1"
@@ -46,7 +46,8 @@ def test_picking_a_model_that_may_not_fit_asks_first(
                                             link=True, name="Too big")
     window.refresh_models()
     tiny = MemoryBudget(total_ram=1024, available_ram=1024)
-    monkeypatch.setattr(model_picker, "memory_budget", lambda: tiny)
+    # The memory measured now, as the resolver's fit estimate reads it: a small machine.
+    monkeypatch.setattr(resolver, "memory_budget", lambda: tiny)
     asked: list[str] = []
 
     def answer(button: object) -> object:

@@ -257,7 +257,7 @@ def test_indexing_and_document_chat_make_no_connection(
         guard: SocketGuard, tmp_path: Path, bundled_model_path: Path) -> None:
     from doc_files import write_docx, write_pdf
 
-    from llamadesk import cli
+    from llamadesk.cli import main as cli
     from llamadesk.core.documents.quoting import sources
     from llamadesk.core.paths import app_paths
     from llamadesk.core.store_open import open_store

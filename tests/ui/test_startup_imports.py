@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def test_the_window_modules_do_not_import_the_hub_client() -> None:
-    code = ("import sys, llamadesk.ui.app, llamadesk.cli; llamadesk.cli._parser(); "
+    code = ("import sys, llamadesk.ui.app, llamadesk.cli.main; llamadesk.cli.main._parser(); "
             "print(sorted(m for m in ('huggingface_hub', 'httpx2', 'llamadesk.core.downloads',"
             " 'fastapi', 'uvicorn', 'openai') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

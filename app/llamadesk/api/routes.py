@@ -105,7 +105,6 @@ class _Endpoints:
         raise unknown_model(model_id)
 
     def spec(self, model_id: str) -> ModelSpec:
-        self.entry(model_id)
         try:
             return self.ctx.resolve(model_id)
         except LookupError as exc:

@@ -75,7 +75,10 @@ class ChatSession:
         )
 
     def note_context(self, use: ContextUse | None) -> None:
-        """Keep where the model's memory begins, when the engine moved it."""
+        """Keep where the model's memory begins, when the engine moved it: the one
+        writer of the memory start, called once per turn with the plan the engine
+        reports (``on_context``: at once by the command line, relayed to the GUI thread
+        by the window's controller), so the reply that follows does not write it again."""
         if use is not None and use.moved:
             self.store.set_memory_start(use.memory_start_id)
 
@@ -84,8 +87,8 @@ class ChatSession:
                     sources: Sequence[Passage] = ()) -> Message | None:
         """Store a finished or stopped reply after ``parent_id``, with the passages it
         was given (``sources``). Returns None when there is nothing to keep: stopped
-        before its first word, or the chat was deleted while the reply was written."""
-        self.note_context(result.context)
+        before its first word, or the chat was deleted while the reply was written.
+        The memory start was kept when the engine planned the reply (``note_context``)."""
         if not result.text and result.cancelled:
             return None
         if self.store.get_conversation(conversation_id) is None:

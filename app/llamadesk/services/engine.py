@@ -72,6 +72,7 @@ class LlamaEngine:
         self._info: ModelInfo | None = None
         self._template: ChatTemplate | None = None
         self._cancel: threading.Event | None = None
+        self.on_info_changed: Callable[[ModelInfo], None] = lambda _info: None
         # The C signature returns bool, but a ctypes callback declared with c_bool
         # corrupts the refcounts of True/False on CPython < 3.12 (a crash at exit).
         # An int-returning callback is ABI-compatible (the caller reads the low byte).
@@ -138,6 +139,7 @@ class LlamaEngine:
             log.warning("%s: %s", file.name, template.warning)
         self._llm = llm
         self._template = template
+        template.on_warning = self._template_replaced
         self._info = ModelInfo(
             model_id=model_id or file.stem,
             path=str(file),
@@ -162,6 +164,7 @@ class LlamaEngine:
         file whose template is wrong). Saved KV states were built with the old one."""
         self._require()
         self._template = template
+        template.on_warning = self._template_replaced
         self.context.clear()
 
     def unload(self) -> None:
@@ -235,7 +238,6 @@ class LlamaEngine:
             plan = self._plan_or_raw(request, cancel)
         except ChatTemplateCancelled:  # Stop pressed while the prompt was being rendered
             return stopped_result(self._info.model_id)
-        self._note_template_change()
         if self._template is not None:
             constraints = with_call_grammar(constraints, self._template)
         prompt, n_ctx = self._tokenize_prompt(plan.text), self._info.n_ctx
@@ -305,14 +307,13 @@ class LlamaEngine:
             return self.plan(request, cancel)
         return ContextPlan(text=text, messages=(), memory_start_id=0, dropped=0, n_tokens=0)
 
-    def _note_template_change(self) -> None:
-        """Keep ModelInfo true when the model's own template failed while rendering and
-        its fallback took over (the window shows the warning once)."""
+    def _template_replaced(self, _warning: str) -> None:
+        """The template (the one detector) says its fallback took over: tell the worker."""
         template, info = self._template, self._info
-        if template is not None and info is not None \
-                and template.warning != info.template_warning:
+        if template is not None and info is not None:
             self._info = replace(info, template_name=template.name,
                                  template_warning=template.warning)
+            self.on_info_changed(self._info)
 
     def _tokenize_prompt(self, text: str) -> list[int]:
         llm = self._require()

@@ -20,17 +20,14 @@ from pathlib import Path
 from llamadesk.core import hardware as host
 from llamadesk.core.fit import (
     CacheTypes,
-    FitEstimate,
     MemoryBudget,
     ModelShape,
     choose_gpu_layers,
     context_size,
-    estimate_fit,
 )
 from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
 from llamadesk.core.platform_support import automatic_offload_allowed
-from llamadesk.core.registry import ModelEntry
-from llamadesk.core.settings import GPU_LAYERS_AUTO, AppSettings, HardwareSettings
+from llamadesk.core.settings import GPU_LAYERS_AUTO, HardwareSettings
 from llamadesk.services.engine_types import LoadOptions
 from llamadesk.services.gpu_probe import GpuMemory, probe_gpus
 
@@ -44,15 +41,6 @@ def memory_budget(gpus: GpuMemory | None = None) -> MemoryBudget:
     """Free RAM and free GPU memory now (``gpus``: an earlier GPU measurement)."""
     gpus = gpus if gpus is not None else probe_gpus()
     return MemoryBudget.from_hardware(host.probe(), gpus.total_bytes, gpus.free_bytes)
-
-
-def fit_check(entry: ModelEntry, settings: AppSettings, n_ctx: int,
-              budget: MemoryBudget | None = None) -> FitEstimate:
-    """Will an installed model fit now at ``n_ctx`` (capped at its trained context)
-    under ``settings``' GPU offload and context cache types? The chat header's model
-    picker asks this before it loads a model."""
-    return estimate_fit(entry.size, entry.shape, n_ctx, budget or memory_budget(),
-                        context_length=entry.context_length, hardware=settings.hardware)
 
 
 def supports_gpu_offload() -> bool:

@@ -15,6 +15,7 @@ from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC, resolve_gpu_layer
 from llamadesk.services.inference_signals import InferenceSignals, SignalSink
 from llamadesk.services.job_runner import backend_for, run_job
 from llamadesk.services.jobs import EmbedJob, GenerateJob, ModelSpec, ModelState
+from llamadesk.services.resolver import serves
 
 if TYPE_CHECKING:
     from llamadesk.services.backend import ChatBackend
@@ -53,6 +54,8 @@ class InferenceWorker(QObject):
 
             install_llama_log_routing()
             self._engine = LlamaEngine(self._kv_cache_bytes)
+            # The template that broke says so through the engine (one detector).
+            self._engine.on_info_changed = self._out.model_info_changed.emit
         return self._engine
 
     def _load(self, spec: ModelSpec) -> ModelInfo:
@@ -114,21 +117,17 @@ class InferenceWorker(QObject):
     @Slot(object)
     def generate(self, job: GenerateJob) -> None:
         """Run one generation job to its one final signal (``job_runner.run_job``)."""
-        began: list[ModelInfo | None] = []  # the model's info once the job began
+        began = False  # stopped in the queue, nothing ran: nothing to settle
 
         def open_backend() -> ChatBackend:
-            began.append(None)
-            backend = backend_for(job.model, lambda _model: self._ready_engine(job))
-            began[0] = self._engine.info if self._engine is not None else None
-            return backend
+            nonlocal began
+            began = True
+            return backend_for(job.model, lambda _model: self._ready_engine(job))
 
         def before_end() -> None:
-            if not began:
-                return  # stopped in the queue: nothing ran
-            info = self._engine.info if self._engine is not None else None
-            if began[0] is not None and info is not None and info is not began[0]:
-                self._out.model_info_changed.emit(info)  # its template broke, replaced
-            self._settle()
+            # A replaced chat template was announced by the engine (on_info_changed).
+            if began:
+                self._settle()
 
         run_job(job, open_backend, SignalSink(self._out, job, before_end))
 
@@ -149,11 +148,7 @@ class InferenceWorker(QObject):
         return engine
 
     def _needs_load(self, job: GenerateJob) -> bool:
-        if job.model is None or job.model == self._spec:
-            return False
-        loaded = self._spec
-        return not (job.reuse_loaded and loaded is not None
-                    and loaded.model_id == job.model.model_id)
+        return not serves(self._spec, job.model, job.reuse_loaded)
 
     def _settle(self) -> None:
         loaded = self._engine is not None and self._engine.info is not None

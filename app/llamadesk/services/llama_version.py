@@ -18,8 +18,6 @@ TESTED_VERSION = "0.3.36"
 DISTRIBUTION = "llama-cpp-python"
 #: Set to 1 to start with another version anyway (to try a new one).
 ALLOW_UNTESTED_ENV = "LLAMADESK_ALLOW_UNTESTED_LLAMA"
-#: The command line's exit status when it refuses to start.
-EXIT_UNTESTED = 3
 
 
 def installed_version() -> str | None:

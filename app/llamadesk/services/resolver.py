@@ -1,10 +1,18 @@
 """Turn a conversation's model choice into a model file and load options, or a remote
 server's model.
 
-The one owner of the default-model rule: a chat's own model, else the settings' model
-(the last one picked), else the bundled model. An id ``<connection>/<model>`` whose
-connection the user added is that server's model; a connection that is turned off or
-gone is an error, never a quiet switch to another model.
+The one owner of "which model serves this, with what context, and what the fit estimate
+is given":
+- the default-model rule: a chat's own model, else the settings' model (the last one
+  picked), else the bundled model; a picked local model becomes the model of new chats,
+  a remote one never does (``picked_becomes_default``);
+- the context length: a chat's own, else the settings' default (``default_n_ctx``);
+- which model serves an API request (``api_spec``: installed here, its file present)
+  and whether a loaded model serves a job (``serves``);
+- the fit estimate's inputs (``fit_estimate``).
+An id ``<connection>/<model>`` whose connection the user added is that server's model;
+a connection that is turned off or gone is an error, never a quiet switch to another
+model.
 """
 
 from __future__ import annotations
@@ -15,13 +23,44 @@ from typing import Protocol
 
 from llamadesk.core import bundled
 from llamadesk.core import connections as remote
+from llamadesk.core.conversation import Conversation
+from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
 from llamadesk.core.secrets import SecretStore
 from llamadesk.core.settings import AppSettings
 from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine_types import LoadOptions
-from llamadesk.services.fit_check import offload_setting
+from llamadesk.services.fit_check import memory_budget, offload_setting
 from llamadesk.services.jobs import ModelSpec
+
+
+def default_n_ctx(settings: AppSettings) -> int:
+    """The context length when nothing names one (no chat open, an API request, the
+    command line, the Models window's fit labels): the settings' default for new chats."""
+    return settings.defaults.n_ctx
+
+
+def fit_estimate(settings: AppSettings, size: int, shape: ModelShape | None,
+                 context_length: int | None, n_ctx: int | None = None,
+                 budget: MemoryBudget | None = None) -> FitEstimate:
+    """Will a model file of ``size`` bytes fit? The one place ``estimate_fit``'s inputs
+    are put together: the context ``n_ctx`` (None: ``default_n_ctx``) capped at the
+    model's trained ``context_length``, the memory free now (or ``budget``, measured
+    earlier), and the hardware settings in force (GPU offload, context cache types)."""
+    return estimate_fit(size, shape, n_ctx or default_n_ctx(settings),
+                        budget or memory_budget(), context_length=context_length,
+                        hardware=settings.hardware)
+
+
+def serves(loaded: ModelSpec | None, wanted: ModelSpec | None, any_copy: bool) -> bool:
+    """Whether the loaded model answers a job that wants ``wanted`` without a load:
+    a job that names no model takes what is loaded; the same spec does; with
+    ``any_copy`` (a job from outside the window: the local API), any loaded copy of the
+    same model does, whatever its load options, so the API does not reload the window's
+    model."""
+    if wanted is None or wanted == loaded:
+        return True
+    return any_copy and loaded is not None and loaded.model_id == wanted.model_id
 
 
 def load_options(settings: AppSettings, n_ctx: int) -> LoadOptions:
@@ -41,7 +80,7 @@ def bundled_spec(settings: AppSettings, n_ctx: int | None = None) -> ModelSpec:
     """The bundled model (raises bundled.BundledModelError when its file is missing or
     damaged)."""
     model = bundled.locate()
-    ctx = min(n_ctx or settings.defaults.n_ctx, model.context_length)
+    ctx = min(default_n_ctx(settings) if n_ctx is None else n_ctx, model.context_length)
     return ModelSpec(path=str(model.path), model_id=model.id,
                      options=load_options(settings, ctx), fallback_format=model.chat_format,
                      name=model.name)
@@ -78,9 +117,18 @@ class ModelResolver:
         """The id of the model that answers a chat whose own choice is ``model_id``."""
         return model_id or self._settings.current.model_id or bundled.manifest().id
 
-    def __call__(self, model_id: str | None, n_ctx: int) -> ModelSpec:
-        """The file and load options for ``model_id`` with a context of ``n_ctx``."""
+    def n_ctx(self, conversation: Conversation | None = None) -> int:
+        """The context a chat is answered with: its own, else (no chat) the default."""
+        if conversation is not None:
+            return conversation.params.n_ctx
+        return default_n_ctx(self._settings.current)
+
+    def __call__(self, model_id: str | None, n_ctx: int | None = None) -> ModelSpec:
+        """The file and load options for ``model_id`` with a context of ``n_ctx``
+        (None: ``default_n_ctx``)."""
         settings = self._settings.current
+        if n_ctx is None:
+            n_ctx = default_n_ctx(settings)
         try:
             wanted = self.effective_model_id(model_id)
             if wanted == bundled.manifest().id:
@@ -90,36 +138,79 @@ class ModelResolver:
         remote_spec = self._remote_spec(wanted, settings, n_ctx)
         if remote_spec is not None:
             return remote_spec
+        return entry_spec(self.installed(wanted), settings, n_ctx)
+
+    def chat_spec(self, conversation: Conversation | None) -> ModelSpec:
+        """The model and context a chat is answered with (``None``: no chat open, the
+        default model at the default context)."""
+        if conversation is None:
+            return self(None)
+        return self(conversation.model_id, self.n_ctx(conversation))
+
+    def installed(self, model_id: str) -> ModelEntry:
+        """The installed local model ``model_id`` names, its file present; else a
+        LookupError that says what to do."""
         try:
-            entry = self.registry.get(wanted) if self.registry is not None else None
+            entry = self.registry.get(model_id) if self.registry is not None else None
         except RegistryError as exc:
             raise LookupError(str(exc)) from exc
         if entry is None:
-            raise LookupError(f"The model {wanted!r} is not installed. Pick another model "
+            raise LookupError(f"The model {model_id!r} is not installed. Pick another model "
                               "for this chat, or download it from the Models page.")
         if not entry.available:
             raise LookupError(f"The file of {entry.name} is gone ({entry.path}). Pick another "
                               "model, or import or download it again from the Models page.")
-        return entry_spec(entry, settings, n_ctx)
+        return entry
 
-    def _remote_spec(self, wanted: str, settings: AppSettings, n_ctx: int) -> ModelSpec | None:
-        """The spec of a remote model, None when ``wanted`` names no connection."""
-        split = remote.split_model_id(wanted)
+    def api_spec(self, model_id: str) -> ModelSpec:
+        """The model that serves a local API request naming ``model_id``: an installed
+        local model only (the API never forwards to a remote server, and names no
+        default), at the default context; else a LookupError."""
+        try:
+            self.installed(model_id)
+        except LookupError as exc:
+            raise LookupError(f"{exc} GET /v1/models lists the installed ones.") from exc
+        return self(model_id)
+
+    def picked_becomes_default(self, model_id: str) -> bool:
+        """Whether picking ``model_id`` for a chat makes it the model of new chats too:
+        a local model does; a remote one never, so a new chat does not send its text
+        away unless the user picks so again."""
+        if remote.split_model_id(model_id) is None:
+            return True
+        try:
+            self.installed(model_id)  # a local model whose id has a slash
+        except LookupError:
+            return False
+        return True
+
+    def _connection_of(self, model_id: str,
+                       settings: AppSettings) -> tuple[remote.Connection, str] | None:
+        """The added connection ``model_id`` names and its model there, or None."""
+        split = remote.split_model_id(model_id)
         connection = remote.find(settings.connections, split[0]) if split else None
         if split is None or connection is None:
             return None
+        return connection, split[1]
+
+    def _remote_spec(self, wanted: str, settings: AppSettings, n_ctx: int) -> ModelSpec | None:
+        """The spec of a remote model, None when ``wanted`` names no connection."""
+        found = self._connection_of(wanted, settings)
+        if found is None:
+            return None
+        connection, model = found
         if not connection.enabled:
             raise LookupError(f"The connection {connection.name} is turned off, so its model "
-                              f"{split[1]!r} is not available. Turn it on, or pick another "
+                              f"{model!r} is not available. Turn it on, or pick another "
                               "model for this chat.")
         if self._secrets is None:
             self._secrets = SecretStore()
         secrets, name = self._secrets, connection.name
-        target = RemoteTarget(connection, split[1], settings.remote,
+        target = RemoteTarget(connection, model, settings.remote,
                               api_key=lambda: secrets.api_key(name))
         return ModelSpec(path="", model_id=target.model_id,
                          options=load_options(settings, n_ctx),
-                         name=f"{split[1]} ({connection.name})", connection=target)
+                         name=f"{model} ({connection.name})", connection=target)
 
 
     def _with_chosen_format(self, spec: ModelSpec) -> ModelSpec:

@@ -15,13 +15,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from llamadesk import APP_NAME, __version__
 from llamadesk.core.catalog import CatalogError, ModelCatalog
+from llamadesk.core.exit_codes import EXIT_CANNOT_START, EXIT_FAILED, EXIT_OK
 from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.presets import preset_book
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
 from llamadesk.services.jobs import ModelState
-from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
+from llamadesk.services.llama_version import version_problem
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
 from llamadesk.services.settings import SettingsService
@@ -99,7 +100,7 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
         if not loaded:
             why = reasons[0] if reasons else "no model was loaded (the log says why)"
             print(f"the model failed to load: {why}", file=sys.stderr, flush=True)
-        window.shutdown.quit(0 if ok and loaded else 1)
+        window.shutdown.quit(EXIT_OK if ok and loaded else EXIT_FAILED)
 
     # The model loads after the first paint: until a load has begun, UNLOADED means
     # "not yet", not "failed".
@@ -123,14 +124,14 @@ def _schedule_screenshot(window: MainWindow, path: str) -> None:
 
 def refuse_to_start(message: str, screenshot: str | None = None,
                     argv: list[str] | None = None) -> int:
-    """Tell the user why the app cannot run on this computer (a window, or stderr when
-    taking a screenshot unattended); returns the exit status."""
-    print(f"llamadesk: {message}", file=sys.stderr, flush=True)
+    """Tell the user in a window why the app cannot run on this computer (the command
+    line has said it on stderr; nothing more when taking a screenshot unattended);
+    returns the exit status."""
     if not screenshot:
         app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
         app.setApplicationName(APP_NAME)
         QMessageBox.critical(None, APP_NAME, message)
-    return 3
+    return EXIT_CANNOT_START
 
 
 def _record_bench_timings(window: MainWindow, path: str, message: str | None) -> None:
@@ -185,10 +186,10 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
     if problem is not None:
         log.error("%s", problem)
         QMessageBox.critical(None, APP_NAME, problem)
-        return EXIT_UNTESTED
+        return EXIT_CANNOT_START
     window = build_window(app)
     if window is None:
-        return 1
+        return EXIT_FAILED
     window.shutdown.attach(app)  # the window's close (or Quit) ends the app, with a status
     window.show()
     install_quit_signals(app, window.shutdown.quit)  # SIGINT/SIGTERM: Quit

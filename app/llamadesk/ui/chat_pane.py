@@ -256,11 +256,8 @@ class ChatPane(QWidget):
 
     def preload_model(self) -> None:
         """Load the chat's model now, so the first reply starts quickly."""
-        conversation = self.current_conversation()
-        n_ctx = (conversation.params.n_ctx if conversation
-                 else self.ctx.settings.current.defaults.n_ctx)
         try:
-            spec = self.ctx.resolver(conversation.model_id if conversation else None, n_ctx)
+            spec = self.ctx.resolver.chat_spec(self.current_conversation())
         except LookupError as exc:
             self.banner.show_message(str(exc))
             return

@@ -164,7 +164,7 @@ class LocalApi(QObject):
         server = ApiServer(
             ctx.inference,  # type: ignore[arg-type]  # checked by ``available``
             ctx.registry.models,
-            lambda model_id: ctx.resolver(model_id, ctx.settings.current.defaults.n_ctx),
+            ctx.resolver.api_spec,
             ApiSettings(port=DEFAULT_PORT if port is None else port,
                         api_key=self._key(wanted), allowed_origins=wanted.allowed_origins,
                         allowed_hosts=wanted.allowed_hosts),

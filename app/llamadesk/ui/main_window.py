@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
 
             try:
                 self.models_window = ModelManagerWindow(
-                    self.ctx.paths, self.ctx.registry, self.ctx.settings.current.defaults.n_ctx,
+                    self.ctx.paths, self.ctx.registry, self.ctx.resolver.n_ctx(),
                     self, settings=lambda: self.ctx.settings.current)
             except CatalogError as exc:
                 log.error("the Models window cannot open: %s", exc)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from llamadesk.core.catalog import CatalogEntry, Licence, ModelCatalog
 from llamadesk.core.downloads import DownloadErrorKind, DownloadRequest
-from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
+from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape
 from llamadesk.core.licences import LLAMA2, LicenceAcceptances
 from llamadesk.core.registry import ModelEntry, ModelRegistry, ModelSource, RegistryError
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
@@ -43,6 +43,7 @@ from llamadesk.core.units import format_bytes
 from llamadesk.services.downloads import DownloadService, ImportRequest
 from llamadesk.services.fit_check import memory_budget
 from llamadesk.services.hub_queries import HubQueryService
+from llamadesk.services.resolver import fit_estimate
 from llamadesk.ui.hub_search import HubSearchPanel
 from llamadesk.ui.licence_dialog import LicenceDialog
 from llamadesk.ui.model_downloads import DownloadList
@@ -68,7 +69,7 @@ class ModelManagerPage(QWidget):
         licences: LicenceAcceptances,
         secrets: SecretStore,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int | None = None,
         budget: Callable[[], MemoryBudget] | None = None,
         settings: Callable[[], AppSettings] | None = None,
         parent: QWidget | None = None,
@@ -152,9 +153,8 @@ class ModelManagerPage(QWidget):
         at the model's ``context_length``) under the hardware settings in force."""
         if size is None:
             return None
-        return estimate_fit(size, shape, self.n_ctx, self._budget,
-                            context_length=context_length,
-                            hardware=self._settings().hardware)
+        return fit_estimate(self._settings(), size, shape, context_length, self.n_ctx,
+                            self._budget)
 
     # -- installed ---------------------------------------------------------------
     def refresh_installed(self) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
-from llamadesk.core import connections as remote
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.fit import FitLabel
 from llamadesk.core.registry import ModelEntry, RegistryError
 from llamadesk.core.store import ConversationStore
-from llamadesk.services.fit_check import fit_check, memory_budget
 from llamadesk.services.remote_models import RemoteModelsService
-from llamadesk.services.resolver import ModelResolver
+from llamadesk.services.resolver import ModelResolver, fit_estimate
 from llamadesk.services.settings import SettingsService
 from llamadesk.ui import model_groups
 from llamadesk.ui.model_names import ModelNames
@@ -90,7 +88,8 @@ class ModelPicker(QComboBox):
     def fits(self, entry: ModelEntry, n_ctx: int) -> bool:
         """Whether to go ahead with ``entry``: yes, unless the fit estimate says it will
         not fit and the user, asked, says no."""
-        estimate = fit_check(entry, self._settings.current, n_ctx, memory_budget())
+        estimate = fit_estimate(self._settings.current, entry.size, entry.shape,
+                                entry.context_length, n_ctx)
         if estimate.label != FitLabel.WONT_FIT:
             return True
         answer = QMessageBox.question(
@@ -107,7 +106,7 @@ class ModelPicker(QComboBox):
         if (conversation is None or not model_id
                 or model_id == self._resolver.effective_model_id(conversation.model_id)):
             return
-        if model_id not in self._entries and remote.split_model_id(model_id):
+        if not self._resolver.picked_becomes_default(model_id):
             # A remote model: nothing to fit here, and not made the model of new chats,
             # so a new chat never sends its text away unless the user picks so again.
             self._store_choice(conversation.id, model_id)

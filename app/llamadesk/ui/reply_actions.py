@@ -107,9 +107,10 @@ class ReplyActions(QObject):
         conversation = self._pane.current_conversation()
         if reply is None or conversation is None or reply.conversation_id != conversation.id:
             return False
-        entry = next((e for e in self._pane.model_picker.entries() if e.id == model_id), None)
-        if entry is None:
-            self.problem.emit(f"The model {model_id!r} is not installed any more.")
+        try:
+            entry = self._pane.ctx.resolver.installed(model_id)
+        except LookupError as exc:  # removed, or its file gone, since the menu was filled
+            self.problem.emit(str(exc))
             return False
         if not self._pane.model_picker.fits(entry, conversation.params.n_ctx):
             return False

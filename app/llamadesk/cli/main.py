@@ -26,9 +26,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from llamadesk import APP_NAME, __version__
+from llamadesk.cli.errors import CliError, fail, say
 from llamadesk.core import bundled
 from llamadesk.core.conversation import Conversation, FinishReason, Role, SamplingParams
 from llamadesk.core.crashlog import CrashLog, crash_notice
+from llamadesk.core.exit_codes import (
+    EXIT_CANNOT_START,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
 from llamadesk.core.logs import setup_logging
 from llamadesk.core.paths import app_paths, resources_dir
 from llamadesk.core.platform_support import check_this_cpu
@@ -48,10 +55,6 @@ log = logging.getLogger("llamadesk.cli")
 #: Passages a ``chat --docs`` question retrieves before fitting them to the context.
 DOCS_K = 5
 SELF_TEST_PROMPT = "What is the capital of France? Answer in one short sentence."
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr, with exit status 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,14 +89,12 @@ def _parser() -> argparse.ArgumentParser:
                            "else its best passages; repeat for more than one")
     chat.add_argument("message", help="what to say")
     # Not optional: a broken import must be reported, not quietly drop the command.
-    from llamadesk import (
-        cli_chats,
-        cli_connections,
-        cli_docs,
-        cli_models,
-        cli_serve,
-        cli_store,
-    )
+    from llamadesk.cli import chats as cli_chats
+    from llamadesk.cli import connections as cli_connections
+    from llamadesk.cli import docs as cli_docs
+    from llamadesk.cli import models as cli_models
+    from llamadesk.cli import serve as cli_serve
+    from llamadesk.cli import store as cli_store
 
     cli_models.add_models_parser(sub)
     cli_chats.add_chats_parser(sub)
@@ -119,7 +120,7 @@ def _load_engine(model_id: str | None = None,
     settings = load_settings(paths.settings_file)
     resolve = make_resolver(lambda: settings, ModelRegistry(paths))
     try:
-        spec = resolve(model_id, n_ctx or settings.defaults.n_ctx)
+        spec = resolve(model_id, n_ctx)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
 
@@ -167,7 +168,7 @@ def self_test() -> int:
     print(f"A: {result.text.strip()}")
     print(f"self-test ok: {result.stats.completion_tokens} tokens at {tps:.1f} tokens/s, "
           f"{time.perf_counter() - started:.2f} s in all")
-    return 0
+    return EXIT_OK
 
 
 def _model_list(text: str) -> list[str]:
@@ -182,7 +183,7 @@ def chat(args: argparse.Namespace) -> int:
     """Send one message, stream the reply to stdout, store both (the window's send path:
     ``ChatSession``). With ``--compare``, each model answers in turn, one loaded at a time,
     and the answers are stored as versions of the same reply."""
-    from llamadesk.cli_store import open_cli_store
+    from llamadesk.cli.store import open_cli_store
     from llamadesk.services.chat_session import ChatSession
 
     paths = app_paths().ensure()
@@ -222,7 +223,7 @@ def _search_docs(store: ConversationStore, names: list[str] | None,
     model loads, so an unknown collection fails at once)."""
     if not names:
         return []
-    from llamadesk.cli_docs import query_vector
+    from llamadesk.cli.docs import query_vector
     from llamadesk.core.documents.index import CollectionError, DocumentIndex
 
     index = DocumentIndex(store)
@@ -315,10 +316,11 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
 
 
 def _exit_status(result: GenerationResult) -> int:
-    """0 for a whole reply, 1 for one a server cut off, 130 for one stopped by Ctrl+C."""
+    """OK for a whole reply, FAILED for one a server cut off, INTERRUPTED for one
+    stopped by Ctrl+C."""
     if result.stats.finish_reason == FinishReason.INTERRUPTED:
-        return 1
-    return 130 if result.cancelled else 0
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if result.cancelled else EXIT_OK
 
 
 def _compare(session: ChatSession, conversation: Conversation, params: SamplingParams,
@@ -337,10 +339,10 @@ def _compare(session: ChatSession, conversation: Conversation, params: SamplingP
         passages = _fit_docs(found, spec.options.n_ctx, params.max_tokens)
         if _answer(engine, session, conversation, user, params, model_id,
                    passages).cancelled:
-            return 130
+            return EXIT_INTERRUPTED
     print(f"[{len(model_ids)} versions of the reply stored; the window's Compare view "
           "shows them side by side]", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _conversation_for(args: argparse.Namespace, store: ConversationStore,
@@ -387,14 +389,14 @@ class _Printer:
 
 
 def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:
-    """This CPU cannot run the bundled llama.cpp: say so, in the window when there is
-    one (core/platform_support.py)."""
+    """This CPU cannot run the bundled llama.cpp: say so on stderr, and in the window
+    too when there is one (core/platform_support.py)."""
+    say(problem)
     if args.command is None and not args.self_test:
         from llamadesk.ui.app import refuse_to_start
 
-        return refuse_to_start(problem, screenshot=args.screenshot)
-    print(f"llamadesk: {problem}", file=sys.stderr)
-    return 3
+        refuse_to_start(problem, screenshot=args.screenshot)
+    return EXIT_CANNOT_START
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -402,18 +404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _parser()
     except ImportError as exc:
-        print(f"llamadesk: this installation is incomplete ({exc}); reinstall LlamaDesk",
-              file=sys.stderr)
-        return 1
+        return fail(f"this installation is incomplete ({exc}); reinstall LlamaDesk")
     args = parser.parse_args(argv)
     paths = app_paths()
     try:
         paths.ensure()
         setup_logging(paths.log_file)
     except OSError as exc:
-        print(f"llamadesk: cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
-              "writable folder", file=sys.stderr)
-        return 1
+        return fail(f"cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
+                    "writable folder")
     with CrashLog(paths.crash_dir) as crash_log:
         return _run(args, crash_notice(crash_log.previous))
 
@@ -422,17 +421,16 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
     """Run the command ``args`` names; ``crash`` says that the last run crashed (the
     window shows it, a command prints it as one line on stderr)."""
     if crash is not None and (args.command is not None or args.self_test):
-        print(f"llamadesk: {crash}", file=sys.stderr)
+        say(crash)
     if args.self_test or args.command not in (None, "chats", "connections"):
         # Stored chats and connections stay reachable; anything that may load a model
         # needs the llama-cpp-python that was tested (the window says so in a dialog).
-        from llamadesk.services.llama_version import EXIT_UNTESTED, version_problem
+        from llamadesk.services.llama_version import version_problem
 
         untested = version_problem()
         if untested is not None:
-            logging.getLogger(__name__).error("%s", untested)
-            print(f"llamadesk: {untested}", file=sys.stderr)
-            return EXIT_UNTESTED
+            fail(untested, log=logging.getLogger(__name__))
+            return EXIT_CANNOT_START
     problem = check_this_cpu(resources_dir())
     try:
         if problem and (args.self_test or args.command in (None, "chat", "serve")):
@@ -442,38 +440,36 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
         if args.command == "chat":
             return chat(args)
         if args.command == "models":
-            from llamadesk import cli_models
+            from llamadesk.cli import models as cli_models
 
             return int(cli_models.run_models(args))
         if args.command == "chats":
-            from llamadesk import cli_chats
+            from llamadesk.cli import chats as cli_chats
 
             return cli_chats.run_chats(args)
         if args.command == "docs":
-            from llamadesk import cli_docs
+            from llamadesk.cli import docs as cli_docs
 
             return cli_docs.run_docs(args)
         if args.command == "connections":
-            from llamadesk import cli_connections
+            from llamadesk.cli import connections as cli_connections
 
             return cli_connections.run_connections(args)
         if args.command == "store":
-            from llamadesk import cli_store
+            from llamadesk.cli import store as cli_store
 
             return cli_store.run_store(args)
         if args.command == "serve":
-            from llamadesk import cli_serve
+            from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot, crash=crash)
     except CliError as exc:
-        log.error("%s", exc)
-        print(f"llamadesk: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc, log=log)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The work of ``llamadesk models …`` (the parser and the entry point are in
-``cli_models``, which imports this module only when a ``models`` command runs: it loads
+``cli/models.py``, which imports this module only when a ``models`` command runs: it loads
 the Hub client, which the window's start-up does not need)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from llamadesk.cli_models import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from llamadesk.cli.errors import CliError, fail, os_reason
 from llamadesk.core.catalog import CatalogEntry, CatalogError, Licence, ModelCatalog
 from llamadesk.core.downloads import (
     DownloadCancelled,
@@ -27,7 +27,8 @@ from llamadesk.core.downloads import (
     DownloadProgress,
     DownloadRequest,
 )
-from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
+from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape
 from llamadesk.core.hub import HubClient, HubError
 from llamadesk.core.licences import (
     ACCEPTANCES_FILE,
@@ -47,13 +48,9 @@ from llamadesk.core.secrets import InvalidTokenError, SecretStore, TokenSource
 from llamadesk.core.settings import load_settings
 from llamadesk.core.units import format_bytes, format_duration, format_speed
 from llamadesk.services.fit_check import memory_budget
+from llamadesk.services.resolver import fit_estimate
 
 log = logging.getLogger("llamadesk.cli.models")
-
-
-
-class ModelsCliError(Exception):
-    """A failure reported as one line on stderr."""
 
 
 @dataclass
@@ -89,17 +86,12 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None,
         ctx = _context(out, err)
         command: Callable[[_Context, argparse.Namespace], int] = _COMMANDS[args.models_command]
         return command(ctx, args)
-    except (ModelsCliError, CatalogError, RegistryError, HubError, DownloadError) as exc:
-        log.error("models %s: %s", args.models_command, exc)
-        print(f"llamadesk: {exc}", file=err)
-        return EXIT_FAILED
+    except (CliError, CatalogError, RegistryError, HubError, DownloadError) as exc:
+        return fail(exc, err, log=log, during=f"models {args.models_command}")
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
         return EXIT_FAILED
     except OSError as exc:
-        log.error("models %s: %s", args.models_command, exc)
-        print(f"llamadesk: {exc.strerror or exc}"
-              + (f": {exc.filename}" if exc.filename else ""), file=err)
-        return EXIT_FAILED
+        return fail(os_reason(exc), err, log=log, during=f"models {args.models_command}")
 
 
 # -- listing ---------------------------------------------------------------------------
@@ -126,11 +118,9 @@ def _fit_for(ctx: _Context, size: int | None, entry: CatalogEntry | None,
              budget: MemoryBudget) -> FitEstimate | None:
     if size is None:
         return None
-    settings = load_settings(ctx.paths.settings_file)
-    return estimate_fit(size, ModelShape.from_hint(entry.architecture) if entry else None,
-                        settings.defaults.n_ctx, budget,
-                        context_length=entry.context_length if entry else None,
-                        hardware=settings.hardware)
+    return fit_estimate(load_settings(ctx.paths.settings_file), size,
+                        ModelShape.from_hint(entry.architecture) if entry else None,
+                        entry.context_length if entry else None, budget=budget)
 
 
 def _catalog(ctx: _Context, args: argparse.Namespace) -> int:
@@ -211,15 +201,15 @@ def _request_for(ctx: _Context, args: argparse.Namespace) -> DownloadRequest:
     if args.file:
         return DownloadRequest(args.target, args.file, args.revision)
     if "/" in args.target:
-        raise ModelsCliError(f"Which file of {args.target}? Use: llamadesk models download "
-                             f"{args.target} FILE (list them with: llamadesk models files "
-                             f"{args.target}).")
+        raise CliError(f"Which file of {args.target}? Use: llamadesk models download "
+                       f"{args.target} FILE (list them with: llamadesk models files "
+                       f"{args.target}).")
     entry, item = ctx.catalog.resolve(args.target)
     if entry.bundled:
         shipped = ctx.registry.bundled_entry()
         if shipped is not None and shipped.filename == item.file:
-            raise ModelsCliError(f"{entry.name} ({item.quant}) ships with LlamaDesk; there is "
-                                 "nothing to download.")
+            raise CliError(f"{entry.name} ({item.quant}) ships with LlamaDesk; there is "
+                           "nothing to download.")
     return DownloadRequest(entry.repo, item.file, entry.revision, entry.id)
 
 
@@ -229,11 +219,11 @@ def _confirm_licence(ctx: _Context, licence: Licence | None, accept: bool) -> No
     print(acceptance_text(licence), file=ctx.out)
     if not accept:
         if not sys.stdin.isatty():
-            raise ModelsCliError(f"{licence.name} must be accepted first: read it, then "
-                                 "run the command again with --accept-licence.")
+            raise CliError(f"{licence.name} must be accepted first: read it, then "
+                           "run the command again with --accept-licence.")
         answer = input("Do you accept these terms? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
-            raise ModelsCliError("Licence not accepted; nothing was downloaded.")
+            raise CliError("Licence not accepted; nothing was downloaded.")
     ctx.licences.accept(licence)
     print(f"Accepted the {licence.name}.", file=ctx.out)
 
@@ -281,7 +271,7 @@ def _fetch(ctx: _Context, request: DownloadRequest) -> int:
     except DownloadError as exc:
         progress.end()
         if exc.kind == DownloadErrorKind.GATED:
-            raise ModelsCliError(f"{exc} Store a token with `llamadesk models token set`.") \
+            raise CliError(f"{exc} Store a token with `llamadesk models token set`.") \
                 from exc
         raise
     finally:
@@ -321,7 +311,7 @@ def _remove(ctx: _Context, args: argparse.Namespace) -> int:
 def _path(ctx: _Context, args: argparse.Namespace) -> int:
     entry = ctx.registry.get(args.id)
     if entry is None:
-        raise ModelsCliError(f"No installed model {args.id!r}.")
+        raise CliError(f"No installed model {args.id!r}.")
     print(entry.path, file=ctx.out)
     return EXIT_OK
 
@@ -345,7 +335,7 @@ def _token(ctx: _Context, args: argparse.Namespace) -> int:
     try:
         result = ctx.secrets.set_hf_token(token)
     except InvalidTokenError as exc:
-        raise ModelsCliError(f"Not a token: {exc}.") from exc
+        raise CliError(f"Not a token: {exc}.") from exc
     print(result.message, file=ctx.out)
     if not result.persisted:
         print("A token kept for this command only is of no use to the next one: set HF_TOKEN "
@@ -359,7 +349,7 @@ def _chat_format(ctx: _Context, args: argparse.Namespace) -> int:
     else:
         found = ctx.registry.get(args.id)
         if found is None:
-            raise ModelsCliError(f"no installed model {args.id!r} (see `llamadesk models list`)")
+            raise CliError(f"no installed model {args.id!r} (see `llamadesk models list`)")
         entry = found
     print(f"{entry.id}: {entry.chat_format} (used when the file has no usable template)",
           file=ctx.out)

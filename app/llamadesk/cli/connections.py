@@ -19,22 +19,16 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
+from llamadesk.cli.errors import CliError, fail
 from llamadesk.core import connections as remote
 from llamadesk.core.connections import Connection, InvalidConnectionError
+from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_OK
 from llamadesk.core.paths import app_paths
 from llamadesk.core.secrets import InvalidTokenError, SecretStore
 from llamadesk.core.settings import AppSettings
 
 if TYPE_CHECKING:
     from llamadesk.services.settings import SettingsService
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-
-
-class ConnectionsCliError(Exception):
-    """A failure reported as one line on stderr."""
-
 
 def add_connections_parser(subparsers: Any) -> None:
     """Add the ``connections`` command and its subcommands to the ``llamadesk`` parser."""
@@ -74,8 +68,8 @@ def _save(settings: AppSettings, service: SettingsService) -> None:
     except SettingsSaveError as exc:
         cause = exc.__cause__
         reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
-        raise ConnectionsCliError(f"cannot write the settings to "
-                                  f"{app_paths().settings_file}: {reason}") from exc
+        raise CliError(f"cannot write the settings to "
+                       f"{app_paths().settings_file}: {reason}") from exc
 
 
 def _read_key() -> str:
@@ -99,14 +93,14 @@ def _add(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
         connections = remote.added(settings.connections,
                                    Connection(args.name, args.url, not args.disabled))
     except InvalidConnectionError as exc:
-        raise ConnectionsCliError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     connection = remote.find(connections, args.name.strip())
     assert connection is not None
     if args.api_key_prompt:
         try:
             saved = secrets.set_api_key(connection.name, _read_key())
         except InvalidTokenError as exc:
-            raise ConnectionsCliError(f"Not a key: {exc}.") from exc
+            raise CliError(f"Not a key: {exc}.") from exc
         print(saved.message, file=out)
     settings = replace(settings, connections=connections)
     _save(settings, service)
@@ -136,8 +130,8 @@ def _set_enabled(args: argparse.Namespace, enabled: bool, out: TextIO) -> int:
     settings, service = _settings()
     connection = remote.find(settings.connections, args.name)
     if connection is None:
-        raise ConnectionsCliError(f"there is no connection {args.name!r} "
-                                  "(`llamadesk connections list`)")
+        raise CliError(f"there is no connection {args.name!r} "
+                       "(`llamadesk connections list`)")
     settings = replace(settings, connections=remote.added(
         settings.connections, replace(connection, enabled=enabled)))
     _save(settings, service)
@@ -150,8 +144,8 @@ def _remove(args: argparse.Namespace, secrets: SecretStore, out: TextIO) -> int:
     try:
         connections = remote.removed(settings.connections, args.name)
     except KeyError as exc:
-        raise ConnectionsCliError(f"there is no connection {args.name!r} "
-                                  "(`llamadesk connections list`)") from exc
+        raise CliError(f"there is no connection {args.name!r} "
+                       "(`llamadesk connections list`)") from exc
     _save(replace(settings, connections=connections), service)
     secrets.clear_api_key(args.name)
     print(f"Removed {args.name} and its key.", file=out)
@@ -172,6 +166,5 @@ def run_connections(args: argparse.Namespace, secrets: SecretStore | None = None
         if command in ("enable", "disable"):
             return _set_enabled(args, command == "enable", out)
         return _remove(args, secrets, out)
-    except ConnectionsCliError as exc:
-        print(f"llamadesk: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except CliError as exc:
+        return fail(exc)

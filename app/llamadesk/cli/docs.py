@@ -23,12 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from llamadesk.cli_store import open_cli_store
+from llamadesk.cli.errors import fail, say
+from llamadesk.cli.store import open_cli_store
 from llamadesk.core.documents.index import (
     CollectionError,
     DocumentIndex,
     UpdateReport,
 )
+from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from llamadesk.core.paths import app_paths
 from llamadesk.core.store import StoreError
 
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from llamadesk.services.doc_embedder import DocumentEmbedder
 
 log = logging.getLogger("llamadesk.cli.docs")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def add_docs_parser(subparsers: Any) -> None:
@@ -95,8 +94,7 @@ def run_docs(args: argparse.Namespace, out: TextIO | None = None,
 
 def _fail(args: argparse.Namespace, reason: str, err: TextIO) -> int:
     log.error("docs %s failed", args.docs_command)  # a reason may quote a file's name
-    print(f"llamadesk: {reason}", file=err)
-    return EXIT_FAILED
+    return fail(reason, err)
 
 
 def _add(index: DocumentIndex, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -122,8 +120,9 @@ def _update(index: DocumentIndex, args: argparse.Namespace, out: TextIO,
                               embed=embedder.documents if embedder else None)
     except KeyboardInterrupt:  # between files' transactions: what was done is kept
         cancel.set()
-        print("\nllamadesk: stopped; `llamadesk docs update` goes on later", file=err)
-        return 130
+        print(file=err)  # end the progress line
+        say("stopped; `llamadesk docs update` goes on later", err)
+        return EXIT_INTERRUPTED
     finally:
         if embedder is not None:
             embedder.close()

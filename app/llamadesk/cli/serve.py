@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 # The server (FastAPI, uvicorn) is imported when `serve` runs, not when the command line
 # is parsed: every launch of the window parses it.
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
+from llamadesk.cli.errors import fail
 from llamadesk.core.api_access import (
     AccessListError,
     normalize_host_name,
     normalize_origin,
     parse_list,
 )
+from llamadesk.core.exit_codes import EXIT_OK
 from llamadesk.core.paths import app_paths
 from llamadesk.core.registry import ModelRegistry
 from llamadesk.core.secrets import ApiKeyStore
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
     from llamadesk.api.server import ApiSettings
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.jobs import ModelSpec
-
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -106,8 +105,7 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None,
                                allowed_origins=origins, allowed_hosts=hosts)
         check_settings(settings)
     except (ApiConfigError, AccessListError) as exc:
-        print(f"llamadesk: {exc}", file=err)
-        return EXIT_FAILED
+        return fail(exc, err)
     return _serve(settings, args.model, out, err)
 
 
@@ -142,26 +140,23 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
     app_settings = load_settings(paths.settings_file)
     registry = ModelRegistry(paths)
     resolver = make_resolver(lambda: app_settings, registry)
-    n_ctx = app_settings.defaults.n_ctx
     service = InferenceService()
     embedder = QueryEmbedder(resolver_locate(resolver))  # questions to hybrid search
     try:
         if model_id:
             try:
-                failure = _load(service, resolver(model_id, n_ctx))
+                failure = _load(service, resolver.api_spec(model_id))
             except LookupError as exc:
                 failure = str(exc)
             if failure:
-                print(f"llamadesk: {failure}", file=err)
-                return EXIT_FAILED
-        server = ApiServer(service, registry.models, lambda mid: resolver(mid, n_ctx),
+                return fail(failure, err)
+        server = ApiServer(service, registry.models, resolver.api_spec,
                            settings, documents=store_search(app_store_opener(paths),
                                                             embedder.embed))
         try:
             server.start()
         except ApiConfigError as exc:
-            print(f"llamadesk: {exc}", file=err)
-            return EXIT_FAILED
+            return fail(exc, err)
         # The first Ctrl+C (or SIGTERM) stops the server and frees the model; a second
         # ends the process at once, even if that shutdown is stuck. Installed before the
         # line below, which tells a supervising process that signals are now heard.

@@ -23,10 +23,6 @@ from typing import Any, TextIO
 
 from llamadesk.core.chat_format import FALLBACK_FORMATS
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-
 
 def add_models_parser(subparsers: Any) -> None:
     """Add the ``models`` command and its subcommands to the ``llamadesk`` parser."""
@@ -72,10 +68,10 @@ def add_models_parser(subparsers: Any) -> None:
 
 def run_models(args: Any, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run a ``models`` subcommand; returns the exit status. The work is in
-    ``cli_models_run``, imported here: the Hub client loads only for these commands."""
-    from llamadesk.cli_models_run import run_models as run
+    ``cli/models_run.py``, imported here: the Hub client loads only for these commands."""
+    from llamadesk.cli.models_run import run_models as run
 
     return run(args, out, err)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "add_models_parser", "run_models"]
+__all__ = ["add_models_parser", "run_models"]

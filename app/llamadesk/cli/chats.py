@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadesk.cli_store import open_cli_store
+from llamadesk.cli.errors import CliError, fail, os_reason, say
+from llamadesk.cli.store import open_cli_store
 from llamadesk.core.backup import BackupError, export_all, import_folder
 from llamadesk.core.chat_json import (
     ChatDocumentError,
@@ -31,18 +32,12 @@ from llamadesk.core.chat_json import (
     read_document,
 )
 from llamadesk.core.conversation import Conversation, FinishReason, Message, Role
+from llamadesk.core.exit_codes import EXIT_FAILED, EXIT_OK
 from llamadesk.core.export import conversation_markdown, write_text_atomically
 from llamadesk.core.paths import app_paths
 from llamadesk.core.store import ConversationStore, StoreError
 
 log = logging.getLogger("llamadesk.cli.chats")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-
-
-class ChatsCliError(Exception):
-    """A failure reported as one line on stderr."""
 
 
 def add_chats_parser(subparsers: Any) -> None:
@@ -86,21 +81,18 @@ def run_chats(args: argparse.Namespace, out: TextIO | None = None,
         return _fail(args, str(exc), err)
     try:
         return command(store, args, out, err)
-    except (ChatsCliError, ChatDocumentError, BackupError, LookupError) as exc:
+    except (CliError, ChatDocumentError, BackupError, LookupError) as exc:
         return _fail(args, str(exc), err)
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
         return EXIT_FAILED
     except OSError as exc:
-        reason = (exc.strerror or str(exc)) + (f": {exc.filename}" if exc.filename else "")
-        return _fail(args, reason, err)
+        return _fail(args, os_reason(exc), err)
     finally:
         store.close()
 
 
 def _fail(args: argparse.Namespace, reason: str, err: TextIO) -> int:
-    log.error("chats %s: %s", args.chats_command, reason)
-    print(f"llamadesk: {reason}", file=err)
-    return EXIT_FAILED
+    return fail(reason, err, log=log, during=f"chats {args.chats_command}")
 
 
 def _check_export_usage(args: argparse.Namespace) -> None:
@@ -119,8 +111,8 @@ def _check_export_usage(args: argparse.Namespace) -> None:
 def _conversation(store: ConversationStore, conversation_id: int) -> Conversation:
     conversation = store.get_conversation(conversation_id)
     if conversation is None:
-        raise ChatsCliError(f"there is no conversation {conversation_id} "
-                            "(`llamadesk chats list` lists them)")
+        raise CliError(f"there is no conversation {conversation_id} "
+                       "(`llamadesk chats list` lists them)")
     return conversation
 
 
@@ -198,8 +190,7 @@ def _export(store: ConversationStore, args: argparse.Namespace, out: TextIO,
     if args.all:
         result = export_all(store, args.output)
         for conversation_id, reason in sorted(result.failed.items()):
-            print(f"llamadesk: conversation {conversation_id} was not exported: {reason}",
-                  file=err)
+            say(f"conversation {conversation_id} was not exported: {reason}", err)
         print(f"exported {len(result.written)} chats to {result.folder}", file=err)
         return EXIT_FAILED if result.failed else EXIT_OK
     conversation = _conversation(store, args.id)
@@ -213,7 +204,7 @@ def _export(store: ConversationStore, args: argparse.Namespace, out: TextIO,
         out.flush()
         return EXIT_OK
     if args.output.is_dir():
-        raise ChatsCliError(f"{args.output} is a folder; name a file")
+        raise CliError(f"{args.output} is a folder; name a file")
     write_text_atomically(args.output, text)
     print(f"exported conversation {conversation.id} to {args.output}", file=err)
     return EXIT_OK
@@ -227,15 +218,14 @@ def _import(store: ConversationStore, args: argparse.Namespace, out: TextIO,
         for item in summary.imported:
             print(_imported_line(item.conversation, item.message_count, item.path), file=out)
         for refused in summary.refused:
-            print(f"llamadesk: {refused.path.name} was not imported: {refused.reason}",
-                  file=err)
+            say(f"{refused.path.name} was not imported: {refused.reason}", err)
         print(f"imported {len(summary.imported)} chats, refused {len(summary.refused)}",
               file=err)
         return EXIT_FAILED if summary.refused else EXIT_OK
     try:
         document = read_document(path)
     except ChatDocumentError as exc:
-        raise ChatsCliError(f"{path.name} was not imported: {exc}") from exc
+        raise CliError(f"{path.name} was not imported: {exc}") from exc
     conversation = import_document(store, document)
     print(_imported_line(conversation, len(document.messages), path), file=out)
     return EXIT_OK

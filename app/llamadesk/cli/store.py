@@ -18,6 +18,8 @@ import os
 import sys
 from typing import TextIO
 
+from llamadesk.cli.errors import fail
+from llamadesk.core.exit_codes import EXIT_OK
 from llamadesk.core.paths import AppPaths, app_paths
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.core.store_keys import PASSPHRASE_FILE_ENV, KeyStoreError, Protection, parse_key
@@ -118,11 +120,9 @@ def run_store(args: argparse.Namespace, out: TextIO | None = None,
         key_store(paths).choose_unencrypted()
         print("New chats will be kept unencrypted. (A database that is already encrypted "
               "stays so.)", file=out)
-        return 0
+        return EXIT_OK
     except (StoreError, KeyStoreError) as exc:
-        log.error("store %s: %s", args.store_command, exc)
-        print(f"llamadesk: {exc}", file=err)
-        return 1
+        return fail(exc, err, log=log, during=f"store {args.store_command}")
 
 
 def _status(paths: AppPaths, out: TextIO) -> int:
@@ -139,7 +139,7 @@ def _status(paths: AppPaths, out: TextIO) -> int:
     print(f"database: {status.path}", file=out)
     print(f"state:    {state}", file=out)
     print(f"key:      {where[status.protection]}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _export_key(paths: AppPaths, out: TextIO, err: TextIO) -> int:
@@ -149,7 +149,7 @@ def _export_key(paths: AppPaths, out: TextIO, err: TextIO) -> int:
     print(EXPORT_WARNING.format(path=paths.database), file=err)
     print(key.hex(), file=out)
     log.info("the store key was exported")  # never the key itself
-    return 0
+    return EXIT_OK
 
 
 def _import_key(paths: AppPaths, out: TextIO, err: TextIO) -> int:
@@ -163,4 +163,4 @@ def _import_key(paths: AppPaths, out: TextIO, err: TextIO) -> int:
         raise StoreError(f"That key does not open {db}; nothing was changed.")
     key_store(paths).use_keychain(key)
     print("The key is in the system keychain; the chats open again.", file=out)
-    return 0
+    return EXIT_OK
