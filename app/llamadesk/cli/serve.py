@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 # The server (FastAPI, uvicorn) is imported when `serve` runs, not when the command line
 # is parsed: every launch of the window parses it.
 from llamadesk.api import DEFAULT_HOST, DEFAULT_PORT
-from llamadesk.cli.errors import fail
+from llamadesk.cli.errors import fail, say
 from llamadesk.core.api_access import (
     AccessListError,
     normalize_host_name,
@@ -129,7 +129,7 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
 
     from llamadesk.api.documents import app_store_opener, store_search
     from llamadesk.api.server import ApiConfigError, ApiServer
-    from llamadesk.services.activity import Busy, say_what_stops
+    from llamadesk.services.activity import Busy, what_stops
     from llamadesk.services.inference import InferenceService
     from llamadesk.services.query_embedder import QueryEmbedder, resolver_locate
     from llamadesk.services.resolver import make_resolver
@@ -161,7 +161,12 @@ def _serve(settings: ApiSettings, model_id: str | None, out: TextIO, err: TextIO
         # ends the process at once, even if that shutdown is stuck. Installed before the
         # line below, which tells a supervising process that signals are now heard.
         busy = Busy(service, requests=server.runner)  # says what a quit cuts off
-        signals = install_quit_signals(app, lambda: (say_what_stops(busy, err), app.quit()))
+        def say_what_stops() -> None:
+            stopping = what_stops(busy)
+            if stopping is not None:
+                say(f"stopping {stopping}", err)
+
+        signals = install_quit_signals(app, lambda: (say_what_stops(), app.quit()))
         print(f"LlamaDesk API on {server.base_url} (Ctrl+C stops it)", file=out, flush=True)
         try:
             app.exec()

@@ -11,7 +11,7 @@ words for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import Protocol
 
 from llamadesk.services.inference import ModelState
 
@@ -102,8 +102,7 @@ class Busy:
         return self._replies is not None and self._replies.generating_in(conversation_id)
 
 
-def say_what_stops(busy: Busy, out: TextIO) -> None:
-    """On quitting, say on ``out`` what is cut off (nothing when nothing is under way)."""
+def what_stops(busy: Busy) -> str | None:
+    """On quitting, what is cut off, in words (None when nothing is under way)."""
     activity = busy.now()
-    if activity.busy:
-        print(f"llamadesk: stopping {activity.describe()}", file=out, flush=True)
+    return activity.describe() if activity.busy else None
