@@ -18,6 +18,7 @@ from llamadesk.core.settings import (
     AppearanceSettings,
     AppSettings,
     HardwareSettings,
+    capped_threads,
     load_settings,
     save_settings,
     with_hardware,
@@ -212,7 +213,7 @@ def test_threads_auto_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [("1", 1), (" 3 ", 3), ("0", 7), ("-2", 7),
-                                                 ("two", 7), ("", 7)])
+                                                 ("two", 7), ("", 7), ("16", 7)])
 def test_threads_auto_is_capped_by_the_environment(
         value: str, expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(THREADS_ENV, value)
@@ -246,3 +247,10 @@ def test_n_gpu_layers(gpu_layers: str, with_gpu: int) -> None:
     assert hw.n_gpu_layers(gpu_offload_supported=False) == 0
 
 
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("4", 2), ("", 2), ("x", 2)])
+def test_a_helper_context_is_capped_by_the_environment(
+        value: str, expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_ENV, value)
+    assert capped_threads(2) == expected

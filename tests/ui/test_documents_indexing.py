@@ -220,3 +220,30 @@ def test_an_update_of_a_collection_removed_meanwhile_fails_with_its_reason(
     assert row.outcome == f"Gone could not be indexed: {failed.args[1]}"
     _wait_idle(qtbot, window)
     assert row.isHidden()
+
+
+def _toggle_in_menu(window: MainWindow, name: str) -> None:
+    bar = window.chat.documents_bar
+    bar._fill_menu()  # what opening the Documents menu shows
+    (action,) = [a for a in bar.menu.actions() if a.text().startswith(f"{name} (")]
+    action.trigger()
+
+
+def test_a_collection_switched_on_in_the_menu_is_kept_and_a_refusal_is_a_banner(
+        qtbot: QtBot, fake_window: WindowFactory, tmp_path: Path) -> None:
+    _collection("Garden", _corpus(tmp_path / "garden", 2))
+    window = fake_window()
+    _wait_idle(qtbot, window)
+    cid = window.current_id
+    assert cid is not None
+    documents = window.controller.documents
+    _toggle_in_menu(window, "Garden")
+    assert documents.collections(cid) == ["Garden"]
+    window.store._db.execute("PRAGMA query_only = 1")  # the store's own connection refuses
+    try:
+        _toggle_in_menu(window, "Garden")  # switching it off is refused
+    finally:
+        window.store._db.execute("PRAGMA query_only = 0")
+    assert window.chat.banner.isVisible()
+    assert "read-only" in window.chat.banner.label.text()
+    assert documents.collections(cid) == ["Garden"], "the refused change lost nothing"

@@ -47,6 +47,11 @@ def threads_from_environment() -> int | None:
     return int(value)
 
 
+def capped_threads(threads: int) -> int:
+    """``threads`` for a helper's own llama.cpp context, at most ``LLAMADESK_THREADS``."""
+    return min(threads, threads_from_environment() or threads)
+
+
 @dataclass(frozen=True)
 class HardwareSettings:
     """How llama.cpp uses the machine. ``n_threads`` 0 means one per physical core;
@@ -70,7 +75,7 @@ class HardwareSettings:
         per physical core."""
         if self.n_threads > 0:
             return self.n_threads
-        return threads_from_environment() or physical_cores()
+        return min(threads_from_environment() or physical_cores(), physical_cores())
 
     def n_gpu_layers(self, gpu_offload_supported: bool) -> int:
         """The value for llama.cpp's ``n_gpu_layers`` (-1: all layers)."""

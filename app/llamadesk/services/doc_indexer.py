@@ -25,6 +25,7 @@ from llamadesk.core.documents.index import (
     Embed,
     UpdateReport,
 )
+from llamadesk.core.settings import capped_threads
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.engine_errors import EngineError
 from llamadesk.services.query_embedder import Locate
@@ -113,7 +114,7 @@ class _IndexWorker(QObject):
             return None, None
         from llamadesk.services.doc_embedder import DocumentEmbedder
 
-        embedder = DocumentEmbedder(path, model, INDEX_THREADS, entry)
+        embedder = DocumentEmbedder(path, model, capped_threads(INDEX_THREADS), entry)
         return embedder.documents, embedder.close
 
     def _turn(self, job: _Job, clock: _Clock, report: UpdateReport, done: int,

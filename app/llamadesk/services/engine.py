@@ -245,13 +245,13 @@ class LlamaEngine:
         if max_tokens <= 0:
             raise ContextFullError("The conversation fills the model's context; start a new "
                                    "chat or raise the context length.", len(prompt), n_ctx)
+        # A request the engine refuses leaves the context as it was: checked before
+        # the context grows, switches or shifts, each of which rewrites the cache.
+        grammar = checked_grammar(llm, constraints.grammar)
         self.context.fit(llm, len(prompt) + max_tokens, n_ctx)  # grows llama.cpp's
         use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), n_ctx, plan.moved)
         if request.on_context is not None:
             request.on_context(use)
-        # A request the engine refuses leaves the context as it was: checked before
-        # the switch and the shift, which rewrite the cache.
-        grammar = checked_grammar(llm, constraints.grammar)
         self.context.switch(llm, request.conversation_key, prompt)
         self.context.shift(llm, prompt)
         # The rule: a reply's first token is sampled from a decode made for this reply

@@ -20,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from llamadesk.core.catalog import EmbeddingEntry, embedding_entry_for
+from llamadesk.core.settings import capped_threads
 from llamadesk.services.inference import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ class QueryEmbedder(QObject):
             if self._model != model_id or not isinstance(self._embedder, DocumentEmbedder):
                 self._close()
                 path, entry = where
-                self._embedder = DocumentEmbedder(path, model_id, QUERY_THREADS, entry)
+                self._embedder = DocumentEmbedder(path, model_id,
+                                                  capped_threads(QUERY_THREADS), entry)
                 self._model = model_id
             assert isinstance(self._embedder, DocumentEmbedder)
             return self._embedder.query(text)

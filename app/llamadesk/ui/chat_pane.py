@@ -97,7 +97,8 @@ class ChatPane(QWidget):
         layout.addLayout(self._make_header())
         layout.addWidget(self.message_view, 1)
         layout.addWidget(self.banner)
-        self.documents_bar = DocumentsBar(ctx.controller.documents, ctx.controller.indexer)
+        self.documents_bar = DocumentsBar(ctx.controller.documents, ctx.controller.indexer,
+                                          ctx.operations)
         layout.addWidget(self.documents_bar)
         self.setAcceptDrops(True)  # files dropped on the chat are attached
         composer_row = QHBoxLayout()

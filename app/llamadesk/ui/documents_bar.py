@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from llamadesk.core.documents.index import UpdateReport
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.doc_indexer import DocumentIndexer, IndexProgress
+from llamadesk.ui.operations import Changes, Operations
 
 
 class DocumentsBar(QWidget):
@@ -36,10 +37,11 @@ class DocumentsBar(QWidget):
     changed = Signal()
 
     def __init__(self, documents: ChatDocuments, indexer: DocumentIndexer,
-                 parent: QWidget | None = None) -> None:
+                 ops: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.documents = documents
         self.indexer = indexer
+        self.ops = ops  # a chat's collections are a write: the window's one error policy
         self.conversation_id: int | None = None
         self.attach_button = QToolButton()
         self.attach_button.setText("Attach…")  # words: an emoji font is not everywhere
@@ -132,9 +134,14 @@ class DocumentsBar(QWidget):
     def _toggle(self, name: str, checked: bool) -> None:
         if self.conversation_id is None:
             return
-        names = [n for n in self.documents.collections(self.conversation_id) if n != name]
-        self.documents.set_collections(self.conversation_id,
-                                       [*names, name] if checked else names)
+        cid = self.conversation_id
+        names = [n for n in self.documents.collections(cid) if n != name]
+        chosen = [*names, name] if checked else names
+        self.ops.run(lambda: self.documents.set_collections(cid, chosen),
+                     Changes(chats=frozenset({cid})), initiator=self,
+                     success=lambda _done: self._toggled())
+
+    def _toggled(self) -> None:
         self.refresh()
         self.changed.emit()
 
