@@ -1,11 +1,12 @@
 """The one answer to "is anything busy?".
 
-Three parts keep their own books: the chat controller its replies, the inference service
+Four parts keep their own books: the chat controller its replies, the inference service
 its jobs (replies, API requests, embeddings) and whether a model is loading, the local
-API's job runner the requests it has taken. Each book stays where it is kept; ``Busy``
-is the one place that reads them, so the window's close, the local API's status and the
-command line's ``serve`` ask one object and get one answer (``Activity``), with the same
-words for it.
+API's job runner the requests it has taken, and the window's background writes
+(``ui.operations.Operations``, followed through ``follow_writes``). Each book stays
+where it is kept; ``Busy`` is the one place that reads them, so the window's close, the
+local API's status and the command line's ``serve`` ask one object and get one answer
+(``Activity``), with the same words for it.
 """
 
 from __future__ import annotations

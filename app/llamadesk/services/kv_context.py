@@ -1,6 +1,6 @@
 """What the one llama.cpp context holds, across conversations and as a chat grows.
 
-Two ways the engine avoids reading a chat's history again:
+Three ways the engine spares it work:
 
 * **Per-conversation states**: when another conversation takes the model over, the
   outgoing one's KV state is saved in RAM (``KVStateCache``) and restored when it comes
@@ -9,14 +9,14 @@ Two ways the engine avoids reading a chat's history again:
   removed from the context and the kept ones moved down (``core.kv_shift`` finds the
   range by comparing tokens; here llama.cpp's memory API does it), and
   llama-cpp-python's own token list is updated to match so its prefix reuse sees them.
-
 * **Sizing**: the context is created small (``FIRST_CONTEXT`` tokens) and grows, in
   powers of two up to the chat's context length, when a prompt and its reply need more
   (``context_size_for``; the engine re-creates it and carries the KV state over). A chat
   that uses a few hundred tokens does not pay for a 4,096-token cache.
 
-Both leave logits that belong to something else (a saved state carries none; a shift
-moves what produced them), so both mark them stale (``services.llama_internals``).
+All three leave logits that belong to something else (a saved state carries none; a
+shift moves what produced them; a new context has none), so all three mark them stale
+(``services.llama_internals``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ Every way out comes here: the window's close button and File → Quit (``closeEv
 1. keep what is on screen (the chat's settings being edited, the window's size);
 2. stop generation: a reply in any chat is stopped and its partial text stored before
    the window closes (the close waits for ``reply_finished``/``reply_failed``);
-3. stop the local API's server, the Models window's and the remote lists' threads, and
-   the window's background writes (bounded);
+3. stop the window's background writes, then the document indexer and the question
+   embedder, the local API's server, the Models window's threads, and the remote lists'
+   thread (bounded);
 4. stop the model's thread: a load in progress (llama.cpp cannot interrupt one) is
    abandoned at ``LOAD_DEADLINE_MS`` and the process exits all the same
    (``services/worker.py``);
@@ -44,7 +45,8 @@ class Shutdown(QObject):
 
     ``parts`` are what the window itself stops or keeps: ``keep_on_screen`` (step 1),
     ``close_window`` (asks the window to close again once a reply is stored), and
-    ``stop_window_services`` (the API server, the Models window)."""
+    ``stop_window_services`` (the document indexer and the question embedder, the API
+    server, the Models window)."""
 
     def __init__(self, ctx: AppContext, keep_on_screen: Callable[[], object],
                  close_window: Callable[[], object],
