@@ -12,7 +12,8 @@ llama-cpp-python version is checked here, against ``llama_version.TESTED_VERSION
 
 The rule for logits: llama-cpp-python samples at once on an exact prompt hit unless
 ``_requires_eval`` says its logits are stale. Restoring a saved sequence and shifting
-leave logits that belong to something else, so both mark them stale; and the engine
+leave logits that belong to something else, and a context re-created larger
+(``resize_context``) has none, so each marks them stale; and the engine
 marks them stale before every reply (``mark_logits_stale``), so a reply's first token
 is always sampled from a decode made for that reply (docs/architecture.md).
 """
