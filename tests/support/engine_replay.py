@@ -35,13 +35,13 @@ from llamadesk.services.engine import (
     LoadOptions,
 )
 
-#: Log probabilities of the same token may differ this much. A prefix hit reads the
-#: suffix in other batches than a fresh read of the whole prompt, so sums are taken in
-#: another order; llama.cpp rounds activations to 8 bits per block before each
-#: multiplication with 4-bit weights, and rounding that flips grows through the
-#: layers. On this 135M model compared tokens differed by up to 0.04 over 24 sequences,
-#: and 0.16 where a near-tie went the other way (bench/replay_metrics.py reports the
-#: largest it sees). Logits left by another context differ by whole units.
+#: Log probabilities of the same token may differ this much. Not from batching: a
+#: fresh engine reading prompts 8 tokens at a time matches one reading 512 at a time
+#: exactly. A reused cache sits in other cells than a fresh read, so attention sums in
+#: another order, and llama.cpp rounds activations to 8 bits per block before each
+#: multiplication with 4-bit weights, which can make that visible (not yet shown).
+#: Seen: up to 0.04 over 24 sequences, 0.24 once in 200 (bench/replay_metrics.py
+#: reports the largest). Logits left by another context differ by whole units.
 LOGPROB_TOLERANCE = 0.2
 #: A different pick is a near-tie decided by that rounding, not a wrong reply, when a
 #: fresh engine rates our token within this of its own pick; comparison ends there (the
