@@ -23,6 +23,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
     ("the app's shutdown sequence and exit status",
      r"aboutToQuit|setQuitOnLastWindowClosed|closeAllWindows", {"ui/shutdown.py"}),
     ("the views hear what a write changed", r"changed\.emit\(changes", {"ui/operations.py"}),
+    ("a refused preset change is put in words", r"The preset was not changed",
+     {"ui/user_errors.py"}),
     ("a refused database write is put in words", r"\bwrite_failure\(",
      {"core/store_errors.py", "core/store.py"}),
     ("a worker thread is made, stopped or abandoned", r"\bQThread\(\)",

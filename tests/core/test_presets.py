@@ -16,6 +16,7 @@ from llamadesk.core.presets import (
     PRESETS_FILE,
     PresetBook,
     PresetError,
+    PresetSaveError,
     preset_book,
 )
 from llamadesk.core.settings import AppSettings
@@ -105,6 +106,25 @@ def test_built_ins_cannot_be_changed(book: PresetBook) -> None:
     with pytest.raises(PresetError, match="at most 60"):
         book.save("x" * 61, "x", MINE)
     assert [p.name for p in PresetBook(book.path).presets()][4:] == ["Mine"]
+
+
+def test_a_refused_write_changes_neither_the_file_nor_the_book(book: PresetBook) -> None:
+    book.save("Mine", "Be brief.", SamplingParams(temperature=0.3))
+    book.set_default("Mine")
+    on_disk = book.path.read_bytes()
+    book.path.with_name(book.path.name + ".tmp").mkdir()  # the temp file cannot be made
+    attempts = [lambda: book.save("Other", "", SamplingParams()),
+                lambda: book.save("Mine", "Changed.", SamplingParams(), overwrite=True),
+                lambda: book.rename("Mine", "Renamed"), lambda: book.delete("Mine"),
+                lambda: book.set_default(None)]
+    for attempt in attempts:
+        with pytest.raises(PresetSaveError, match=r"^The presets could not be saved to .*\.$"):
+            attempt()
+    assert book.path.read_bytes() == on_disk
+    assert [p.name for p in book.presets() if not p.builtin] == ["Mine"]
+    mine = book.get("Mine")
+    assert mine is not None and mine.system_prompt == "Be brief."
+    assert book.default_name == "Mine"
 
 
 def test_the_default_preset_shapes_new_chats(book: PresetBook) -> None:

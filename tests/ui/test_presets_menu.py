@@ -17,6 +17,7 @@ from llamadesk.core.conversation import Role, SamplingParams
 from llamadesk.core.paths import app_paths
 from llamadesk.core.presets import BUILTIN_PRESETS, PresetBook
 from llamadesk.ui.main_window import MainWindow
+from llamadesk.ui.operations import Changes
 from llamadesk.ui.presets_menu import CUSTOM
 
 FAKE_WAIT_MS = 10_000
@@ -92,6 +93,73 @@ def test_save_rename_and_delete_a_preset_from_the_panel(
     # Built-ins cannot be renamed or deleted.
     choose(window, "Balanced")
     assert chooser.rename("Mine") is None and not chooser.delete(ask=False)
+
+
+def record_changes(window: MainWindow) -> list[tuple[Changes, object]]:
+    seen: list[tuple[Changes, object]] = []
+    window.ctx.operations.changed.connect(lambda changes, who: seen.append((changes, who)))
+    return seen
+
+
+def test_a_saved_preset_is_an_operation_announced_to_the_views(
+        fake_window: WindowFactory) -> None:
+    window = fake_window()
+    chooser = window.chat.settings_panel.presets
+    seen = record_changes(window)
+    window.chat.settings_panel.system_prompt.setPlainText("Answer in one line.")
+    saved = chooser.save_as("One line")
+    assert saved is not None
+    assert seen == [(Changes(presets=True), chooser)], "announced once, with who asked"
+    assert chooser.combo.findData("One line") >= 0, "listed again on the announcement"
+    assert PresetBook(app_paths().config_dir / "presets.json").get("One line") == saved
+    # A preset change made elsewhere (here: the default, from Preferences) reaches the
+    # chooser through the same event.
+    window.ctx.operations.run(lambda: window.ctx.presets.rename("One line", "Terse"),
+                              Changes(presets=True))
+    assert chooser.combo.findData("Terse") >= 0 and chooser.combo.findData("One line") < 0
+
+
+def test_a_refused_preset_save_is_a_banner_and_loses_nothing(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    window = fake_window()
+    chooser = window.chat.settings_panel.presets
+    assert chooser.save_as("Kept") is not None
+    presets_file = app_paths().config_dir / "presets.json"
+    on_disk = presets_file.read_bytes()
+    seen = record_changes(window)
+    # A folder where the atomic write's temporary file goes: the write is refused (as a
+    # read-only or full disk would refuse it; the tests run as a user chmod cannot stop).
+    presets_file.with_name("presets.json.tmp").mkdir()
+    window.chat.settings_panel.system_prompt.setPlainText("Never stored.")
+    assert chooser.save_as("Lost") is None
+    assert window.chat.banner.isVisible()
+    text = window.chat.banner.label.text()
+    assert text.startswith("The presets could not be saved to ") and str(presets_file) in text
+    assert seen == [], "nothing changed, so nothing is announced"
+    assert presets_file.read_bytes() == on_disk, "the file is as it was"
+    assert window.ctx.presets.get("Lost") is None, "nor does the book pretend otherwise"
+    assert window.ctx.presets.get("Kept") is not None
+    assert chooser.combo.findData("Lost") < 0 and chooser.combo.findData("Kept") >= 0
+    # A default preset chosen in Preferences and refused is a banner too, and the
+    # settings saved beside it are saved all the same.
+    from llamadesk.ui import main_window
+
+    def accept(dialog: main_window.PreferencesDialog) -> int:
+        box = dialog.default_preset_box
+        box.setCurrentIndex(box.findData("Kept"))
+        dialog.system_prompt.setPlainText("Be brief.")
+        return 1
+
+    window.chat.banner.hide()
+    monkeypatch.setattr(main_window.PreferencesDialog, "exec", accept)
+    with qtbot.waitSignal(window.ctx.operations.changed):  # the settings, off this thread
+        window.show_preferences()
+    assert window.chat.banner.isVisible()
+    assert window.chat.banner.label.text().startswith("The presets could not be saved")
+    assert window.ctx.presets.default_name is None
+    assert presets_file.read_bytes() == on_disk
+    assert window.ctx.settings.current.default_system_prompt == "Be brief."
+    assert [c for c, _who in seen if c.presets] == []
 
 
 def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(

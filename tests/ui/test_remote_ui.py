@@ -5,11 +5,13 @@ a connection off takes its models out of the picker."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hub_fixtures import InMemoryKeyring
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
 from pytestqt.qtbot import QtBot
 from tiny_gguf import tiny_resources
@@ -118,10 +120,15 @@ def test_turning_a_connection_off_takes_its_models_away(
 
 
 def test_preferences_adds_and_checks_a_connection(
-        window: MainWindow, qtbot: QtBot, fault_server: FaultServer) -> None:
+        window: MainWindow, qtbot: QtBot, fault_server: FaultServer,
+        monkeypatch: pytest.MonkeyPatch, memory_keyring: InMemoryKeyring) -> None:
     service = window.ctx.remote_models
     assert service is not None
-    dialog = PreferencesDialog(window.ctx.settings.current, window, None, service)
+    ops = window.ctx.operations
+    assert PreferencesDialog(window.ctx.settings.current, window, None, service
+                             ).connections_page is None, "its keys need the operations"
+    dialog = PreferencesDialog(window.ctx.settings.current, window, None, service,
+                               operations=ops)
     qtbot.addWidget(dialog)
     page = dialog.connections_page
     assert page is not None
@@ -129,10 +136,24 @@ def test_preferences_adds_and_checks_a_connection(
     page.url.setText("not an address")
     assert not page.save_current() and "http://" in page.status.text()
     page.url.setText(fault_server.url)
+    page.key.setText("not a key")
+    assert not page.save_current() and "Not a key" in page.status.text()
+    assert ops.in_flight == 0 and service.secrets.api_key("second") is None
+    # The key is stored by the window's operations, off the GUI thread (the keychain can
+    # wait to be unlocked); the page says what became of it when that is done.
+    stored_on: list[threading.Thread] = []
+    real_set = service.secrets.set_api_key
+    monkeypatch.setattr(service.secrets, "set_api_key", lambda name, key: (
+        stored_on.append(threading.current_thread()), real_set(name, key))[1])
     page.key.setText("sk-ui-check-1234")
     assert page.save_current()
+    assert page.key.text() == "", "the typed key does not stay in the field"
+    assert ops.in_flight == 1
+    qtbot.waitUntil(lambda: ops.in_flight == 0, timeout=WAIT_MS)
+    assert stored_on and stored_on[0] is not threading.main_thread()
+    assert memory_keyring.passwords[("LlamaDesk", "connection:second")] == "sk-ui-check-1234"
     assert service.secrets.api_key("second") == "sk-ui-check-1234"
-    assert page.key.text() == ""
+    assert page.status.text() == "Key saved in the system keyring."
     with qtbot.waitSignal(service.checked, timeout=WAIT_MS,
                           check_params_cb=lambda name, _result: name == "second"):
         page.check_current()
@@ -146,6 +167,8 @@ def test_preferences_adds_and_checks_a_connection(
     page.list.setCurrentRow(1)
     page.remove_current()
     assert [c.name for c in page.connections()] == ["faulty"]
+    qtbot.waitUntil(lambda: ops.in_flight == 0, timeout=WAIT_MS)
+    assert ("LlamaDesk", "connection:second") not in memory_keyring.passwords
     assert service.secrets.api_key("second") is None
 
 

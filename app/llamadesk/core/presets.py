@@ -51,6 +51,11 @@ class PresetError(ValueError):
     """A preset change that cannot be made (a taken name, a built-in); says why."""
 
 
+class PresetSaveError(PresetError):
+    """The presets file could not be written (a read-only folder, a full disk); the
+    book is left as it was. Its text is a whole sentence, naming the file."""
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named system prompt and sampling settings."""
@@ -142,10 +147,9 @@ class PresetBook:
         if existing is not None and not overwrite:
             raise PresetError(f"there is already a preset called {existing.name!r}")
         preset = Preset(name, system_prompt, params.validated())
-        self._user = [p for p in self._user if p is not existing] + [preset]
-        if existing is not None and self._default == existing.name:
-            self._default = name
-        self._write()
+        default = (name if existing is not None and self._default == existing.name
+                   else self._default)
+        self._commit([p for p in self._user if p is not existing] + [preset], default)
         return preset
 
     def rename(self, old: str, new: str) -> Preset:
@@ -156,30 +160,25 @@ class PresetBook:
         if clash is not None and clash is not preset:
             raise PresetError(f"there is already a preset called {clash.name!r}")
         renamed = replace(preset, name=new)
-        self._user = [renamed if p is preset else p for p in self._user]
-        if self._default == preset.name:
-            self._default = new
-        self._write()
+        self._commit([renamed if p is preset else p for p in self._user],
+                     new if self._default == preset.name else self._default)
         return renamed
 
     def delete(self, name: str) -> None:
         """Delete a user preset; if it was the default, new chats use Preferences'."""
         preset = self._user_preset(name, "deleted")
-        self._user = [p for p in self._user if p is not preset]
-        if self._default == preset.name:
-            self._default = None
-        self._write()
+        self._commit([p for p in self._user if p is not preset],
+                     None if self._default == preset.name else self._default)
 
     def set_default(self, name: str | None) -> None:
         """Make a preset the one new chats start from (None: Preferences' defaults)."""
-        if name is None:
-            self._default = None
-        else:
+        default = None
+        if name is not None:
             preset = self.get(name)
             if preset is None:
                 raise PresetError(f"there is no preset called {name!r}")
-            self._default = preset.name
-        self._write()
+            default = preset.name
+        self._commit(self._user, default)
 
     def _user_preset(self, name: str, action: str) -> Preset:
         preset = self.get(name)
@@ -226,7 +225,17 @@ class PresetBook:
         log.warning("presets file %s: %s; using the built-in presets", self.path, why)
         self._unreadable = True
 
-    def _write(self) -> None:
+    def _commit(self, user: list[Preset], default: str | None) -> None:
+        """Write the book as ``user`` and ``default``, and only then take them: a write
+        that fails (PresetSaveError) leaves the book as the file still has it."""
+        try:
+            self._write(user, default)
+        except OSError as exc:
+            raise PresetSaveError(f"The presets could not be saved to {self.path}: "
+                                  f"{exc.strerror or exc}.") from exc
+        self._user, self._default = user, default
+
+    def _write(self, user: list[Preset], default: str | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._unreadable and self.path.exists():
             # Keep what could not be read, for the user (or a newer version) to recover.
@@ -234,9 +243,9 @@ class PresetBook:
             self._unreadable = False
         data: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
-            "default": self._default,
+            "default": default,
             "presets": [{"name": p.name, "system_prompt": p.system_prompt,
-                         "params": p.params.to_dict()} for p in self._user],
+                         "params": p.params.to_dict()} for p in user],
         }
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

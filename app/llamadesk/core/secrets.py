@@ -166,12 +166,7 @@ class SecretStore:
 
     def set_api_key(self, connection: str, key: str) -> TokenSaveResult:
         """Keep ``key`` for ``connection``: in the keyring if possible, else in memory."""
-        key = key.strip()
-        if not key:
-            raise InvalidTokenError("the key is empty")
-        if any(c.isspace() or not c.isprintable() for c in key):
-            raise InvalidTokenError("a key cannot contain spaces, line breaks or control "
-                                    "characters")
+        key = checked_key(key)
         with self._lock:
             self._session_keys[connection.lower()] = key
         if self.keyring_usable():
@@ -199,6 +194,18 @@ class SecretStore:
             except keyring.errors.KeyringError as exc:
                 log.warning("cannot remove a connection key from the keyring (%s)",
                             type(exc).__name__)
+
+
+def checked_key(key: str) -> str:
+    """``key`` without surrounding spaces, if it can be a connection's API key; else
+    InvalidTokenError (checked before any keyring call, so a caller can check first)."""
+    key = key.strip()
+    if not key:
+        raise InvalidTokenError("the key is empty")
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise InvalidTokenError("a key cannot contain spaces, line breaks or control "
+                                "characters")
+    return key
 
 
 def _connection_user(connection: str) -> str:

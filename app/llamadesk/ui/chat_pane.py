@@ -90,7 +90,6 @@ class ChatPane(QWidget):
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel = self._make_settings_panel(ctx.settings.current)
-        self.settings_panel.presets.problem.connect(self.banner.show_message)
         ctx.settings.changed.connect(self._on_app_settings_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
@@ -139,7 +138,7 @@ class ChatPane(QWidget):
         return header
 
     def _make_settings_panel(self, settings: AppSettings) -> ChatSettingsPanel:
-        panel = ChatSettingsPanel(self.ctx.presets)
+        panel = ChatSettingsPanel(self.ctx.presets, self.ctx.operations)
         panel.defaults = settings.defaults
         panel.default_system_prompt = settings.default_system_prompt
         panel.settings_changed.connect(self._on_chat_settings_changed)

@@ -1,9 +1,17 @@
 """Preferences → Connections: the remote OpenAI-compatible servers the user added.
 
 Add (or change) a connection by name and URL, with an optional API key that goes
-straight to the system keychain; turn one off or remove it; Check asks the server for
+straight to the system keychain; turn one off or remove it (and its key); Check asks the server for
 its models on the remote-models thread and shows what it found or why not. The list
 becomes the settings' ``connections`` when Preferences is accepted.
+
+A key is stored, or forgotten, as a window operation in the background
+(``ui/operations.py``): a keychain call can block for as long as the keychain waits to be
+unlocked (Secret Service, macOS Keychain ask the user), and the window must not freeze
+meanwhile. The operations thread runs its writes in order, so a key stored before OK is in
+the keychain before the settings save that makes its connection's models be listed. A
+keychain that refuses the key is not an error: ``SecretStore`` keeps the key for this
+session and says so, and the page shows that sentence when the write is done.
 """
 
 from __future__ import annotations
@@ -21,11 +29,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from llamadesk.core import connections as remote
 from llamadesk.core.connections import Connection, InvalidConnectionError, RemoteSettings
-from llamadesk.core.secrets import InvalidTokenError
+from llamadesk.core.secrets import InvalidTokenError, TokenSaveResult, checked_key
 from llamadesk.services.remote_models import RemoteModelsService
+from llamadesk.ui.operations import Changes, Operations
 
 PRIVACY_NOTE = ("A chat with a model of a connection sends its messages to that server. "
                 "Keys are kept only in the system keychain.")
@@ -35,10 +45,12 @@ class ConnectionsPage(QWidget):
     """Edits a list of connections; keys are stored at once, the list on OK."""
 
     def __init__(self, connections: tuple[Connection, ...], service: RemoteModelsService,
-                 settings: RemoteSettings | None = None, parent: QWidget | None = None) -> None:
+                 operations: Operations, settings: RemoteSettings | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._connections = connections
         self._service = service
+        self._ops = operations
         self._settings = settings or RemoteSettings()
         self.list = QListWidget()
         self.list.setAccessibleName("Connections")
@@ -119,12 +131,15 @@ class ConnectionsPage(QWidget):
         name = remote.check_name(self.name.text())
         if self.key.text().strip():
             try:
-                saved = self._service.secrets.set_api_key(name, self.key.text())
+                key = checked_key(self.key.text())
             except InvalidTokenError as exc:
                 self.status.setText(f"Not a key: {exc}.")
                 return False
             self.key.clear()
-            self.status.setText(saved.message)
+            self.status.setText("Saving the key…")
+            secrets = self._service.secrets
+            self._ops.run_in_background(lambda: secrets.set_api_key(name, key), Changes(),
+                                        initiator=self, success=self._key_saved)
         self._connections = connections
         self._fill()
         self.list.setCurrentRow(next(i for i, c in enumerate(connections)
@@ -138,9 +153,15 @@ class ConnectionsPage(QWidget):
         if connection is None:
             return
         self._connections = remote.removed(self._connections, connection.name)
-        self._service.secrets.clear_api_key(connection.name)
+        secrets, name = self._service.secrets, connection.name
+        self._ops.run_in_background(lambda: secrets.clear_api_key(name), Changes(),
+                                    initiator=self)
         self._fill()
         self.status.setText(f"Removed {connection.name} and its key.")
+
+    def _key_saved(self, saved: TokenSaveResult) -> None:
+        if isValid(self.status):  # Preferences may have closed while the keychain worked
+            self.status.setText(saved.message)
 
     @Slot()
     def check_current(self) -> None:

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSplitter
 from llamadesk import APP_NAME
 from llamadesk.core.catalog import CatalogError
 from llamadesk.core.conversation import Conversation, Message, SamplingParams
-from llamadesk.core.presets import PresetError
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import LAST_CONVERSATION_KEY
 from llamadesk.services.jobs import ModelState
@@ -416,7 +415,7 @@ class MainWindow(QMainWindow):
         """App-wide settings (``local_api``: open on the Local API tab)."""
         dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
                                    self.ctx.remote_models, self.local_api.keys,
-                                   self.ctx.paths)
+                                   self.ctx.paths, self.ops)
         if local_api:
             dialog.tabs.setCurrentWidget(dialog.local_api_page)
         if dialog.exec():
@@ -427,13 +426,11 @@ class MainWindow(QMainWindow):
                                        Changes(settings=True), initiator=dialog,
                                        success=lambda _none: self.chat.preload_model(),
                                        report=self._settings_not_saved)
-            presets = self.ctx.presets
-            if dialog.default_preset() != presets.default_name:
-                try:
-                    presets.set_default(dialog.default_preset())
-                except (PresetError, OSError) as exc:
-                    self.chat.banner.show_message(
-                        f"The default preset could not be saved: {exc}")
+            presets, default = self.ctx.presets, dialog.default_preset()
+            if default != presets.default_name:
+                # In place: the preset book belongs to this thread (ui/operations.py).
+                self.ops.run(lambda: presets.set_default(default), Changes(presets=True),
+                             initiator=dialog)
 
     def _settings_not_saved(self, text: str) -> None:
         self.report_problem(text)

@@ -12,8 +12,11 @@ database, the settings file) hands the write to ``Operations``, which
 
 Why two ways to run. The chat database's SQLite connection belongs to the GUI thread that
 opened it (``check_same_thread``), and each of its writes is one short transaction, so
-store writes run in place. Files and the keychain can stall (a network home folder, a
-disk waking up): those writes go to the background. The background is one
+store writes run in place. So do preset changes: the ``PresetBook`` belongs to the GUI
+thread, which reads it for every preset chooser and new chat, and it takes a change only
+once its small file is written, so a change cannot run beside those reads. The settings
+file and the keychain can stall (a network home folder, a disk waking up, a keychain
+waiting to be unlocked): those writes go to the background. The background is one
 ``services.worker.WorkerThread``, not a ``QThreadPool``: its operations run one at a time,
 in the order made, so an earlier settings save never lands after a later one, and its stop
 is bounded (a write stuck in the kernel is abandoned at the deadline, not waited on).
@@ -49,12 +52,13 @@ class Changes:
     messages: frozenset[int] = frozenset()  # chats whose messages or branch shown changed
     settings: bool = False  # the app's settings (connections and appearance among them)
     models: bool = False  # installed models (the picker's list)
+    presets: bool = False  # the presets or the default one (every preset chooser's list)
 
     @property
     def anything(self) -> bool:
         """Whether there is anything for a view to update."""
         return bool(self.chats or self.deleted_chats or self.messages or self.settings
-                    or self.models)
+                    or self.models or self.presets)
 
 
 def chat_changed(conversation_id: int) -> Changes:

@@ -40,6 +40,7 @@ from llamadesk.core.settings import (
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.ui.connections_page import ConnectionsPage
 from llamadesk.ui.local_api_page import LocalApiPage
+from llamadesk.ui.operations import Operations
 from llamadesk.ui.privacy_page import PrivacyPage
 from llamadesk.ui.sampling_form import SamplingFields
 
@@ -52,13 +53,14 @@ class PreferencesDialog(QDialog):
     """App-wide settings in tabs: Hardware (threads, GPU offload, flash attention, the
     context cache), New chats (default preset, system prompt, sampling, context length),
     Appearance (theme, text size), Local API (who may use it) and, with remote models,
-    Connections."""
+    Connections (given the window's operations, which store its keys)."""
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None,
                  presets: PresetBook | None = None,
                  remote_models: RemoteModelsService | None = None,
                  api_keys: ApiKeyStore | None = None,
-                 paths: AppPaths | None = None) -> None:
+                 paths: AppPaths | None = None,
+                 operations: Operations | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"{APP_NAME} preferences")
         self._settings = settings
@@ -68,8 +70,10 @@ class PreferencesDialog(QDialog):
         self.tabs.addTab(self._appearance_tab(settings.appearance), "&Appearance")
         self.local_api_page = LocalApiPage(settings.local_api, api_keys)
         self.tabs.addTab(self.local_api_page, "&Local API")
-        self.connections_page = ConnectionsPage(settings.connections, remote_models,
-                                                settings.remote) if remote_models else None
+        # The Connections page writes keys to the keychain, as window operations.
+        self.connections_page = ConnectionsPage(
+            settings.connections, remote_models, operations, settings.remote) \
+            if remote_models is not None and operations is not None else None
         if self.connections_page is not None:
             self.tabs.addTab(self.connections_page, "&Connections")
         self.privacy_page = PrivacyPage(paths) if paths is not None else None

@@ -1,5 +1,7 @@
 """The preset chooser of a chat's settings panel: apply a preset to the chat, save the
-chat's settings as a preset, rename or delete the user's own presets."""
+chat's settings as a preset, rename or delete the user's own presets. Its changes are
+window operations (``ui/operations.py``): a refused one is a banner, a done one is
+announced as ``Changes(presets=True)``, on which every chooser lists the presets again."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.conversation import SamplingParams
-from llamadesk.core.presets import Preset, PresetBook, PresetError
+from llamadesk.core.presets import Preset, PresetBook
+from llamadesk.ui.operations import Changes, Operations
 
 #: What the chooser shows when the chat's settings match no preset.
 CUSTOM = "Custom"
@@ -40,17 +43,17 @@ class PresetChooser(QWidget):
 
     Signals:
         apply_requested(Preset): make the chat's settings this preset's.
-        problem(str): a preset change failed; says why.
     """
 
     apply_requested = Signal(object)
-    problem = Signal(str)
 
     def __init__(self, book: PresetBook, current: Callable[[], tuple[str, SamplingParams]],
-                 parent: QWidget | None = None) -> None:
+                 operations: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.book = book
         self._current = current
+        self._ops = operations
+        operations.changed.connect(self._on_changes)
         self.combo = QComboBox()
         self.combo.setAccessibleName("Preset")
         self.combo.setToolTip("Apply a preset: a system prompt and sampling settings")
@@ -157,14 +160,14 @@ class PresetChooser(QWidget):
         return bool(self._change(delete))
 
     def _change(self, change: Callable[[], _T]) -> _T | None:
-        try:
-            result = change()
-        except PresetError as exc:
-            self.problem.emit(f"The preset was not changed: {exc}.")
-            return None
-        except OSError as exc:
-            self.problem.emit(f"The presets could not be saved to {self.book.path}: "
-                              f"{exc.strerror or exc}")
-            return None
-        self.refresh()
-        return result
+        # In place, not in the background: the book belongs to this thread (see
+        # ui/operations.py). The announcement lists the presets again, here as well.
+        results: list[_T] = []
+        done = self._ops.run(change, Changes(presets=True), initiator=self,
+                             success=results.append)
+        return results[0] if done else None
+
+    @Slot(object, object)
+    def _on_changes(self, changes: Changes, _initiator: object) -> None:
+        if changes.presets:
+            self.refresh()

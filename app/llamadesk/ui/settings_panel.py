@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from llamadesk.core.conversation import Conversation, SamplingParams
 from llamadesk.core.presets import Preset, PresetBook
+from llamadesk.ui.operations import Operations
 from llamadesk.ui.presets_menu import PresetChooser
 from llamadesk.ui.sampling_form import SamplingFields
 
@@ -32,7 +33,8 @@ class ChatSettingsPanel(QWidget):
 
     settings_changed = Signal(int, str, object)
 
-    def __init__(self, presets: PresetBook, parent: QWidget | None = None) -> None:
+    def __init__(self, presets: PresetBook, operations: Operations,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._conversation_id: int | None = None
         self._loading = False
@@ -48,7 +50,7 @@ class ChatSettingsPanel(QWidget):
                                                                  f.top_k, f.min_p)
         self.repeat_penalty, self.max_tokens, self.n_ctx, self.seed = (
             f.repeat_penalty, f.max_tokens, f.n_ctx, f.seed)
-        self.presets = PresetChooser(presets, self._shown_settings)
+        self.presets = PresetChooser(presets, self._shown_settings, operations)
         self.presets.apply_requested.connect(self.apply_preset)
 
         form = QFormLayout()

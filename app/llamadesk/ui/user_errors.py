@@ -1,8 +1,11 @@
-"""One error policy for the window's writes to the settings file and the chat store.
+"""One error policy for the window's writes to the settings file, the presets file and
+the chat store.
 
 A write the user can do something about (the settings folder is read-only, the disk
-holding the database is full or refuses) fails with SettingsSaveError or StoreError,
-whose ``str()`` is already a readable sentence. ``attempt_write`` (and ``readable``, for
+holding the database is full or refuses) fails with SettingsSaveError, StoreError or
+PresetSaveError, whose ``str()`` is already a readable sentence; a preset change the book
+refuses (a taken name, a built-in) fails with PresetError, whose text says why in a few
+words and is put in a sentence here. ``attempt_write`` (and ``readable``, for
 a write made on another thread) turn those into that sentence for a banner or the status
 bar, so they never reach the crash dialog; nothing
 already saved is lost, because both raise before or instead of changing what is stored.
@@ -14,13 +17,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from llamadesk.core.presets import PresetError, PresetSaveError
 from llamadesk.core.store import StoreError
 from llamadesk.services.settings import SettingsSaveError
 
 log = logging.getLogger(__name__)
 
 #: The failures of a write that are the user's to act on, not bugs.
-USER_ERRORS: tuple[type[Exception], ...] = (SettingsSaveError, StoreError)
+USER_ERRORS: tuple[type[Exception], ...] = (SettingsSaveError, StoreError, PresetError)
+
+
+def _sentence(exc: Exception) -> str:
+    if isinstance(exc, PresetError) and not isinstance(exc, PresetSaveError):
+        return f"The preset was not changed: {exc}."
+    return str(exc)
 
 
 def attempt_write(action: Callable[[], object], report: Callable[[str], object]) -> bool:
@@ -32,7 +42,7 @@ def attempt_write(action: Callable[[], object], report: Callable[[str], object])
         action()
     except USER_ERRORS as exc:
         log.warning("a write failed: %s", type(exc).__name__)
-        report(str(exc))
+        report(_sentence(exc))
         return False
     return True
 
@@ -43,4 +53,4 @@ def readable(exc: BaseException) -> str | None:
     if not isinstance(exc, USER_ERRORS):
         return None
     log.warning("a write failed: %s", type(exc).__name__)
-    return str(exc)
+    return _sentence(exc)
