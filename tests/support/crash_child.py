@@ -1,5 +1,5 @@
 """``python crash_child.py segfault|abort ARGS…``: the ``llamadesk`` command with ARGS,
-started the real way (``cli.main``), that dies natively where it would load the model —
+started the real way (``cli.main``), that dies natively where ``chat`` would load the model —
 as llama.cpp does on a bad pointer (SIGSEGV) or a failed GGML_ASSERT (abort())."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import ctypes
 import os
 import sys
 
+from llamadesk.cli import chat as cli_chat
 from llamadesk.cli import main as cli
 
 
@@ -21,5 +22,5 @@ def crash_by_abort(*_args: object, **_kwargs: object) -> None:
 
 if __name__ == "__main__":
     how, argv = sys.argv[1], sys.argv[2:]
-    cli._load_engine = crash_by_segfault if how == "segfault" else crash_by_abort  # type: ignore[assignment]
+    cli_chat._load_engine = crash_by_segfault if how == "segfault" else crash_by_abort  # type: ignore[assignment]
     sys.exit(cli.main(argv))

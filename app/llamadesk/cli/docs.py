@@ -7,7 +7,7 @@
     llamadesk docs search NAME "question" [-k N]
                                            the best passages: rank, score, file, page
 
-``llamadesk chat --docs NAME "question"`` answers from a collection (cli/main.py). Failures
+``llamadesk chat --docs NAME "question"`` answers from a collection (cli/chat.py). Failures
 print one line on stderr and exit 1. A file that cannot be read is named with its reason
 on stderr and the rest are indexed. Document text is printed, never logged.
 """
