@@ -22,5 +22,5 @@ def crash_by_abort(*_args: object, **_kwargs: object) -> None:
 
 if __name__ == "__main__":
     how, argv = sys.argv[1], sys.argv[2:]
-    cli_chat._load_engine = crash_by_segfault if how == "segfault" else crash_by_abort  # type: ignore[assignment]
+    cli_chat.load_engine = crash_by_segfault if how == "segfault" else crash_by_abort  # type: ignore[assignment]
     sys.exit(cli.main(argv))

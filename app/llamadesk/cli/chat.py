@@ -62,7 +62,7 @@ def add_chat_parser(subparsers: Any) -> None:
     chat.add_argument("message", help="what to say")
 
 
-def _load_engine(model_id: str | None = None,
+def load_engine(model_id: str | None = None,
                  n_ctx: int | None = None) -> tuple[ChatBackend, ModelSpec]:
     """Load ``model_id`` (None: the app's default model) into a fresh engine, or connect
     to the remote server that serves it."""
@@ -183,7 +183,7 @@ def _load_for_chat(model_id: str | None, n_ctx: int) -> tuple[ChatBackend, Model
     from llamadesk.services.engine_errors import EngineError
 
     try:
-        engine, spec = _load_engine(model_id, n_ctx)
+        engine, spec = load_engine(model_id, n_ctx)
     except EngineError as exc:
         raise CliError(str(exc)) from exc
     where = engine.capabilities()
@@ -211,7 +211,7 @@ def _answer(engine: ChatBackend, session: ChatSession, conversation: Conversatio
     try:
         request = session.request(conversation, params, on_context=session.note_context,
                                   passages=passages)
-        end = run_job(GenerateJob(1, request, None, cancel), lambda: engine, _Printer())
+        end = run_job(GenerateJob(1, request, None, cancel), lambda: engine, Printer())
     finally:
         signal.signal(signal.SIGINT, previous)
         engine.unload()
@@ -292,7 +292,7 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-class _Printer:
+class Printer:
     """The job runner's sink for a reply on the command line: its text to stdout as it
     comes (unless ``echo`` is off); the end is read from what ``run_job`` returns."""
 

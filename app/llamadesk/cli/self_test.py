@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from llamadesk.cli.chat import _load_engine, _Printer
+from llamadesk.cli.chat import Printer, load_engine
 from llamadesk.cli.errors import CliError
 from llamadesk.core import bundled
 from llamadesk.core.conversation import Role, SamplingParams
@@ -26,7 +26,7 @@ def self_test() -> int:
     started = time.perf_counter()
     try:
         bundled.locate(verify_hash=True)
-        engine, _spec = _load_engine(bundled.manifest().id, 2048)
+        engine, _spec = load_engine(bundled.manifest().id, 2048)
     except (bundled.BundledModelError, EngineError) as exc:
         raise CliError(f"self-test failed: {exc}") from exc
     question = Message(id=0, conversation_id=0, parent_id=None, role=Role.USER,
@@ -34,7 +34,7 @@ def self_test() -> int:
     params = SamplingParams(temperature=0.0, max_tokens=48, seed=1)
     job = GenerateJob(1, GenerationRequest((question,), "", params), None, threading.Event())
     try:
-        end = run_job(job, lambda: engine, _Printer(echo=False))
+        end = run_job(job, lambda: engine, Printer(echo=False))
     finally:
         engine.unload()
     if end.result is None:
