@@ -8,6 +8,8 @@ import ast
 import re
 from pathlib import Path
 
+from import_cycle import find_cycle
+
 APP = Path(__file__).resolve().parents[1] / "app" / "llamadesk"
 CLI = APP / "cli"
 
@@ -32,25 +34,7 @@ def _cli_imports() -> dict[str, set[str]]:
     return graph
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One import cycle in ``graph`` as a path that returns to its start, or []."""
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> list[str]:
-        if name in path:
-            return [*path[path.index(name):], name]
-        if name in done:
-            return []
-        for target in sorted(graph.get(name, ())):
-            if found := visit(target, [*path, name]):
-                return found
-        done.add(name)
-        return []
-
-    for name in sorted(graph):
-        if found := visit(name, []):
-            return found
-    return []
+_cycle = find_cycle
 
 
 def test_the_cli_modules_import_each_other_without_a_cycle() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from import_cycle import find_cycle
+
 APP = Path(__file__).resolve().parents[1] / "app" / "llamadesk"
 MAX_LINES = 500
 #: Modules still over the mark, each with the reason it waits. An entry here must still be
@@ -49,25 +51,7 @@ def _bench_imports() -> dict[str, set[str]]:
     return graph
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One import cycle in ``graph`` as a path that returns to its start, or []."""
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> list[str]:
-        if name in path:
-            return [*path[path.index(name):], name]
-        if name in done:
-            return []
-        for target in sorted(graph.get(name, ())):
-            if found := visit(target, [*path, name]):
-                return found
-        done.add(name)
-        return []
-
-    for name in sorted(graph):
-        if found := visit(name, []):
-            return found
-    return []
+_cycle = find_cycle
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
