@@ -5,28 +5,21 @@ files must be). Quick and self-contained: part of the ordinary test run."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from packaging_helpers import PACKAGING, ROOT
+from packaging_helpers import PACKAGING, ROOT, load_script
 
 SCRIPT = PACKAGING / "release_checks.py"
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"llamadesk_{name}", PACKAGING / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load = load_script
 
 
 rc = load("release_checks")

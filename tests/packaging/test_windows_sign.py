@@ -4,20 +4,13 @@ test_packaging_scripts.py, which needs makensis."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from packaging_helpers import PACKAGING
+from packaging_helpers import load_script
 
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"llamadesk_{name}", PACKAGING / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load = load_script
 
 
 ws = load("windows_sign")

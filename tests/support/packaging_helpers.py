@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of packaging/ (not a package) loaded as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(f"llamadesk_{name}", PACKAGING / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 #: The chat database's passphrase in ``bare_env``.
