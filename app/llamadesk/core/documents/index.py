@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llamadesk.core.db import sqlite
-from llamadesk.core.documents import vectors
+from llamadesk.core.documents import bm25_bounded, vectors
 from llamadesk.core.documents.keywords import STOPWORDS, fts_terms
 from llamadesk.core.store import ConversationStore, StoreError
 
@@ -112,7 +112,7 @@ class DocumentIndex:
         self.chunk_tokens = chunk_tokens
         self._vec: bool | None = None  # sqlite-vec loaded into the store's connection
         self._df: dict[str, int] = {}  # chunks per term, for the generation below
-        self._df_generation: tuple[int, int] | None = None
+        self._df_generation: tuple[int, int, bytes] | None = None
 
     def vectors_available(self) -> bool:
         """Whether sqlite-vec is loaded (tried once per index)."""
@@ -364,22 +364,23 @@ class DocumentIndex:
     def _keyword(self, ids: list[int], question: str, k: int,
                  everything: bool = False) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the best ``k`` keyword matches, best first."""
-        terms = self._informative(fts_terms(question))
+        terms, counts, total = self._weighed(fts_terms(question))
         if not terms:
             return []
-        words = " OR ".join(f'"{t}"' for t in terms)
         scope = " OR ".join(f"c{i}" for i in ids)
         where = "" if everything else f" AND coll : ({scope})"
-        return self._bm25(f"({words}){where}", k)
+        if counts is None:  # a small store: every match is scored, it costs nothing
+            return self._bm25("(" + " OR ".join(f'"{t}"' for t in terms) + f"){where}", k)
+        return bm25_bounded.best(self._bm25, terms, counts, total, k, where)
 
     def _bm25(self, match: str, k: int) -> list[tuple[int, float]]:
         try:
             # ORDER BY + LIMIT inside the FTS query: FTS5 keeps only the best k as it
-            # scores, rather than sorting every match.
+            # scores, rather than sorting every match (ties by rowid: one order).
             rows = self._db.execute(
                 "SELECT rowid, bm25(doc_chunks_fts, 1.0, 0.5, 0.0) AS score "
-                "FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? ORDER BY score LIMIT ?",
-                (match, k)).fetchall()
+                "FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? ORDER BY score, rowid "
+                "LIMIT ?", (match, k)).fetchall()
         except sqlite.Error as exc:
             raise StoreError(f"Searching the documents failed: {exc}.") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
@@ -397,8 +398,13 @@ class DocumentIndex:
                 for i, score in ranked if i in rows]
 
     def _informative(self, terms: list[str]) -> list[str]:
-        """``terms`` without those in more than half of all chunks: FTS5's BM25 gives
-        such a word no weight (its IDF is clamped to 1e-6), so leaving it out keeps the
+        """``terms`` without those in more than half of all chunks (see ``_weighed``)."""
+        return self._weighed(terms)[0]
+
+    def _weighed(self, terms: list[str]) -> tuple[list[str], dict[str, int] | None, int]:
+        """(terms kept, chunks holding each term or None for a small store, chunks).
+        Words in more than half of all chunks are left out: FTS5's BM25 gives such a
+        word no weight (its IDF is clamped to 1e-6), so leaving it out keeps the
         ranking, while matching it would score most of the table (3x slower on 100,000
         chunks). Small stores keep every word: there it costs nothing, and a word in
         most chunks still picks passages when nothing else matches."""
@@ -407,17 +413,24 @@ class DocumentIndex:
         total = int(total)
         if not terms or total < PRUNE_FROM_CHUNKS:
             self._df_generation = None  # a small store: every word is kept
-            return terms
-        counts = self._document_counts(terms, (total, int(last)))
+            return terms, None, total
+        counts = self._document_counts(terms, (total, int(last), self._fts_structure()))
         kept = [t for t in terms if counts.get(t, 0) * 2 <= total]
-        return kept or terms
+        return kept or terms, counts, total
 
-    def _document_counts(self, terms: list[str], generation: tuple[int, int]
+    def _fts_structure(self) -> bytes:
+        """FTS5's structure record (its segments and a write counter): it changes with
+        every write to the index, so counts kept with it are exact, as the bounded
+        search needs (a chunk deleted and another inserted keep count and highest id)."""
+        row = self._db.execute(
+            "SELECT block FROM doc_chunks_fts_data WHERE id = 10").fetchone()
+        return bytes(row[0]) if row is not None else b""
+
+    def _document_counts(self, terms: list[str], generation: tuple[int, int, bytes]
                          ) -> dict[str, int]:
         """How many chunks hold each term. fts5vocab counts a term's chunks by reading
         its whole posting list (15 ms for three common words in 100,000 chunks), so the
-        counts are kept until the chunks change (their count or highest id); a count a
-        little stale only moves the line between kept and left-out words."""
+        counts are kept until the index changes."""
         if self._df_generation != generation:
             self._df_generation, self._df = generation, {}
         missing = [t for t in terms if t not in self._df]
