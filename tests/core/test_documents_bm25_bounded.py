@@ -15,8 +15,9 @@ from llamadesk.core.store import ConversationStore
 
 #: Common words first (Zipf weights), so questions mix words found in a quarter of the
 #: passages with rare ones: both the bounded search and its fallback are reached.
-VOCAB = ("north river market square road hill field street park budget weekly report "
-         "harbour clock bell organ lantern kayak paddle tanaka march okafor").split()
+VOCAB = ["north", "river", "market", "square", "road", "hill", "field", "street", "park",
+         "budget", "weekly", "report", "harbour", "clock", "bell", "organ", "lantern",
+         "kayak", "paddle", "tanaka", "march", "okafor"]
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ def test_self_test_answers_from_the_bundled_model(bundled_model_path: Path) -> N
     assert lines[0].startswith("Q: ")
     assert lines[1].startswith("A: ") and len(lines[1]) > 5
     assert "self-test ok" in lines[-1] and "tokens/s" in lines[-1]
+    assert lines[-2] == "document reader ok: 1 passage read in a child process"
 
 
 def test_self_test_without_the_model_fails_with_one_clear_line(tmp_path: Path) -> None:

@@ -101,6 +101,8 @@ def test_frozen_bundle_answers_the_self_test_with_no_python_around(
                             capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "self-test ok" in result.stdout
+    # The window's document reader: the frozen program started as its own child.
+    assert "document reader ok: 1 passage read in a child process" in result.stdout
     answer = [line for line in result.stdout.splitlines() if line.startswith("A: ")]
     assert answer and answer[0][3:].strip(), result.stdout
     assert "tokens/s" in result.stdout

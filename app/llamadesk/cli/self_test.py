@@ -45,6 +45,20 @@ def self_test() -> int:
     tps = result.stats.tokens_per_s or 0.0
     print(f"Q: {SELF_TEST_PROMPT}")
     print(f"A: {result.text.strip()}")
+    _check_document_reader()
     print(f"self-test ok: {result.stats.completion_tokens} tokens at {tps:.1f} tokens/s, "
           f"{time.perf_counter() - started:.2f} s in all")
     return EXIT_OK
+
+
+def _check_document_reader() -> None:
+    """The window parses documents in a child process: check that this build starts one
+    (a frozen program serves as its own child through multiprocessing)."""
+    from llamadesk.core.documents.parse_process import ParserUnavailableError, check_reader
+    from llamadesk.core.documents.parsers import DocumentError
+
+    try:
+        passages = check_reader()
+    except (ParserUnavailableError, DocumentError) as exc:
+        raise CliError(f"self-test failed: the document reader: {exc}") from exc
+    print(f"document reader ok: {passages} passage read in a child process")

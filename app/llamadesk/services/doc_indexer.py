@@ -25,6 +25,7 @@ from llamadesk.core.documents.index import (
     Embed,
     UpdateReport,
 )
+from llamadesk.core.documents.parse_process import ParserProcess
 from llamadesk.core.settings import capped_threads
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.engine_errors import EngineError
@@ -82,13 +83,16 @@ class _IndexWorker(QObject):
             self.ended.emit(job.name, report, "")
             return
         close: Callable[[], None] | None = None
+        # Files are parsed in a child process (started with the first file to read), so
+        # this thread mostly waits without the GIL and the GUI thread is not held up.
+        parser = ParserProcess(cancel=job.cancel)
         try:
             if self._store is None:
                 self._store = self._open_store()
             index = DocumentIndex(self._store)
             embed, close = self._embedder(index.get(job.name).embed_model)
             clock = _Clock()
-            index.update(job.name, report=report, cancel=job.cancel,
+            index.update(job.name, report=report, cancel=job.cancel, parse=parser,
                          progress=lambda done, total, _path: self._turn(
                              job, clock, report, done, total),
                          embed=self._yielding(job, clock, embed) if embed is not None else None)
@@ -97,6 +101,7 @@ class _IndexWorker(QObject):
             self.ended.emit(job.name, None, str(exc))
             return
         finally:
+            parser.close()
             if close is not None:
                 close()
         self.ended.emit(job.name, report, "")

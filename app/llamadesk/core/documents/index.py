@@ -17,11 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.core.db import sqlite
 from llamadesk.core.documents import bm25_bounded, vectors
 from llamadesk.core.documents.keywords import STOPWORDS, fts_terms
+from llamadesk.core.documents.parse_process import ParseCancelledError, read_chunks
 from llamadesk.core.store import ConversationStore, StoreError
+
+if TYPE_CHECKING:
+    from llamadesk.core.documents.chunker import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,8 @@ class UpdateReport:
 
 #: progress(done, total, path): called before each file.
 Progress = Callable[[int, int, str], None]
+#: parse(path, max_tokens) -> chunks: a file read in a child (``ParserProcess``).
+Parse = Callable[[Path, int], "list[Chunk]"]
 #: embed(texts) -> one vector per text (the collection's embedding model, documents side).
 Embed = Callable[[list[str]], list[list[float]]]
 #: Passages embedded per call (and per transaction).
@@ -208,12 +215,14 @@ class DocumentIndex:
     # -- indexing --------------------------------------------------------------------------
     def update(self, name: str, *, progress: Progress | None = None,
                cancel: threading.Event | None = None, embed: Embed | None = None,
-               report: UpdateReport | None = None) -> UpdateReport:
+               report: UpdateReport | None = None, parse: Parse | None = None
+               ) -> UpdateReport:
         """Bring a collection in step with its files: index new and changed ones, drop
         removed ones, then (with ``embed``, for a collection with an embedding model)
         give every passage without a vector one. Stops between files or batches when
         ``cancel`` is set. ``report`` (filled as it goes, so ``progress`` may read it)
-        is returned."""
+        is returned. ``parse`` reads files elsewhere (a child process) when there is no
+        ``count_tokens`` to chunk by."""
         row = self._require(name)
         collection_id = int(row["id"])
         has_vectors = row["embed_model"] is not None
@@ -240,7 +249,12 @@ class DocumentIndex:
             if reason is not None:
                 report.failed.append((key, reason))
                 continue
-            self._update_file(collection_id, path, known.get(key), report, has_vectors)
+            try:
+                self._update_file(collection_id, path, known.get(key), report, has_vectors,
+                                  parse)
+            except ParseCancelledError:
+                report.cancelled = True
+                return report
         for key, old in known.items():
             if key not in seen:
                 with self.store.transaction() as db:
@@ -270,13 +284,10 @@ class DocumentIndex:
         report.unembedded = len(vectors.missing(self._db, collection_id, 1 << 30))
 
     def _update_file(self, collection_id: int, path: Path, old: sqlite.Row | None,
-                     report: UpdateReport, has_vectors: bool = False) -> None:
-        from llamadesk.core.documents.chunker import (
-            CHUNK_TOKENS,
-            chunk_sections,
-            estimate_tokens,
-        )
-        from llamadesk.core.documents.parsers import DocumentError, parse_file
+                     report: UpdateReport, has_vectors: bool = False,
+                     parse: Parse | None = None) -> None:
+        from llamadesk.core.documents.chunker import CHUNK_TOKENS
+        from llamadesk.core.documents.parsers import DocumentError
 
         key = str(path)
         try:
@@ -296,9 +307,8 @@ class DocumentIndex:
                                (info.st_mtime, info.st_size, old["id"]))
                 report.unchanged += 1
                 return
-            chunks = chunk_sections(parse_file(path),
-                                    max_tokens=self.chunk_tokens or CHUNK_TOKENS,
-                                    count_tokens=self.count_tokens or estimate_tokens)
+            chunks = read_chunks(path, self.chunk_tokens or CHUNK_TOKENS,
+                                 self.count_tokens, parse)
             error = None
         except DocumentError as exc:
             digest, chunks, error = None, [], str(exc)
