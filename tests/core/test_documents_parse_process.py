@@ -20,13 +20,6 @@ from llamadesk.core.store import ConversationStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ConversationStore:
-    store = ConversationStore(tmp_path / "chats.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def folder(tmp_path: Path) -> Path:
     docs = tmp_path / "docs"
     docs.mkdir()
