@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
     # Start-up creates a few hundred thousand objects that live as long as the process;
     # each full collection while they are made walks them all (~25 ms of CPU here, the
-    # window's launch paid for several). The window collects again after its first
-    # paint (ui/app.py), every other command before it runs.
+    # window's launch paid for several). The window collects again once it is shown
+    # (ui/app.py), every other command before it runs.
     gc.disable()
     try:
         return _main(sys.argv[1:] if argv is None else list(argv))
