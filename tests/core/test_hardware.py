@@ -26,7 +26,7 @@ def test_probe_reports_this_machine() -> None:
 
 def test_physical_cores_falls_back_when_psutil_cannot_tell(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hardware.psutil, "cpu_count", lambda logical=True: None)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: None)
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: 6)
     assert hardware.physical_cores() == 6
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: None)

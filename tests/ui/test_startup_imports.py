@@ -25,20 +25,22 @@ def test_the_window_modules_do_not_import_the_hub_client() -> None:
 #: Third-party packages the window may import before its first paint: Qt, and what the
 #: store, the settings, the model registry and the keychain need at once.
 ALLOWED_BEFORE_FIRST_PAINT = {
-    "PySide6", "shiboken6", "llamadesk", "psutil", "platformdirs", "filelock",
+    "PySide6", "shiboken6", "llamadesk", "platformdirs", "filelock",
     # the keychain (core.secrets) and what keyring itself imports
     "keyring", "jaraco", "backports", "importlib_metadata", "lazy_importer", "more_itertools",
     "zipp", "secretstorage", "jeepney", "cryptography", "cffi", "_cffi_backend",
     # the chat database, opened (encrypted) before the window shows the last chat
     "sqlcipher3",
-    # the catalog checks chat format names against core.chat_format (Jinja templates)
-    "jinja2", "markupsafe",
 }
 #: Large libraries that only a later step needs: the model (llama.cpp, numpy, gguf's
 #: reader), rendering a reply (Markdown, highlighting), the local API, the Hub, remote
-#: servers. The engine and the Markdown renderer of the app itself too.
+#: servers, chat templates (Jinja: the names of the formats are in core.chat_formats),
+#: the machine's cores and memory (psutil, asked when a model loads). The engine and the
+#: Markdown renderer of the app itself too.
 NEVER_BEFORE_FIRST_PAINT = {
     "numpy", "gguf", "yaml", "llama_cpp", "diskcache", "markdown_it", "mdurl", "pygments",
+    "jinja2", "markupsafe", "psutil", "llamadesk.core.chat_format",
+    "llamadesk.core.template_sandbox",
     "fastapi", "starlette", "uvicorn", "pydantic", "huggingface_hub", "httpx", "httpcore",
     "openai", "llamadesk.services.engine", "llamadesk.services.llama_runtime",
     "llamadesk.ui.markdown", "llamadesk.api.server", "llamadesk.core.downloads",

@@ -16,6 +16,7 @@ This module assembles the parser and dispatches; each command group is its own m
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ from llamadesk.core.platform_support import check_this_cpu
 log = logging.getLogger("llamadesk.cli")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser; without ``commands``, only the window's options (an
+    empty command line opens the window, and need not import every command's module)."""
     parser = argparse.ArgumentParser(
         prog="llamadesk", description=f"{APP_NAME}: private, offline chat with local models.")
     parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
@@ -40,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="PNG",
                         help="open the window, save a picture of it to PNG and exit "
                         "(status 1 if the model did not load)")
+    parser.set_defaults(command=None)
+    if not commands:
+        return parser
     sub = parser.add_subparsers(dest="command")
     # Not optional: a broken import must be reported, not quietly drop the command.
     from llamadesk.cli import chat as cli_chat
@@ -73,8 +79,20 @@ def _refuse_cpu(problem: str, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llamadesk`` command."""
+    # Start-up creates a few hundred thousand objects that live as long as the process;
+    # each full collection while they are made walks them all (~25 ms of CPU here, the
+    # window's launch paid for several). The window collects again once it is shown
+    # (ui/app.py), every other command before it runs.
+    gc.disable()
     try:
-        parser = _parser()
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        gc.enable()
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        parser = _parser(commands=bool(argv))
     except ImportError as exc:
         return fail(f"this installation is incomplete ({exc}); reinstall LlamaDesk")
     args = parser.parse_args(argv)
@@ -92,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, crash: str | None) -> int:
     """Run the command ``args`` names; ``crash`` says that the last run crashed (the
     window shows it, a command prints it as one line on stderr)."""
+    if args.command is not None or args.self_test:
+        gc.enable()  # a command runs as long as it needs; only the window defers this
     if crash is not None and (args.command is not None or args.self_test):
         say(crash)
     if args.self_test or args.command not in (None, "chats", "connections"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadesk.core.chat_format import FALLBACK_FORMATS
+from llamadesk.core.chat_formats import FALLBACK_FORMATS
 
 
 def add_models_parser(subparsers: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.core import bundled
-from llamadesk.core.chat_format import FALLBACK_FORMATS
+from llamadesk.core.chat_formats import FALLBACK_FORMATS
 from llamadesk.core.paths import resources_dir
 from llamadesk.core.quant import parse_quantisation
 from llamadesk.core.schema import check

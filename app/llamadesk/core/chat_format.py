@@ -14,12 +14,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 
 import jinja2
 
+# The named formats and the message shape live in a light module (no Jinja) and are
+# re-exported here for the callers that name them as this module's.
+from llamadesk.core.chat_formats import DEFAULT_FORMAT as DEFAULT_FORMAT
+from llamadesk.core.chat_formats import FALLBACK_FORMATS as FALLBACK_FORMATS
+from llamadesk.core.chat_formats import ChatMessage as ChatMessage
+from llamadesk.core.chat_formats import FallbackFormat as FallbackFormat
 from llamadesk.core.template_sandbox import (
     BudgetedSandbox,
     RenderCancelled,
@@ -29,13 +34,6 @@ from llamadesk.core.template_sandbox import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class ChatMessage(TypedDict):
-    """The OpenAI-shaped message dict that chat templates expect."""
-
-    role: str
-    content: str
 
 
 class ChatTemplateError(Exception):
@@ -51,65 +49,6 @@ class ChatTemplateCancelled(ChatTemplateError):  # noqa: N818 (control flow)
     """Rendering stopped because the cancel flag was set (the user pressed Stop)."""
 
 
-_CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-_LLAMA2 = (
-    "{% if messages and messages[0].role == 'system' %}"
-    "{% set sys = '<<SYS>>\\n' + messages[0].content + '\\n<</SYS>>\\n\\n' %}"
-    "{% set msgs = messages[1:] %}{% else %}{% set sys = '' %}{% set msgs = messages %}"
-    "{% endif %}{% for m in msgs %}{% if m.role == 'user' %}"
-    "{{ bos_token }}[INST] {% if loop.first %}{{ sys }}{% endif %}{{ m.content | trim }} [/INST]"
-    "{% else %} {{ m.content | trim }} {{ eos_token }}{% endif %}{% endfor %}"
-)
-# A namespace, because a plain {% set %} inside a loop is gone by the next iteration.
-_MISTRAL = (
-    "{{ bos_token }}{% set ns = namespace(sys='') %}{% for m in messages %}"
-    "{% if m.role == 'system' %}{% set ns.sys = m.content + '\\n\\n' %}"
-    "{% elif m.role == 'user' %}[INST] {{ ns.sys if loop.index <= 2 else '' }}"
-    "{{ m.content | trim }} [/INST]{% else %}{{ m.content | trim }}{{ eos_token }}{% endif %}"
-    "{% endfor %}"
-)
-_VICUNA = (
-    "{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}\n\n"
-    "{% elif m.role == 'user' %}USER: {{ m.content }}\n"
-    "{% else %}ASSISTANT: {{ m.content }}{{ eos_token }}\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
-_ALPACA = (
-    "{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}\n\n"
-    "{% elif m.role == 'user' %}### Instruction:\n{{ m.content }}\n\n"
-    "{% else %}### Response:\n{{ m.content }}\n\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}### Response:\n{% endif %}"
-)
-_ZEPHYR = (
-    "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-
-
-@dataclass(frozen=True)
-class FallbackFormat:
-    """A named chat format for files without a template of their own."""
-
-    name: str
-    template: str
-    stop: tuple[str, ...] = ()
-
-
-FALLBACK_FORMATS: dict[str, FallbackFormat] = {
-    f.name: f
-    for f in (
-        FallbackFormat("chatml", _CHATML, ("<|im_end|>", "<|im_start|>")),
-        FallbackFormat("llama-2", _LLAMA2, ("[INST]",)),
-        FallbackFormat("mistral-instruct", _MISTRAL, ("[INST]",)),
-        FallbackFormat("vicuna", _VICUNA, ("\nUSER:",)),
-        FallbackFormat("alpaca", _ALPACA, ("### Instruction:", "\n### ")),
-        FallbackFormat("zephyr", _ZEPHYR, ("<|user|>", "</s>")),
-    )
-}
-DEFAULT_FORMAT = "chatml"
 
 
 def _raise_exception(message: str) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from llamadesk.core.catalog import ArchitectureHint
-from llamadesk.core.gguf_validate import GGUFMetadata
 from llamadesk.core.hardware import Hardware
 from llamadesk.core.settings import (
     GPU_LAYERS_ALL,
@@ -33,6 +33,9 @@ from llamadesk.core.settings import (
     HardwareSettings,
 )
 from llamadesk.core.units import format_bytes
+
+if TYPE_CHECKING:
+    from llamadesk.core.gguf_validate import GGUFMetadata
 
 OVERHEAD_BASE = 300_000_000
 OVERHEAD_FRACTION = 0.05

@@ -1,12 +1,14 @@
-"""What this machine offers: cores and memory. Pure Python (psutil), no llama.cpp."""
+"""What this machine offers: cores and memory. Pure Python (psutil), no llama.cpp.
+
+psutil is imported when the machine is first asked about, not with this module: the
+settings import it on the window's start-up path, and nothing there needs the answer
+before the first paint."""
 
 from __future__ import annotations
 
 import os
 import platform
 from dataclasses import dataclass
-
-import psutil
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Hardware:
 
 def physical_cores() -> int:
     """Physical cores (llama.cpp runs best with one thread per physical core)."""
+    import psutil
+
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
@@ -38,6 +42,8 @@ def _cpu_name() -> str:
 
 def probe() -> Hardware:
     """Read the machine's CPU and memory now."""
+    import psutil
+
     memory = psutil.virtual_memory()
     return Hardware(
         cpu_name=_cpu_name(),

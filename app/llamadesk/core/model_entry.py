@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from llamadesk.core.chat_format import DEFAULT_FORMAT
+from llamadesk.core.chat_formats import DEFAULT_FORMAT
 from llamadesk.core.fit import ModelShape
 from llamadesk.core.licences import (
     LicenceNotAcceptedError,

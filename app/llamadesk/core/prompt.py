@@ -13,9 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llamadesk.core.chat_format import ChatMessage, ChatTemplate
+from llamadesk.core.chat_formats import ChatMessage
 from llamadesk.core.conversation import Message, Role
+
+if TYPE_CHECKING:  # the template engine (Jinja) is imported by whoever renders
+    from llamadesk.core.chat_format import ChatTemplate
 
 #: After an overflow the kept history takes at most this share of the room beside the
 #: system prompt: about half, a little less so that the turn that re-reads it stays

@@ -31,15 +31,14 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from llamadesk.core import bundled
 from llamadesk.core.catalog import CatalogEntry, ModelCatalog
-from llamadesk.core.chat_format import FALLBACK_FORMATS
+from llamadesk.core.chat_formats import FALLBACK_FORMATS
 from llamadesk.core.fit import ModelShape
-from llamadesk.core.gguf_validate import GGUFMetadata, GGUFValidationError, read_metadata
 from llamadesk.core.licences import (
     ACCEPTANCES_FILE,
     LicenceAcceptances,
@@ -60,6 +59,9 @@ from llamadesk.core.model_entry import (
     slug,
 )
 from llamadesk.core.paths import AppPaths
+
+if TYPE_CHECKING:  # the GGUF reader is imported when a file is imported
+    from llamadesk.core.gguf_validate import GGUFMetadata
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +321,9 @@ class ModelRegistry:
         Raises RegistryError with the reason for a missing, invalid, split or duplicate
         file; nothing is copied or registered then.
         """
+        # Here, not at import: the window lists models at start-up without reading GGUFs.
+        from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
+
         source = Path(source).expanduser()
         if not source.is_file():
             raise RegistryError(f"No file at {source}.")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadesk.core.chat_format import FALLBACK_FORMATS
+from llamadesk.core.chat_formats import FALLBACK_FORMATS
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
