@@ -1,7 +1,8 @@
 """Where decode time goes between llama.cpp and the app: one process, one ``Llama``, the
 same prompt, the stages measured in alternation (a shared machine's load hits all alike).
 
-    python bench/decode_profile.py [--tokens 128] [--rounds 3] [--profile]
+    python bench/decode_profile.py [--tokens 128] [--rounds 3] [--threads N]
+                                   [--llama-bench] [--profile]
 
 Stages, from the inside out:
 * ``decode``: ``llama_decode`` of one token at a time, nothing sampled (what llama-bench's
@@ -13,7 +14,10 @@ Each prints the CPU time per token of the calling thread (``time.thread_time``) 
 tokens/s, medians of the rounds. With ``--threads 1`` (the default) llama.cpp decodes on
 the calling thread, so CPU per token is the whole cost and barely moves with the
 machine's load, which wall-clock rates do; the differences between stages are what
-each layer adds. ``--profile`` adds cProfile's top entries of one engine reply.
+each layer adds. ``--llama-bench`` adds llama-bench's tg (the built reference, the
+app's cache types) as a fifth stage in the same turns: with ``--threads 2`` that is the
+headless engine against the decode row's reference, wall-clock, no window.
+``--profile`` adds cProfile's top entries of one engine reply.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "app"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from llamadesk.core.bundled import locate  # noqa: E402
 from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
 from llamadesk.services.constraints import ReplyConstraints  # noqa: E402
-from llamadesk.services.engine import GenerationRequest, LlamaEngine, LoadOptions  # noqa: E402
+from llamadesk.services.engine import GenerationRequest, LlamaEngine  # noqa: E402
 
 PROMPT = ("<|im_start|>user\nTell me a long story about a lighthouse keeper and the sea, "
           "with many details.<|im_end|>\n<|im_start|>assistant\n")
@@ -106,15 +112,38 @@ def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     return result.stats.tokens_per_s, (time.thread_time() - marks[0]) / max(n - 1, 1)
 
 
+def _stage_llama_bench(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+    """llama-bench's tg in its own process, as the decode row runs it (no CPU figure:
+    its threads are not this process's)."""
+    from model_reference import Reference
+    from reference import binary_path
+
+    info = engine.info
+    binary = binary_path()
+    assert info is not None
+    if binary is None:
+        raise SystemExit("llama-bench is not built: python bench/reference.py build")
+    o = info.options
+    ref = Reference(Path(info.path), o.n_threads, o.flash_attn, o.n_ctx, o.n_batch, binary,
+                    o.kv_cache_type)
+    return ref.bench(tg=tokens), float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--llama-bench", action="store_true")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     engine = LlamaEngine()
-    engine.load(locate().path, LoadOptions(n_threads=args.threads))
+    # The app's own cache and batch settings, so llama-bench runs with the same.
+    from llamadesk.core.settings import AppSettings
+    from llamadesk.services.resolver import bundled_spec
+
+    engine.load(locate().path, replace(bundled_spec(AppSettings()).options,
+                                       n_threads=args.threads))
     llm = engine._llm
     assert llm is not None
     prompt = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
@@ -124,6 +153,8 @@ def main() -> None:
         "create_completion": lambda: _stage_completion(engine, args.tokens),
         "engine": lambda: _stage_engine(engine, args.tokens),
     }
+    if args.llama_bench:
+        stages["llama-bench tg"] = lambda: _stage_llama_bench(engine, args.tokens)
     for fn in stages.values():  # warm-up
         fn()
     rates: dict[str, list[float]] = {name: [] for name in stages}
@@ -135,12 +166,18 @@ def main() -> None:
             rates[name].append(rate)
             cpus[name].append(cpu)
     base = statistics.median(cpus["decode"])
-    print(f"threads {args.threads}, {args.tokens} tokens, {args.rounds} rounds")
+    print(f"threads {args.threads}, {args.tokens} tokens, {args.rounds} rounds, load average "
+          f"{Path('/proc/loadavg').read_text().split()[0]}")
+    ref = statistics.median(rates["llama-bench tg"]) if args.llama_bench else None
     for name in stages:
         cpu = statistics.median(cpus[name])
-        print(f"{name:18s} CPU {cpu * 1000:6.2f} ms/token ({min(cpus[name]) * 1000:.2f}–"
-              f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode, "
-              f"{statistics.median(rates[name]):6.1f} tok/s wall", flush=True)
+        rate = statistics.median(rates[name])
+        cpu_text = ("CPU      — (another process)" if cpu != cpu else
+                    f"CPU {cpu * 1000:6.2f} ms/token ({min(cpus[name]) * 1000:.2f}–"
+                    f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode")
+        ratio = f", {rate / ref:.3f}× llama-bench" if ref else ""
+        print(f"{name:18s} {cpu_text}, {rate:6.1f} tok/s wall "
+              f"({min(rates[name]):.1f}–{max(rates[name]):.1f}){ratio}", flush=True)
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

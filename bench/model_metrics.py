@@ -57,11 +57,17 @@ def _app_decode(h: AppHarness, tg: int, seed: int) -> tuple[float, dict[str, Any
     # Tokens already in the first batch were not timed; count them.
     before = h.count_tokens(r.first_text)
     perf = h.perf()
-    rate = (n - before) / (r.t_last - r.t_first)
+    span = r.t_last - r.t_first
+    rate = (n - before) / span
     engine_rate = r.message.stats.tokens_per_s if r.message else None
     llama_rate = perf["n_eval"] / (perf["t_eval_ms"] / 1000) if perf["t_eval_ms"] else None
+    # The GUI thread's CPU while the reply streamed: on a machine with as many cores as
+    # llama.cpp threads, each of its milliseconds stalls the decode about as long.
+    gui_s = (r.gui_cpu_last or 0.0) - (r.gui_cpu_first or 0.0)
     return rate, {"tokens": n, "engine_tps": engine_rate, "llama_decode_tps": llama_rate,
-                  "prompt_tokens": r.message.stats.prompt_tokens if r.message else None}
+                  "prompt_tokens": r.message.stats.prompt_tokens if r.message else None,
+                  "gui_cpu_ms_per_s": gui_s * 1000 / span,
+                  "gui_batches_per_s": (r.batches - 1) / span}
 
 
 def decode(h: AppHarness, ref: Reference, sizes: Sizes, runs: int,
@@ -86,6 +92,9 @@ def decode(h: AppHarness, ref: Reference, sizes: Sizes, runs: int,
         "llama_cpp_decode_tps": summarize([d["llama_decode_tps"] for d in kept
                                            if d["llama_decode_tps"]]),
         "engine_loop_tps": summarize([d["engine_tps"] for d in kept if d["engine_tps"]]),
+        # What the GUI took while the text streamed (CPU ms per second, batches a second).
+        "gui_cpu_ms_per_s": summarize([d["gui_cpu_ms_per_s"] for d in kept]),
+        "gui_batches_per_s": summarize([d["gui_batches_per_s"] for d in kept]),
     }
     if diagnose and ref.llama_bench is not None:
         # Like with like: the app decodes after a prompt, in an n_ctx-sized context.

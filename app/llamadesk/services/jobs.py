@@ -19,8 +19,13 @@ from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine_errors import EngineError
 from llamadesk.services.engine_types import GenerationRequest, GenerationResult, LoadOptions
 
-#: How often streamed text is handed to the GUI (seconds).
-BATCH_INTERVAL_S = 0.03
+#: How often streamed text is handed to the GUI (seconds). Each batch costs the GUI
+#: thread about a millisecond (the slot, the live row's layout and paint) whatever it
+#: carries; where llama.cpp runs as many threads as there are cores, that millisecond is
+#: taken from one of them and both wait at its barrier, so fewer batches decode faster
+#: (docs/performance.md, "Decode: where the rest goes"). 50 ms is still 20 updates a
+#: second, the top of the 30-50 ms the design allows.
+BATCH_INTERVAL_S = 0.05
 
 
 class ModelState(StrEnum):
