@@ -2,10 +2,10 @@
 
 Used by tests/e2e/test_power_loss.py (20 kills) and tools/stress_kill.py (100). Each
 round starts ``chat_until_killed.py`` on the same database (a child forked by one
-``--fork-each`` process, which imports Python, Qt and llama.cpp once), waits until it has loaded
-the model, lets it chat for a random time, and SIGKILLs it: no handler runs, no buffer
-is flushed, exactly what a crash does to the process (an OS crash or power cut also
-loses what the OS had not written; ``synchronous=FULL`` is what covers that part).
+``--fork-each`` process, which imports Python, Qt and llama.cpp once), waits until it
+has loaded the model, lets it chat for a random time, and SIGKILLs it: no handler runs,
+no buffer is flushed, exactly what a crash does to the process (an OS crash or power
+cut also loses what the OS had not written; ``synchronous=FULL`` covers that part).
 After each kill the database must pass ``PRAGMA integrity_check`` and hold every
 message whose commit the child had announced, with the same role and text.
 """
