@@ -106,8 +106,12 @@ def protect_with_passphrase(home: Path, passphrase: str) -> bytes:
         return replace(wrapped, n=TEST_SCRYPT_N)  # ...and recorded so in the file
 
     key = new_key()
-    with mock.patch.object(store_keys, "wrap_key", cheap_wrap):
-        store_keys.KeyStore(app_paths(home).data_dir).set_passphrase(key, passphrase)
+    keys = store_keys.KeyStore(app_paths(home).data_dir)
+    # set_passphrase also clears the keychain's entry: the test's process leaves every
+    # keychain alone (a developer's real one included).
+    with (mock.patch.object(store_keys, "wrap_key", cheap_wrap),
+          mock.patch.object(keys, "forget_keychain_key", lambda: None)):
+        keys.set_passphrase(key, passphrase)
     return key
 
 
