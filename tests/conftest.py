@@ -27,6 +27,10 @@ from hub_fixtures import gated_catalog, hub_server, memory_keyring, paths  # noq
 # Remote OpenAI-compatible servers on loopback ports: tests/support/remote_fixtures.py.
 from remote_fixtures import fault_server, llama_server  # noqa: F401
 
+# The two longest runs start in the background when collection ends and their tests go
+# last: tests/support/background_runs.py.
+pytest_plugins = ["background_runs"]
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The passphrase of every test's chat database (see ``home``).
 TEST_PASSPHRASE = "test store passphrase"

@@ -10,7 +10,13 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
-from crypt_fixtures import build_plaintext, dump, files_containing
+from crypt_fixtures import (
+    TEST_SCRYPT_N,
+    build_plaintext,
+    dump,
+    files_containing,
+    protect_with_passphrase,
+)
 from hub_fixtures import InMemoryKeyring
 
 from llamadesk.core.conversation import Role
@@ -113,6 +119,22 @@ def test_without_a_keychain_a_passphrase_protects_a_new_store(
     assert again.list_conversations()[0].title == MARKERS[0]
     again.close()
     assert files_containing(paths.data_dir, [*MARKERS, "correct horse"]) == []
+
+
+def test_a_new_passphrase_costs_scrypt_2_17_and_a_stored_cost_is_the_one_used(
+        paths: AppPaths, no_keychain: None, tmp_path: Path) -> None:
+    """The app wraps a new key at scrypt N=2**17, r=8, p=1; a protection file naming
+    another cost (a later version's, or the tests' cheaper one that every e2e test's
+    child process unlocks) is unlocked at the cost it names."""
+    open_store(paths, passphrase="correct horse").close()
+    wrapped = KeyStore(paths.data_dir).wrapped()
+    assert (wrapped.n, wrapped.r, wrapped.p) == (2**17, 8, 1)
+    other = app_paths(tmp_path / "other").ensure()
+    key = protect_with_passphrase(tmp_path / "other", "cheap horse")
+    assert KeyStore(other.data_dir).wrapped().n == TEST_SCRYPT_N < 2**17
+    assert store_key(other, "cheap horse") == key
+    with pytest.raises(WrongPassphraseError):
+        store_key(other, "wrong horse")
 
 
 def test_the_passphrase_file_named_in_the_environment_is_read(

@@ -31,6 +31,13 @@ def llamadesk(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedPr
                           text=True, timeout=TIMEOUT, env=full, input=stdin, check=False)
 
 
+@pytest.fixture(autouse=True)
+def _encrypted_with_a_passphrase(store_passphrase: str) -> str:
+    """Here the app creates the store's key itself (or refuses to): no protection file
+    is written ahead (tests/e2e/conftest.py)."""
+    return store_passphrase
+
+
 def _chat(text: str) -> int:
     store = open_app_store()
     chat = store.create_conversation("Secret plans")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from crypt_fixtures import build_plaintext, dump
+from crypt_fixtures import build_plaintext, dump, protect_with_passphrase
 
 from llamadesk.core.db import is_plaintext
 from llamadesk.core.paths import app_paths
@@ -27,6 +27,9 @@ ROUNDS = 10
 
 
 def _start(home: Path, secret: Path) -> subprocess.Popen[str]:
+    # The key is wrapped ahead, at the tests' scrypt cost: what the child's store_key
+    # would write before "start"; the kills all fall after it, in the encryption.
+    protect_with_passphrase(home, PASSPHRASE)
     env = {**os.environ, "LLAMADESK_HOME": str(home), PASSPHRASE_FILE_ENV: str(secret),
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     return subprocess.Popen([sys.executable, str(CHILD)], env=env, stdout=subprocess.PIPE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crypt_fixtures import files_containing
-from kill_harness import check_database, child_env, kill_round
+from kill_harness import Forker, check_database, child_env, kill_round
 
 from llamadesk.core.paths import app_paths
 from llamadesk.core.store_open import open_store
@@ -22,11 +22,12 @@ def test_no_question_text_reaches_any_file_after_a_kill_mid_reply(
     paths = app_paths(home).ensure()
     env = child_env(home)
     committed = []
-    for delay in (0.8, 1.6):
-        round_ = kill_round(paths.database, env, delay, marker=MARKER)
-        assert not round_.errors, round_.errors
-        assert round_.exit_code == -9, "ended by the kill"
-        committed += round_.committed
+    with Forker(env) as forker:
+        for delay in (0.8, 1.6):
+            round_ = kill_round(paths.database, env, delay, marker=MARKER, forker=forker)
+            assert not round_.errors, round_.errors
+            assert round_.exit_code == -9, "ended by the kill"
+            committed += round_.committed
     assert any(c.role == "user" for c in committed), "questions were stored before the kill"
     assert check_database(paths.database, committed) == []
     assert files_containing(home, [MARKER, "name a colour and a fruit"]) == []

@@ -4,13 +4,23 @@ everything a database holds, to compare before and after."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from llamadesk.core.db import connect, is_plaintext
+from llamadesk.core import store_keys
+from llamadesk.core.db import connect, is_plaintext, new_key
 from llamadesk.core.paths import app_paths
 from llamadesk.core.store import ConversationStore
 from llamadesk.core.store_open import open_store, store_key
+
+#: The scrypt cost of the protection files tests write before the app starts: 2**10 (about
+#: a millisecond) instead of the app's 2**17 (about half a second of CPU per unlock, paid
+#: by every child process of a test). The app reads the cost from the file, as it would
+#: after a later version raised it; a store the app protects itself still gets the real
+#: cost (tests/core/test_store_crypt.py checks it).
+TEST_SCRYPT_N = 2**10
 
 WORDS = ("llama", "river", "mountain", "quantum", "teapot", "orbit", "violet", "cipher",
          "harbour", "meadow", "lantern", "pepper")
@@ -81,6 +91,28 @@ def open_any(db_path: Path) -> Any:
     if not db_path.exists() or is_plaintext(db_path):
         return connect(db_path, None)
     return connect(db_path, store_key(app_paths(db_path.parent.parent)))
+
+
+def protect_with_passphrase(home: Path, passphrase: str) -> bytes:
+    """Give ``home``'s store a new key wrapped by ``passphrase`` at ``TEST_SCRYPT_N``:
+    the protection file the app's first open would write, at the tests' cost. The
+    database itself is created (or a plaintext one encrypted) by the next open, as
+    after a crash right after that first write. Returns the key."""
+    real_wrap = store_keys.wrap_key
+
+    def cheap_wrap(key: bytes, passphrase: str) -> store_keys.WrappedKey:
+        with mock.patch.dict(store_keys._SCRYPT, n=TEST_SCRYPT_N):
+            wrapped = real_wrap(key, passphrase)  # derived at the lower cost...
+        return replace(wrapped, n=TEST_SCRYPT_N)  # ...and recorded so in the file
+
+    key = new_key()
+    keys = store_keys.KeyStore(app_paths(home).data_dir)
+    # set_passphrase also clears the keychain's entry: the test's process leaves every
+    # keychain alone (a developer's real one included).
+    with (mock.patch.object(store_keys, "wrap_key", cheap_wrap),
+          mock.patch.object(keys, "forget_keychain_key", lambda: None)):
+        keys.set_passphrase(key, passphrase)
+    return key
 
 
 def open_app_store(home: Path | None = None) -> ConversationStore:
