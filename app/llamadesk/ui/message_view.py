@@ -168,6 +168,14 @@ class MessageDelegate(QStyledItemDelegate):
             return int(widget.viewport().width())
         return int(option.rect.width())  # type: ignore[attr-defined]
 
+    @staticmethod
+    def _visible(option: QStyleOptionViewItem) -> QRect | None:
+        """The part of the view on screen, in the coordinates rows are painted in."""
+        widget = option.widget  # type: ignore[attr-defined]
+        if isinstance(widget, QAbstractItemView):
+            return QRect(widget.viewport().rect())
+        return None
+
     def _marker_height(self, option: QStyleOptionViewItem, row: ChatRow) -> int:
         return option.fontMetrics.height() + MARGIN if row.memory_start else 0
 
@@ -237,6 +245,7 @@ class MessageDelegate(QStyledItemDelegate):
             left = rect.left() + MARGIN
             fill = QColor(palette.color(QPalette.ColorRole.AlternateBase))
         bubble = QRect(left, top, bubble_w, bubble_h)
+        visible = self._visible(option)
 
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -246,7 +255,7 @@ class MessageDelegate(QStyledItemDelegate):
         else:
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(fill)
-        painter.drawRoundedRect(bubble, 10, 10)
+        painter.drawRoundedRect(_on_screen(bubble, visible), 10, 10)
         # Header: who wrote it, and how fast.
         header_font = option.font  # type: ignore[attr-defined]
         header_font.setPointSizeF(max(header_font.pointSizeF() * 0.85, 6.0))
@@ -268,8 +277,21 @@ class MessageDelegate(QStyledItemDelegate):
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette.setColor(QPalette.ColorRole.Text,
                                  palette.color(QPalette.ColorRole.Text))
+        if visible is not None:  # lay out every line, but draw only those on screen
+            context.clip = visible.translated(-(left + PADDING), -(top + PADDING)).toRectF()
         doc.documentLayout().draw(painter, context)
         painter.restore()
+
+
+def _on_screen(bubble: QRect, visible: QRect | None) -> QRect:
+    """The bubble cut to what is on screen, plus more than a corner's radius, so the
+    corners that show are where they were. A reply taller than the view is one
+    antialiased shape as tall as the reply: filling it whole cost more than its text."""
+    if visible is None:
+        return bubble
+    top = max(bubble.top(), visible.top() - 2 * MARGIN)
+    bottom = min(bubble.bottom(), visible.bottom() + 2 * MARGIN)
+    return QRect(bubble.left(), top, bubble.width(), max(bottom - top + 1, 0))
 
 
 class MessageView(QListView):
