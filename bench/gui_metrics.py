@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Slot
+from PySide6.QtWidgets import QWidget
 
 from common import Goal, Metric, alternate, repeat, side, summarize
-from harness import AppHarness, Reply, qapp
+from harness import AppHarness, BenchError, Reply, qapp
 from llamadesk.core.conversation import SamplingParams
 from model_metrics import STORY
 from store_metrics import FULL as STORE_FULL
@@ -54,6 +55,20 @@ class Heartbeat(QObject):
     @property
     def worst_ms(self) -> float:
         return max(self.gaps, default=0.0) * 1000
+
+
+class PaintCounter(QObject):
+    """Counts the paint events ``widget`` receives."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__(widget)
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
 
 
 def _stream(h: AppHarness, cid: int, tokens: int, seed: int) -> list[Reply]:
@@ -180,12 +195,21 @@ def open_and_list(work: Path, quick: bool, runs: int,
         shown = h.window.chat.messages.rowCount()
 
         view = h.window.sidebar.list_view
+        painted = PaintCounter(view.viewport())
 
         def list_first_page() -> float:
+            settle()
+            painted.count = 0
             started = time.perf_counter()
             model = ConversationListModel(h.store)
             view.setModel(model)
-            settle()
+            # Until the list has painted its new rows: what the user sees change. (A
+            # repaint of the whole window, as the open row does, would add the chat
+            # pane's paint, which showing the list does not change.)
+            while not painted.count:
+                app.processEvents()
+                if time.perf_counter() - started > 5:
+                    raise BenchError("the chat list was not painted")
             elapsed = (time.perf_counter() - started) * 1000
             view.setModel(h.window.sidebar.conversations)
             return elapsed
@@ -212,7 +236,8 @@ def open_and_list(work: Path, quick: bool, runs: int,
                    Goal("<=", 10), listed,
                    details={"all_pages_fetched_ms": summarize(everything)},
                    notes="a fresh ConversationListModel (first page, count) in the sidebar, "
-                         "painted; fetching every page is reported beside it"),
+                         "until the list has painted it (not the rest of the window); "
+                         "fetching every page is reported beside it"),
         ]
     finally:
         h.close()

@@ -32,22 +32,29 @@ def controller(store: ConversationStore, qtbot: QtBot,
 def test_checkpoints_while_writing_and_clears_them_after(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint is committed by its own thread: the GUI thread's connection
+    writes no checkpoint, and the stored reply takes the checkpoint's place."""
     monkeypatch.setattr(chat, "CHECKPOINT_INTERVAL_S", 0.0)
-    conversation = store.create_conversation(params=SamplingParams(max_tokens=40, seed=2,
-                                                                   n_ctx=1024))
-    seen: list[dict[str, object]] = []
-
-    def look(_cid: int, _text: str) -> None:
-        seen.extend(json.loads(v) for v in store.states(DRAFT_PREFIX).values())
-
-    controller.reply_text.connect(look)
-    with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
-        question = controller.send(conversation.id, "Tell me about the sea.")
+    conversation = store.create_conversation(params=SamplingParams(
+        max_tokens=400, seed=3, n_ctx=1024, temperature=0.9, repeat_penalty=1.0))
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    with qtbot.waitSignal(controller.reply_text, timeout=WAIT_MS):
+        question = controller.send(conversation.id, "Write a long story about the sea.")
     assert question is not None
-    assert seen, "the reply was checkpointed while it streamed"
-    assert seen[-1]["parent_id"] == question.id and seen[-1]["text"]
+    # While the reply streams, its checkpoint appears in the store.
+    qtbot.waitUntil(lambda: bool(store.states(DRAFT_PREFIX)), timeout=WAIT_MS)
+    (draft,) = (json.loads(v) for v in store.states(DRAFT_PREFIX).values())
+    assert draft["parent_id"] == question.id and draft["text"]
+    with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
+        controller.stop(conversation.id)
+    store.connection.set_trace_callback(None)
+    assert not [s for s in statements if "app_state" in s and "INSERT" in s], (
+        "no checkpoint was committed on the GUI thread")
     assert store.states(DRAFT_PREFIX) == {}, "a stored reply leaves no checkpoint"
-    assert done.args[1].content.startswith(str(seen[0]["text"]).strip()[:5])
+    assert done.args[1].content.startswith(str(draft["text"]).strip()[:5])
+    controller.checkpoints.shutdown()
+    assert store.states(DRAFT_PREFIX) == {}, "nothing written after the reply was stored"
 
 
 def test_a_crashed_runs_checkpoint_becomes_an_interrupted_reply(

@@ -238,11 +238,14 @@ class ConversationStore:
         stats: MessageStats | None = None,
         created_at: float | None = None,
         as_root: bool = False,
+        forget_state: str | None = None,
     ) -> Message:
         """Append a message in one transaction. By default it follows the current leaf
         of the conversation; ``parent_id`` puts it after another message (a new branch
         when that message already has a follower), ``as_root`` makes it a first message
-        (an edit of the opening message). Either way it becomes the new leaf."""
+        (an edit of the opening message). Either way it becomes the new leaf.
+        ``forget_state`` is an app_state key deleted in the same transaction (a reply's
+        checkpoint, which the reply replaces: a crash leaves one or the other)."""
         now = time.time()
         stats = stats or MessageStats()
         with self._transaction() as db:
@@ -272,6 +275,8 @@ class ConversationStore:
                 "UPDATE conversations SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
                 (message_id, now, conversation_id),
             )
+            if forget_state is not None:
+                db.execute("DELETE FROM app_state WHERE key = ?", (forget_state,))
         message = self.get_message(message_id)
         assert message is not None
         return message

@@ -32,6 +32,7 @@ from llamadesk.services.engine_types import GenerationResult
 from llamadesk.services.inference_api import InferenceApi
 from llamadesk.services.jobs import JobEnd, ModelSpec
 from llamadesk.services.query_embedder import QueryEmbedder, resolver_locate
+from llamadesk.services.reply_checkpoints import ReplyCheckpoints
 from llamadesk.services.resolver import ModelResolver
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class ChatController(QObject):
         #: Embeds a question for collections indexed by meaning, on its own thread.
         self.query_embedder = QueryEmbedder(locate, parent=self)
         self.query_embedder.query_embedded.connect(self._on_query_embedded)
+        #: Commits the reply checkpoints on its own thread (an fsync each).
+        self.checkpoints = ReplyCheckpoints(store.another_connection)
         #: Replies waiting for their question's vector: token -> what to answer.
         self._awaiting: dict[int, tuple[Conversation, ModelSpec, Message]] = {}
         self._tokens = itertools.count(1)
@@ -257,12 +260,9 @@ class ChatController(QObject):
         if now - pending.saved_at >= CHECKPOINT_INTERVAL_S:
             # A checkpoint of the reply so far: if the app dies, the next start stores it.
             pending.saved_at = now
-            try:
-                self.store.set_state(f"{DRAFT_PREFIX}{job_id}", json.dumps({
-                    "conversation_id": pending.conversation_id, "parent_id": pending.parent_id,
-                    "model_id": pending.model_id, "text": pending.text}))
-            except StoreError as exc:  # the reply goes on; only this checkpoint is missing
-                log.warning("could not checkpoint the reply: %s", exc)
+            self.checkpoints.save(f"{DRAFT_PREFIX}{job_id}", json.dumps({
+                "conversation_id": pending.conversation_id, "parent_id": pending.parent_id,
+                "model_id": pending.model_id, "text": pending.text}))
         self.reply_text.emit(pending.conversation_id, text)
 
     def recover_interrupted(self) -> list[Message]:
@@ -288,9 +288,17 @@ class ChatController(QObject):
                      len(text), conversation_id)
         return recovered
 
-    def _drop_draft(self, job_id: int) -> None:
+    def _end_draft(self, job_id: int, pending: _Pending) -> str | None:
+        """No more checkpoints of this reply; the key of the one it may have left."""
+        if not pending.saved_at:
+            return None
+        key = f"{DRAFT_PREFIX}{job_id}"
+        self.checkpoints.end(key)
+        return key
+
+    def _drop_draft(self, key: str) -> None:
         try:
-            self.store.delete_state(f"{DRAFT_PREFIX}{job_id}")
+            self.store.delete_state(key)
         except StoreError as exc:  # the reply still ends; the checkpoint waits for a start
             log.warning("could not remove the reply checkpoint: %s", exc)
 
@@ -298,16 +306,19 @@ class ChatController(QObject):
         pending = self._take(job_id)
         if pending is None:
             return
-        if pending.saved_at:
-            self._drop_draft(job_id)
+        draft = self._end_draft(job_id, pending)
         try:
+            # The reply replaces its checkpoint in one transaction: a crash keeps one.
             message = self.session.store_reply(pending.conversation_id, pending.parent_id,
-                                               result, pending.model_id, pending.sources)
-        except StoreError as exc:
+                                               result, pending.model_id, pending.sources,
+                                               checkpoint=draft)
+        except StoreError as exc:  # the checkpoint stays: the next start keeps it
             self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
             return
         if message is not None:
             self.message_added.emit(message)
+        elif draft is not None:
+            self._drop_draft(draft)
         if result.context is not None:
             self._show_context(pending.conversation_id, result.context)
         self.reply_finished.emit(pending.conversation_id, message)
@@ -350,6 +361,6 @@ class ChatController(QObject):
             return
         pending = self._take(job_id)
         if pending is not None:
-            if pending.saved_at:
-                self._drop_draft(job_id)
+            if (draft := self._end_draft(job_id, pending)) is not None:
+                self._drop_draft(draft)
             self.reply_failed.emit(pending.conversation_id, end.reason)

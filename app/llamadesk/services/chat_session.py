@@ -84,10 +84,13 @@ class ChatSession:
 
     def store_reply(self, conversation_id: int, parent_id: int, result: GenerationResult,
                     model_id: str | None = None,
-                    sources: Sequence[Passage] = ()) -> Message | None:
+                    sources: Sequence[Passage] = (),
+                    checkpoint: str | None = None) -> Message | None:
         """Store a finished or stopped reply after ``parent_id``, with the passages it
-        was given (``sources``). Returns None when there is nothing to keep: stopped
-        before its first word, or the chat was deleted while the reply was written.
+        was given (``sources``), deleting its ``checkpoint`` (an app_state key) in the
+        same transaction. Returns None when there is nothing to keep: stopped
+        before its first word, or the chat was deleted while the reply was written
+        (the checkpoint is then left to the caller).
         The memory start was kept when the engine planned the reply (``note_context``)."""
         if not result.text and result.cancelled:
             return None
@@ -95,7 +98,7 @@ class ChatSession:
             return None
         message = self.store.add_message(
             conversation_id, Role.ASSISTANT, result.text, parent_id=parent_id,
-            model_id=result.model_id or model_id, stats=result.stats)
+            model_id=result.model_id or model_id, stats=result.stats, forget_state=checkpoint)
         if sources:
             save_sources(self.store, message.id, sources)
         return message

@@ -18,6 +18,8 @@ API_BADGE = "⇄ API ·"  # before the title of a chat kept from the local API
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 
 _Index = QModelIndex | QPersistentModelIndex
+_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole,
+                    Qt.ItemDataRole.ToolTipRole, ConversationIdRole})
 
 
 def when(timestamp: float, now: float | None = None) -> str:
@@ -74,9 +76,10 @@ class ConversationListModel(QAbstractListModel):
         self.endInsertRows()
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        # A painted row asks for seven roles and uses two: the others return at once.
+        if role not in _ROLES or not 0 <= (row := index.row()) < len(self._rows):
             return None
-        conversation = self._rows[index.row()]
+        conversation = self._rows[row]
         from_api = conversation.origin == API_ORIGIN
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{API_BADGE} {conversation.title}" if from_api else conversation.title

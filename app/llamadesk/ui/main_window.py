@@ -395,11 +395,12 @@ class MainWindow(QMainWindow):
         self.models_window.activateWindow()
 
     def _stop_services(self) -> None:
-        """Stop what this window started beside the chat (the document indexer and the
-        question embedder, the local API, the Models window's threads): a step of
-        ``ui/shutdown.Shutdown.finish``."""
+        """Stop what this window started beside the chat (the document indexer, the
+        question embedder and the reply checkpoints' writer, the local API, the Models
+        window's threads): a step of ``ui/shutdown.Shutdown.finish``."""
         self.controller.indexer.shutdown()
         self.controller.query_embedder.shutdown()
+        self.controller.checkpoints.shutdown()  # writes what waits, before the store closes
         self.local_api.stop()
         if self.models_window is not None:
             self.models_window.shutdown()

@@ -3,6 +3,10 @@ QTextDocument (Markdown), so scrolling and streaming never re-render the whole c
 
 from __future__ import annotations
 
+import importlib
+import logging
+import sys
+import threading
 from collections import OrderedDict
 
 from PySide6.QtCore import (
@@ -49,6 +53,28 @@ CACHE_SIZE = 400
 MEMORY_MARKER = "Earlier messages are beyond this model's memory"
 
 _Index = QModelIndex | QPersistentModelIndex
+log = logging.getLogger(__name__)
+
+
+def prepare_markdown() -> None:
+    """Import the Markdown renderer on a helper thread while a reply is written, once:
+    a new chat's first reply would otherwise pay for markdown-it (~25 ms) on the GUI
+    thread when it ends. An import that fails here fails again, and says so, there."""
+    global _markdown_asked
+    if _markdown_asked or "llamadesk.ui.markdown" in sys.modules:
+        return
+    _markdown_asked = True
+
+    def load() -> None:
+        try:
+            importlib.import_module("llamadesk.ui.markdown")
+        except ImportError as exc:
+            log.warning("could not prepare the Markdown renderer: %s", exc)
+
+    threading.Thread(target=load, name="llamadesk-markdown-import", daemon=True).start()
+
+
+_markdown_asked = False
 
 
 def header_text(row: ChatRow, names: ModelNames) -> str:
@@ -150,6 +176,7 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setDefaultFont(self.font)
             doc.setPlainText(row.content)
             self._live_doc, self._live_row = doc, row
+            prepare_markdown()
         elif len(row.content) > self._live_len:
             cursor = QTextCursor(doc)
             cursor.movePosition(QTextCursor.MoveOperation.End)
@@ -167,6 +194,14 @@ class MessageDelegate(QStyledItemDelegate):
         if isinstance(widget, QAbstractItemView):
             return int(widget.viewport().width())
         return int(option.rect.width())  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _visible(option: QStyleOptionViewItem) -> QRect | None:
+        """The part of the view on screen, in the coordinates rows are painted in."""
+        widget = option.widget  # type: ignore[attr-defined]
+        if isinstance(widget, QAbstractItemView):
+            return QRect(widget.viewport().rect())
+        return None
 
     def _marker_height(self, option: QStyleOptionViewItem, row: ChatRow) -> int:
         return option.fontMetrics.height() + MARGIN if row.memory_start else 0
@@ -237,6 +272,7 @@ class MessageDelegate(QStyledItemDelegate):
             left = rect.left() + MARGIN
             fill = QColor(palette.color(QPalette.ColorRole.AlternateBase))
         bubble = QRect(left, top, bubble_w, bubble_h)
+        visible = self._visible(option)
 
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -246,7 +282,7 @@ class MessageDelegate(QStyledItemDelegate):
         else:
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(fill)
-        painter.drawRoundedRect(bubble, 10, 10)
+        painter.drawRoundedRect(_on_screen(bubble, visible), 10, 10)
         # Header: who wrote it, and how fast.
         header_font = option.font  # type: ignore[attr-defined]
         header_font.setPointSizeF(max(header_font.pointSizeF() * 0.85, 6.0))
@@ -268,8 +304,21 @@ class MessageDelegate(QStyledItemDelegate):
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette.setColor(QPalette.ColorRole.Text,
                                  palette.color(QPalette.ColorRole.Text))
+        if visible is not None:  # lay out every line, but draw only those on screen
+            context.clip = visible.translated(-(left + PADDING), -(top + PADDING)).toRectF()
         doc.documentLayout().draw(painter, context)
         painter.restore()
+
+
+def _on_screen(bubble: QRect, visible: QRect | None) -> QRect:
+    """The bubble cut to what is on screen, plus more than a corner's radius, so the
+    corners that show are where they were. A reply taller than the view is one
+    antialiased shape as tall as the reply: filling it whole cost more than its text."""
+    if visible is None:
+        return bubble
+    top = max(bubble.top(), visible.top() - 2 * MARGIN)
+    bottom = min(bubble.bottom(), visible.bottom() + 2 * MARGIN)
+    return QRect(bubble.left(), top, bubble.width(), max(bottom - top + 1, 0))
 
 
 class MessageView(QListView):

@@ -1,0 +1,103 @@
+"""Reply checkpoints, committed off the GUI thread.
+
+While a reply streams, its text so far is saved every ``CHECKPOINT_INTERVAL_S`` into
+``app_state`` (``draft:<job>``), so a crash, a kill or a power cut keeps all but the last
+~2 s of it. Each save is a commit with an fsync (``synchronous=FULL``, 5-10 ms), which
+on the GUI thread was the longest block while text arrived; here it runs on one writer
+thread with its own connection. The GUI thread only hands the text over.
+
+Saves of one reply are coalesced (only the newest text waiting is written). When the
+reply ends, ``end(key)`` is called before the GUI thread's own transaction that stores
+the reply and deletes the checkpoint: a save that has not begun by then is dropped, and
+one that has holds SQLite's write lock, so the GUI's transaction comes after it and
+deletes what it wrote. A stored reply therefore never leaves a checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from llamadesk.core.store import ConversationStore, StoreError
+
+log = logging.getLogger(__name__)
+
+_UPSERT = ("INSERT INTO app_state (key, value) VALUES (?, ?) "
+           "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+
+
+class ReplyCheckpoints:
+    """Writes checkpoints on the ``llamadesk-checkpoints`` thread, in order, with a
+    connection it opens there (``open_store``) on the first save."""
+
+    def __init__(self, open_store: Callable[[], ConversationStore]) -> None:
+        self._open_store = open_store
+        self._lock = threading.Lock()
+        self._waiting: dict[str, str] = {}  # key -> newest text not yet written
+        self._live: set[str] = set()  # keys saved and not ended: may still be written
+        self._scheduled = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._store: ConversationStore | None = None  # the writer thread's
+
+    def save(self, key: str, value: str) -> None:
+        """Write ``value`` under ``key`` soon (returns at once)."""
+        with self._lock:
+            self._waiting[key] = value
+            self._live.add(key)
+            if self._scheduled:
+                return
+            self._scheduled = True
+            if self._pool is None:
+                # One thread: writes land in the order made. Its thread is joined at
+                # exit after what was queued, so an owner that never stops it loses
+                # nothing and cannot abort the process (a running QThread would).
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-checkpoints")
+            self._pool.submit(self._write_waiting)
+
+    def end(self, key: str) -> None:
+        """The reply under ``key`` ended: nothing more is written for it. Call before
+        the transaction that deletes its checkpoint."""
+        with self._lock:
+            self._live.discard(key)
+            self._waiting.pop(key, None)
+
+    def shutdown(self) -> None:
+        """Write what is waiting, close the writer's connection and stop its thread."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.submit(self._close)
+            pool.shutdown(wait=True)
+
+    # -- on the writer thread -------------------------------------------------------------
+    def _write_waiting(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._scheduled = False
+                    return
+                key, value = self._waiting.popitem()
+            try:
+                self._write(key, value)
+            except StoreError as exc:  # the reply goes on; only this checkpoint is missing
+                log.warning("could not checkpoint the reply: %s", exc)
+            except Exception:  # a bug: say so, and keep the thread for the next save
+                log.exception("writing a reply checkpoint failed")
+
+    def _write(self, key: str, value: str) -> None:
+        if self._store is None:
+            self._store = self._open_store()
+        # BEGIN IMMEDIATE takes the write lock before the check: a reply ended before it
+        # is not written; one that ends during it is deleted after it (see the module).
+        with self._store.transaction() as db:
+            with self._lock:
+                live = key in self._live
+            if live:
+                db.execute(_UPSERT, (key, value))
+
+    def _close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

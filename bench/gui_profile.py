@@ -1,0 +1,115 @@
+"""What the GUI thread does while a reply streams into the 1,000-message chat, measured
+so that the machine's load does not count: a 5 ms heartbeat that also reads the GUI
+thread's own CPU time (``time.thread_time``) at every tick. A wall-clock gap with little
+CPU in it was another process's doing; CPU in a gap was the app's.
+
+    QT_QPA_PLATFORM=offscreen python bench/gui_profile.py [--tokens 300] [--runs 2]
+        [--profile FILE]
+
+Prints, per run: the longest wall-clock gap, the most GUI-thread CPU in one gap, the
+five largest CPU gaps, and GUI-thread CPU per streamed token; with ``--profile``, a
+cProfile of the GUI thread over the runs (sorted by cumulative time) goes to FILE.
+A first send (not measured) pays what only a chat's first send pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_keychain
+from harness import AppHarness
+from llamadesk.core.conversation import SamplingParams
+from model_metrics import STORY
+from store_metrics import build_conversations
+
+
+class CpuHeartbeat(QObject):
+    """A 5 ms timer on the GUI thread: (wall gap, GUI CPU in it) per tick, in ms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._tick)
+        self.gaps: list[tuple[float, float]] = []
+        self._wall = self._cpu = 0.0
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self._wall, self._cpu = time.perf_counter(), time.thread_time()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._tick()
+        self._timer.stop()
+
+    @Slot()
+    def _tick(self) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.gaps.append(((wall - self._wall) * 1000, (cpu - self._cpu) * 1000))
+        self._wall, self._cpu = wall, cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="gui-profile-"))
+    bench_keychain.install(work)  # the store's key, on a machine with no keychain
+    db = work / "chats.sqlite3"
+    (cid,) = build_conversations(db, [args.messages])
+    h = AppHarness(work / "home", database=db, timeout_s=900)  # a loaded machine
+    profiler = cProfile.Profile() if args.profile else None
+    try:
+        h.select(cid)
+        h.set_params(cid, replace(SamplingParams(), max_tokens=args.tokens, seed=4999))
+        h.send(STORY)  # the chat's first send: not measured
+        beat = CpuHeartbeat()
+        print(f"load average {os.getloadavg()}")
+        for run in range(args.runs):
+            h.set_params(cid, replace(SamplingParams(), max_tokens=args.tokens,
+                                      seed=5000 + run))
+            beat.start()
+            if profiler is not None:
+                profiler.enable()
+            cpu0 = time.thread_time()
+            reply = h.send("Continue the story, with more detail.")
+            cpu = time.thread_time() - cpu0
+            if profiler is not None:
+                profiler.disable()
+            beat.stop()
+            by_cpu = sorted(beat.gaps, key=lambda g: g[1], reverse=True)
+            tokens = max(reply.completion_tokens, 1)
+            print(f"run {run}: {reply.completion_tokens} tokens; longest wall gap "
+                  f"{max(g[0] for g in beat.gaps):.1f} ms; most GUI CPU in one gap "
+                  f"{by_cpu[0][1]:.1f} ms; largest CPU gaps (wall/cpu ms) "
+                  + ", ".join(f"{w:.1f}/{c:.1f}" for w, c in by_cpu[:5])
+                  + f"; GUI CPU send→stored {cpu * 1000:.0f} ms, "
+                  f"{cpu / tokens * 1e6:.0f} µs/token")
+    finally:
+        h.close()
+    if profiler is not None and args.profile is not None:
+        with args.profile.open("w", encoding="utf-8") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+    print(f"load average {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
