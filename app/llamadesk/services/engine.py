@@ -44,7 +44,7 @@ from llamadesk.services.engine_types import GenerationResult as GenerationResult
 from llamadesk.services.engine_types import LoadOptions as LoadOptions
 from llamadesk.services.engine_types import ModelInfo as ModelInfo
 from llamadesk.services.engine_types import ReplyConstraints, TokenLogprob, stopped_result
-from llamadesk.services.kv_context import FIRST_CONTEXT, KVContext
+from llamadesk.services.kv_context import FIRST_CONTEXT, UBATCH, KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
@@ -109,13 +109,15 @@ class LlamaEngine:
         type_v = type_k if options.flash_attn else llama_cpp.GGML_TYPE_F16
         kv_name = (f"k={options.kv_cache_type}, "
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
+        # On a GPU the compute buffer is not in RAM, and larger steps read prompts faster.
+        ubatch = options.n_batch if options.n_gpu_layers else min(options.n_batch, UBATCH)
         started = time.perf_counter()
         try:
             llm = internals.new_llama(  # a small context, grown as a chat needs more
                 model_path=str(file),
                 n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, options.n_batch)),
                 n_batch=options.n_batch,
-                n_ubatch=options.n_batch,
+                n_ubatch=ubatch,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,

@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 #: never under ``n_batch``: llama-cpp-python sizes its batch by the first context).
 FIRST_CONTEXT = 512
 
+#: The most prompt tokens llama.cpp computes at once (``n_ubatch``). Without flash
+#: attention its compute buffer holds an attention matrix of n_ctx x n_ubatch per head,
+#: and what a long prompt touched of it stays resident: 256 instead of 512 keeps ~8 MB
+#: less after a 512-token prompt and ~15 MB less after 1,000, for no slower prompts on
+#: CPU (docs/performance.md, "Memory").
+UBATCH = 256
+
 
 def context_size_for(needed: int, current: int, ceiling: int) -> int:
     """The context to hold ``needed`` tokens: ``current`` when they fit, else the next
