@@ -109,15 +109,17 @@ class LlamaEngine:
         type_v = type_k if options.flash_attn else llama_cpp.GGML_TYPE_F16
         kv_name = (f"k={options.kv_cache_type}, "
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
-        # On a GPU the compute buffer is not in RAM, and larger steps read prompts faster.
-        ubatch = options.n_batch if options.n_gpu_layers else min(options.n_batch, UBATCH)
+        # On CPU llama.cpp reads a prompt in steps of at most UBATCH tokens whatever the
+        # batch, so a batch no larger costs nothing and lets the first context be small.
+        # On a GPU the compute buffer is not in RAM, and larger steps read faster.
+        batch = options.n_batch if options.n_gpu_layers else min(options.n_batch, UBATCH)
         started = time.perf_counter()
         try:
             llm = internals.new_llama(  # a small context, grown as a chat needs more
                 model_path=str(file),
-                n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, options.n_batch)),
-                n_batch=options.n_batch,
-                n_ubatch=ubatch,
+                n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, batch)),
+                n_batch=batch,
+                n_ubatch=batch,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,

@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 #: The context a model is loaded with (tokens), when its context length is larger (and
 #: never under ``n_batch``: llama-cpp-python sizes its batch by the first context).
-FIRST_CONTEXT = 512
+FIRST_CONTEXT = 256
 
-#: The most prompt tokens llama.cpp computes at once (``n_ubatch``). Without flash
+#: The most prompt tokens llama.cpp computes at once on CPU (``n_ubatch``, and the
+#: batch too, which llama.cpp splits into such steps anyway). Without flash
 #: attention its compute buffer holds an attention matrix of n_ctx x n_ubatch per head,
 #: and what a long prompt touched of it stays resident: 256 instead of 512 keeps ~8 MB
 #: less after a 512-token prompt and ~15 MB less after 1,000, for no slower prompts on
