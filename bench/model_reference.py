@@ -42,9 +42,11 @@ class Reference:
               extra: list[str] | None = None) -> float:
         """Tokens/s of one run (pp or tg)."""
         if self.llama_bench is not None:
+            from llamadesk.services.kv_context import UBATCH
             from reference import run_llama_bench
 
-            args = [*(extra or []), "-ctk", self.type_k, "-ctv", self.type_v]
+            args = [*(extra or []), "-ctk", self.type_k, "-ctv", self.type_v,
+                    "-ub", str(min(self.n_batch, UBATCH))]  # the app's, not llama-bench's 512
             if depth:
                 args += ["-d", str(depth)]
             r = run_llama_bench(self.llama_bench, self.model, threads=self.threads,

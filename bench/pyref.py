@@ -21,7 +21,10 @@ def measure(model: str, *, threads: int, flash_attn: bool, pp: int, tg: int, n_c
     after ``depth`` tokens of context, timed like llama-bench: llama_decode only."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
+    from llamadesk.services.kv_context import UBATCH
+
+    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=n_batch,
+                          n_ubatch=min(n_batch, UBATCH),
                           n_threads=threads, n_threads_batch=threads,
                           flash_attn=flash_attn, verbose=False)
     n_vocab = llm.n_vocab()

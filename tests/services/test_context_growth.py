@@ -35,15 +35,20 @@ def test_sizes_double_from_the_first_context_up_to_the_ceiling() -> None:
     assert context_size_for(10, 2048, 4096) == 2048  # never shrinks
 
 
+def _load(path: Path, first_context: int) -> LlamaEngine:
+    engine = LlamaEngine(32 * 1024 * 1024)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine_module, "FIRST_CONTEXT", first_context)
+        engine.load(path, OPTIONS, model_id="b")
+    return engine
+
+
 @pytest.fixture(scope="module")
 def driver(bundled_model_path: Path) -> Iterator[ReplayDriver]:
-    fresh = LlamaEngine(32 * 1024 * 1024)
-    fresh.load(bundled_model_path, OPTIONS, model_id="b")
-    mine = LlamaEngine(32 * 1024 * 1024)
-    with pytest.MonkeyPatch.context() as mp:  # a small first context: grows in few turns
+    fresh = _load(bundled_model_path, CEILING)  # full size from the start: never grows
+    mine = _load(bundled_model_path, 256)  # a small first context: grows in few turns
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kv_context, "FIRST_CONTEXT", 256)
-        mp.setattr(engine_module, "FIRST_CONTEXT", 256)
-        mine.load(bundled_model_path, OPTIONS, model_id="b")
         yield ReplayDriver(mine, fresh, bundled_model_path, OPTIONS)
     mine.unload()
     fresh.unload()
@@ -83,7 +88,7 @@ def test_a_growing_chat_grows_the_context_and_replies_as_a_fresh_engine(
         prompt_len = len(driver.fresh.engine.prompt_tokens(request))
         driver._check(request, None, None, random.Random(0))  # raises on a mismatch
         sizes.append(_size(engine))
-        assert sizes[-1] >= prompt_len + GREEDY.max_tokens
+        assert sizes[-1] >= len(engine.context_tokens()) > prompt_len
         # What the smaller context held carried over: only the new turn was read.
         assert engine.last_prompt_evaluated < prompt_len
     assert sizes == sorted(sizes) and sizes[-1] > 256, sizes
@@ -105,3 +110,28 @@ def test_a_saved_chat_comes_back_after_the_context_grew(driver: ReplayDriver) ->
     again = GenerationRequest((*_history(1, 6), *more), "You are terse.", GREEDY, "short")
     driver._check(again, None, None, random.Random(0))
     assert _size(driver.engine) == grown  # never shrinks
+
+
+@LONG
+def test_a_reply_that_reaches_the_end_of_the_context_grows_it_and_goes_on(
+        driver: ReplayDriver, bundled_model_path: Path) -> None:
+    """The prompt fits the first context, the reply does not: the context grows between
+    two tokens and the reply goes on exactly as a full-size engine's."""
+    engine = _load(bundled_model_path, 256)
+    try:
+        story = SamplingParams(temperature=0.0, max_tokens=120, n_ctx=CEILING, seed=1)
+        ask = Message(id=1, conversation_id=1, parent_id=None, role=Role.USER,
+                      content="Tell me a long story about a lighthouse keeper and her cat.",
+                      created_at=0.0)
+        request = GenerationRequest((ask,), "You are a patient storyteller. " * 22, story,
+                                    "story")
+        prompt_len = len(engine.prompt_tokens(request))
+        assert prompt_len < 256 == _size(engine)
+        result = ReplayDriver(engine, driver.fresh.engine, bundled_model_path,
+                              OPTIONS)._check(request, None, None, random.Random(0))
+        assert prompt_len + result.stats.completion_tokens > 256  # it grew mid-reply
+        assert _size(engine) == 512
+        assert len(engine.context_tokens()) >= prompt_len + result.stats.completion_tokens - 1
+        assert result.stats.prompt_tokens_per_s is not None  # counted before it grew
+    finally:
+        engine.unload()

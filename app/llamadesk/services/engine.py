@@ -44,7 +44,7 @@ from llamadesk.services.engine_types import GenerationResult as GenerationResult
 from llamadesk.services.engine_types import LoadOptions as LoadOptions
 from llamadesk.services.engine_types import ModelInfo as ModelInfo
 from llamadesk.services.engine_types import ReplyConstraints, TokenLogprob, stopped_result
-from llamadesk.services.kv_context import FIRST_CONTEXT, KVContext
+from llamadesk.services.kv_context import FIRST_CONTEXT, UBATCH, KVContext
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
@@ -109,13 +109,17 @@ class LlamaEngine:
         type_v = type_k if options.flash_attn else llama_cpp.GGML_TYPE_F16
         kv_name = (f"k={options.kv_cache_type}, "
                    f"v={options.kv_cache_type if options.flash_attn else 'f16'}")
+        # On CPU llama.cpp reads a prompt in steps of at most UBATCH tokens whatever the
+        # batch, so a batch no larger costs nothing and lets the first context be small.
+        # On a GPU the compute buffer is not in RAM, and larger steps read faster.
+        batch = options.n_batch if options.n_gpu_layers else min(options.n_batch, UBATCH)
         started = time.perf_counter()
         try:
             llm = internals.new_llama(  # a small context, grown as a chat needs more
                 model_path=str(file),
-                n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, options.n_batch)),
-                n_batch=options.n_batch,
-                n_ubatch=options.n_batch,
+                n_ctx=min(options.n_ctx, max(FIRST_CONTEXT, batch)),
+                n_batch=batch,
+                n_ubatch=batch,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
@@ -248,7 +252,7 @@ class LlamaEngine:
         # A request the engine refuses leaves the context as it was: checked before
         # the context grows, switches or shifts, each of which rewrites the cache.
         grammar = checked_grammar(llm, constraints.grammar)
-        self.context.fit(llm, len(prompt) + max_tokens, n_ctx)  # grows llama.cpp's
+        self.context.fit(llm, len(prompt), n_ctx)  # the reply grows it as it needs
         use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), n_ctx, plan.moved)
         if request.on_context is not None:
             request.on_context(use)
@@ -260,7 +264,7 @@ class LlamaEngine:
         internals.mark_logits_stale(llm)
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
-                          request.conversation_key, constraints, grammar)
+                          request.conversation_key, constraints, grammar, n_ctx)
         text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
         return GenerationResult(
             text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),
@@ -334,7 +338,7 @@ class LlamaEngine:
     def _run(self, prompt: list[int], params: SamplingParams, max_tokens: int,
              on_text: Callable[[str], None], cancel: threading.Event,
              key: str | None, constraints: ReplyConstraints,
-             grammar: LlamaGrammar | None) -> _Reply:
+             grammar: LlamaGrammar | None, n_ctx: int) -> _Reply:
         """Read the prompt and sample the reply token by token."""
         llm = self._require()
         assert self._template is not None
@@ -353,7 +357,8 @@ class LlamaEngine:
             ):
                 if reply.first_token_at is None:
                     reply.first_token_at = time.perf_counter()
-                    reply.prompt_read = internals.prompt_perf(llm)[0]
+                    # Taken now: a context that grows later counts afresh.
+                    reply.prompt_read, reply.prompt_ms = internals.prompt_perf(llm)
                     self._set_abort(False)
                 reply.finish = self._finish_reason(token, cancel)
                 if reply.finish is not None:
@@ -370,6 +375,7 @@ class LlamaEngine:
                 if reply.n_generated >= max_tokens:
                     reply.finish = FinishReason.LENGTH
                     break
+                self.context.room_for_next_token(llm, n_ctx)
         except RuntimeError as exc:
             # llama_decode returns 2 when the abort callback fired mid-prompt.
             internals.forget_context(llm)
@@ -402,7 +408,9 @@ class LlamaEngine:
         return None
 
     def _stats(self, prompt: list[int], reply: _Reply) -> MessageStats:
-        n_p_eval, t_p_eval_ms = internals.prompt_perf(self._require())
+        n_p_eval, t_p_eval_ms = (  # from the first token on, the context may have grown
+            (reply.prompt_read, reply.prompt_ms) if reply.first_token_at is not None
+            else internals.prompt_perf(self._require()))
         # llama.cpp's own timings for prompt and decode; wall clock for time to first token.
         prompt_tps = (n_p_eval / (t_p_eval_ms / 1000.0)
                       if t_p_eval_ms > 0 and n_p_eval > 0 else None)
@@ -432,6 +440,7 @@ class _Reply:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     prompt_read: int = 0  # tokens decoded before the first token was sampled
+    prompt_ms: float = 0.0  # and the milliseconds llama.cpp took for them
     ended: float = 0.0
 
     @property

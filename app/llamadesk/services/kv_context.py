@@ -10,9 +10,10 @@ Three ways the engine spares it work:
   range by comparing tokens; here llama.cpp's memory API does it), and
   llama-cpp-python's own token list is updated to match so its prefix reuse sees them.
 * **Sizing**: the context is created small (``FIRST_CONTEXT`` tokens) and grows, in
-  powers of two up to the chat's context length, when a prompt and its reply need more
-  (``context_size_for``; the engine re-creates it and carries the KV state over). A chat
-  that uses a few hundred tokens does not pay for a 4,096-token cache.
+  powers of two up to the chat's context length, when a prompt needs more or a reply
+  reaches its end (``context_size_for``; the engine re-creates it between two tokens and
+  carries the KV state over). A chat that uses a few hundred tokens does not pay for a
+  4,096-token cache, nor for room its reply may never use.
 
 All three leave logits that belong to something else (a saved state carries none; a
 shift moves what produced them; a new context has none), so all three mark them stale
@@ -32,8 +33,17 @@ from llamadesk.services.engine_errors import EngineError
 
 log = logging.getLogger(__name__)
 
-#: The context a model is loaded with (tokens), when its context length is larger.
-FIRST_CONTEXT = 1024
+#: The context a model is loaded with (tokens), when its context length is larger (and
+#: never under ``n_batch``: llama-cpp-python sizes its batch by the first context).
+FIRST_CONTEXT = 256
+
+#: The most prompt tokens llama.cpp computes at once on CPU (``n_ubatch``, and the
+#: batch too, which llama.cpp splits into such steps anyway). Without flash
+#: attention its compute buffer holds an attention matrix of n_ctx x n_ubatch per head,
+#: and what a long prompt touched of it stays resident: 256 instead of 512 keeps ~8 MB
+#: less after a 512-token prompt and ~15 MB less after 1,000, for no slower prompts on
+#: CPU (docs/performance.md, "Memory").
+UBATCH = 256
 
 
 def context_size_for(needed: int, current: int, ceiling: int) -> int:
@@ -97,6 +107,13 @@ class KVContext:
                 self.active_key = None  # what it held is gone
                 raise EngineError(f"The model's context could not grow: {exc}.") from exc
         return internals.context_size(llm)
+
+    def room_for_next_token(self, llm: llama_cpp.Llama, ceiling: int) -> None:
+        """Between two tokens of a reply: grow a full context (never past ``ceiling``)
+        so the token just sampled can be read. The reply goes on where it was: the KV
+        state carries over and the next decode reads that token, as it would have."""
+        if internals.n_held(llm) >= internals.context_size(llm):
+            self.fit(llm, internals.n_held(llm) + 1, ceiling)
 
     def save(self, llm: llama_cpp.Llama, key: str) -> None:
         """Keep the context's state as ``key``'s."""
