@@ -369,21 +369,28 @@ class ReplayDriver:
         if chat is not None:
             chat.shifted = False  # read from scratch: exact again
         try:
-            self._compare(mine, self.fresh.answer(request, prompt), result.cancelled, key)
+            tie = self._compare(mine, self.fresh.answer(request, prompt), result.cancelled, key)
         except _TokenDiffersError as exc:
-            why = self.shapes.differs(self.fresh.engine, prompt, mine)
-            if why is not None:
-                raise ReplayMismatchError(f"{exc}; {why}") from None
+            self._decoded_alike(prompt, mine, str(exc))
             self.seen["beyond the tolerance, equal to a fresh engine decoding alike"] += 1
+        else:
+            if tie:  # trusted only where the same computation made the same choice
+                self._decoded_alike(prompt, mine, f"{key}: a near-tie went the other way")
         return result
 
-    def _compare(self, mine: Reply, fresh: Reply, stopped: bool, key: str | None) -> None:
+    def _decoded_alike(self, prompt: tuple[int, ...], mine: Reply, what: str) -> None:
+        why = self.shapes.differs(self.fresh.engine, prompt, mine)
+        if why is not None:
+            raise ReplayMismatchError(f"{what}; {why}")
+
+    def _compare(self, mine: Reply, fresh: Reply, stopped: bool, key: str | None) -> bool:
+        """Raises on a difference; True when a near-tie ended the comparison."""
         for i, (a, b) in enumerate(zip(mine.tokens, fresh.tokens, strict=False)):
             if a.piece != b.piece:
                 rated = dict(b.top).get(a.piece)
                 if rated is not None and b.logprob - rated <= TIE:
                     self.seen["near-tie decided otherwise"] += 1
-                    return
+                    return True
                 raise _TokenDiffersError(f"{key}: token {i} is {bytes(a.piece)!r}, a fresh "
                                      f"engine says {bytes(b.piece)!r}")
             difference = abs(a.logprob - b.logprob)
@@ -393,11 +400,12 @@ class ReplayDriver:
                                      f"a fresh engine's {b.logprob:.4f}")
         if self._ended_at_a_near_tie(mine, fresh):
             self.seen["near-tie decided otherwise"] += 1
-            return
+            return True
         if len(mine.tokens) > len(fresh.tokens) or (
                 not stopped and len(mine.tokens) != len(fresh.tokens)):
             raise ReplayMismatchError(f"{key}: {len(mine.tokens)} tokens, a fresh engine "
                                  f"{len(fresh.tokens)}")
+        return False
 
     @staticmethod
     def _ended_at_a_near_tie(mine: Reply, fresh: Reply) -> bool:
