@@ -10,6 +10,15 @@ shifted holds cache computed while the dropped messages still stood before it, s
 replies must only start from a context holding exactly the fresh render, and sample
 their first token after a decode made for them (``last_prompt_evaluated >= 1``).
 
+Where a log probability differs by more than the tolerance, the driver asks why: a fresh
+engine decodes the same tokens in the same shapes as the engine under test did (a token
+decoded alone where it was, batches where they were; ``DecodeShapes``) and must then give
+the very same log probabilities (within ``SAME``). llama.cpp computes a token decoded
+alone (each generated token; the last prompt token re-read on an exact hit) through other
+kernels than a batch, so a cache that holds a reply's tokens differs slightly from one
+that read the same text as a prompt. Logits left by another context, or a cache that
+is not this conversation's, cannot pass that check.
+
 A failure raises ``ReplayMismatchError`` with the seed and the operations so far; replay it
 with ``ReplayDriver(...).run(seed, length)``.
 """
@@ -20,13 +29,18 @@ import random
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from llamadesk.api.convert import chat_request, completion_request
 from llamadesk.api.schemas import ChatCompletionRequest, CompletionRequest
 from llamadesk.core.conversation import FinishReason, Message, Role, SamplingParams
-from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
+from llamadesk.services import llama_internals as internals
+from llamadesk.services.constraints import ReplyConstraints, TokenLogprob, token_logprob
 from llamadesk.services.engine import (
     EngineError,
     GenerationRequest,
@@ -35,14 +49,17 @@ from llamadesk.services.engine import (
     LoadOptions,
 )
 
-#: Log probabilities of the same token may differ this much. Not from batching: a
-#: fresh engine reading prompts 8 tokens at a time matches one reading 512 at a time
-#: exactly. A reused cache sits in other cells than a fresh read, so attention sums in
-#: another order, and llama.cpp rounds activations to 8 bits per block before each
-#: multiplication with 4-bit weights, which can make that visible (not yet shown).
-#: Seen: up to 0.04 over 24 sequences, 0.24 once in 200 (bench/replay_metrics.py
-#: reports the largest). Logits left by another context differ by whole units.
+#: Log probabilities of the same token may differ this much from a fresh engine that
+#: read the whole prompt at once. Not from the size of the batches (a fresh engine
+#: reading prompts 8 tokens at a time matches one reading 512 at a time exactly) nor from
+#: which cells a restored cache sits in, but from tokens the cache holds that llama.cpp
+#: decoded alone: seed 1158 gave -1.4313 against -1.6744, and a fresh engine decoding
+#: the same tokens alike gives -1.4313 exactly. Beyond this, ``DecodeShapes`` decides.
+#: Logits left by another context differ by whole units.
 LOGPROB_TOLERANCE = 0.2
+#: How far the same computation may differ: a fresh engine decoding the same tokens in
+#: the same shapes (float32 logits, compared as float64).
+SAME = 1e-4
 #: A different pick is a near-tie decided by that rounding, not a wrong reply, when a
 #: fresh engine rates our token within this of its own pick; comparison ends there (the
 #: replies go different ways from it).
@@ -56,6 +73,10 @@ STOP_STAGES = ("template", "mid-prompt", "before-first-token", "mid-reply")
 
 class ReplayMismatchError(AssertionError):
     """A reply broke the rule; the message carries the seed and the operations."""
+
+
+class _TokenDiffersError(ReplayMismatchError):
+    """A token, or its log probability, is not a fresh engine's: ``DecodeShapes`` asks why."""
 
 
 class StopPressed(threading.Event):
@@ -145,6 +166,95 @@ class FreshAnswers:
         return self._answers[key]
 
 
+class DecodeShapes:
+    """Which tokens of the engine's context llama.cpp decoded alone, and a fresh engine's
+    log probabilities for a reply when it decodes the same tokens the same way.
+
+    Every ``eval`` of the engine's ``Llama`` is noted, per position, under the tokens
+    up to it (a running hash): a cell's values depend on those tokens and on how each
+    was decoded, wherever the cache was saved, restored or grown since. Batches of any
+    size above one compute alike; a batch of one does not."""
+
+    def __init__(self, engine: LlamaEngine) -> None:
+        self.engine = engine
+        self._alone: dict[int, bool] = {}  # hash of the tokens up to a cell -> alone
+        self._watched: object = None
+
+    def watch(self) -> None:
+        """Note the decodes of the engine's current ``Llama`` (a reload makes a new one)."""
+        llm = self.engine._llm
+        if llm is None or llm is self._watched:
+            return
+        self._watched = llm
+        decode = llm.eval
+
+        def noted(tokens: Sequence[int]) -> None:
+            key = self._key(internals.held_tokens(llm))
+            for chunk in self._chunks(list(tokens), llm):
+                for token in chunk:
+                    key = hash((key, token))
+                    self._alone[key] = len(chunk) == 1
+            decode(tokens)
+
+        llm.eval = noted  # type: ignore[method-assign]
+
+    @staticmethod
+    def _key(tokens: Sequence[int]) -> int:
+        key = 0
+        for token in tokens:
+            key = hash((key, token))
+        return key
+
+    @staticmethod
+    def _chunks(tokens: list[int], llm: Any) -> Iterator[list[int]]:
+        """How llama-cpp-python hands ``tokens`` to llama.cpp: n_batch, then n_ubatch."""
+        step = max(1, min(int(llm.n_batch), int(llm.context_params.n_ubatch)))
+        for start in range(0, len(tokens), step):
+            yield tokens[start:start + step]
+
+    def shape(self, prompt: Sequence[int]) -> list[bool]:
+        """Per position of ``prompt``: whether the engine's cache holds it decoded alone."""
+        key, shape = 0, []
+        for token in prompt:
+            key = hash((key, token))
+            shape.append(self._alone.get(key, False))
+        return shape
+
+    def differs(self, fresh: LlamaEngine, prompt: Sequence[int], mine: Reply) -> str | None:
+        """Decode ``prompt`` on ``fresh`` in the engine's shapes, then ``mine``'s tokens
+        one at a time; None when every log probability is the same as ``mine``'s."""
+        llm = fresh._llm
+        assert llm is not None
+        fresh.reset_context()
+        run: list[int] = []
+        for token, alone in zip(prompt, self.shape(prompt), strict=True):
+            if alone:
+                if run:
+                    llm.eval(run)
+                run = []
+                llm.eval([token])
+            else:
+                run.append(token)
+        if run:
+            llm.eval(run)
+        try:
+            for i, token in enumerate(mine.tokens):
+                logits = internals.last_logits(llm)
+                ids = [int(t) for t in np.argsort(-logits)[:TOP * 10]]
+                found = next((t for t in ids if tuple(llm.detokenize([t])) == token.piece),
+                             None)
+                if found is None:
+                    return f"token {i} is not among a fresh engine's likeliest, decoded alike"
+                logprob = token_logprob(logits, found, 0, lambda t: llm.detokenize([t])).logprob
+                if abs(logprob - token.logprob) > SAME:
+                    return (f"token {i}'s log probability is {token.logprob:.4f}, a fresh "
+                            f"engine's decoding the same tokens alike {logprob:.4f}")
+                llm.eval([found])
+        finally:
+            fresh.reset_context()
+        return None
+
+
 class ReplayDriver:
     """Runs seeded operation sequences on ``engine`` over three conversations."""
 
@@ -152,6 +262,7 @@ class ReplayDriver:
                  options: LoadOptions) -> None:
         self.engine = engine
         self.fresh = FreshAnswers(fresh)
+        self.shapes = DecodeShapes(engine)
         self.model = model
         self.options = options
         self.seen: Counter[str] = Counter()  # which situations the sequences reached
@@ -220,6 +331,7 @@ class ReplayDriver:
         observed, seen = _observed(request)
         key = request.conversation_key
         switched = key != self._last_key
+        self.shapes.watch()
         result = self.engine.generate(observed, lambda _t: None, cancel)
         self._last_key = key
         self.replies += 1
@@ -256,30 +368,44 @@ class ReplayDriver:
             return result
         if chat is not None:
             chat.shifted = False  # read from scratch: exact again
-        self._compare(mine, self.fresh.answer(request, prompt), result.cancelled, key)
+        try:
+            tie = self._compare(mine, self.fresh.answer(request, prompt), result.cancelled, key)
+        except _TokenDiffersError as exc:
+            self._decoded_alike(prompt, mine, str(exc))
+            self.seen["beyond the tolerance, equal to a fresh engine decoding alike"] += 1
+        else:
+            if tie:  # trusted only where the same computation made the same choice
+                self._decoded_alike(prompt, mine, f"{key}: a near-tie went the other way")
         return result
 
-    def _compare(self, mine: Reply, fresh: Reply, stopped: bool, key: str | None) -> None:
+    def _decoded_alike(self, prompt: tuple[int, ...], mine: Reply, what: str) -> None:
+        why = self.shapes.differs(self.fresh.engine, prompt, mine)
+        if why is not None:
+            raise ReplayMismatchError(f"{what}; {why}")
+
+    def _compare(self, mine: Reply, fresh: Reply, stopped: bool, key: str | None) -> bool:
+        """Raises on a difference; True when a near-tie ended the comparison."""
         for i, (a, b) in enumerate(zip(mine.tokens, fresh.tokens, strict=False)):
             if a.piece != b.piece:
                 rated = dict(b.top).get(a.piece)
                 if rated is not None and b.logprob - rated <= TIE:
                     self.seen["near-tie decided otherwise"] += 1
-                    return
-                raise ReplayMismatchError(f"{key}: token {i} is {bytes(a.piece)!r}, a fresh "
+                    return True
+                raise _TokenDiffersError(f"{key}: token {i} is {bytes(a.piece)!r}, a fresh "
                                      f"engine says {bytes(b.piece)!r}")
             difference = abs(a.logprob - b.logprob)
             self.largest_difference = max(self.largest_difference, difference)
             if difference > LOGPROB_TOLERANCE:
-                raise ReplayMismatchError(f"{key}: token {i}'s log probability is {a.logprob:.4f}, "
+                raise _TokenDiffersError(f"{key}: token {i}'s log probability is {a.logprob:.4f}, "
                                      f"a fresh engine's {b.logprob:.4f}")
         if self._ended_at_a_near_tie(mine, fresh):
             self.seen["near-tie decided otherwise"] += 1
-            return
+            return True
         if len(mine.tokens) > len(fresh.tokens) or (
                 not stopped and len(mine.tokens) != len(fresh.tokens)):
             raise ReplayMismatchError(f"{key}: {len(mine.tokens)} tokens, a fresh engine "
                                  f"{len(fresh.tokens)}")
+        return False
 
     @staticmethod
     def _ended_at_a_near_tie(mine: Reply, fresh: Reply) -> bool:
