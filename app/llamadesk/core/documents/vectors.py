@@ -142,13 +142,15 @@ def missing(db: Any, collection_id: int, limit: int) -> list[tuple[int, str]]:
 
 
 def nearest(db: Any, collection_id: int, vector: Sequence[float], k: int, *,
-            coarse_from: int = COARSE_FROM, candidates: int = CANDIDATES
+            coarse_from: int | None = None, candidates: int | None = None
             ) -> list[tuple[int, float]]:
     """The ``k`` chunks nearest to ``vector`` (cosine distance), nearest first: an exact
     scan below ``coarse_from`` vectors (or without the bit table), else the best
     ``candidates`` by Hamming distance of the sign bits rescored exactly (approximate:
     a true neighbour whose bits differ more than the candidates' is missed)."""
     query = pack(vector)
+    coarse_from = COARSE_FROM if coarse_from is None else coarse_from
+    candidates = CANDIDATES if candidates is None else candidates
     if has_coarse(db, collection_id) and _count(db, collection_id) >= coarse_from:
         rows = db.execute(
             "SELECT rowid, vec_distance_cosine(vector, ?1) AS d FROM ("
