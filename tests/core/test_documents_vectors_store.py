@@ -92,3 +92,29 @@ def test_an_update_builds_the_bit_table_and_a_new_model_drops_it(tmp_path: Path)
     index.set_embedding("Notes", None)
     assert not vectors.has_coarse(db, 1)
     index.store.close()
+
+
+def test_encrypting_a_plaintext_store_keeps_its_document_vectors(tmp_path: Path) -> None:
+    from llamadesk.core.store_migrate import encrypt_in_place
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    index = _index(data / "store.sqlite3", None, folder)
+    db = index.store.connection
+    query = hashed_vectors_stand_in(["Note 2: the pier 2 lamp was mended."])[0]
+    before = index.search("Notes", "lamp", k=4, query_vector=query)
+    texts = [str(r[0]) for r in db.execute("SELECT text FROM doc_chunks ORDER BY id")]
+    forms = _stored_forms(db, texts)
+    index.store.close()
+    key = new_key()
+    encrypt_in_place(data / "store.sqlite3", key)  # failed with "no such module: vec0"
+    on_disk = b"".join(f.read_bytes() for f in data.iterdir())
+    assert [form for form in forms if form in on_disk] == []
+    again = DocumentIndex(ConversationStore(data / "store.sqlite3", key))
+    assert again.search("Notes", "lamp", k=4, query_vector=query) == before
+    edb = again.store.connection
+    assert vectors.nearest(edb, 1, query, 3, coarse_from=0, candidates=6) == \
+        vectors.nearest(edb, 1, query, 3)
+    again.store.close()
