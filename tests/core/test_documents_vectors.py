@@ -70,7 +70,7 @@ def test_the_bit_table_is_kept_in_step_with_the_vectors() -> None:
     vectors.create(db, 1, 24)  # another model: both tables made again, empty
     assert _count(db, "doc_vec_1") == _count(db, "doc_vecq_1") == 0
     vectors.create(db, 1, 12)  # not whole bytes: no bit table, always the exact scan
-    assert not vectors.has_coarse(db, 1)
+    assert not vectors.has_coarse(db, 1) and not vectors.lacks_coarse(db, 1, 12)
     vectors.insert(db, 1, _random_vectors(3, 12, 2))
     assert len(vectors.nearest(db, 1, [1.0] * 12, 2, coarse_from=0)) == 2
     vectors.drop(db, 1)
@@ -100,11 +100,12 @@ def test_a_collection_stored_before_the_bit_table_gets_it_from_its_vectors() -> 
     db.execute("DROP TABLE doc_vecq_1")  # as an older version stored it
     rows = _random_vectors(50, 32, 5)
     vectors.insert(db, 1, rows)
-    assert not vectors.has_coarse(db, 1)
+    assert vectors.lacks_coarse(db, 1, 32)
     query = rows[7][1]
     assert vectors.nearest(db, 1, query, 1, coarse_from=0)[0][0] == 8  # exact, no table
     assert vectors.build_coarse(db, 1, 32) == 50
     assert vectors.build_coarse(db, 1, 32) == 0  # once
+    assert not vectors.lacks_coarse(db, 1, 32)
     exact = vectors.nearest(db, 1, query, 10)
     coarse = vectors.nearest(db, 1, query, 10, coarse_from=0, candidates=50)
     assert [i for i, _ in coarse] == [i for i, _ in exact]

@@ -237,7 +237,7 @@ class DocumentIndex:
 
         report = report if report is not None else UpdateReport()
         found = list(walk(roots))
-        if has_vectors and not vectors.has_coarse(self._db, collection_id):
+        if has_vectors and vectors.lacks_coarse(self._db, collection_id, row["embed_dim"]):
             self._build_coarse(collection_id, int(row["embed_dim"]), len(found), progress)
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):

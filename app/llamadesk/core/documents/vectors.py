@@ -94,6 +94,11 @@ def has_coarse(db: Any, collection_id: int) -> bool:
                       (coarse_table(collection_id),)).fetchone() is not None
 
 
+def lacks_coarse(db: Any, collection_id: int, dim: int) -> bool:
+    """Whether the collection could have a bit-vector table and has none yet."""
+    return int(dim) % 8 == 0 and not has_coarse(db, collection_id)
+
+
 def build_coarse(db: Any, collection_id: int, dim: int) -> int:
     """Make the bit-vector table of a collection stored before it existed, from its
     float vectors (in the caller's transaction); the number of vectors, 0 when there
