@@ -33,7 +33,8 @@ from common import RESULTS_DIR, Metric, machine_info, now_iso, set_quick, versio
 
 #: Groups of metrics, in the order they run; ``--only`` picks among them.
 GROUPS = ["store", "store_encrypted", "decode", "prompt", "ttft", "longchat", "stop", "gui",
-          "launch", "memory", "download", "render", "api", "replay", "docs"]
+          "launch", "memory", "download", "render", "api", "replay", "docs",
+          "docs_vectors"]
 #: Groups measured through the app with the bundled model loaded.
 MODEL_GROUPS = ("decode", "prompt", "ttft", "longchat", "stop")
 
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         # and it runs as well beside other work.
         attempt("replay", lambda: _module("replay_metrics").run(args.quick, 1))
         attempt("docs", lambda: _module("docs_metrics").run(work, args.quick, runs))
+        attempt("docs_vectors",
+                lambda: _module("docs_vector_metrics").run(work, args.quick, runs))
 
     results = write()["metrics"]
     print()

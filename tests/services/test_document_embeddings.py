@@ -67,6 +67,9 @@ def test_vectors_are_made_kept_in_step_and_fused(index: DocumentIndex,
     again = index.update("Home", embed=stand_in_embedder.documents)
     assert (again.embedded, again.unembedded) == (1, 0)
     assert db.execute("SELECT COUNT(*) FROM doc_vec_1").fetchone()[0] == 2
+    # The bit table follows (its rows are the same chunks).
+    assert [r[0] for r in db.execute("SELECT rowid FROM doc_vecq_1 ORDER BY 1")] == \
+        [r[0] for r in db.execute("SELECT rowid FROM doc_vec_1 ORDER BY 1")]
 
     # Without the embedder at hand, new passages wait for one, found by keywords meanwhile.
     (tmp_path / "docs" / "new.txt").write_text("A kayak is a small boat.")
@@ -75,8 +78,9 @@ def test_vectors_are_made_kept_in_step_and_fused(index: DocumentIndex,
     assert index.search("Home", "kayak")[0].path.endswith("new.txt")
 
     # Another model: the old vectors are dropped, and the next update embeds everything.
-    index.set_embedding("Home", "other-model", 4)
+    index.set_embedding("Home", "other-model", 8)
     assert db.execute("SELECT COUNT(*) FROM doc_vec_1").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM doc_vecq_1").fetchone()[0] == 0
     index.set_embedding("Home", None)
     assert index.get("Home").embed_model is None
     index.remove("Home")

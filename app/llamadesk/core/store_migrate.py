@@ -110,10 +110,26 @@ def encrypt_in_place(db: Path, key: bytes) -> None:
     log.info("the chat database is now encrypted")
 
 
+def _load_vec_if_used(con: sqlite.Connection) -> None:
+    """Load sqlite-vec when the database holds its tables (document vectors): counting
+    and exporting a ``vec0`` table needs its module, as creating it did."""
+    if con.execute("SELECT 1 FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%"
+                   "USING vec0%' LIMIT 1").fetchone() is None:
+        return
+    import sqlite_vec  # present: the database was written with it
+
+    con.enable_load_extension(True)
+    try:
+        sqlite_vec.load(con)
+    finally:
+        con.enable_load_extension(False)
+
+
 def _export(db: Path, tmp: Path, key: bytes) -> tuple[dict[str, int], tuple[str, int]]:
     """Copy ``db`` into the encrypted ``tmp``; the source's row counts and one search."""
     con = connect(db, None)
     try:
+        _load_vec_if_used(con)
         if con.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             busy, _log, _done = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
@@ -166,6 +182,7 @@ def _probe(con: sqlite.Connection) -> tuple[str, int]:
 def _verify(tmp: Path, key: bytes, counts: dict[str, int], probe: tuple[str, int]) -> None:
     con = connect(tmp, key)
     try:
+        _load_vec_if_used(con)
         check = con.execute("PRAGMA integrity_check").fetchall()
         if [tuple(r) for r in check] != [("ok",)]:
             raise MigrationError("The encrypted copy failed its integrity check.")

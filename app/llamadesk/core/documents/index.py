@@ -237,6 +237,8 @@ class DocumentIndex:
 
         report = report if report is not None else UpdateReport()
         found = list(walk(roots))
+        if has_vectors and vectors.lacks_coarse(self._db, collection_id, row["embed_dim"]):
+            self._build_coarse(collection_id, int(row["embed_dim"]), len(found), progress)
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
             if cancel is not None and cancel.is_set():
@@ -268,6 +270,16 @@ class DocumentIndex:
             db.execute("UPDATE doc_collections SET updated_at = ? WHERE id = ?",
                        (time.time(), collection_id))
         return report
+
+    def _build_coarse(self, collection_id: int, dim: int, files: int,
+                      progress: Progress | None) -> None:
+        # A collection stored before the bit-vector table existed gets it here, off the
+        # GUI thread (the window's indexer); its searches stay exact until then.
+        if progress is not None:
+            progress(0, files, "preparing vector search")
+        with self.store.transaction() as db:
+            made = vectors.build_coarse(db, collection_id, dim)
+        log.info("bit vectors built for collection %d: %d", collection_id, made)
 
     def _embed_missing(self, collection_id: int, embed: Embed | None, report: UpdateReport,
                        cancel: threading.Event | None) -> None:
