@@ -25,7 +25,7 @@ EXPECTED = {
     "api_stream_ratio", "api_overhead_first_text", "replay_equal_to_fresh",
     "docs_recall_at5_keyword", "docs_index_files_per_s", "docs_retrieval_100k",
     "docs_recall_at5_hybrid", "docs_index_embed_ratio", "docs_index_gui_stall",
-    "docs_index_rss",
+    "docs_index_rss", "docs_hybrid_retrieval_100k", "docs_hybrid_retrieval_100k_encrypted",
 }
 
 

@@ -4,8 +4,11 @@ that receives SIGTERM as soon as the model starts loading. The load deadline of 
 shutdown sequence (``ui/shutdown.LOAD_DEADLINE_MS``) is cut to 1 ms, so the load, which
 llama.cpp cannot interrupt, is still running when quitting reaches it.
 
-Prints ``state-at-quit=<the model's state when the sequence stopped the model>`` and
-``status=<run_gui's status> abandoned=<threads given up on>``, then exits with that status.
+Writes ``state-at-quit=<the model's state when the sequence stopped the model>`` and
+``status=<run_gui's status> abandoned=<threads given up on>`` to the file named by its
+argument, then exits with that status. Not to stdout: while llama-cpp-python loads a
+model it points the process's stdout and stderr at /dev/null, and the abandoned load is
+still doing so when these lines are written.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ import sys
 from PySide6.QtWidgets import QApplication
 
 from llamadesk.services.inference import ModelState
-from llamadesk.services.worker import abandoned_threads
+from llamadesk.services.worker import abandoned_threads, leave_now_if_abandoned
 from llamadesk.ui import app as gui
 from llamadesk.ui import shutdown
 from llamadesk.ui.main_window import MainWindow
+
+
+def note(line: str) -> None:
+    with open(sys.argv[1], "a", encoding="utf-8") as report:
+        report.write(line + "\n")
 
 
 def main() -> int:
@@ -34,7 +42,7 @@ def main() -> int:
         stop_model = inference.shutdown
 
         def noted_shutdown(timeout_ms: int = 10_000) -> object:
-            print(f"state-at-quit={inference.state.value}", flush=True)
+            note(f"state-at-quit={inference.state.value}")
             return stop_model(timeout_ms)
 
         inference.shutdown = noted_shutdown  # type: ignore[method-assign]
@@ -53,7 +61,8 @@ def main() -> int:
 
     gui.build_window = build_and_watch  # type: ignore[assignment]
     status = gui.run_gui(argv=sys.argv[:1])
-    print(f"status={status} abandoned={','.join(abandoned_threads())}", flush=True)
+    note(f"status={status} abandoned={','.join(abandoned_threads())}")
+    leave_now_if_abandoned(status)  # as the command line does after the window
     return status
 
 

@@ -104,7 +104,12 @@ def _main(argv: list[str]) -> int:
         return fail(f"cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
                     "writable folder")
     with CrashLog(paths.crash_dir) as crash_log:
-        return _run(args, crash_notice(crash_log.previous))
+        status = _run(args, crash_notice(crash_log.previous))
+    if "llamadesk.services.worker" in sys.modules:  # only commands that start threads
+        from llamadesk.services.worker import leave_now_if_abandoned
+
+        leave_now_if_abandoned(status)
+    return status
 
 
 def _run(args: argparse.Namespace, crash: str | None) -> int:

@@ -14,6 +14,8 @@ is deleted on its own thread once the thread has finished.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, Slot
 
@@ -29,6 +31,22 @@ _abandoned: list[QThread] = []
 def abandoned_threads() -> list[str]:
     """The names of the threads given up on so far (still running, or were at exit)."""
     return [thread.objectName() for thread in _abandoned]
+
+
+def leave_now_if_abandoned(status: int) -> None:
+    """End the process with ``status`` at once when a thread was given up on.
+
+    That thread is still inside llama.cpp (a model load); tearing the interpreter and
+    the libraries' static objects down under it can crash the process (seen as a
+    segfault at exit on a busy machine). Everything the app keeps is closed by then
+    (the store by the shutdown sequence, the crash log by the command line), so only
+    the logs and the standard streams are flushed first."""
+    if not _abandoned:
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(status)
 
 
 class _Quitter(QObject):
