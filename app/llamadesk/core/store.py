@@ -290,7 +290,7 @@ class ConversationStore:
         """The branch on screen: from the first message to the conversation's current
         leaf, oldest first."""
         rows = self._db.execute(
-            f"{_BRANCH} SELECT m.* FROM messages m JOIN branch b ON m.id = b.id ORDER BY m.id",
+            _BRANCH_SELECT,
             (conversation_id,),
         ).fetchall()
         return [_message(r) for r in rows]
@@ -474,8 +474,14 @@ _BRANCH = """
     )
 """
 
+_BRANCH_SELECT = (f"{_BRANCH} SELECT m.* FROM branch b CROSS JOIN messages m ON m.id = b.id"
+                  " ORDER BY m.id")  # CROSS JOIN: see _PAGE_SELECT
+
 # One step up a branch, for a walk that stops after ``depth`` messages (the last
 # parameter), and what such a walk returns: its messages, oldest first.
 _UP_STEP = (" UNION ALL SELECT m.parent_id, up.depth + 1 FROM messages m JOIN up ON m.id = up.id"
             " WHERE m.parent_id IS NOT NULL AND up.depth < ?")
-_PAGE_SELECT = "SELECT m.* FROM messages m JOIN up ON m.id = up.id ORDER BY m.id"
+# CROSS JOIN keeps the walk as the outer loop: without it, SQLite 3.53 (sqlcipher3's)
+# reads the whole messages table in id order to skip the sort (0.1-0.7 s at 1,000,000
+# messages, against well under 1 ms for the 60 rows looked up by id).
+_PAGE_SELECT = "SELECT m.* FROM up CROSS JOIN messages m ON m.id = up.id ORDER BY m.id"
