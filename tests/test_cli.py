@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,14 @@ def test_a_failed_command_is_one_line_and_status_1(
     assert cli.main(["chats", "show", "404"]) == EXIT_FAILED == 1
     err = capsys.readouterr().err
     assert err.startswith("llamadesk: there is no conversation 404") and err.count("\n") == 1
+
+
+def test_main_returns_even_after_a_thread_was_abandoned(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the process's entry (``run``) leaves at once when a model load was given up
+    on; ``main``, which tests and probes call inside their own process, returns."""
+    from llamadesk.services import worker
+
+    monkeypatch.setattr(worker, "_abandoned", [worker.QThread()])
+    monkeypatch.setattr(cli, "setup_logging", lambda _file: None)  # leave pytest's logging
+    assert cli.main(["chats", "list"]) == 0

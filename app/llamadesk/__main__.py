@@ -1,8 +1,6 @@
 """``python -m llamadesk``: the same as the ``llamadesk`` command."""
 
-import sys
-
-from llamadesk.cli.main import main
+from llamadesk.cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

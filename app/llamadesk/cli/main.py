@@ -104,12 +104,20 @@ def _main(argv: list[str]) -> int:
         return fail(f"cannot use the data folders ({exc}); set LLAMADESK_HOME to a "
                     "writable folder")
     with CrashLog(paths.crash_dir) as crash_log:
-        status = _run(args, crash_notice(crash_log.previous))
+        return _run(args, crash_notice(crash_log.previous))
+
+
+def run() -> None:
+    """The process's entry (the ``llamadesk`` command, ``python -m llamadesk``, the frozen
+    app): ``main``, then exit with its status — at once when a thread was abandoned
+    (``services/worker.leave_now_if_abandoned``). Not in ``main``, which tests call in
+    their own process."""
+    status = main()
     if "llamadesk.services.worker" in sys.modules:  # only commands that start threads
         from llamadesk.services.worker import leave_now_if_abandoned
 
         leave_now_if_abandoned(status)
-    return status
+    sys.exit(status)
 
 
 def _run(args: argparse.Namespace, crash: str | None) -> int:
@@ -174,4 +182,4 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
