@@ -53,6 +53,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"services/inference_signals.py"}),
     ("llama.cpp's context is resized as a chat grows", r"\bresize_context\(",
      {"services/kv_context.py", "services/llama_internals.py"}),
+    ("how PySide6 tells which imported modules use it (read, not kept)",
+     r"_mod_uses_pyside", {"ui/pyside_sources.py"}),
     ("a process exit status gets its number", r"EXIT_[A-Z_]+ =", {"core/exit_codes.py"}),
     ("a command line failure is said (`llamadesk: …` on stderr)", r"llamadesk: ",
      {"cli/errors.py"}),
