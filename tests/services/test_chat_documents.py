@@ -3,6 +3,8 @@ attached to one question, sources kept with the reply (real model, real store)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +64,34 @@ def test_collections_and_attachments_reach_the_reply(store: ConversationStore,
     with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
         controller.send(chat.id, "And the tax refund?")
     assert sources(store, done.args[1].id) == [], "switched off: no documents"
+
+
+LAZY_PROBE = """
+import sys
+from pathlib import Path
+from llamadesk.core.store import ConversationStore
+from llamadesk.services.chat_documents import ChatDocuments
+
+folder = Path(sys.argv[1])
+store = ConversationStore(folder / "chats.db")
+docs = ChatDocuments(store)
+chat = store.create_conversation()
+docs.passages(chat.id, "What pressure for the boiler?", 1024, 64)
+print("attach imported without files:", "llamadesk.core.documents.attach" in sys.modules)
+note = folder / "note.txt"
+note.write_text("The boiler pressure must stay under 2.5 bar.", encoding="utf-8")
+docs.attach(chat.id, [note])
+found = docs.passages(chat.id, "What pressure for the boiler?", 1024, 64)
+print("passages with a file:", [p.where for p in found])
+store.close()
+"""
+
+
+def test_file_reading_is_imported_only_when_files_are_attached(tmp_path: Path) -> None:
+    """A chat without attachments leaves the file readers (HTML, PDF, ...) unimported;
+    the first attached file imports them and is read (a fresh interpreter: the test
+    process has imported everything already)."""
+    result = subprocess.run([sys.executable, "-c", LAZY_PROBE, str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.splitlines() == ["attach imported without files: False",
+                                          "passages with a file: ['note.txt']"]

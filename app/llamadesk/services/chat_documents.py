@@ -79,7 +79,6 @@ class ChatDocuments:
         with this question only), then the chat's collections (hybrid with
         ``query_vector``, the question embedded by their model), within the context."""
         # Imported at the first reply, not when the window starts.
-        from llamadesk.core.documents.attach import attachment_passages
         from llamadesk.core.documents.quoting import fit_passages, passage_room
 
         room = passage_room(n_ctx, max_tokens)
@@ -87,6 +86,10 @@ class ChatDocuments:
         self.last_failures = []
         attached = self._attached.pop(conversation_id, [])
         if attached:
+            # Only with files attached: reading them (HTML, PDF, ...) stays out of memory
+            # in a chat that has none (0.7 MB resident; docs/performance.md "Memory").
+            from llamadesk.core.documents.attach import attachment_passages
+
             first, self.last_failures = attachment_passages(attached, question, room)
         found: list[Passage] = []
         names = self.collections(conversation_id)
