@@ -36,7 +36,8 @@ ALLOWED_BEFORE_FIRST_PAINT = {
 #: reader), rendering a reply (Markdown, highlighting), the local API, the Hub, remote
 #: servers, chat templates (Jinja: the names of the formats are in core.chat_formats),
 #: the machine's cores and memory (psutil, asked when a model loads). The engine and the
-#: Markdown renderer of the app itself too.
+#: Markdown renderer of the app itself too, the GGUF header check (the engine's, when a
+#: model loads) and the dialogs opened from the menus (Preferences with its pages, About).
 NEVER_BEFORE_FIRST_PAINT = {
     "numpy", "gguf", "yaml", "llama_cpp", "diskcache", "markdown_it", "mdurl", "pygments",
     "jinja2", "markupsafe", "psutil", "llamadesk.core.chat_format",
@@ -44,6 +45,9 @@ NEVER_BEFORE_FIRST_PAINT = {
     "fastapi", "starlette", "uvicorn", "pydantic", "huggingface_hub", "httpx", "httpcore",
     "openai", "llamadesk.services.engine", "llamadesk.services.llama_runtime",
     "llamadesk.ui.markdown", "llamadesk.api.server", "llamadesk.core.downloads",
+    "llamadesk.core.gguf_validate", "llamadesk.core.gguf_reader", "llamadesk.core.gguf_checked",
+    "llamadesk.ui.preferences", "llamadesk.ui.privacy_page", "llamadesk.ui.connections_page",
+    "llamadesk.ui.local_api_page", "llamadesk.ui.dialogs",
 }
 
 
