@@ -6,11 +6,12 @@ beside the GUI thread's own Python on a second core: measured, the model was loa
 ~270 ms sooner for ~80 ms later window (docs/performance.md, "Start-up"). The inference
 thread's ``prepare()`` then finds the modules imported (or waits for this import to
 finish; Python's import lock sees to that) and reports a failure itself, so nothing is
-reported here. This module imports neither llama.cpp nor numpy itself.
+reported here. This module imports neither llama.cpp nor numpy nor psutil itself.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -45,6 +46,9 @@ def started() -> bool:
 
 def _import_engine() -> None:
     try:
-        import llamadesk.services.engine  # noqa: F401
+        importlib.import_module("llamadesk.services.engine")
+        # A message sent at once builds its load options on the GUI thread, which asks
+        # psutil for the cores (~20 ms to import): imported here, that is a lookup there.
+        importlib.import_module("psutil")
     except Exception as exc:  # prepare() imports it again and reports why it fails
         log.debug("the engine's early import failed: %s", exc)
