@@ -3,10 +3,11 @@ of their own from the moment the window's start-up begins, beside the window's i
 
 Much of that import (reading files, loading shared libraries, their C set-up) runs
 beside the GUI thread's own Python on a second core: measured, the model was loaded
-~270 ms sooner for ~80 ms later window (docs/performance.md, "Start-up"). The inference
-thread's ``prepare()`` then finds the modules imported (or waits for this import to
-finish; Python's import lock sees to that) and reports a failure itself, so nothing is
-reported here. This module imports neither llama.cpp nor numpy nor psutil itself.
+~0.3 s sooner, the window idle at most ~80 ms later (docs/performance.md, "Start-up").
+The inference thread's ``prepare()`` then finds the modules imported (or waits for
+this import to finish; Python's import lock sees to that) and reports a failure
+itself, so nothing is reported here. This module imports neither llama.cpp nor numpy
+nor psutil itself.
 """
 
 from __future__ import annotations
