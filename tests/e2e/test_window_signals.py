@@ -68,3 +68,24 @@ def test_sigterm_while_the_model_loads_still_exits_cleanly(
     db = open_any(home / "data" / "llamadesk.sqlite3")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "the store was closed"
     db.close()
+
+
+def test_sigterm_as_soon_as_the_window_shows_exits_cleanly(
+        bundled_model_path: Path, home: Path, tmp_path: Path) -> None:
+    """Quitting at once, while the engine's early import (services/engine_import.py) and
+    then the model's load may still run: the app exits with status 0, with no trace."""
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LLAMADESK_BENCH_TIMINGS": str(events)}
+    app = subprocess.Popen([sys.executable, "-m", "llamadesk"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with reaped(app):
+        deadline = time.monotonic() + TIMEOUT
+        while not (events.exists() and "window_shown" in events.read_text()):
+            assert app.poll() is None, "the app ended by itself"
+            assert time.monotonic() < deadline, "the window was not shown"
+            time.sleep(0.01)
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=120) == 0  # (reaped: and no traceback on stderr)
+    db = open_any(home / "data" / "llamadesk.sqlite3")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "the store was closed"
+    db.close()

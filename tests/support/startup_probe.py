@@ -7,7 +7,10 @@ Run with ``LLAMADESK_HOME`` pointing at a fresh folder and ``QT_QPA_PLATFORM`` s
 A finder at the front of ``sys.meta_path`` notes every module imported for the first
 time on the main thread (it finds nothing itself); modules other threads import (the
 inference thread importing llama.cpp) are not the window's start-up cost and are left
-out. At the first paint event of the main window, the list is written as JSON.
+out. At the first paint event of the main window, the list is written as JSON:
+``{"modules": [...], "engine_import_started": bool}``, the latter whether the engine's
+own import thread (services/engine_import.py) was running when the GUI thread began to
+import the window's modules (``llamadesk.ui.app``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from importlib.machinery import ModuleSpec
 from typing import Any
 
 _seen: list[str] = []
+_early: list[bool] = []
 
 
 class _Recorder:
@@ -28,6 +32,9 @@ class _Recorder:
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         if threading.current_thread() is threading.main_thread():
             _seen.append(name)
+            if name == "llamadesk.ui.app" and not _early:
+                early = sys.modules.get("llamadesk.services.engine_import")
+                _early.append(bool(early is not None and early.started()))
         return None
 
 
@@ -43,7 +50,8 @@ def main(out: str) -> None:
             if event.type() == QEvent.Type.Paint and type(watched).__name__ == "MainWindow":
                 with open(out, "w", encoding="utf-8") as fh:
                     # Only what was imported: a name looked up but not loaded is left out.
-                    json.dump(sorted(set(_seen) & set(sys.modules)), fh)
+                    json.dump({"modules": sorted(set(_seen) & set(sys.modules)),
+                               "engine_import_started": bool(_early and _early[0])}, fh)
                 os._exit(0)  # the list is written; nothing else is wanted from this run
             return False
 

@@ -321,7 +321,7 @@ def test_an_unreadable_catalog_shows_in_the_banner_instead_of_the_models_window(
 
 def test_preferences_that_cannot_be_saved_still_apply_and_say_so(
         qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llamadesk.ui import main_window
+    from llamadesk.ui import preferences
 
     window = fake_window()
     config = app_paths().config_dir
@@ -329,8 +329,8 @@ def test_preferences_that_cannot_be_saved_still_apply_and_say_so(
     config.write_text("a file where the config folder should be")
     wanted = replace(window.ctx.settings.current,
                      defaults=replace(window.ctx.settings.current.defaults, n_ctx=1024))
-    monkeypatch.setattr(main_window.PreferencesDialog, "exec", lambda self: 1)
-    monkeypatch.setattr(main_window.PreferencesDialog, "result_settings", lambda self: wanted)
+    monkeypatch.setattr(preferences.PreferencesDialog, "exec", lambda self: 1)
+    monkeypatch.setattr(preferences.PreferencesDialog, "result_settings", lambda self: wanted)
     loads = len(fake_of(window).loads)
     window.show_preferences()  # saved off the GUI thread: the outcome comes back later
     qtbot.waitUntil(window.chat.banner.isVisible, timeout=FAKE_WAIT_MS)

@@ -111,7 +111,7 @@ def test_a_settings_save_that_stalls_does_not_hold_the_gui_thread(
     until something reads the other end, as a write to a stalled network folder does.
     While it is blocked, the window keeps answering (a timer fires, a rename goes
     through); once the pipe is read, the save finishes and is announced."""
-    from llamadesk.ui import main_window
+    from llamadesk.ui import preferences
 
     window = fake_window()
     settings_file: Path = window.ctx.paths.settings_file
@@ -119,8 +119,8 @@ def test_a_settings_save_that_stalls_does_not_hold_the_gui_thread(
     os.mkfifo(settings_file.with_suffix(".tmp"))
     wanted = replace(window.ctx.settings.current,
                      default_system_prompt="Answer in French.")
-    monkeypatch.setattr(main_window.PreferencesDialog, "exec", lambda self: 1)
-    monkeypatch.setattr(main_window.PreferencesDialog, "result_settings", lambda self: wanted)
+    monkeypatch.setattr(preferences.PreferencesDialog, "exec", lambda self: 1)
+    monkeypatch.setattr(preferences.PreferencesDialog, "result_settings", lambda self: wanted)
     seen = record_changes(window)
     # The other end is opened when the test says so, or after a while regardless: a save
     # made on the GUI thread then fails the test instead of hanging it.

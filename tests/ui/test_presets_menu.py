@@ -142,16 +142,16 @@ def test_a_refused_preset_save_is_a_banner_and_loses_nothing(
     assert chooser.combo.findData("Lost") < 0 and chooser.combo.findData("Kept") >= 0
     # A default preset chosen in Preferences and refused is a banner too, and the
     # settings saved beside it are saved all the same.
-    from llamadesk.ui import main_window
+    from llamadesk.ui import preferences
 
-    def accept(dialog: main_window.PreferencesDialog) -> int:
+    def accept(dialog: preferences.PreferencesDialog) -> int:
         box = dialog.default_preset_box
         box.setCurrentIndex(box.findData("Kept"))
         dialog.system_prompt.setPlainText("Be brief.")
         return 1
 
     window.chat.banner.hide()
-    monkeypatch.setattr(main_window.PreferencesDialog, "exec", accept)
+    monkeypatch.setattr(preferences.PreferencesDialog, "exec", accept)
     with qtbot.waitSignal(window.ctx.operations.changed):  # the settings, off this thread
         window.show_preferences()
     assert window.chat.banner.isVisible()
@@ -164,19 +164,19 @@ def test_a_refused_preset_save_is_a_banner_and_loses_nothing(
 
 def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(
         qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llamadesk.ui import main_window
+    from llamadesk.ui import preferences
 
     window = fake_window()
-    shown: list[main_window.PreferencesDialog] = []
+    shown: list[preferences.PreferencesDialog] = []
 
-    def accept(dialog: main_window.PreferencesDialog) -> int:
+    def accept(dialog: preferences.PreferencesDialog) -> int:
         shown.append(dialog)
         dialog.system_prompt.setPlainText("Be brief.")
         dialog.sampling.temperature.setValue(0.4)
         dialog.sampling.n_ctx.setValue(1024)
         return 1
 
-    monkeypatch.setattr(main_window.PreferencesDialog, "exec", accept)
+    monkeypatch.setattr(preferences.PreferencesDialog, "exec", accept)
     with qtbot.waitSignal(window.ctx.operations.changed):  # saved off the GUI thread
         window.show_preferences()
     settings = window.ctx.settings.current
@@ -187,12 +187,12 @@ def test_the_default_preset_and_defaults_from_preferences_shape_new_chats(
     assert conversation.system_prompt == "Be brief."
     assert conversation.params.temperature == pytest.approx(0.4)
 
-    def pick_default(dialog: main_window.PreferencesDialog) -> int:
+    def pick_default(dialog: preferences.PreferencesDialog) -> int:
         box = dialog.default_preset_box
         box.setCurrentIndex(box.findData("Llama 2 Chat"))
         return 1
 
-    monkeypatch.setattr(main_window.PreferencesDialog, "exec", pick_default)
+    monkeypatch.setattr(preferences.PreferencesDialog, "exec", pick_default)
     with qtbot.waitSignal(window.ctx.operations.changed):
         window.show_preferences()
     assert window.ctx.presets.default_name == "Llama 2 Chat"

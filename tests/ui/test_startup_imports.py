@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def test_the_window_modules_do_not_import_the_hub_client() -> None:
@@ -36,7 +37,8 @@ ALLOWED_BEFORE_FIRST_PAINT = {
 #: reader), rendering a reply (Markdown, highlighting), the local API, the Hub, remote
 #: servers, chat templates (Jinja: the names of the formats are in core.chat_formats),
 #: the machine's cores and memory (psutil, asked when a model loads). The engine and the
-#: Markdown renderer of the app itself too.
+#: Markdown renderer of the app itself too, the GGUF header check (the engine's, when a
+#: model loads) and the dialogs opened from the menus (Preferences with its pages, About).
 NEVER_BEFORE_FIRST_PAINT = {
     "numpy", "gguf", "yaml", "llama_cpp", "diskcache", "markdown_it", "mdurl", "pygments",
     "jinja2", "markupsafe", "psutil", "llamadesk.core.chat_format",
@@ -44,24 +46,48 @@ NEVER_BEFORE_FIRST_PAINT = {
     "fastapi", "starlette", "uvicorn", "pydantic", "huggingface_hub", "httpx", "httpcore",
     "openai", "llamadesk.services.engine", "llamadesk.services.llama_runtime",
     "llamadesk.ui.markdown", "llamadesk.api.server", "llamadesk.core.downloads",
+    "llamadesk.core.gguf_validate", "llamadesk.core.gguf_reader", "llamadesk.core.gguf_checked",
+    "llamadesk.ui.preferences", "llamadesk.ui.privacy_page", "llamadesk.ui.connections_page",
+    "llamadesk.ui.local_api_page", "llamadesk.ui.dialogs",
 }
+
+
+def _probe(tmp_path: Path, **env_vars: str) -> dict[str, Any]:
+    """Run the real start-up (``llamadesk`` with no arguments, a fresh home) to the
+    window's first paint (tests/support/startup_probe.py); what the probe wrote."""
+    out = tmp_path / "modules.json"
+    env = {**os.environ, "LLAMADESK_HOME": str(tmp_path / "home"),
+           "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"), **env_vars}
+    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "support" /
+                                        "startup_probe.py"), str(out)],
+                   env=env, capture_output=True, text=True, timeout=120, check=True)
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
 
 
 def test_the_window_imports_only_what_its_first_paint_needs(tmp_path: Path,
                                                            store_passphrase: str) -> None:
-    """The real start-up (``llamadesk`` with no arguments, a fresh home, the chat
-    database under a passphrase since this machine may have no keychain): every module
-    the GUI thread imported before the window's first paint (tests/support/
-    startup_probe.py) is from the standard library or an allowed package."""
-    out = tmp_path / "modules.json"
-    env = {**os.environ, "LLAMADESK_HOME": str(tmp_path / "home"),
-           "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "support" /
-                                        "startup_probe.py"), str(out)],
-                   env=env, capture_output=True, text=True, timeout=120, check=True)
-    modules = set(json.loads(out.read_text(encoding="utf-8")))
+    """The real start-up (the chat database under a passphrase since this machine may
+    have no keychain): every module the GUI thread imported before the window's first
+    paint is from the standard library or an allowed package. The engine's own early
+    import is off here (it would put modules in ``sys.modules`` that the GUI thread
+    then imports without a trace), so this lists what the GUI thread itself needs."""
+    probed = _probe(tmp_path, LLAMADESK_ENGINE_EARLY="0")
+    assert probed["engine_import_started"] is False
+    modules = set(probed["modules"])
     assert "llamadesk.ui.main_window" in modules  # the probe saw the window's imports
     packages = {m.split(".")[0] for m in modules}
     unexpected = sorted(packages - ALLOWED_BEFORE_FIRST_PAINT - set(sys.stdlib_module_names))
     assert unexpected == [], "imported before the first paint; allow them or defer them"
     assert sorted(m for m in NEVER_BEFORE_FIRST_PAINT if m in modules | packages) == []
+
+
+def test_the_engine_import_starts_before_the_window_modules(tmp_path: Path,
+                                                           store_passphrase: str) -> None:
+    """On the real start-up the engine's import (services/engine_import.py) is already
+    running on its own thread when the GUI thread begins the window's modules, and
+    none of the engine's modules is imported by the GUI thread itself."""
+    probed = _probe(tmp_path)
+    assert probed["engine_import_started"] is True
+    assert "llamadesk.ui.main_window" in probed["modules"]
+    assert not {"llamadesk.services.engine", "llama_cpp", "numpy"} & set(probed["modules"])

@@ -120,6 +120,18 @@ def run() -> None:
     sys.exit(status)
 
 
+def _import_engine_beside_the_window() -> None:
+    """Start the engine's import on a thread of its own before the window's modules
+    (services/engine_import.py): on this CPU (checked) and with the tested
+    llama-cpp-python only; otherwise the window says why and imports nothing."""
+    from llamadesk.services.llama_version import version_problem
+
+    if version_problem() is None:
+        from llamadesk.services.engine_import import start_early
+
+        start_early()
+
+
 def _run(args: argparse.Namespace, crash: str | None) -> int:
     """Run the command ``args`` names; ``crash`` says that the last run crashed (the
     window shows it, a command prints it as one line on stderr)."""
@@ -172,6 +184,7 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
+        _import_engine_beside_the_window()
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot, crash=crash)

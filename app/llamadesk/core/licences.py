@@ -19,10 +19,12 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamadesk.core.catalog import Licence
-from llamadesk.core.gguf_validate import GGUFMetadata
+
+if TYPE_CHECKING:  # the header reader is not needed to start the window
+    from llamadesk.core.gguf_validate import GGUFMetadata
 
 log = logging.getLogger(__name__)
 

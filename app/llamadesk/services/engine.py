@@ -22,7 +22,9 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, MessageStats, SamplingParams
-from llamadesk.core.gguf_validate import GGUFValidationError, validate_gguf
+from llamadesk.core.gguf_checked import validate_gguf_once
+from llamadesk.core.gguf_validate import GGUFValidationError
+from llamadesk.core.paths import app_paths
 from llamadesk.core.prompt import (
     ContextPlan,
     ContextUse,
@@ -100,7 +102,8 @@ class LlamaEngine:
         if not file.is_file():
             raise EngineError(f"The model file {file} does not exist.")
         try:  # llama.cpp trusts the header's counts and lengths; a bad one can crash it
-            validate_gguf(file)
+            # (a file that passed and has not changed since is not walked again)
+            validate_gguf_once(file, app_paths().cache_dir)
         except GGUFValidationError as exc:
             raise EngineError(f"{exc}. Download or convert the model again.") from exc
         # Keys can always be quantised; llama.cpp quantises values only with flash

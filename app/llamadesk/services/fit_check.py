@@ -25,7 +25,6 @@ from llamadesk.core.fit import (
     choose_gpu_layers,
     context_size,
 )
-from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
 from llamadesk.core.platform_support import automatic_offload_allowed
 from llamadesk.core.settings import GPU_LAYERS_AUTO, HardwareSettings
 from llamadesk.services.engine_types import LoadOptions
@@ -72,6 +71,9 @@ def automatic_gpu_layers(model_path: str, n_ctx: int, cache: CacheTypes,
     free = gpus.free_bytes
     if free is None:
         return 0
+    # Here, not with the module: the window's start-up imports this one.
+    from llamadesk.core.gguf_validate import GGUFValidationError, read_metadata
+
     path = Path(model_path)
     try:
         meta = read_metadata(path)

@@ -21,10 +21,8 @@ from llamadesk.core.store import LAST_CONVERSATION_KEY
 from llamadesk.services.jobs import ModelState
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
-from llamadesk.ui.dialogs import AboutDialog
 from llamadesk.ui.local_api import LocalApi
 from llamadesk.ui.operations import Changes, chat_changed, messages_changed
-from llamadesk.ui.preferences import PreferencesDialog
 from llamadesk.ui.shutdown import Shutdown
 from llamadesk.ui.sidebar import ConversationSidebar
 from llamadesk.ui.status_bar import AppStatusBar
@@ -414,6 +412,10 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_preferences(self, local_api: bool = False) -> None:
         """App-wide settings (``local_api``: open on the Local API tab)."""
+        # Imported when first opened: the dialog and its pages are not needed to paint
+        # the window (tests/ui/test_startup_imports.py).
+        from llamadesk.ui.preferences import PreferencesDialog
+
         dialog = PreferencesDialog(self.ctx.settings.current, self, self.ctx.presets,
                                    self.ctx.remote_models, self.local_api.keys,
                                    self.ctx.paths, self.ops)
@@ -442,6 +444,8 @@ class MainWindow(QMainWindow):
         """About and diagnostics."""
         info = self.inference.model_info
         line = f"{info.name} ({info.path})" if info else "none loaded"
+        from llamadesk.ui.dialogs import AboutDialog  # not needed to paint the window
+
         AboutDialog(self.ctx.paths, line, self).exec()
 
     # -- closing ------------------------------------------------------------------------------
