@@ -4,6 +4,7 @@ never in a repr, a log line or an error message."""
 from __future__ import annotations
 
 import logging
+import os
 
 import keyring
 import keyring.backends.fail
@@ -81,3 +82,32 @@ def test_invalid_tokens_are_refused_without_echo(bad: str) -> None:
     with pytest.raises(InvalidTokenError) as info:
         SecretStore(environ={}).set_hf_token(bad)
     assert bad.strip() == "" or bad.strip() not in str(info.value)
+
+
+def test_keyring_discovery_off_macos_asks_for_no_macos_framework() -> None:
+    """keyring's discovery imports its macOS backend everywhere; that module looks up
+    three macOS frameworks through ctypes, which off macOS runs ldconfig and a compiler
+    on every launch. Once the app's secrets module is imported it must not, and the
+    backend chosen must still be keyring's own choice."""
+    import subprocess
+    import sys
+
+    if sys.platform == "darwin":
+        pytest.skip("on macOS the Security framework is the keychain")
+    probe = (
+        "import ctypes.util, os, sys\n"
+        "asked = []\n"
+        "real = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda name: asked.append(name) or real(name)\n"
+        "import llamadesk.core.secrets\n"
+        "import keyring\n"
+        "backend = keyring.get_keyring()\n"
+        "print(sorted(set(asked) & {'Security', 'CoreServices', 'Foundation'}))\n"
+        "print(type(backend).__module__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    env["XDG_CONFIG_HOME"] = "/nonexistent-llamadesk-test"  # no keyringrc.cfg choice
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert out[1].startswith("keyring.backends.")

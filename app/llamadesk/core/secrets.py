@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from secrets import token_urlsafe
+
+if sys.platform != "darwin":
+    # keyring's backend discovery imports its macOS backend on every system, and that
+    # module asks ctypes for three macOS frameworks by name: off macOS each lookup runs
+    # ldconfig and a compiler (~30 ms of wall time each, before the window can show).
+    # The backend declines anywhere but macOS before it looks at the module, so marking
+    # it unimportable changes no choice.
+    sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
 
 import keyring
 import keyring.backend
