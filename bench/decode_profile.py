@@ -2,14 +2,16 @@
 same prompt, the stages measured in alternation (a shared machine's load hits all alike).
 
     python bench/decode_profile.py [--tokens 128] [--rounds 3] [--threads N]
-                                   [--llama-bench] [--profile]
+                                   [--llama-bench] [--profile] [--only STAGE ...]
 
 Stages, from the inside out:
 * ``decode``: ``llama_decode`` of one token at a time, nothing sampled (what llama-bench's
   tg measures, through llama-cpp-python's ``eval``);
 * ``decode+sample``: the same, with the app's sampler chain run in C after each decode;
 * ``create_completion``: llama-cpp-python's own text completion, the app's sampling;
-* ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback).
+* ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback),
+  its one-token decodes at the threads the machine's load leaves room for;
+* ``engine, threads fixed``: the same at the load options' threads whatever the load.
 Each prints the CPU time per token of the calling thread (``time.thread_time``) and
 tokens/s, medians of the rounds. With ``--threads 1`` (the default) llama.cpp decodes on
 the calling thread, so CPU per token is the whole cost and barely moves with the
@@ -40,7 +42,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from llamadesk.core.bundled import locate  # noqa: E402
 from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
 from llamadesk.services.constraints import ReplyConstraints  # noqa: E402
+from llamadesk.services.decode_threads import DecodeThreads  # noqa: E402
 from llamadesk.services.engine import GenerationRequest, LlamaEngine  # noqa: E402
+
+#: Tokens the adaptive engine stage decoded at each thread count.
+THREADS_USED: dict[int, int] = {}
 
 PROMPT = ("<|im_start|>user\nTell me a long story about a lighthouse keeper and the sea, "
           "with many details.<|im_end|>\n<|im_start|>assistant\n")
@@ -90,9 +96,15 @@ def _stage_completion(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     return (n - 1) / (time.perf_counter() - first), (time.thread_time() - cpu) / (n - 1)
 
 
-def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+def _stage_engine(engine: LlamaEngine, tokens: int,
+                  adaptive: bool = True) -> tuple[float, float]:
     llm = engine._llm
     assert llm is not None
+    threads = engine.decode_threads
+    assert threads is not None
+    threads.tokens.clear()
+    engine.decode_threads = (threads if adaptive else
+                             DecodeThreads(threads.wanted, adaptive=False))
     llm.reset()
     llm._ctx.kv_cache_clear()
     engine.context.clear()
@@ -106,7 +118,13 @@ def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
         if not marks:
             marks.append(time.thread_time())
 
-    result = engine.generate(request, on_text, threading.Event())
+    try:
+        result = engine.generate(request, on_text, threading.Event())
+    finally:
+        used, engine.decode_threads = engine.decode_threads, threads
+    if adaptive:
+        for n, count in used.tokens.items():
+            THREADS_USED[n] = THREADS_USED.get(n, 0) + count
     assert result.stats.tokens_per_s is not None and marks
     n = result.stats.completion_tokens
     return result.stats.tokens_per_s, (time.thread_time() - marks[0]) / max(n - 1, 1)
@@ -136,6 +154,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--llama-bench", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", nargs="+", help="these stages only (decode is always run)")
     args = ap.parse_args()
     engine = LlamaEngine()
     # The app's own cache and batch settings, so llama-bench runs with the same.
@@ -152,9 +171,12 @@ def main() -> None:
         "decode+sample": lambda: _stage_decode(engine, prompt, args.tokens, True),
         "create_completion": lambda: _stage_completion(engine, args.tokens),
         "engine": lambda: _stage_engine(engine, args.tokens),
+        "engine, threads fixed": lambda: _stage_engine(engine, args.tokens, adaptive=False),
     }
     if args.llama_bench:
         stages["llama-bench tg"] = lambda: _stage_llama_bench(engine, args.tokens)
+    if args.only:
+        stages = {k: v for k, v in stages.items() if k == "decode" or k in args.only}
     for fn in stages.values():  # warm-up
         fn()
     rates: dict[str, list[float]] = {name: [] for name in stages}
@@ -176,8 +198,9 @@ def main() -> None:
                     f"CPU {cpu * 1000:6.2f} ms/token ({min(cpus[name]) * 1000:.2f}–"
                     f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode")
         ratio = f", {rate / ref:.3f}× llama-bench" if ref else ""
-        print(f"{name:18s} {cpu_text}, {rate:6.1f} tok/s wall "
+        print(f"{name:22s} {cpu_text}, {rate:6.1f} tok/s wall "
               f"({min(rates[name]):.1f}–{max(rates[name]):.1f}){ratio}", flush=True)
+    print(f"the engine decoded at each thread count (tokens): {THREADS_USED}")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

@@ -50,6 +50,9 @@ def _text_of_tokens(h: AppHarness, n: int, salt: str) -> str:
 def _app_decode(h: AppHarness, tg: int, seed: int) -> tuple[float, dict[str, Any]]:
     """One long reply; decode tokens/s as the GUI thread saw it."""
     h.new_conversation(_params(max_tokens=tg + 8, seed=seed))
+    threads = h.engine.decode_threads  # the engine is idle between replies
+    if threads is not None:
+        threads.tokens.clear()
     r = h.send(STORY)
     if r.t_first is None or r.t_last is None or r.t_last <= r.t_first:
         raise BenchError("the reply was too short to time")
@@ -67,7 +70,8 @@ def _app_decode(h: AppHarness, tg: int, seed: int) -> tuple[float, dict[str, Any
     return rate, {"tokens": n, "engine_tps": engine_rate, "llama_decode_tps": llama_rate,
                   "prompt_tokens": r.message.stats.prompt_tokens if r.message else None,
                   "gui_cpu_ms_per_s": gui_s * 1000 / span,
-                  "gui_batches_per_s": (r.batches - 1) / span}
+                  "gui_batches_per_s": (r.batches - 1) / span,
+                  "decode_threads": dict(threads.tokens) if threads is not None else None}
 
 
 def decode(h: AppHarness, ref: Reference, sizes: Sizes, runs: int,
@@ -95,6 +99,9 @@ def decode(h: AppHarness, ref: Reference, sizes: Sizes, runs: int,
         # What the GUI took while the text streamed (CPU ms per second, batches a second).
         "gui_cpu_ms_per_s": summarize([d["gui_cpu_ms_per_s"] for d in kept]),
         "gui_batches_per_s": summarize([d["gui_batches_per_s"] for d in kept]),
+        # Tokens decoded at each thread count (fewer than the reference's on a busy
+        # machine: services/decode_threads.py).
+        "decode_threads_tokens": [d["decode_threads"] for d in kept],
     }
     if diagnose and ref.llama_bench is not None:
         # Like with like: the app decodes after a prompt, in an n_ctx-sized context.
