@@ -144,6 +144,7 @@ class LlamaEngine:
                                           fallback_format)
         if template.warning:
             log.warning("%s: %s", file.name, template.warning)
+        internals.cut_candidates_first(llm)
         self._llm = llm
         self._template = template
         self.decode_threads = DecodeThreads(int(llm.context_params.n_threads))
