@@ -19,7 +19,8 @@ machine's load, which wall-clock rates do; the differences between stages are wh
 each layer adds. ``--llama-bench`` adds llama-bench's tg (the built reference, the
 app's cache types) as a fifth stage in the same turns: with ``--threads 2`` that is the
 headless engine against the decode row's reference, wall-clock, no window.
-``--profile`` adds cProfile's top entries of one engine reply.
+``--profile`` adds cProfile's top entries of one engine reply; ``--parts`` instead times
+each piece of the token loop on its own (CPU per call).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from llamadesk.core.bundled import locate  # noqa: E402
 from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
+from llamadesk.services import llama_internals as internals  # noqa: E402
 from llamadesk.services.constraints import ReplyConstraints  # noqa: E402
 from llamadesk.services.decode_threads import DecodeThreads  # noqa: E402
 from llamadesk.services.engine import GenerationRequest, LlamaEngine  # noqa: E402
@@ -122,6 +124,8 @@ def _stage_engine(engine: LlamaEngine, tokens: int,
         result = engine.generate(request, on_text, threading.Event())
     finally:
         used, engine.decode_threads = engine.decode_threads, threads
+        # The other stages decode at the context's threads: the load options' again.
+        internals.set_decode_threads(llm, threads.wanted)
     if adaptive:
         for n, count in used.tokens.items():
             THREADS_USED[n] = THREADS_USED.get(n, 0) + count
@@ -147,6 +151,49 @@ def _stage_llama_bench(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     return ref.bench(tg=tokens), float("nan")
 
 
+def _parts(engine: LlamaEngine, prompt: list[int], tokens: int) -> None:
+    """CPU per call of each piece of the token loop, on the calling thread (one llama.cpp
+    thread: the decode's whole cost), each timed over ``tokens`` calls of its own."""
+    import ctypes
+
+    import llama_cpp
+
+    from llamadesk.core.streaming import ReplyStream
+
+    llm = engine._llm
+    assert llm is not None and engine.decode_threads is not None
+    p = _params(tokens)
+    sampler = llm._init_sampler(top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
+                                temp=p.temperature, repeat_penalty=p.repeat_penalty)
+    one = (ctypes.c_int32 * 1)()
+
+    def decode_bare(t: int) -> None:  # llama_decode alone, no llama-cpp-python
+        one[0] = t
+        llama_cpp.llama_decode(llm._ctx.ctx, llama_cpp.llama_batch_get_one(one, 1))
+
+    stream = ReplyStream(("<|im_end|>",))
+    pieces = {
+        "llama-cpp-python eval([t])": lambda t: llm.eval([t]),
+        "llama_decode alone (ctypes)": decode_bare,
+        "sampler chain (C, one call)": lambda _t: sampler.sample(llm._ctx, -1),
+        "detokenize": lambda t: llm.detokenize([t]),
+        "stop-string scan (ReplyStream.feed)": lambda t: stream.feed(llm.detokenize([t])),
+        "end-of-generation check": lambda t: internals.is_end_of_generation(llm, t),
+        "decode threads (between tokens)": lambda _t: engine.decode_threads.between_tokens(
+            llm, counted=False) if engine.decode_threads else None,
+    }
+    ids = [(i * 7919) % 40000 + 50 for i in range(tokens)]
+    for name, fn in pieces.items():
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        llm.eval(prompt)
+        cpu = time.thread_time()
+        for t in ids:
+            fn(t)
+        per = (time.thread_time() - cpu) / tokens
+        print(f"  {name:38s} {per * 1e6:9.1f} µs CPU per call", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
@@ -155,6 +202,8 @@ def main() -> None:
     ap.add_argument("--llama-bench", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--only", nargs="+", help="these stages only (decode is always run)")
+    ap.add_argument("--parts", action="store_true",
+                    help="only the CPU per call of each piece of the token loop")
     args = ap.parse_args()
     engine = LlamaEngine()
     # The app's own cache and batch settings, so llama-bench runs with the same.
@@ -166,6 +215,13 @@ def main() -> None:
     llm = engine._llm
     assert llm is not None
     prompt = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+    if args.parts:
+        print(f"threads {args.threads}, {args.tokens} calls each, load average "
+              f"{Path('/proc/loadavg').read_text().split()[0]}")
+        for _ in range(args.rounds):
+            _parts(engine, prompt, args.tokens)
+        engine.unload()
+        return
     stages = {
         "decode": lambda: _stage_decode(engine, prompt, args.tokens, False),
         "decode+sample": lambda: _stage_decode(engine, prompt, args.tokens, True),

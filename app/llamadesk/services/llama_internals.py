@@ -177,7 +177,7 @@ def cut_candidates_first(llm: llama_cpp.Llama, enabled: bool = True) -> None:
             assert this is not None
             return _sampler_with_top_first(this, **kwargs)
 
-        llm._init_sampler = init_sampler  # type: ignore[method-assign]
+        llm._init_sampler = init_sampler  # type: ignore[method-assign,assignment]
     else:
         llm.__dict__.pop("_init_sampler", None)
 
