@@ -1,5 +1,6 @@
-"""One-token decodes use as many threads as the machine's load leaves cores for, and the
-thread count never changes a reply: the bundled model through real llama.cpp."""
+"""A reply is decoded with as many threads as the machine's load leaves cores for (its
+prompt with no more), and the thread count never changes a reply: the bundled model
+through real llama.cpp."""
 
 from __future__ import annotations
 
@@ -110,14 +111,18 @@ def test_a_reply_is_the_same_whatever_threads_decode_it(
     assert one == two
 
 
-def test_a_recreated_context_gets_the_chosen_threads_again(engine: LlamaEngine) -> None:
+def test_a_recreated_context_gets_the_chosen_threads_again(
+        engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode_threads, "INTERVAL", 0.0)  # a look before every token
     llm = engine._llm
     assert llm is not None
-    threads = DecodeThreads(2, AlternatingLoadFake(2.0), cores=2)
+    threads = DecodeThreads(2, AlternatingLoadFake(2.0, 2.0, 0.0), cores=2)
     threads.between_tokens(llm, counted=False)
-    assert internals.decode_thread_count(llm) == 1
+    assert (internals.decode_thread_count(llm), internals.batch_thread_count(llm)) == (1, 1)
     internals.resize_context(llm, internals.context_size(llm) * 2)
     assert internals.decode_thread_count(llm) == 2  # a new context: the load options'
-    threads.between_tokens(llm)  # no look due, but the context is new
-    assert internals.decode_thread_count(llm) == 1
+    threads.between_tokens(llm)  # still busy: the new context is set to one again
+    assert (internals.decode_thread_count(llm), internals.batch_thread_count(llm)) == (1, 1)
+    threads.between_tokens(llm, counted=False)  # room again: prompts get both back
+    assert (internals.decode_thread_count(llm), internals.batch_thread_count(llm)) == (2, 2)
     assert threads.tokens == {1: 1}

@@ -189,15 +189,20 @@ def set_abort_callback(llm: llama_cpp.Llama, callback: Any) -> None:
 
 
 def set_decode_threads(llm: llama_cpp.Llama, n_threads: int) -> None:
-    """Decode single tokens with ``n_threads``; batches keep the threads the context was
-    created with."""
+    """Decode single tokens with ``n_threads`` and batches with no more (at most the
+    threads the context was created with)."""
     llama_cpp.llama_set_n_threads(llm._ctx.ctx, n_threads,
-                                  int(llm.context_params.n_threads_batch))
+                                  min(n_threads, int(llm.context_params.n_threads_batch)))
 
 
 def decode_thread_count(llm: llama_cpp.Llama) -> int:
     """The threads the context decodes single tokens with now."""
     return int(llama_cpp.llama_n_threads(llm._ctx.ctx))
+
+
+def batch_thread_count(llm: llama_cpp.Llama) -> int:
+    """The threads the context reads batches (prompts) with now."""
+    return int(llama_cpp.llama_n_threads_batch(llm._ctx.ctx))
 
 
 def reset_perf(llm: llama_cpp.Llama) -> None:
