@@ -2,14 +2,16 @@
 same prompt, the stages measured in alternation (a shared machine's load hits all alike).
 
     python bench/decode_profile.py [--tokens 128] [--rounds 3] [--threads N]
-                                   [--llama-bench] [--profile]
+                                   [--llama-bench] [--profile] [--only STAGE ...]
 
 Stages, from the inside out:
 * ``decode``: ``llama_decode`` of one token at a time, nothing sampled (what llama-bench's
   tg measures, through llama-cpp-python's ``eval``);
 * ``decode+sample``: the same, with the app's sampler chain run in C after each decode;
 * ``create_completion``: llama-cpp-python's own text completion, the app's sampling;
-* ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback).
+* ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback),
+  its one-token decodes at the threads the machine's load leaves room for;
+* ``engine, threads fixed``: the same at the load options' threads whatever the load.
 Each prints the CPU time per token of the calling thread (``time.thread_time``) and
 tokens/s, medians of the rounds. With ``--threads 1`` (the default) llama.cpp decodes on
 the calling thread, so CPU per token is the whole cost and barely moves with the
@@ -17,7 +19,8 @@ machine's load, which wall-clock rates do; the differences between stages are wh
 each layer adds. ``--llama-bench`` adds llama-bench's tg (the built reference, the
 app's cache types) as a fifth stage in the same turns: with ``--threads 2`` that is the
 headless engine against the decode row's reference, wall-clock, no window.
-``--profile`` adds cProfile's top entries of one engine reply.
+``--profile`` adds cProfile's top entries of one engine reply; ``--parts`` instead times
+each piece of the token loop on its own (CPU per call).
 """
 
 from __future__ import annotations
@@ -39,8 +42,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from llamadesk.core.bundled import locate  # noqa: E402
 from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
+from llamadesk.services import llama_internals as internals  # noqa: E402
 from llamadesk.services.constraints import ReplyConstraints  # noqa: E402
+from llamadesk.services.decode_threads import DecodeThreads  # noqa: E402
 from llamadesk.services.engine import GenerationRequest, LlamaEngine  # noqa: E402
+
+#: Tokens the adaptive engine stage decoded at each thread count.
+THREADS_USED: dict[int, int] = {}
 
 PROMPT = ("<|im_start|>user\nTell me a long story about a lighthouse keeper and the sea, "
           "with many details.<|im_end|>\n<|im_start|>assistant\n")
@@ -90,9 +98,15 @@ def _stage_completion(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     return (n - 1) / (time.perf_counter() - first), (time.thread_time() - cpu) / (n - 1)
 
 
-def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+def _stage_engine(engine: LlamaEngine, tokens: int,
+                  adaptive: bool = True) -> tuple[float, float]:
     llm = engine._llm
     assert llm is not None
+    threads = engine.decode_threads
+    assert threads is not None
+    threads.tokens.clear()
+    engine.decode_threads = (threads if adaptive else
+                             DecodeThreads(threads.wanted, adaptive=False))
     llm.reset()
     llm._ctx.kv_cache_clear()
     engine.context.clear()
@@ -106,7 +120,15 @@ def _stage_engine(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
         if not marks:
             marks.append(time.thread_time())
 
-    result = engine.generate(request, on_text, threading.Event())
+    try:
+        result = engine.generate(request, on_text, threading.Event())
+    finally:
+        used, engine.decode_threads = engine.decode_threads, threads
+        # The other stages decode at the context's threads: the load options' again.
+        internals.set_decode_threads(llm, threads.wanted)
+    if adaptive:
+        for n, count in used.tokens.items():
+            THREADS_USED[n] = THREADS_USED.get(n, 0) + count
     assert result.stats.tokens_per_s is not None and marks
     n = result.stats.completion_tokens
     return result.stats.tokens_per_s, (time.thread_time() - marks[0]) / max(n - 1, 1)
@@ -129,6 +151,49 @@ def _stage_llama_bench(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     return ref.bench(tg=tokens), float("nan")
 
 
+def _parts(engine: LlamaEngine, prompt: list[int], tokens: int) -> None:
+    """CPU per call of each piece of the token loop, on the calling thread (one llama.cpp
+    thread: the decode's whole cost), each timed over ``tokens`` calls of its own."""
+    import ctypes
+
+    import llama_cpp
+
+    from llamadesk.core.streaming import ReplyStream
+
+    llm = engine._llm
+    assert llm is not None and engine.decode_threads is not None
+    p = _params(tokens)
+    sampler = llm._init_sampler(top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
+                                temp=p.temperature, repeat_penalty=p.repeat_penalty)
+    one = (ctypes.c_int32 * 1)()
+
+    def decode_bare(t: int) -> None:  # llama_decode alone, no llama-cpp-python
+        one[0] = t
+        llama_cpp.llama_decode(llm._ctx.ctx, llama_cpp.llama_batch_get_one(one, 1))
+
+    stream = ReplyStream(("<|im_end|>",))
+    pieces = {
+        "llama-cpp-python eval([t])": lambda t: llm.eval([t]),
+        "llama_decode alone (ctypes)": decode_bare,
+        "sampler chain (C, one call)": lambda _t: sampler.sample(llm._ctx, -1),
+        "detokenize": lambda t: llm.detokenize([t]),
+        "stop-string scan (ReplyStream.feed)": lambda t: stream.feed(llm.detokenize([t])),
+        "end-of-generation check": lambda t: internals.is_end_of_generation(llm, t),
+        "decode threads (between tokens)": lambda _t: engine.decode_threads.between_tokens(
+            llm, counted=False) if engine.decode_threads else None,
+    }
+    ids = [(i * 7919) % 40000 + 50 for i in range(tokens)]
+    for name, fn in pieces.items():
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        llm.eval(prompt)
+        cpu = time.thread_time()
+        for t in ids:
+            fn(t)
+        per = (time.thread_time() - cpu) / tokens
+        print(f"  {name:38s} {per * 1e6:9.1f} µs CPU per call", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
@@ -136,6 +201,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--llama-bench", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", nargs="+", help="these stages only (decode is always run)")
+    ap.add_argument("--parts", action="store_true",
+                    help="only the CPU per call of each piece of the token loop")
     args = ap.parse_args()
     engine = LlamaEngine()
     # The app's own cache and batch settings, so llama-bench runs with the same.
@@ -147,14 +215,24 @@ def main() -> None:
     llm = engine._llm
     assert llm is not None
     prompt = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+    if args.parts:
+        print(f"threads {args.threads}, {args.tokens} calls each, load average "
+              f"{Path('/proc/loadavg').read_text().split()[0]}")
+        for _ in range(args.rounds):
+            _parts(engine, prompt, args.tokens)
+        engine.unload()
+        return
     stages = {
         "decode": lambda: _stage_decode(engine, prompt, args.tokens, False),
         "decode+sample": lambda: _stage_decode(engine, prompt, args.tokens, True),
         "create_completion": lambda: _stage_completion(engine, args.tokens),
         "engine": lambda: _stage_engine(engine, args.tokens),
+        "engine, threads fixed": lambda: _stage_engine(engine, args.tokens, adaptive=False),
     }
     if args.llama_bench:
         stages["llama-bench tg"] = lambda: _stage_llama_bench(engine, args.tokens)
+    if args.only:
+        stages = {k: v for k, v in stages.items() if k == "decode" or k in args.only}
     for fn in stages.values():  # warm-up
         fn()
     rates: dict[str, list[float]] = {name: [] for name in stages}
@@ -176,8 +254,9 @@ def main() -> None:
                     f"CPU {cpu * 1000:6.2f} ms/token ({min(cpus[name]) * 1000:.2f}–"
                     f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode")
         ratio = f", {rate / ref:.3f}× llama-bench" if ref else ""
-        print(f"{name:18s} {cpu_text}, {rate:6.1f} tok/s wall "
+        print(f"{name:22s} {cpu_text}, {rate:6.1f} tok/s wall "
               f"({min(rates[name]):.1f}–{max(rates[name]):.1f}){ratio}", flush=True)
+    print(f"the engine decoded at each thread count (tokens): {THREADS_USED}")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

@@ -36,6 +36,7 @@ from llamadesk.core.prompt import (
 from llamadesk.core.streaming import ReplyStream
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.constraints import checked_grammar, token_logprob
+from llamadesk.services.decode_threads import DecodeThreads
 from llamadesk.services.engine_errors import ContextFullError as ContextFullError
 from llamadesk.services.engine_errors import EngineError as EngineError
 
@@ -86,6 +87,8 @@ class LlamaEngine:
         #: Prompt tokens the last reply read before its first token (at least one: see
         #: generate); the rest came from the context.
         self.last_prompt_evaluated = 0
+        #: The threads one-token decodes use, chosen by the machine's load (set at load).
+        self.decode_threads: DecodeThreads | None = None
 
     # -- loading -----------------------------------------------------------------------
     @property
@@ -144,8 +147,10 @@ class LlamaEngine:
                                           fallback_format)
         if template.warning:
             log.warning("%s: %s", file.name, template.warning)
+        internals.cut_candidates_first(llm)
         self._llm = llm
         self._template = template
+        self.decode_threads = DecodeThreads(int(llm.context_params.n_threads))
         template.on_warning = self._template_replaced
         self._info = ModelInfo(
             model_id=model_id or file.stem,
@@ -182,6 +187,7 @@ class LlamaEngine:
         self._llm = None
         self._info = None
         self._template = None
+        self.decode_threads = None
         self.context.clear()
 
     def reset_context(self) -> None:
@@ -348,9 +354,12 @@ class LlamaEngine:
         template_stops = () if constraints.raw_prompt is not None else self._template.stop
         stream = ReplyStream(template_stops + constraints.stop)
         reply = _Reply(stream)
+        threads = self.decode_threads
+        assert threads is not None
         self._cancel = cancel
         internals.reset_perf(llm)
         self._set_abort(True)
+        threads.between_tokens(llm, counted=False)  # a prompt of one token is decoded alone
         try:
             for token in llm.generate(
                 prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
@@ -379,6 +388,7 @@ class LlamaEngine:
                     reply.finish = FinishReason.LENGTH
                     break
                 self.context.room_for_next_token(llm, n_ctx)
+                threads.between_tokens(llm)
         except RuntimeError as exc:
             # llama_decode returns 2 when the abort callback fired mid-prompt.
             internals.forget_context(llm)
