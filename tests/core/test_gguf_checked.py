@@ -1,6 +1,6 @@
-"""A GGUF file that passed the header check is not walked again while it is unchanged;
-any change (in place, even with its modification time set back, or a new file under the
-same name) is checked again and a damaged file refused; a corrupt model loaded through
+"""A GGUF file that passed the header check is not walked again while its size and header
+are unchanged; any change to them (in place, even with its modification time set back,
+or a new file under the same name) is checked again and a damaged file refused; a corrupt model loaded through
 the engine still gives its clear error after a good copy of it was recorded."""
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def test_another_file_under_the_same_name_is_checked_again(tmp_path: Path) -> No
     model = write_tiny_gguf(tmp_path / "m.gguf")
     cache = tmp_path / "cache"
     validate_gguf_once(model, cache)
-    other = write_tiny_gguf(tmp_path / "other.gguf", seed=3)
+    same_header = write_tiny_gguf(tmp_path / "same.gguf", seed=3)  # other weights only
+    os.replace(same_header, model)  # what the check reads is the same: not walked again
+    assert validate_gguf_once(model, cache) is False
+    other = write_tiny_gguf(tmp_path / "other.gguf", name="Another tiny model", seed=3)
     os.replace(other, model)
     assert validate_gguf_once(model, cache) is True
     model.write_bytes(model.read_bytes()[:100])  # truncated
@@ -109,3 +112,52 @@ def test_the_engine_refuses_a_model_damaged_after_it_loaded_once(tmp_path: Path,
             engine.load(model, LoadOptions(n_ctx=128, n_threads=1), model_id="tiny")
     finally:
         engine.unload()
+
+
+def test_a_hostile_record_means_checking_the_file(tmp_path: Path) -> None:
+    model = write_tiny_gguf(tmp_path / "m.gguf")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / RECORD_NAME).write_text("[" * 100_000)  # json recurses past Python's limit
+    assert validate_gguf_once(model, cache) is True
+    assert validate_gguf_once(model, cache) is False
+    forged = {str(model.resolve()): {"check": gguf_checked._check_id(), "size": 10**12,
+                                     "header": 10**12, "blake2b": "0" * 64}}
+    (cache / RECORD_NAME).write_text(json.dumps(forged))
+    assert validate_gguf_once(model, cache) is True
+
+
+def test_the_record_holds_no_timestamp_only_size_and_header_digest(tmp_path: Path) -> None:
+    """A model rewritten in place within one clock tick, or on a system whose change
+    time is a creation time (Windows), is told apart by its header's digest alone."""
+    model = write_tiny_gguf(tmp_path / "m.gguf")
+    cache = tmp_path / "cache"
+    validate_gguf_once(model, cache)
+    entry = json.loads((cache / RECORD_NAME).read_text())[str(model.resolve())]
+    assert set(entry) == {"check", "size", "header", "blake2b"}
+    st = model.stat()
+    with model.open("r+b") as fh:
+        fh.seek(8)
+        fh.write((2**40).to_bytes(8, "little"))
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Even were every timestamp the same, the header's bytes differ:
+    with pytest.raises(GGUFValidationError, match="not a valid GGUF model"):
+        validate_gguf_once(model, cache)
+
+
+# The checking modules' sources as they were when CHECK_VERSION was last set. A change to
+# them fails this test: raise CHECK_VERSION if the check now refuses anything it used to
+# accept (files recorded under the old rules are then walked again), and update the digest.
+CHECKED_BY = (1, "98869de749089d91b4942f20beafb72d01e2aca3a876944a978075cc6f4d9aa5")
+
+
+def test_check_version_is_raised_with_the_checks_sources() -> None:
+    import hashlib
+
+    import llamadesk.core as core_pkg
+
+    core = Path(core_pkg.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("gguf_validate.py", "gguf_reader.py", "gguf_hazards.py"):
+        digest.update((core / name).read_bytes().replace(b"\r\n", b"\n"))
+    assert (gguf_checked.CHECK_VERSION, digest.hexdigest()) == CHECKED_BY
