@@ -45,6 +45,7 @@ def test_a_failing_early_import_is_left_for_prepare_to_report() -> None:
     assert done.returncode == 0, done.stderr
     assert "started True False" in done.stdout.splitlines()
     assert "Traceback" not in done.stderr
+    assert "the engine's early import failed: ModuleNotFoundError" in done.stderr
 
 
 def test_it_can_be_turned_off() -> None:
@@ -54,3 +55,41 @@ def test_it_can_be_turned_off() -> None:
     assert "started False False" in lines
     assert "threads []" in lines
     assert "at-exit False False False" in lines
+
+
+HANGING = """
+import sys, time
+from llamadesk.services import engine_import
+
+class Hang:  # an import that never ends, as a library's set-up hanging would
+    def find_spec(self, name, path=None, target=None):
+        if name == "llamadesk.services.engine":
+            time.sleep(3600)
+        return None
+
+sys.meta_path.insert(0, Hang())
+engine_import.start_early()
+print("leaving", flush=True)
+engine_import.leave_if_still_importing(3, timeout=0.5)
+print("not reached", flush=True)
+"""
+
+
+def test_a_hanging_early_import_does_not_keep_the_process_alive() -> None:
+    done = subprocess.run([sys.executable, "-c", HANGING], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == ["leaving"]
+    assert "did not end within" in done.stderr
+
+
+def test_leaving_returns_once_the_import_has_ended() -> None:
+    done = subprocess.run([sys.executable, "-c", (
+        "from llamadesk.services import engine_import\n"
+        "engine_import.start_early()\n"
+        "engine_import.leave_if_still_importing(3, timeout=300)\n"
+        "import sys\n"
+        "print('returned', 'llamadesk.services.engine' in sys.modules, flush=True)\n")],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["returned True"]

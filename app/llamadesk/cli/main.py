@@ -117,6 +117,10 @@ def run() -> None:
         from llamadesk.services.worker import leave_now_if_abandoned
 
         leave_now_if_abandoned(status)
+    if "llamadesk.services.engine_import" in sys.modules:  # the window's early import
+        from llamadesk.services.engine_import import leave_if_still_importing
+
+        leave_if_still_importing(status)
     sys.exit(status)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 
 log = logging.getLogger(__name__)
@@ -52,4 +53,24 @@ def _import_engine() -> None:
         # psutil for the cores (~20 ms to import): imported here, that is a lookup there.
         importlib.import_module("psutil")
     except Exception as exc:  # prepare() imports it again and reports why it fails
-        log.debug("the engine's early import failed: %s", exc)
+        # Logged here too: a second try after a C extension half set itself up can fail
+        # another way, and this first reason is the one that says what is wrong.
+        log.warning("the engine's early import failed: %s: %s", type(exc).__name__, exc)
+
+
+def leave_if_still_importing(status: int, timeout: float = 10.0) -> None:
+    """At the process's end: wait up to ``timeout`` seconds for the early import, then,
+    were it still running (a library's set-up hanging), end the process with ``status``
+    at once rather than wait on it for ever. Runs after everything the app keeps is
+    closed (as ``worker.leave_now_if_abandoned``)."""
+    thread = _thread
+    if thread is None:
+        return
+    thread.join(timeout)
+    if not thread.is_alive():
+        return
+    log.error("the engine's import did not end within %.0f s; leaving without it", timeout)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(status)

@@ -13,6 +13,7 @@ whether the replacement applied, and a test checks that it does.
 from __future__ import annotations
 
 import inspect
+import linecache
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -41,11 +42,14 @@ def keep_no_import_sources() -> bool:
     import PySide6.QtCore  # noqa: F401  (loads PySide6's support package)
 
     try:
-        from PySide6.support import feature
+        from PySide6.support import feature  # type: ignore[attr-defined]
     except ImportError:
         feature = None
     if feature is None or not callable(getattr(feature, "_mod_uses_pyside", None)):
         log.warning("PySide6's import check was not found; imported sources stay cached")
         return False
     feature._mod_uses_pyside = uses_pyside  # looked up at each call by feature_imported
+    # What the original check kept before this point (modules another thread imported
+    # meanwhile, as the engine's early import does) goes too; tracebacks read it again.
+    linecache.clearcache()
     return True
