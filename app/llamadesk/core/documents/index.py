@@ -237,8 +237,10 @@ class DocumentIndex:
 
         report = report if report is not None else UpdateReport()
         found = list(walk(roots))
-        if has_vectors and vectors.lacks_coarse(self._db, collection_id, row["embed_dim"]):
-            self._build_coarse(collection_id, int(row["embed_dim"]), len(found), progress)
+        if has_vectors and not self._migrate(collection_id, int(row["embed_dim"]),
+                                             len(found), progress, cancel):
+            report.cancelled = True
+            return report
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
             if cancel is not None and cancel.is_set():
@@ -271,15 +273,20 @@ class DocumentIndex:
                        (time.time(), collection_id))
         return report
 
-    def _build_coarse(self, collection_id: int, dim: int, files: int,
-                      progress: Progress | None) -> None:
-        # A collection stored before the bit-vector table existed gets it here, off the
-        # GUI thread (the window's indexer); its searches stay exact until then.
-        if progress is not None:
-            progress(0, files, "preparing vector search")
-        with self.store.transaction() as db:
-            made = vectors.build_coarse(db, collection_id, dim)
-        log.info("bit vectors built for collection %d: %d", collection_id, made)
+    def _migrate(self, collection_id: int, dim: int, files: int,
+                 progress: Progress | None, cancel: threading.Event | None) -> bool:
+        # A collection stored by an earlier version moves to the bit-vector table here,
+        # off the GUI thread (the window's indexer), a batch per transaction; searches
+        # stay exact until it is done. False when cancelled (the next update goes on).
+        done = total = 0
+        while vectors.needs_migration(self._db, collection_id, dim):
+            if progress is not None:  # no file read yet: 0 of the files
+                progress(0, files, f"preparing vector search ({done} of {total} vectors)")
+            if cancel is not None and cancel.is_set():
+                return False
+            with self.store.transaction() as db:
+                done, total = vectors.migrate_step(db, collection_id, dim)
+        return True
 
     def _embed_missing(self, collection_id: int, embed: Embed | None, report: UpdateReport,
                        cancel: threading.Event | None) -> None:
