@@ -135,20 +135,27 @@ def migrate_step(db: Any, collection_id: int, dim: int, batch: int | None = None
     # table takes new vectors until the end, so resuming after the highest copied rowid
     # misses none; vectors deleted meanwhile went from both tables.
     done = int(db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {bits}_rowids").fetchone()[0])
-    # The bits are taken outside the sorted subquery: a sort loses sqlite-vec's subtype.
-    db.execute(f"INSERT INTO {bits}(rowid, embedding, vector) "
-               "SELECT rowid, vec_quantize_binary(vec_f32(embedding)), embedding FROM ("
-               f"SELECT rowid, embedding FROM {floats} WHERE rowid > ? ORDER BY rowid "
-               "LIMIT ?)", (done, int(batch or MIGRATE_BATCH)))
-    total = _rows(db, floats)
-    copied = _rows(db, bits)
+    _copy(db, collection_id, db.execute(
+        f"SELECT rowid FROM {floats}_rowids WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        (done, int(batch or MIGRATE_BATCH))).fetchall())
+    total, copied = _rows(db, floats), _rows(db, bits)
     if copied >= total:
-        db.execute(f"INSERT INTO {bits}(rowid, embedding, vector) "  # none, as above;
-                   f"SELECT rowid, vec_quantize_binary(embedding), embedding FROM {floats} f "
-                   f"WHERE NOT EXISTS (SELECT 1 FROM {bits}_rowids b WHERE b.rowid = f.rowid)")
+        _copy(db, collection_id, db.execute(  # none, as above; checked before the drop
+            f"SELECT rowid FROM {floats}_rowids f WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {bits}_rowids b WHERE b.rowid = f.rowid)").fetchall())
         db.execute(f"DROP TABLE {floats}")  # the one copy is now the auxiliary column
         copied = total = _rows(db, bits)
     return copied, total
+
+
+def _copy(db: Any, collection_id: int, rowids: list[tuple[int]]) -> None:
+    # By rowid from vec0's own rowid table, then one point lookup each: vec0's full scan
+    # with a rowid range reads past every earlier row on each step (minutes over
+    # 100,000); this is ~0.3 s CPU a batch of 5,000.
+    db.executemany(
+        f"INSERT INTO {coarse_table(collection_id)}(rowid, embedding, vector) "
+        "SELECT rowid, vec_quantize_binary(vec_f32(embedding)), embedding "
+        f"FROM {table(collection_id)} WHERE rowid = ?", rowids)
 
 
 def drop(db: Any, collection_id: int) -> None:
