@@ -134,18 +134,19 @@ def migrate_step(db: Any, collection_id: int, dim: int, batch: int | None = None
     # New chunks get higher ids than any stored (INTEGER PRIMARY KEY), and the float
     # table takes new vectors until the end, so resuming after the highest copied rowid
     # misses none; vectors deleted meanwhile went from both tables.
-    done = int(db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {bits}_rowids").fetchone()[0])
-    _copy(db, collection_id, db.execute(
-        f"SELECT rowid FROM {floats}_rowids WHERE rowid > ? ORDER BY rowid LIMIT ?",
-        (done, int(batch or MIGRATE_BATCH))).fetchall())
-    total, copied = _rows(db, floats), _rows(db, bits)
-    if copied >= total:
+    done = db.execute(f"SELECT MAX(rowid) FROM {bits}_rowids").fetchone()[0]
+    step = int(batch or MIGRATE_BATCH)
+    after = "" if done is None else f"WHERE rowid > {int(done)} "  # a rowid may be 0
+    rowids = db.execute(f"SELECT rowid FROM {floats}_rowids {after}ORDER BY rowid LIMIT ?",
+                        (step,)).fetchall()
+    _copy(db, collection_id, rowids)
+    if len(rowids) < step:  # the end: anything not copied yet, then the float table goes
         _copy(db, collection_id, db.execute(  # none, as above; checked before the drop
             f"SELECT rowid FROM {floats}_rowids f WHERE NOT EXISTS "
             f"(SELECT 1 FROM {bits}_rowids b WHERE b.rowid = f.rowid)").fetchall())
         db.execute(f"DROP TABLE {floats}")  # the one copy is now the auxiliary column
-        copied = total = _rows(db, bits)
-    return copied, total
+        return _rows(db, bits), _rows(db, bits)
+    return _rows(db, bits), _rows(db, floats)
 
 
 def _copy(db: Any, collection_id: int, rowids: list[tuple[int]]) -> None:
