@@ -237,9 +237,10 @@ class DocumentIndex:
 
         report = report if report is not None else UpdateReport()
         found = list(walk(roots))
-        if has_vectors and not self._migrate(collection_id, int(row["embed_dim"]),
-                                             len(found), progress, cancel):
-            report.cancelled = True
+        say = None if progress is None else (lambda what: progress(0, len(found), what))
+        if has_vectors and not vectors.migrate(self._db, self.store.transaction, collection_id,
+                                               int(row["embed_dim"]), cancel, say):
+            report.cancelled = True  # before any file (0 of them done); the next goes on
             return report
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
@@ -272,21 +273,6 @@ class DocumentIndex:
             db.execute("UPDATE doc_collections SET updated_at = ? WHERE id = ?",
                        (time.time(), collection_id))
         return report
-
-    def _migrate(self, collection_id: int, dim: int, files: int,
-                 progress: Progress | None, cancel: threading.Event | None) -> bool:
-        # A collection stored by an earlier version moves to the bit-vector table here,
-        # off the GUI thread (the window's indexer), a batch per transaction; searches
-        # stay exact until it is done. False when cancelled (the next update goes on).
-        done = total = 0
-        while vectors.needs_migration(self._db, collection_id, dim):
-            if progress is not None:  # no file read yet: 0 of the files
-                progress(0, files, f"preparing vector search ({done} of {total} vectors)")
-            if cancel is not None and cancel.is_set():
-                return False
-            with self.store.transaction() as db:
-                done, total = vectors.migrate_step(db, collection_id, dim)
-        return True
 
     def _embed_missing(self, collection_id: int, embed: Embed | None, report: UpdateReport,
                        cancel: threading.Event | None) -> None:

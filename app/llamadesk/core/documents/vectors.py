@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,23 @@ def migrate_step(db: Any, collection_id: int, dim: int, batch: int | None = None
         db.execute(f"DROP TABLE {floats}")  # the one copy is now the auxiliary column
         return _rows(db, bits), _rows(db, bits)
     return _rows(db, bits), _rows(db, floats)
+
+
+def migrate(db: Any, transaction: Callable[[], AbstractContextManager[Any]],
+            collection_id: int, dim: int, cancel: threading.Event | None = None,
+            progress: Callable[[str], None] | None = None) -> bool:
+    """Move a collection stored by an earlier version to the bit-vector table, a batch
+    per ``transaction()`` (on the indexer's thread; searches stay exact until it is
+    done). False when ``cancel`` stopped it: the next call goes on from there."""
+    done = total = 0
+    while needs_migration(db, collection_id, dim):
+        if progress is not None:
+            progress(f"preparing vector search ({done} of {total} vectors)")
+        if cancel is not None and cancel.is_set():
+            return False
+        with transaction() as tx:
+            done, total = migrate_step(tx, collection_id, dim)
+    return True
 
 
 def _copy(db: Any, collection_id: int, rowids: list[tuple[int]]) -> None:
