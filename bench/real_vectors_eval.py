@@ -27,7 +27,8 @@ def _bits(vecs: Any, centre: Any) -> Any:
     return np.packbits(vecs - centre > 0, axis=1)
 
 
-def overlaps(vecs: Any, queries: Any, centre: Any | None) -> dict[str, float]:
+def overlaps(vecs: Any, queries: Any, centre: Any | None,
+             candidates: tuple[int, ...] = CANDIDATES) -> dict[str, float]:
     """Mean overlap of the coarse top k with the exact top k, per k and candidate count."""
     centre = np.zeros(vecs.shape[1], np.float32) if centre is None else centre
     packed, qpacked = _bits(vecs, centre), _bits(queries, centre)
@@ -39,7 +40,7 @@ def overlaps(vecs: Any, queries: Any, centre: Any | None) -> dict[str, float]:
         order = np.lexsort((np.arange(len(vecs)), hamming))  # ties by rowid, as vec0
         for k in KS:
             exact = set(np.argsort(-cos, kind="stable")[:k].tolist())
-            for c in CANDIDATES:
+            for c in candidates:
                 picked = order[:c]
                 top = picked[np.argsort(-cos[picked], kind="stable")[:k]]
                 out.setdefault(f"k{k}_c{c}", []).append(len(exact & set(top.tolist())) / k)
@@ -72,7 +73,11 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"passages": len(vecs), "questions": len(qvecs),
                            "mean_cosine_to_centroid": round(float(np.mean(
                                vecs @ (vecs.mean(0) / np.linalg.norm(vecs.mean(0))))), 3)}
-    out["real_minilm"] = {name: overlaps(vecs, qvecs, c)
+    # A smaller corpus gets as large a share of candidates as 200 of 20,000 and more.
+    scaled = tuple(sorted({max(5, len(vecs) * c // 20_000) for c in CANDIDATES}
+                          | set(CANDIDATES)))
+    out["candidates_real"] = scaled
+    out["real_minilm"] = {name: overlaps(vecs, qvecs, c, scaled)
                           for name, c in _centres(vecs).items()}
     for kind in ("clustered", "random"):
         svecs, squeries = _synthetic(kind, int(data.get("synthetic_n", 100_000)), 21)
