@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from pathlib import Path
 
 import pytest
+from older_vectors import as_stored_by_an_earlier_version
 
 from llamadesk.core.db import new_key
 from llamadesk.core.documents import vectors
@@ -71,18 +73,35 @@ def test_vectors_and_their_bits_stay_inside_the_cipher(tmp_path: Path,
         assert len(found) == len(forms)
 
 
-def test_an_update_builds_the_bit_table_and_a_new_model_drops_it(tmp_path: Path) -> None:
+def test_an_update_moves_older_vectors_over_cancellably_and_a_new_model_drops_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     index = _index(tmp_path / "store.sqlite3", None, folder)
     db = index.store.connection
     with index.store.transaction() as t:
-        t.execute("DROP TABLE doc_vecq_1")  # a collection stored by an older version
+        as_stored_by_an_earlier_version(t, DIM, bits=False)
     query = hashed_vectors_stand_in(["Note 3: the pier 3 lamp was mended."])[0]
     exact = index.search("Notes", "pier lamp", k=3, query_vector=query)
+    monkeypatch.setattr(vectors, "MIGRATE_BATCH", 2)
+    cancel = threading.Event()
     seen: list[str] = []
-    index.update("Notes", progress=lambda _d, _t, what: seen.append(what))
-    assert "preparing vector search" in seen
+
+    def cancel_after_two_steps(_done: int, _total: int, what: str) -> None:
+        seen.append(what)
+        if len(seen) == 3:
+            cancel.set()
+
+    report = index.update("Notes", progress=cancel_after_two_steps, cancel=cancel)
+    assert report.cancelled and seen == [
+        "preparing vector search (0 of 0 vectors)",
+        "preparing vector search (2 of 6 vectors)",
+        "preparing vector search (4 of 6 vectors)"]
+    assert vectors.needs_migration(db, 1, DIM)
+    assert db.execute("SELECT COUNT(*) FROM doc_vecq_1").fetchone()[0] == 4
+    assert index.search("Notes", "pier lamp", k=3, query_vector=query) == exact
+    assert not index.update("Notes").cancelled  # a later update finishes it
+    assert not vectors.needs_migration(db, 1, DIM)
     assert db.execute("SELECT COUNT(*) FROM doc_vecq_1").fetchone()[0] == 6
     near = vectors.nearest(db, 1, query, 6, coarse_from=0, candidates=6)
     assert [i for i, _ in near] == [i for i, _ in vectors.nearest(db, 1, query, 6)]

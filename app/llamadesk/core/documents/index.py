@@ -237,8 +237,11 @@ class DocumentIndex:
 
         report = report if report is not None else UpdateReport()
         found = list(walk(roots))
-        if has_vectors and vectors.lacks_coarse(self._db, collection_id, row["embed_dim"]):
-            self._build_coarse(collection_id, int(row["embed_dim"]), len(found), progress)
+        say = None if progress is None else (lambda what: progress(0, len(found), what))
+        if has_vectors and not vectors.migrate(self._db, self.store.transaction, collection_id,
+                                               int(row["embed_dim"]), cancel, say):
+            report.cancelled = True  # before any file (0 of them done); the next goes on
+            return report
         seen: set[str] = set()
         for done, (path, reason) in enumerate(found):
             if cancel is not None and cancel.is_set():
@@ -270,16 +273,6 @@ class DocumentIndex:
             db.execute("UPDATE doc_collections SET updated_at = ? WHERE id = ?",
                        (time.time(), collection_id))
         return report
-
-    def _build_coarse(self, collection_id: int, dim: int, files: int,
-                      progress: Progress | None) -> None:
-        # A collection stored before the bit-vector table existed gets it here, off the
-        # GUI thread (the window's indexer); its searches stay exact until then.
-        if progress is not None:
-            progress(0, files, "preparing vector search")
-        with self.store.transaction() as db:
-            made = vectors.build_coarse(db, collection_id, dim)
-        log.info("bit vectors built for collection %d: %d", collection_id, made)
 
     def _embed_missing(self, collection_id: int, embed: Embed | None, report: UpdateReport,
                        cancel: threading.Event | None) -> None:
