@@ -1,7 +1,8 @@
 """A GGUF file that passed the header check is not walked again while its size and header
 are unchanged; any change to them (in place, even with its modification time set back,
-or a new file under the same name) is checked again and a damaged file refused; a corrupt model loaded through
-the engine still gives its clear error after a good copy of it was recorded."""
+or a new file under the same name) is checked again and a damaged file refused; a
+corrupt model loaded through the engine still gives its clear error after a good copy of
+it was recorded."""
 
 from __future__ import annotations
 
