@@ -79,14 +79,16 @@ class Blocks:
         return timed
 
     def report(self, gaps: list[tuple[float, float, float]]) -> str:
-        """Per method: calls, largest and total CPU (ms); then the calls inside each of
-        ``gaps`` (wall end, wall ms, CPU ms of the heartbeat's largest CPU gaps)."""
-        by_name: dict[str, list[float]] = {}
-        for name, _s, _e, cpu in self.calls:
-            by_name.setdefault(name, []).append(cpu * 1000)
-        lines = [f"  {name:42s} {len(v):5d} calls, largest {max(v):6.2f} ms, "
-                 f"total {sum(v):7.1f} ms CPU"
-                 for name, v in sorted(by_name.items(), key=lambda kv: -max(kv[1]))]
+        """Per method: calls, largest and total CPU and largest wall (ms); then the
+        calls inside each of ``gaps`` (wall end, wall ms, CPU ms of the heartbeat's
+        largest CPU gaps)."""
+        by_name: dict[str, list[tuple[float, float]]] = {}
+        for name, s, e, cpu in self.calls:
+            by_name.setdefault(name, []).append((cpu * 1000, (e - s) * 1000))
+        lines = [f"  {name:42s} {len(v):5d} calls, largest {max(c for c, _w in v):6.2f} ms, "
+                 f"total {sum(c for c, _w in v):7.1f} ms CPU; largest wall "
+                 f"{max(w for _c, w in v):6.2f} ms"
+                 for name, v in sorted(by_name.items(), key=lambda kv: -max(kv[1])[0])]
         for end, wall_ms, cpu_ms in gaps:
             start = end - wall_ms / 1000
             inside = [(n, c * 1000) for n, s, e, c in self.calls if s < end and e > start]
