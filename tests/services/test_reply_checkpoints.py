@@ -113,6 +113,9 @@ def test_a_store_job_runs_on_the_writer_thread_after_the_saves_queued_before_it(
         _wait_for(lambda: store.get_state("draft:2") == "after the failed job")
     finally:
         checkpoints.shutdown()
-    assert seen and seen[0][0].startswith("llamadesk-checkpoints")
+    checkpoints.call(lambda _other: seen.append(("after the shutdown", None)))
+    checkpoints.shutdown()  # would wait for it, had it been queued
+    assert len(seen) == 1, "nothing runs after the shutdown"
+    assert seen[0][0].startswith("llamadesk-checkpoints")
     assert seen[0][1] == "queued first", "a job sees what was saved before it"
     assert "StoreError" in caplog.text and "the disk went away" not in caplog.text

@@ -43,6 +43,7 @@ class ReplyCheckpoints:
         self._scheduled = False
         self._pool: ThreadPoolExecutor | None = None
         self._store: ConversationStore | None = None  # the writer thread's
+        self._stopped = False  # after shutdown: no more jobs (the store may be closing)
 
     def save(self, key: str, value: str) -> None:
         """Write ``value`` under ``key`` soon (returns at once)."""
@@ -57,9 +58,10 @@ class ReplyCheckpoints:
     def call(self, job: Callable[[ConversationStore], object]) -> None:
         """Run ``job`` with this thread's connection, after what is queued (returns at
         once). A StoreError it raises is logged and dropped: jobs only prepare work the
-        GUI thread can still do itself."""
+        GUI thread can still do itself; after ``shutdown`` it is dropped."""
         with self._lock:
-            self._thread().submit(self._run, job)
+            if not self._stopped:
+                self._thread().submit(self._run, job)
 
     def end(self, key: str) -> None:
         """The reply under ``key`` ended: nothing more is written for it. Call before
@@ -72,6 +74,7 @@ class ReplyCheckpoints:
         """Write what is waiting, close the writer's connection and stop its thread."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._stopped = True
         if pool is not None:
             pool.submit(self._close)
             pool.shutdown(wait=True)
