@@ -131,7 +131,10 @@ class ChatController(QObject):
         """Do on the writer thread what a chat's first send would do on this one: read
         its whole branch, so that the send reads only the branch's end (1,000 messages:
         ~5-10 ms of CPU here, up to 25 ms and more of wall on a busy machine), and import
-        what the reply's passages need (~8 ms, once)."""
+        what the reply's passages need (~8 ms, once). Not while a reply is written: the
+        work would take the interpreter from the reply's thread."""
+        if self.busy:
+            return
         branches = self.session.branches
         self.checkpoints.call(
             lambda store: branches.offer(conversation_id, store.messages(conversation_id)))

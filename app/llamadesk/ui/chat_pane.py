@@ -206,9 +206,7 @@ class ChatPane(QWidget):
         QTimer.singleShot(PREPARE_SEND_MS, self, lambda: self._prepare_send(cid))
 
     def _prepare_send(self, conversation_id: int) -> None:
-        # Not while a reply is written: its send is done, and the work would take the
-        # interpreter from the reply's thread.
-        if conversation_id == self.conversation_id and not self.controller.busy:
+        if conversation_id == self.conversation_id:
             self.controller.prepare_send(conversation_id)
 
     def _older_page(self, message_id: int,
