@@ -4,11 +4,13 @@ thread's own CPU time (``time.thread_time``) at every tick. A wall-clock gap wit
 CPU in it was another process's doing; CPU in a gap was the app's.
 
     QT_QPA_PLATFORM=offscreen python bench/gui_profile.py [--tokens 300] [--runs 2]
-        [--profile FILE]
+        [--profile FILE] [--blocks] [--unprepared]
 
 Prints, per run: the longest wall-clock gap, the most GUI-thread CPU in one gap, the
 five largest CPU gaps, and GUI-thread CPU per streamed token; with ``--profile``, a
-cProfile of the GUI thread over the runs (sorted by cumulative time) goes to FILE.
+cProfile of the GUI thread over the runs (sorted by cumulative time) goes to FILE;
+with ``--blocks``, the CPU of named methods per call (``gui_blocks.py``) and which of
+them fell in the largest CPU gaps.
 A first send (not measured) pays what only a chat's first send pays.
 """
 
@@ -24,13 +26,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_keychain
+from gui_blocks import Blocks
 from harness import AppHarness
 from llamadesk.core.conversation import SamplingParams
+from llamadesk.services.chat import ChatController
 from model_metrics import STORY
 from store_metrics import build_conversations
 
@@ -44,7 +48,7 @@ class CpuHeartbeat(QObject):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(5)
         self._timer.timeout.connect(self._tick)
-        self.gaps: list[tuple[float, float]] = []
+        self.gaps: list[tuple[float, float, float]] = []  # (wall at end, wall ms, CPU ms)
         self._wall = self._cpu = 0.0
 
     def start(self) -> None:
@@ -59,7 +63,7 @@ class CpuHeartbeat(QObject):
     @Slot()
     def _tick(self) -> None:
         wall, cpu = time.perf_counter(), time.thread_time()
-        self.gaps.append(((wall - self._wall) * 1000, (cpu - self._cpu) * 1000))
+        self.gaps.append((wall, (wall - self._wall) * 1000, (cpu - self._cpu) * 1000))
         self._wall, self._cpu = wall, cpu
 
 
@@ -69,23 +73,43 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--blocks", action="store_true")
+    parser.add_argument("--unprepared", action="store_true",
+                        help="do not prepare the chat's first send (ChatController.prepare_send)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gui-profile-"))
     bench_keychain.install(work)  # the store's key, on a machine with no keychain
     db = work / "chats.sqlite3"
     (cid,) = build_conversations(db, [args.messages])
+    if args.unprepared:  # as before the first send was prepared on the writer thread
+        ChatController.prepare_send = lambda _self, _cid: None  # type: ignore[method-assign]
+    blocks = Blocks()
+    if args.blocks:
+        blocks.install()  # before the window connects its slots
     h = AppHarness(work / "home", database=db, timeout_s=900)  # a loaded machine
     profiler = cProfile.Profile() if args.profile else None
     try:
         h.select(cid)
         h.set_params(cid, replace(SamplingParams(), max_tokens=args.tokens, seed=4999))
-        h.send(STORY)  # the chat's first send: not measured
+        pause = QEventLoop()  # a user reads the chat before typing
+        QTimer.singleShot(1000, pause.quit)
+        pause.exec()
         beat = CpuHeartbeat()
+        beat.start()
+        blocks.recording = args.blocks
+        h.send(STORY)  # the chat's first send: only its blocks are shown
+        blocks.recording = False
+        beat.stop()
+        if args.blocks:
+            print("first send:\n" + blocks.report(
+                sorted(beat.gaps, key=lambda g: g[2], reverse=True)[:3]))
         print(f"load average {os.getloadavg()}")
         for run in range(args.runs):
             h.set_params(cid, replace(SamplingParams(), max_tokens=args.tokens,
                                       seed=5000 + run))
             beat.start()
+            blocks.calls.clear()
+            blocks.recording = args.blocks
             if profiler is not None:
                 profiler.enable()
             cpu0 = time.thread_time()
@@ -94,14 +118,17 @@ def main() -> int:
             if profiler is not None:
                 profiler.disable()
             beat.stop()
-            by_cpu = sorted(beat.gaps, key=lambda g: g[1], reverse=True)
+            blocks.recording = False
+            by_cpu = sorted(beat.gaps, key=lambda g: g[2], reverse=True)
             tokens = max(reply.completion_tokens, 1)
             print(f"run {run}: {reply.completion_tokens} tokens; longest wall gap "
-                  f"{max(g[0] for g in beat.gaps):.1f} ms; most GUI CPU in one gap "
-                  f"{by_cpu[0][1]:.1f} ms; largest CPU gaps (wall/cpu ms) "
-                  + ", ".join(f"{w:.1f}/{c:.1f}" for w, c in by_cpu[:5])
+                  f"{max(g[1] for g in beat.gaps):.1f} ms; most GUI CPU in one gap "
+                  f"{by_cpu[0][2]:.1f} ms; largest CPU gaps (wall/cpu ms) "
+                  + ", ".join(f"{w:.1f}/{c:.1f}" for _e, w, c in by_cpu[:5])
                   + f"; GUI CPU send→stored {cpu * 1000:.0f} ms, "
                   f"{cpu / tokens * 1e6:.0f} µs/token")
+            if args.blocks:
+                print(blocks.report(by_cpu[:5]))
     finally:
         h.close()
     if profiler is not None and args.profile is not None:

@@ -4,6 +4,8 @@ chat and a forked branch. A real SQLite store."""
 
 from __future__ import annotations
 
+import threading
+
 from llamadesk.core.branch_reader import TAIL, BranchReader
 from llamadesk.core.conversation import Role
 from llamadesk.core.store import ConversationStore
@@ -73,3 +75,42 @@ def test_a_deleted_and_recreated_chat_is_not_taken_from_the_kept_branch(
     store.delete_conversation(cid)
     other = _chat(store, 12)
     assert reader.branch(other) == store.messages(other)
+
+
+def test_a_branch_offered_from_another_thread_is_built_on_by_the_first_read(
+        store: ConversationStore) -> None:
+    cid = _chat(store, 20)
+    reader = BranchReader(store)
+
+    def read_elsewhere() -> None:  # as the writer thread does, with its own connection
+        other = store.another_connection()
+        try:
+            reader.offer(cid, other.messages(cid))
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=read_elsewhere)
+    thread.start()
+    thread.join()
+    store.add_message(cid, Role.USER, "sent after the chat was opened")
+    assert reader.branch(cid) == store.messages(cid)
+    assert reader.last_read == "reused"
+
+
+def test_an_out_of_date_or_wrong_offer_still_gives_the_branch_on_screen(
+        store: ConversationStore) -> None:
+    a, b = _chat(store, 20), _chat(store, 12)
+    reader = BranchReader(store)
+    old = store.messages(a)
+    for i in range(TAIL):  # more than the tail since the offered read
+        store.add_message(a, Role.USER, f"later {i}")
+    reader.offer(a, old)
+    assert reader.branch(a) == store.messages(a)
+    assert reader.last_read == "whole"
+    reader.offer(a, store.messages(b))  # another chat's messages under this chat's id
+    assert reader.branch(a) == store.messages(a)
+    reader.offer(b, store.messages(b))
+    store.add_message(a, Role.ASSISTANT, "an answer", parent_id=old[-1].id)  # a fork
+    reader.offer(a, old)
+    assert reader.branch(a) == store.messages(a)
+    assert reader.last_read == "reused"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from llamadesk.core.conversation import Role
-from llamadesk.core.store import ConversationStore
+from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.services.reply_checkpoints import ReplyCheckpoints
 
 KEY = "draft:1"
@@ -91,3 +93,29 @@ def test_shutdown_writes_the_newest_text_waiting(store: ConversationStore) -> No
     checkpoints.shutdown()
     assert store.get_state(KEY) == "text 49"
     checkpoints.shutdown()  # twice is harmless
+
+
+def test_a_store_job_runs_on_the_writer_thread_after_the_saves_queued_before_it(
+        store: ConversationStore, caplog: pytest.LogCaptureFixture) -> None:
+    checkpoints = ReplyCheckpoints(store.another_connection)
+    seen: list[tuple[str, str | None]] = []
+
+    def failing(_other: ConversationStore) -> None:
+        raise StoreError("the disk went away")
+
+    try:
+        checkpoints.save(KEY, "queued first")
+        checkpoints.call(lambda other: seen.append(
+            (threading.current_thread().name, other.get_state(KEY))))
+        checkpoints.call(failing)  # reported, and the thread goes on
+        _wait_for(lambda: "StoreError" in caplog.text)
+        checkpoints.save("draft:2", "after the failed job")
+        _wait_for(lambda: store.get_state("draft:2") == "after the failed job")
+    finally:
+        checkpoints.shutdown()
+    checkpoints.call(lambda _other: seen.append(("after the shutdown", None)))
+    checkpoints.shutdown()  # would wait for it, had it been queued
+    assert len(seen) == 1, "nothing runs after the shutdown"
+    assert seen[0][0].startswith("llamadesk-checkpoints")
+    assert seen[0][1] == "queued first", "a job sees what was saved before it"
+    assert "StoreError" in caplog.text and "the disk went away" not in caplog.text

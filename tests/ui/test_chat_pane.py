@@ -3,6 +3,7 @@ model's path through the pane is tested in test_main_window.py)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -215,3 +216,33 @@ def test_sending_with_no_chat_open_starts_one(qtbot: QtBot,
         send(qtbot, window, "Hello from nowhere")
     assert window.store.count_conversations() == before + 1
     assert window.store.messages(window.current_id)[0].content == "Hello from nowhere"
+
+
+def test_an_opened_chat_has_its_branch_read_off_the_gui_thread_for_its_first_send(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    store = window.store
+    cid = store.create_conversation("A long chat").id
+    for i in range(40):
+        store.add_message(cid, Role.USER, f"question {i}")
+        store.add_message(cid, Role.ASSISTANT, f"answer {i}")
+    branches = window.controller.session.branches
+    offered_on: list[str] = []
+    offer = branches.offer
+
+    def recorded_offer(conversation_id: int, branch: list) -> None:  # type: ignore[type-arg]
+        offered_on.append(threading.current_thread().name)
+        offer(conversation_id, branch)
+
+    branches.offer = recorded_offer  # type: ignore[method-assign]
+    window.sidebar.conversations.refresh(cid)
+    window.select_conversation(cid)
+    assert window.current_id == cid
+    qtbot.waitUntil(lambda: bool(offered_on), timeout=WAIT_MS)
+    assert offered_on[0].startswith("llamadesk-checkpoints")
+    fake_of(window).script(FakeReply("fine"))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "And now?")
+    assert branches.last_read == "reused"
+    request, _model = fake_of(window).requests[-1]
+    assert [m.id for m in request.history] == [m.id for m in store.messages(cid)][:-1]

@@ -7,9 +7,16 @@ still the start of the branch now: ``BranchReader`` reads only its last few mess
 finds the first of them in the branch it kept, and reuses everything above it. It keeps
 one chat's branch (the one being written in); another chat, a branch that forked above
 the last few messages, or a kept branch that does not match is read whole.
+
+A chat's first send would still read it whole. ``offer`` takes a branch read elsewhere
+(the writer thread reads it when a chat is opened), so that send reads only its end.
+Whatever is kept is checked against the branch's end first, so an offer that is out of
+date, or of another chat, costs a whole read at worst.
 """
 
 from __future__ import annotations
+
+import threading
 
 from llamadesk.core.conversation import Message
 from llamadesk.core.store import ConversationStore
@@ -27,6 +34,7 @@ class BranchReader:
         self._conversation: int | None = None
         self._branch: list[Message] = []
         self._index: dict[int, int] = {}
+        self._lock = threading.Lock()  # ``offer`` comes from another thread
         #: How the last read went: "tail" (the whole branch fit in it), "reused" or "whole".
         self.last_read = ""
 
@@ -42,19 +50,26 @@ class BranchReader:
         self._keep(conversation_id, branch)
         return list(branch)
 
+    def offer(self, conversation_id: int, branch: list[Message]) -> None:
+        """Keep ``branch``, read from the store on any thread, for the next read of
+        that conversation to build on."""
+        self._keep(conversation_id, list(branch))
+
     def forget(self) -> None:
         """Drop the kept branch (the store it came from changed under it)."""
         self._keep(None, [])
 
     def _reused(self, conversation_id: int, tail: list[Message]) -> list[Message] | None:
-        if conversation_id != self._conversation:
+        with self._lock:
+            kept, branch, index = self._conversation, self._branch, self._index
+        if conversation_id != kept:
             return None
-        at = self._index.get(tail[0].id)
-        if at is None or self._branch[at] != tail[0]:
+        at = index.get(tail[0].id)
+        if at is None or branch[at] != tail[0]:
             return None
-        return self._branch[:at] + tail
+        return branch[:at] + tail
 
     def _keep(self, conversation_id: int | None, branch: list[Message]) -> None:
-        self._conversation = conversation_id
-        self._branch = branch
-        self._index = {m.id: i for i, m in enumerate(branch)}
+        index = {m.id: i for i, m in enumerate(branch)}
+        with self._lock:
+            self._conversation, self._branch, self._index = conversation_id, branch, index

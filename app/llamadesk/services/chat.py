@@ -25,7 +25,7 @@ from llamadesk.core.conversation import (
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
-from llamadesk.services.chat_documents import ChatDocuments
+from llamadesk.services.chat_documents import ChatDocuments, prepare_passages
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
 from llamadesk.services.doc_indexer import DocumentIndexer
 from llamadesk.services.engine_types import GenerationResult
@@ -99,7 +99,8 @@ class ChatController(QObject):
         #: Embeds a question for collections indexed by meaning, on its own thread.
         self.query_embedder = QueryEmbedder(locate, parent=self)
         self.query_embedder.query_embedded.connect(self._on_query_embedded)
-        #: Commits the reply checkpoints on its own thread (an fsync each).
+        #: Commits the reply checkpoints on its own thread (an fsync each); also reads a
+        #: chat's branch ahead of its first send (``prepare_send``).
         self.checkpoints = ReplyCheckpoints(store.another_connection)
         #: Replies waiting for their question's vector: token -> what to answer.
         self._awaiting: dict[int, tuple[Conversation, ModelSpec, Message]] = {}
@@ -125,6 +126,19 @@ class ChatController(QObject):
         """The reply being written in this conversation so far ("" if none)."""
         return next((p.text for p in self._pending.values()
                      if p.conversation_id == conversation_id), "")
+
+    def prepare_send(self, conversation_id: int) -> None:
+        """Do on the writer thread what a chat's first send would do on this one: read
+        its whole branch, so that the send reads only the branch's end (1,000 messages:
+        ~5-10 ms of CPU here, up to 25 ms and more of wall on a busy machine), and import
+        what the reply's passages need (~8 ms, once). Not while a reply is written: the
+        work would take the interpreter from the reply's thread."""
+        if self.busy:
+            return
+        branches = self.session.branches
+        self.checkpoints.call(
+            lambda store: branches.offer(conversation_id, store.messages(conversation_id)))
+        self.checkpoints.call(lambda _store: prepare_passages())
 
     def send(self, conversation_id: int, text: str) -> Message | None:
         """Store the user's message and ask for a reply. Returns the stored message, or

@@ -11,6 +11,9 @@ reply ends, ``end(key)`` is called before the GUI thread's own transaction that 
 the reply and deletes the checkpoint: a save that has not begun by then is dropped, and
 one that has holds SQLite's write lock, so the GUI's transaction comes after it and
 deletes what it wrote. A stored reply therefore never leaves a checkpoint behind.
+
+The same thread and connection also run other short store jobs off the GUI thread
+(``call``): reading a chat's whole branch ahead of its first send (``BranchReader.offer``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ReplyCheckpoints:
         self._scheduled = False
         self._pool: ThreadPoolExecutor | None = None
         self._store: ConversationStore | None = None  # the writer thread's
+        self._stopped = False  # after shutdown: no more jobs (the store may be closing)
 
     def save(self, key: str, value: str) -> None:
         """Write ``value`` under ``key`` soon (returns at once)."""
@@ -49,12 +53,15 @@ class ReplyCheckpoints:
             if self._scheduled:
                 return
             self._scheduled = True
-            if self._pool is None:
-                # One thread: writes land in the order made. Its thread is joined at
-                # exit after what was queued, so an owner that never stops it loses
-                # nothing and cannot abort the process (a running QThread would).
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-checkpoints")
-            self._pool.submit(self._write_waiting)
+            self._thread().submit(self._write_waiting)
+
+    def call(self, job: Callable[[ConversationStore], object]) -> None:
+        """Run ``job`` with this thread's connection, after what is queued (returns at
+        once). A StoreError it raises is logged and dropped: jobs only prepare work the
+        GUI thread can still do itself; after ``shutdown`` it is dropped."""
+        with self._lock:
+            if not self._stopped:
+                self._thread().submit(self._run, job)
 
     def end(self, key: str) -> None:
         """The reply under ``key`` ended: nothing more is written for it. Call before
@@ -67,11 +74,33 @@ class ReplyCheckpoints:
         """Write what is waiting, close the writer's connection and stop its thread."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._stopped = True
         if pool is not None:
             pool.submit(self._close)
             pool.shutdown(wait=True)
 
+    def _thread(self) -> ThreadPoolExecutor:
+        # Under the lock. One thread: jobs run in the order made. It is joined at exit
+        # after what was queued, so an owner that never stops it loses nothing and
+        # cannot abort the process (a running QThread would).
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-checkpoints")
+        return self._pool
+
     # -- on the writer thread -------------------------------------------------------------
+    def _connection(self) -> ConversationStore:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def _run(self, job: Callable[[ConversationStore], object]) -> None:
+        try:
+            job(self._connection())
+        except StoreError as exc:
+            log.warning("a store job on the writer thread failed: %s", type(exc).__name__)
+        except Exception:  # a bug: say so, and keep the thread for the checkpoints
+            log.exception("a store job on the writer thread failed")
+
     def _write_waiting(self) -> None:
         while True:
             with self._lock:
@@ -87,11 +116,9 @@ class ReplyCheckpoints:
                 log.exception("writing a reply checkpoint failed")
 
     def _write(self, key: str, value: str) -> None:
-        if self._store is None:
-            self._store = self._open_store()
         # BEGIN IMMEDIATE takes the write lock before the check: a reply ended before it
         # is not written; one that ends during it is deleted after it (see the module).
-        with self._store.transaction() as db:
+        with self._connection().transaction() as db:
             with self._lock:
                 live = key in self._live
             if live:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QMimeData, Qt, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QMimeData, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -39,6 +39,9 @@ from llamadesk.ui.settings_panel import ChatSettingsPanel
 
 if TYPE_CHECKING:
     from llamadesk.services.engine_types import ModelInfo
+
+#: How long after a chat is shown its first send is prepared (ms).
+PREPARE_SEND_MS = 300
 
 
 class ChatPane(QWidget):
@@ -197,6 +200,14 @@ class ChatPane(QWidget):
         self.settings_panel.show_conversation(conversation)
         self.controller.announce_context(conversation.id)
         self._sync_send_button()
+        # What the first send needs is prepared off this thread, once the chat has
+        # painted (the branch's read would compete with the painting for the GIL).
+        cid = conversation.id
+        QTimer.singleShot(PREPARE_SEND_MS, self, lambda: self._prepare_send(cid))
+
+    def _prepare_send(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:
+            self.controller.prepare_send(conversation_id)
 
     def _older_page(self, message_id: int,
                     count: int) -> tuple[list[Message], dict[int, tuple[int, int]]]:
