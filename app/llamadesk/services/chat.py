@@ -25,7 +25,7 @@ from llamadesk.core.conversation import (
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
-from llamadesk.services.chat_documents import ChatDocuments, prepare_passages
+from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
 from llamadesk.services.doc_indexer import DocumentIndexer
 from llamadesk.services.engine_types import GenerationResult
@@ -130,15 +130,15 @@ class ChatController(QObject):
     def prepare_send(self, conversation_id: int) -> None:
         """Do on the writer thread what a chat's first send would do on this one: read
         its whole branch, so that the send reads only the branch's end (1,000 messages:
-        ~5-10 ms of CPU here, up to 25 ms and more of wall on a busy machine), and import
-        what the reply's passages need (~8 ms, once). Not while a reply is written: the
-        work would take the interpreter from the reply's thread."""
+        ~5-10 ms of CPU here, up to 25 ms and more of wall on a busy machine). Not while a
+        reply is written: the work would take the interpreter from the reply's thread.
+        (The file parsers a reply's passages could need are imported only when a file is
+        attached: a chat without files never holds them in memory.)"""
         if self.busy:
             return
         branches = self.session.branches
         self.checkpoints.call(
             lambda store: branches.offer(conversation_id, store.messages(conversation_id)))
-        self.checkpoints.call(lambda _store: prepare_passages())
 
     def send(self, conversation_id: int, text: str) -> Message | None:
         """Store the user's message and ask for a reply. Returns the stored message, or

@@ -24,12 +24,6 @@ DOCS_PREFIX = "docs:"
 WINDOW_K = 5
 
 
-def prepare_passages() -> None:
-    """Import what ``ChatDocuments.passages`` needs (the file parsers: ~8 ms), ahead
-    of the first reply, on a thread that is not the GUI's."""
-    import llamadesk.core.documents.attach  # noqa: F401
-
-
 class ChatDocuments:
     """Collections per chat, attachments for the next question, passages per reply."""
 
