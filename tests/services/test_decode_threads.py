@@ -126,3 +126,18 @@ def test_a_recreated_context_gets_the_chosen_threads_again(
     threads.between_tokens(llm, counted=False)  # room again: prompts get both back
     assert (internals.decode_thread_count(llm), internals.batch_thread_count(llm)) == (2, 2)
     assert threads.tokens == {1: 1}
+
+
+def test_a_look_over_a_long_span_gives_no_answer_and_starts_afresh(tmp_path: Path) -> None:
+    """The first look of a reply spans the time since the last reply (or the load): a
+    machine busy then, idle now, must not halve the reply's threads."""
+    stat = tmp_path / "stat"
+    stat.write_text(_stat_line(1000, 5000))
+    own = iter([10.0, 10.0, 10.5])
+    clock = iter([100.0, 160.0, 160.5])
+    load = CpuLoad(stat, own_cpu=lambda: next(own), clock=lambda: next(clock))
+    tick = load._tick
+    stat.write_text(_stat_line(1000 + int(100 * tick), 5000))  # a minute of 100 s busy
+    assert load.others() is None  # 60 s since the last look: no answer, a new span
+    stat.write_text(_stat_line(1000 + int(100.5 * tick), 5000 + int(0.5 * tick)))
+    assert load.others() == pytest.approx(0.0)  # the last half second: only this one

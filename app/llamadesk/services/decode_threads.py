@@ -25,6 +25,11 @@ from llamadesk.services import llama_internals as internals
 
 #: Seconds between two looks at the machine's load while a reply is decoded.
 INTERVAL = 0.5
+#: A look over a longer span than this (the first of a reply: the span since the last
+#: reply or the model's load) says nothing about now: it only starts a new span, and the
+#: next look comes after ``FIRST_LOOK`` seconds of decoding.
+MAX_SPAN = 2 * INTERVAL
+FIRST_LOOK = 0.25
 #: A core counts as free while other processes use less than this much of it.
 SLACK = 0.3
 
@@ -62,11 +67,15 @@ class CpuLoad:
 
     def others(self) -> float | None:
         """Cores other processes kept busy since the last call (steal time included: a
-        core the host took is not ours either), or None where this cannot be read."""
+        core the host took is not ours either), or None where this cannot be read or
+        the last call is more than ``MAX_SPAN`` ago (the span starts afresh then: a
+        build that ended a minute ago must not halve the next reply's threads)."""
         now, last = self._sample(), self._last
         if now is None or last is None or now[0] - last[0] < 0.05:
             return None
         self._last = now
+        if now[0] - last[0] > MAX_SPAN:
+            return None
         busy = (now[1] - last[1]) - (now[2] - last[2])
         return max(0.0, busy / (now[0] - last[0]))
 
@@ -95,9 +104,10 @@ class DecodeThreads:
             self.tokens[self.current] = self.tokens.get(self.current, 0) + 1
         now = time.monotonic()
         if now >= self._next:
-            self._next = now + INTERVAL
             others = self._load.others() if self._load is not None else None
             if others is not None:
                 self.current = threads_for(self.wanted, self.cores, others)
+            # No answer (a span too long, or none yet): look again soon, over a real one.
+            self._next = now + (INTERVAL if others is not None else FIRST_LOOK)
         if internals.decode_thread_count(llm) != self.current:
             internals.set_decode_threads(llm, self.current)
