@@ -26,12 +26,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QEventLoop, QTimer, Slot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_keychain
 from gui_blocks import Blocks
+from gui_metrics import Heartbeat
 from harness import AppHarness
 from llamadesk.core.conversation import SamplingParams
 from llamadesk.services.chat import ChatController
@@ -39,32 +40,24 @@ from model_metrics import STORY
 from store_metrics import build_conversations
 
 
-class CpuHeartbeat(QObject):
-    """A 5 ms timer on the GUI thread: (wall gap, GUI CPU in it) per tick, in ms."""
+class CpuHeartbeat(Heartbeat):
+    """The stall row's heartbeat at 5 ms, also reading the GUI thread's CPU: per tick
+    ``gaps`` holds (wall at end, wall ms, CPU ms)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._timer = QTimer(self)
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._timer.setInterval(5)
-        self._timer.timeout.connect(self._tick)
-        self.gaps: list[tuple[float, float, float]] = []  # (wall at end, wall ms, CPU ms)
-        self._wall = self._cpu = 0.0
+        super().__init__(5)
+        self.gaps: list[tuple[float, float, float]] = []  # type: ignore[assignment]
+        self._cpu = 0.0
 
     def start(self) -> None:
-        self.gaps.clear()
-        self._wall, self._cpu = time.perf_counter(), time.thread_time()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._tick()
-        self._timer.stop()
+        self._cpu = time.thread_time()
+        super().start()
 
     @Slot()
     def _tick(self) -> None:
         wall, cpu = time.perf_counter(), time.thread_time()
-        self.gaps.append((wall, (wall - self._wall) * 1000, (cpu - self._cpu) * 1000))
-        self._wall, self._cpu = wall, cpu
+        self.gaps.append((wall, (wall - self._last) * 1000, (cpu - self._cpu) * 1000))
+        self._last, self._cpu = wall, cpu
 
 
 def main() -> int:

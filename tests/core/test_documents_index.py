@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from doc_files import write_docx, write_pdf
+from doc_files import write_mixed_folder
 
 from llamadesk.core.documents.index import CollectionError, DocumentIndex, fts_terms
 from llamadesk.core.store import SCHEMA_VERSION, ConversationStore
@@ -22,13 +22,7 @@ def index(tmp_path: Path) -> DocumentIndex:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    write_pdf(docs / "tax.pdf", ["Cover page", "The tax refund for 2025 was 1,234 euros."])
-    write_docx(docs / "garden.docx", [("Tomatoes", "Tomatoes need six hours of sun.")])
-    (docs / "notes.md").write_text("# Cats\nThe cat is called Miso.\n")
-    (docs / "locked.txt").write_bytes(b"\x00\x01binary\x00")
-    return docs
+    return write_mixed_folder(tmp_path / "docs")
 
 
 def test_add_update_search_with_places(index: DocumentIndex, folder: Path) -> None:

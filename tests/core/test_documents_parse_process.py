@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from doc_files import write_docx, write_pdf
+from doc_files import write_mixed_folder
 from parser_faults import faulty_parse_and_chunk
 
 from llamadesk.core.documents.index import DocumentIndex
@@ -21,13 +21,7 @@ from llamadesk.core.store import ConversationStore
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    write_pdf(docs / "tax.pdf", ["Cover page", "The tax refund for 2025 was 1,234 euros."])
-    write_docx(docs / "garden.docx", [("Tomatoes", "Tomatoes need six hours of sun.")])
-    (docs / "notes.md").write_text("# Cats\nThe cat is called Miso.\n" + "Purr. " * 400)
-    (docs / "locked.txt").write_bytes(b"\x00\x01binary\x00")
-    return docs
+    return write_mixed_folder(tmp_path / "docs", notes_tail="Purr. " * 400)
 
 
 def _passages(store: ConversationStore) -> list[tuple[str, int, int | None, str | None, str]]:

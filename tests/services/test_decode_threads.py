@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_files import loaded_engine
 
 from llamadesk.core.conversation import Message, Role, SamplingParams
 from llamadesk.services import decode_threads
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
 from llamadesk.services.decode_threads import CpuLoad, DecodeThreads, threads_for
-from llamadesk.services.engine import GenerationRequest, LlamaEngine, LoadOptions
+from llamadesk.services.engine import GenerationRequest, LlamaEngine
 
 
 def test_threads_follow_the_cores_other_processes_leave() -> None:
@@ -78,10 +79,7 @@ class AlternatingLoadFake(CpuLoad):
 
 @pytest.fixture(scope="module")
 def engine(bundled_model_path: Path) -> Iterator[LlamaEngine]:
-    e = LlamaEngine(32 * 1024 * 1024)
-    e.load(bundled_model_path, LoadOptions(n_ctx=512, n_threads=2), model_id="b")
-    yield e
-    e.unload()
+    yield from loaded_engine(bundled_model_path, n_threads=2)
 
 
 def _reply(engine: LlamaEngine, *others: float) -> list[tuple[tuple[int, ...], float]]:

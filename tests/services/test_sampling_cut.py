@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_files import loaded_engine
 
 from llamadesk.core.conversation import Message, Role, SamplingParams
 from llamadesk.services import llama_internals as internals
-from llamadesk.services.engine import GenerationRequest, LlamaEngine, LoadOptions
+from llamadesk.services.engine import GenerationRequest, LlamaEngine
 
 QUESTION = Message(id=1, conversation_id=1, parent_id=None, role=Role.USER,
                    content="List the colours of a rainbow, again and again.", created_at=0.0)
@@ -20,10 +21,7 @@ QUESTION = Message(id=1, conversation_id=1, parent_id=None, role=Role.USER,
 
 @pytest.fixture(scope="module")
 def engine(bundled_model_path: Path) -> Iterator[LlamaEngine]:
-    e = LlamaEngine(32 * 1024 * 1024)
-    e.load(bundled_model_path, LoadOptions(n_ctx=512, n_threads=1), model_id="b")
-    yield e
-    e.unload()
+    yield from loaded_engine(bundled_model_path, n_threads=1)
 
 
 def _replies(engine: LlamaEngine, cut: bool, **params: float) -> list[str]:

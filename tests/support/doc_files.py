@@ -57,3 +57,14 @@ def write_docx(path: Path, parts: list[tuple[str | None, str]]) -> Path:
         document.add_paragraph(text)
     document.save(str(path))
     return path
+
+
+def write_mixed_folder(folder: Path, notes_tail: str = "") -> Path:
+    """The documents tests' folder: a PDF, a DOCX, a Markdown note (``notes_tail``
+    appended) and a binary file that is no document."""
+    folder.mkdir()
+    write_pdf(folder / "tax.pdf", ["Cover page", "The tax refund for 2025 was 1,234 euros."])
+    write_docx(folder / "garden.docx", [("Tomatoes", "Tomatoes need six hours of sun.")])
+    (folder / "notes.md").write_text("# Cats\nThe cat is called Miso.\n" + notes_tail)
+    (folder / "locked.txt").write_bytes(b"\x00\x01binary\x00")
+    return folder
