@@ -126,6 +126,44 @@ def split(t: Timeline) -> dict[str, float]:
     }
 
 
+def _one_reply(h: AppHarness, timeline: Timeline, tokens: int,
+               seed: int) -> tuple[dict[str, float], int, int]:
+    """Send the row's prompt in a new chat; the reply's split, its prompt's tokens and
+    the text batches the GUI received."""
+    h.new_conversation(replace(SamplingParams(), max_tokens=tokens + 8, seed=seed))
+    timeline.clear()
+    timeline.recording = True
+    try:
+        reply = h.send(STORY)
+    finally:
+        timeline.recording = False
+    depth = (reply.message.stats.prompt_tokens or 0) if reply.message else 0
+    span = (reply.t_last or 0) - (reply.t_first or 0)
+    row = split(timeline)
+    gui_ms = ((reply.gui_cpu_last or 0) - (reply.gui_cpu_first or 0)) * 1000
+    row["gui_cpu_ms_per_s"] = gui_ms / span if span > 0 else float("nan")
+    row["gui_batches_per_s"] = (reply.batches - 1) / span if span > 0 else 0.0
+    row["gui_cpu_ms_per_batch"] = gui_ms / max(reply.batches - 1, 1)
+    threads = h.engine.decode_threads
+    if threads is not None:
+        row["one_thread_tokens"] = float(threads.tokens.get(1, 0))
+        threads.tokens.clear()
+    return row, depth, reply.batches
+
+
+def _report(results: dict[str, list[dict[str, float]]], blocks: Blocks,
+            batches: int) -> None:
+    for name, rows in results.items():
+        print(f"{name} (median of {len(rows)}):")
+        print("  " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}"
+                               for k in rows[0]))
+        print("  tokens/s per run: " + ", ".join(f"{r['tokens_per_s']:.1f}" for r in rows))
+    if batches:
+        print(f"GUI thread per text batch ({batches} batches), CPU µs:")
+        for method, cpu in sorted(per_method(blocks).items(), key=lambda kv: -kv[1]):
+            print(f"  {method:42s} {cpu * 1e6 / batches:8.1f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -152,44 +190,25 @@ def main() -> int:
         opts = h.inference.model_info.options
         ref = Reference(Path(h.inference.model_info.path), opts.n_threads, opts.flash_attn,
                         opts.n_ctx, opts.n_batch, binary_path(), opts.kv_cache_type)
-    shipped = jobs.BATCH_INTERVAL_S
-    switch = sys.getswitchinterval()
+    shipped, switch = jobs.BATCH_INTERVAL_S, sys.getswitchinterval()
     variants: list[tuple[str, float, float]] = [
         ("app", shipped, switch),
         *((f"interval {ms:g} ms", ms / 1000, switch) for ms in args.intervals),
         *((f"switch {ms:g} ms", shipped, ms / 1000) for ms in args.switch)]
     results: dict[str, list[dict[str, float]]] = {}
     seeds = iter(range(1000, 2000))
-    batches = 0
+    batches = depth = 0
     print(f"load average {os.getloadavg()}", flush=True)
     try:
         for run in range(args.runs + 1):  # the first round warms up
             for name, interval, switch_s in variants:
                 jobs.BATCH_INTERVAL_S = interval
                 sys.setswitchinterval(switch_s)
-                h.new_conversation(replace(SamplingParams(), max_tokens=args.tokens + 8,
-                                           seed=next(seeds)))
-                timeline.clear()
-                timeline.recording = True
                 blocks.recording = args.blocks and name == "app" and run > 0
-                reply = h.send(STORY)
-                timeline.recording = blocks.recording = False
+                row, depth, sent = _one_reply(h, timeline, args.tokens, next(seeds))
                 sys.setswitchinterval(switch)
-                depth = reply.message.stats.prompt_tokens or 0 if reply.message else 0
-                span = (reply.t_last or 0) - (reply.t_first or 0)
-                row = split(timeline)
-                threads = h.engine.decode_threads
-                row["gui_cpu_ms_per_s"] = ((reply.gui_cpu_last or 0) - (reply.gui_cpu_first or 0)
-                                           ) * 1000 / span if span > 0 else float("nan")
-                row["gui_batches_per_s"] = (reply.batches - 1) / span if span > 0 else 0.0
-                row["gui_cpu_ms_per_batch"] = (
-                    row["gui_cpu_ms_per_s"] / row["gui_batches_per_s"]
-                    if row["gui_batches_per_s"] else float("nan"))
-                if args.blocks and name == "app" and run > 0:
-                    batches += reply.batches
-                row["one_thread_tokens"] = float(threads.tokens.get(1, 0) if threads else 0)
-                if threads is not None:
-                    threads.tokens.clear()
+                batches += sent if blocks.recording else 0
+                blocks.recording = False
                 if run:
                     results.setdefault(name, []).append(row)
             if ref is not None:
@@ -202,16 +221,7 @@ def main() -> int:
         jobs.BATCH_INTERVAL_S = shipped
         sys.setswitchinterval(switch)
         h.close()
-    for name, rows in results.items():
-        keys = rows[0].keys()
-        print(f"{name} (median of {len(rows)}):")
-        print("  " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}"
-                               for k in keys))
-        print("  tokens/s per run: " + ", ".join(f"{r['tokens_per_s']:.1f}" for r in rows))
-    if args.blocks and batches:
-        print(f"GUI thread per text batch ({batches} batches), CPU µs:")
-        for method, cpu in sorted(per_method(blocks).items(), key=lambda kv: -kv[1]):
-            print(f"  {method:42s} {cpu * 1e6 / batches:8.1f}")
+    _report(results, blocks, batches)
     print(f"load average {os.getloadavg()}")
     return 0
 
