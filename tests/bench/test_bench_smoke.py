@@ -14,7 +14,7 @@ EXPECTED = {
     "store_open_conversation", "store_list_conversations", "store_search",
     "store_encrypted_open_conversation", "store_encrypted_list_conversations",
     "store_encrypted_search", "store_encrypted_slowdown",
-    "decode_ratio", "prompt_ratio", "ttft_deep_ratio", "ttft_switch_ratio",
+    "decode_ratio", "decode_ratio_at_depth", "prompt_ratio", "ttft_deep_ratio", "ttft_switch_ratio",
     "ttft_turn2_vs_llama", "ttft_last_turn_vs_llama", "long_chat_ttft_ratio",
     "long_chat_worst_ttft",
     "stop_latency_generation", "stop_latency_prompt",
