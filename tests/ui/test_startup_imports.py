@@ -39,7 +39,10 @@ ALLOWED_BEFORE_FIRST_PAINT = {
 #: the machine's cores and memory (psutil, asked when a model loads). The engine and the
 #: Markdown renderer of the app itself too, the GGUF header check (the engine's, when a
 #: model loads) and the dialogs opened from the menus (Preferences with its pages, About).
+#: urllib.request with http.client and ssl: keyring's jaraco.context imports them for a
+#: helper keyring never calls (core/secrets.py imports keyring without them).
 NEVER_BEFORE_FIRST_PAINT = {
+    "urllib.request", "http.client", "ssl",
     "numpy", "gguf", "yaml", "llama_cpp", "diskcache", "markdown_it", "mdurl", "pygments",
     "jinja2", "markupsafe", "psutil", "llamadesk.core.chat_format",
     "llamadesk.core.template_sandbox",
