@@ -8,9 +8,10 @@ A finder at the front of ``sys.meta_path`` notes every module imported for the f
 time on the main thread (it finds nothing itself); modules other threads import (the
 inference thread importing llama.cpp) are not the window's start-up cost and are left
 out. At the first paint event of the main window, the list is written as JSON:
-``{"modules": [...], "engine_import_started": bool}``, the latter whether the engine's
-own import thread (services/engine_import.py) was running when the GUI thread began to
-import the window's modules (``llamadesk.ui.app``).
+``{"modules": [...], "engine_import_started": bool, "engine_import_before_paint": bool}``:
+whether the engine's own import thread (services/engine_import.py) had been started
+when the GUI thread began to import the window's modules (``llamadesk.ui.app``), and
+by the first paint.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def main(out: str) -> None:
             if event.type() == QEvent.Type.Paint and type(watched).__name__ == "MainWindow":
                 with open(out, "w", encoding="utf-8") as fh:
                     # Only what was imported: a name looked up but not loaded is left out.
+                    early = sys.modules.get("llamadesk.services.engine_import")
                     json.dump({"modules": sorted(set(_seen) & set(sys.modules)),
-                               "engine_import_started": bool(_early and _early[0])}, fh)
+                               "engine_import_started": bool(_early and _early[0]),
+                               "engine_import_before_paint":
+                                   bool(early is not None and early.started())}, fh)
                 os._exit(0)  # the list is written; nothing else is wanted from this run
             return False
 

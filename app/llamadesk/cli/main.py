@@ -125,9 +125,12 @@ def run() -> None:
 
 
 def _import_engine_beside_the_window() -> None:
-    """Start the engine's import on a thread of its own before the window's modules
-    (services/engine_import.py): on this CPU (checked) and with the tested
-    llama-cpp-python only; otherwise the window says why and imports nothing."""
+    """Start the engine's import on a thread of its own once the window's modules are
+    imported, while the window is built (services/engine_import.py): on this CPU
+    (checked) and with the tested llama-cpp-python only; otherwise the window says why
+    and imports nothing. Not before the window's modules: both imports are Python
+    holding the interpreter, so side by side each waits for the other (the window
+    was idle ~0.1 s later and the model no sooner; docs/performance.md, "Start-up")."""
     from llamadesk.services.llama_version import version_problem
 
     if version_problem() is None:
@@ -188,8 +191,9 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
-        _import_engine_beside_the_window()
         from llamadesk.ui.app import run_gui
+
+        _import_engine_beside_the_window()
 
         return run_gui(screenshot=args.screenshot, crash=crash)
     except CliError as exc:
