@@ -191,6 +191,9 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
+        from llamadesk.cli.qt_support_cache import import_qt_core
+
+        import_qt_core(app_paths().cache_dir)  # before the window's modules import Qt
         from llamadesk.ui.app import run_gui
 
         _import_engine_beside_the_window()
