@@ -85,14 +85,15 @@ def test_the_window_imports_only_what_its_first_paint_needs(tmp_path: Path,
     assert sorted(m for m in NEVER_BEFORE_FIRST_PAINT if m in modules | packages) == []
 
 
-def test_the_engine_import_starts_after_the_window_modules(tmp_path: Path,
+def test_the_engine_import_starts_once_the_window_is_shown(tmp_path: Path,
                                                           store_passphrase: str) -> None:
     """On the real start-up the engine's import (services/engine_import.py) starts on
-    its own thread once the GUI thread has imported the window's modules (side by side,
-    each import waits for the other's Python) and before the window's first paint; none
-    of the engine's modules is imported by the GUI thread itself."""
+    its own thread once the window is shown (side by side with the window's modules or
+    its construction, each waits for the other's Python), before the window's first
+    paint; none of the engine's modules is imported by the GUI thread itself."""
     probed = _probe(tmp_path)
     assert probed["engine_import_started"] is False
+    assert probed["engine_import_before_show"] is False
     assert probed["engine_import_before_paint"] is True
     assert "llamadesk.ui.main_window" in probed["modules"]
     assert not {"llamadesk.services.engine", "llama_cpp", "numpy"} & set(probed["modules"])
