@@ -30,7 +30,7 @@ try:
     QObject().setObjectName(1)
 except TypeError as exc:
     message = str(exc)
-print(json.dumps({"compiled": len(support), "reported": reported,
+print(json.dumps({"compiled": len(support), "reported": len(reported),
                   "signature": str(signature.get_signature(QObject.setObjectName)),
                   "message": message}))
 """

@@ -69,20 +69,20 @@ def _write(path: Path, entries: dict[str, bytes]) -> None:
             temporary.unlink(missing_ok=True)
 
 
-def import_qt_core(folder: Path) -> int:
+def import_qt_core(folder: Path) -> list[str]:
     """Import ``PySide6.QtCore`` (once per process), its support package's code from the
-    cache in ``folder``; returns how many of its files were compiled (0: all cached)."""
+    cache in ``folder``; returns the names of its files that were compiled (none: all
+    cached, or PySide6 was imported already)."""
+    compiled: list[str] = []
     if "PySide6.QtCore" in sys.modules:
-        return 0
+        return compiled
     path = cache_file(folder)
     known = _read(path)
     used: dict[str, bytes] = {}
-    compiled = 0
     real_compile = builtins.compile
 
     def compile_cached(source: Any, filename: Any, mode: str, *args: Any,
                        **kwargs: Any) -> Any:
-        nonlocal compiled
         if (args or kwargs or mode != "exec" or not isinstance(filename, str)
                 or not filename.startswith(SUPPORT_PREFIX)
                 or not isinstance(source, (bytes, str))):
@@ -98,7 +98,7 @@ def import_qt_core(folder: Path) -> int:
             if isinstance(code, types.CodeType):
                 used[key] = kept
                 return code
-        compiled += 1
+        compiled.append(filename)
         code = real_compile(source, filename, mode)
         used[key] = marshal.dumps(code)
         return code
