@@ -40,7 +40,8 @@ def test_the_window_is_given_the_last_crash_and_a_command_prints_it(
     (crash_dir / "running-999999999.log").write_text("Fatal Python error: Aborted\n")
     given: list[str | None] = []
 
-    def run_gui_here(screenshot: str | None = None, crash: str | None = None) -> int:
+    def run_gui_here(screenshot: str | None = None, crash: str | None = None,
+                     on_shown: object = None) -> int:
         given.append(crash)
         return 0
 

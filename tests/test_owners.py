@@ -55,6 +55,8 @@ OWNED: list[tuple[str, str, set[str]]] = [
      {"services/kv_context.py", "services/llama_internals.py"}),
     ("how PySide6 tells which imported modules use it (read, not kept)",
      r"_mod_uses_pyside", {"ui/pyside_sources.py"}),
+    ("PySide6's support package is compiled (once, then cached)",
+     r"builtins\.compile =", {"cli/qt_support_cache.py"}),
     ("a process exit status gets its number", r"EXIT_[A-Z_]+ =", {"core/exit_codes.py"}),
     ("a command line failure is said (`llamadesk: …` on stderr)", r"llamadesk: ",
      {"cli/errors.py"}),

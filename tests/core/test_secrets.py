@@ -111,3 +111,44 @@ def test_keyring_discovery_off_macos_asks_for_no_macos_framework() -> None:
                          text=True, timeout=60, check=True).stdout.splitlines()
     assert out[0] == "[]"
     assert out[1].startswith("keyring.backends.")
+
+
+def _run_python(code: str) -> list[str]:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True).stdout.splitlines()
+
+
+def test_keyring_is_imported_without_urllib_request() -> None:
+    """keyring's jaraco.context imports urllib.request (with http.client, email and ssl)
+    for a helper keyring never calls: the secrets module imports keyring without it,
+    and a later import of urllib.request is the real module, everywhere."""
+    out = _run_python(
+        "import sys\n"
+        "import llamadesk.core.secrets\n"
+        "print(sorted(m for m in ('urllib.request', 'http.client', 'ssl') if m in sys.modules))\n"
+        "import jaraco.context, keyring, urllib.request\n"
+        "print(callable(urllib.request.urlopen), jaraco.context.urllib.request is urllib.request,"
+        " sys.modules['urllib.request'] is urllib.request)\n"
+        "print(type(keyring.get_keyring()).__module__.startswith('keyring.backends.'))\n")
+    assert out == ["[]", "True True True", "True"]
+
+
+def test_urllib_request_used_while_keyring_imports_is_the_real_module() -> None:
+    """A thread that imports urllib.request while keyring is being imported gets the
+    stand-in, which reaches the real module at its first use; afterwards the import
+    system holds the real module only."""
+    out = _run_python(
+        "import sys\n"
+        "from llamadesk.core.secrets import _urllib_request_deferred\n"
+        "with _urllib_request_deferred():\n"
+        "    import urllib.request as during\n"
+        "    print('http.client' in sys.modules)\n"
+        "    opener = during.build_opener\n"
+        "    print('http.client' in sys.modules)\n"
+        "import urllib.request\n"
+        "print(opener is urllib.request.build_opener, during is not urllib.request,"
+        " sys.modules['urllib.request'] is urllib.request)\n")
+    assert out == ["False", "True", "True True True"]

@@ -55,3 +55,31 @@ def test_run_gui_tells_of_the_last_crash_without_blocking_the_window(
     assert app.run_gui(crash=notice) == 0
     assert seen == [(notice, False, True)]
     assert "crash-20260101-120000-42.log" in seen[0][0]
+
+
+def test_run_gui_calls_on_shown_once_the_window_is_shown_before_its_first_paint(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line starts the engine's import from ``on_shown``: the window is
+    already shown then (its modules imported, itself built) and not yet painted."""
+    from PySide6.QtCore import QEvent, QObject
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    window = fake_window(show=False)
+    monkeypatch.setattr(app, "build_window", lambda _app: window)
+    order: list[str] = []
+
+    class Paints(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if watched is window and event.type() == QEvent.Type.Paint:
+                order.append("painted")
+            return False
+
+    paints = Paints()
+    window.installEventFilter(paints)
+    QTimer.singleShot(50, lambda: QApplication.exit(0))
+    assert app.run_gui(on_shown=lambda: order.append(
+        f"on_shown visible={window.isVisible()}")) == 0
+    assert order[0] == "on_shown visible=True"
+    assert order.count("on_shown visible=True") == 1
+    assert "painted" in order[1:]

@@ -51,3 +51,24 @@ def test_the_replacement_applies_to_the_installed_pyside() -> None:
 
     assert keep_no_import_sources() is True
     assert feature._mod_uses_pyside is uses_pyside
+
+
+def test_standard_library_modules_are_not_read(tmp_path: Path) -> None:
+    """The standard library never names PySide6: answered without reading its files,
+    as PySide6's own check answers after reading them."""
+    import json as stdlib_json
+    import types
+
+    from llamadesk.ui.pyside_sources import uses_pyside
+
+    assert uses_pyside(stdlib_json) is False
+    # A file that names PySide6 under a standard library's name is not read either...
+    fake = tmp_path / "names_qt.py"
+    fake.write_text("import PySide6\n", encoding="utf-8")
+    shadow = types.ModuleType("email.names_qt")
+    shadow.__file__ = str(fake)
+    assert uses_pyside(shadow) is False
+    # ...while the same file under the app's or a third party's name is.
+    other = types.ModuleType("names_qt")
+    other.__file__ = str(fake)
+    assert uses_pyside(other) is True

@@ -125,9 +125,12 @@ def run() -> None:
 
 
 def _import_engine_beside_the_window() -> None:
-    """Start the engine's import on a thread of its own before the window's modules
-    (services/engine_import.py): on this CPU (checked) and with the tested
-    llama-cpp-python only; otherwise the window says why and imports nothing."""
+    """Start the engine's import on a thread of its own as soon as the window is shown,
+    before its first paint (services/engine_import.py): on this CPU (checked) and with
+    the tested llama-cpp-python only; otherwise the window says why and imports
+    nothing. Not beside the window's modules or its construction: both are Python
+    holding the interpreter, so side by side each waits for the other (the window was
+    idle up to ~0.2 s later and the model no sooner; docs/performance.md, "Start-up")."""
     from llamadesk.services.llama_version import version_problem
 
     if version_problem() is None:
@@ -188,10 +191,13 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
-        _import_engine_beside_the_window()
+        from llamadesk.cli.qt_support_cache import import_qt_core
+
+        import_qt_core(app_paths().cache_dir)  # before the window's modules import Qt
         from llamadesk.ui.app import run_gui
 
-        return run_gui(screenshot=args.screenshot, crash=crash)
+        return run_gui(screenshot=args.screenshot, crash=crash,
+                       on_shown=_import_engine_beside_the_window)
     except CliError as exc:
         return fail(exc, log=log)
     except KeyboardInterrupt:

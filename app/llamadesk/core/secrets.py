@@ -15,11 +15,14 @@ an error message: nothing here formats it into a string.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from secrets import token_urlsafe
@@ -32,9 +35,44 @@ if sys.platform != "darwin":
     # it unimportable changes no choice.
     sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
 
-import keyring
-import keyring.backend
-import keyring.errors
+
+@contextmanager
+def _urllib_request_deferred() -> Iterator[None]:
+    """While keyring is imported, ``urllib.request`` is a stand-in that imports the real
+    module at its first use. keyring imports jaraco.context, which imports it (with
+    http.client, email and ssl: ~100 modules, ~20 ms of CPU before the store's key can
+    be read) for a download helper that keyring never calls. Afterwards the stand-in is
+    taken away, so a later import loads the real module as usual; a thread that took
+    the stand-in meanwhile still reaches the real module through it."""
+    name = "urllib.request"
+    if name in sys.modules:
+        yield
+        return
+    import urllib
+
+    stand_in = types.ModuleType(name, "urllib.request, imported at its first use")
+
+    def real(attribute: str) -> object:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attribute)
+
+    stand_in.__dict__["__getattr__"] = real  # a module's own __getattr__ (PEP 562)
+    sys.modules[name] = stand_in
+    urllib.request = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        if urllib.__dict__.get("request") is stand_in:
+            del urllib.request
+
+
+with _urllib_request_deferred():
+    import keyring
+    import keyring.backend
+    import keyring.errors
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -182,9 +183,11 @@ def show_crash_notice(window: MainWindow, notice: str) -> QMessageBox:
 
 
 def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
-            crash: str | None = None) -> int:
+            crash: str | None = None, on_shown: Callable[[], None] | None = None) -> int:
     """Run the app until its window closes; returns the exit status. ``crash``: a
-    notice that the last run crashed, shown once the window is up."""
+    notice that the last run crashed, shown once the window is up. ``on_shown``: called
+    once the window is shown, before its first paint (the command line starts the
+    engine's import there)."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -203,6 +206,8 @@ def run_gui(screenshot: str | None = None, argv: list[str] | None = None,
         return EXIT_FAILED
     window.shutdown.attach(app)  # the window's close (or Quit) ends the app, with a status
     window.show()
+    if on_shown is not None:
+        on_shown()
     if not gc.isenabled():  # turned off for the start-up by the command line
         QTimer.singleShot(0, collect_from_now_on)
     install_quit_signals(app, window.shutdown.quit)  # SIGINT/SIGTERM: Quit

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import logging
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 
 def uses_pyside(module: ModuleType) -> bool:
     """Whether ``module``'s source file names PySide6 (PySide6's own test, uncached): a
-    module without a readable source file counts as not using it, as there."""
+    module without a readable source file counts as not using it, as there. The standard
+    library's modules never do, so their files are not read (about a third of the
+    window's start-up imports: ~5 ms of reading)."""
+    if getattr(module, "__name__", "").partition(".")[0] in sys.stdlib_module_names:
+        return False
     try:
         path = inspect.getsourcefile(module)
     except TypeError:  # a built-in module
