@@ -1,5 +1,7 @@
 """Import the engine's modules (llama-cpp-python with numpy: ~0.2 s of CPU) on a thread
-of their own from the moment the window's start-up begins, beside the window's imports.
+of their own from the moment the window's start-up begins, beside the window's imports;
+first, with only llama.cpp's bindings imported, start loading the model a new chat is
+answered with (``services/llama_early.py``), which the engine then takes.
 
 Much of that import (reading files, loading shared libraries, their C set-up) runs
 beside the GUI thread's own Python on a second core: measured, the model was loaded
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 #: start-up import test, which lists what the GUI thread itself needs).
 EARLY_ENV = "LLAMADESK_ENGINE_EARLY"
 THREAD_NAME = "engine-import"
+#: "0": import the engine early, but load no model before the window asks for one.
+EARLY_LOAD_ENV = "LLAMADESK_MODEL_EARLY"
+LOAD_THREAD_NAME = "model-early"
 
 _thread: threading.Thread | None = None
 
@@ -46,7 +51,52 @@ def started() -> bool:
     return _thread is not None
 
 
+def model_to_load_first() -> tuple[str, int] | None:
+    """The file and GPU layers of the model a new chat is answered with (the resolver's
+    default-model rule, from the settings file), or None when that is a remote model,
+    GPU offload is Automatic (sized when the engine loads), or it cannot be resolved
+    (the window's own load says why)."""
+    from llamadesk.core.paths import app_paths
+    from llamadesk.core.registry import ModelRegistry
+    from llamadesk.core.settings import load_settings
+    from llamadesk.services.fit_check import GPU_LAYERS_AUTOMATIC
+    from llamadesk.services.resolver import make_resolver
+
+    paths = app_paths()
+    settings = load_settings(paths.settings_file)
+    try:
+        spec = make_resolver(lambda: settings, ModelRegistry(paths))(None)
+    except LookupError as exc:
+        log.info("no early load: %s", exc)
+        return None
+    if spec.connection is not None or spec.options.n_gpu_layers == GPU_LAYERS_AUTOMATIC:
+        return None
+    return spec.path, spec.options.n_gpu_layers
+
+
+def _start_early_load() -> threading.Thread | None:
+    """Start llama.cpp's load of the model the window will ask for on a thread of its
+    own, with only the bindings imported (services/llama_early.py): it runs in C, without
+    the interpreter, beside the engine's and the window's imports, and the engine's
+    ``Llama`` takes the loaded model (docs/performance.md, "Start-up")."""
+    try:
+        first = model_to_load_first()
+        if first is None:
+            return None
+        from llamadesk.services.llama_early import load_early
+        from llamadesk.services.llama_runtime import install_llama_log_routing
+
+        install_llama_log_routing()  # llama.cpp's lines go to the log, not to stderr
+        loader = threading.Thread(target=load_early, args=first, name=LOAD_THREAD_NAME)
+        loader.start()
+        return loader
+    except Exception as exc:  # the engine loads the model itself, and reports
+        log.warning("no early load: %s: %s", type(exc).__name__, exc)
+        return None
+
+
 def _import_engine() -> None:
+    loader = _start_early_load() if os.environ.get(EARLY_LOAD_ENV) != "0" else None
     try:
         importlib.import_module("llamadesk.services.engine")
         # A message sent at once builds its load options on the GUI thread, which asks
@@ -56,6 +106,8 @@ def _import_engine() -> None:
         # Logged here too: a second try after a C extension half set itself up can fail
         # another way, and this first reason is the one that says what is wrong.
         log.warning("the engine's early import failed: %s: %s", type(exc).__name__, exc)
+    if loader is not None:  # this thread ends after the load: the exit waits for both
+        loader.join()
 
 
 def leave_if_still_importing(status: int, timeout: float = 10.0) -> None:
