@@ -190,3 +190,21 @@ def test_the_bindings_load_without_the_package_and_the_package_uses_them() -> No
     assert done.returncode == 0, done.stderr
     assert "alone False False" in done.stdout.splitlines()
     assert "same True True True" in done.stdout.splitlines()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's niceness: Linux")
+def test_the_early_load_runs_behind_the_window_thread() -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    def load(path: str, n_gpu_layers: int) -> bool:
+        seen.append((path, n_gpu_layers,
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return True
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    loader = threading.Thread(target=engine_import._load_behind_the_window,
+                              args=(load, "model.gguf", 3))
+    loader.start()
+    loader.join()
+    assert seen == [("model.gguf", 3, min(19, before + engine_import.LOAD_NICENESS))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
