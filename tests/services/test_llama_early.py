@@ -208,3 +208,13 @@ def test_the_early_load_runs_behind_the_window_thread() -> None:
     loader.join()
     assert seen == [("model.gguf", 3, min(19, before + engine_import.LOAD_NICENESS))]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_a_chat_that_answers_remotely_frees_the_early_model(bundled_model_path: Path) -> None:
+    from llamadesk.services.inference_signals import InferenceSignals
+    from llamadesk.services.inference_worker import InferenceWorker
+
+    assert llama_early.load_early(str(bundled_model_path), 0)
+    InferenceWorker(InferenceSignals(), 1 << 20).release_early()  # load_model(remote) asks
+    assert _early_model() is None
+    assert llama_early.adopted == 0
