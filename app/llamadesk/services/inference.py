@@ -42,6 +42,7 @@ class InferenceService(InferenceSignals):
     _request_remote = Signal(object)
     _request_embed = Signal(object)
     _request_prepare = Signal()
+    _request_release_early = Signal()
 
     def __init__(self, parent: QObject | None = None,
                  kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -67,6 +68,7 @@ class InferenceService(InferenceSignals):
         self._request_generate.connect(self._worker.generate)
         self._request_embed.connect(self._worker.embed)
         self._request_prepare.connect(self._worker.prepare)
+        self._request_release_early.connect(self._worker.release_early)
         self._thread = WorkerThread(self._worker, "inference")
         self._remote_thread: WorkerThread | None = None  # started by the first remote job
 
@@ -81,6 +83,8 @@ class InferenceService(InferenceSignals):
         """Load a model (the current one is unloaded first). A remote model has nothing
         to load: the local model stays as it is."""
         if runs_remotely(spec):
+            # A model loaded before the window for a chat that answers remotely: freed.
+            self._request_release_early.emit()
             return
         self.state = ModelState.LOADING
         self.state_changed.emit(self.state)

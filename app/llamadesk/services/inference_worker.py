@@ -5,6 +5,7 @@ to it with queued signals; what it emits is the service's own signals."""
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
@@ -45,6 +46,15 @@ class InferenceWorker(QObject):
         except ImportError as exc:
             log.warning("could not prepare the engine: %s", exc)
         self._out.engine_ready.emit()
+
+    @Slot()
+    def release_early(self) -> None:
+        """Free the model loaded before the window (services/llama_early.py) unless the
+        engine took it: the window's chat answers through a remote model."""
+        if "llamadesk.services.llama_early" in sys.modules:  # never imported: none
+            from llamadesk.services.llama_early import discard
+
+            discard()
 
     def _get_engine(self) -> LlamaEngine:
         # Created on the worker thread, on first use; llama.cpp (and numpy) are imported

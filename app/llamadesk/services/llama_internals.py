@@ -35,6 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_grammar import LlamaGrammar
 
+from llamadesk.services import llama_early
+
 log = logging.getLogger(__name__)
 
 SEQ = 0  # llama-cpp-python keeps everything in sequence 0
@@ -77,14 +79,44 @@ def without_llama_cpp_templates() -> Iterator[None]:
             llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
 
 
+@contextmanager
+def adopting_early_model() -> Iterator[list[bool]]:
+    """While a ``Llama`` is made: its model comes from ``llama_early.take`` when the
+    early load (services/llama_early.py) loaded that file with the same parameters,
+    else from llama.cpp as usual. ``LlamaModel`` loads through the bindings' module
+    attribute, which is swapped here (under the load lock); the list it yields says
+    whether that attribute was called at all (the patch took)."""
+    b: Any = llama_early.bindings()
+    original = b.llama_model_load_from_file
+    called = [False]
+
+    def load_from_file(path: bytes, params: Any) -> Any:
+        called[0] = True
+        model = llama_early.take(path.decode("utf-8"), params)
+        return model if model is not None else original(path, params)
+
+    b.llama_model_load_from_file = load_from_file
+    try:
+        yield called
+    finally:
+        b.llama_model_load_from_file = original
+
+
 def new_llama(**kwargs: Any) -> llama_cpp.Llama:
-    """``llama_cpp.Llama(**kwargs)`` without its template step. Raises PatchNotAppliedError
-    when the file has a chat template and the stand-in was never asked to compile it
-    (upstream loads templates some other way now)."""
-    with without_llama_cpp_templates():
+    """``llama_cpp.Llama(**kwargs)`` without its template step, on the model loaded early
+    when it is the same (``adopting_early_model``). Raises PatchNotAppliedError when the
+    file has a chat template and the stand-in was never asked to compile it (upstream
+    loads templates some other way now), or when the model was not loaded through the
+    bindings' ``llama_model_load_from_file``."""
+    with without_llama_cpp_templates(), adopting_early_model() as called:
         before = _UnusedChatFormatter.used
         llm = llama_cpp.Llama(**kwargs)
         compiled = _UnusedChatFormatter.used - before
+    if not called[0]:
+        llm.close()
+        llama_early.discard()
+        raise PatchNotAppliedError("llama-cpp-python no longer loads models through "
+                                   "llama_cpp.llama_cpp.llama_model_load_from_file")
     has_template = any(k.startswith("tokenizer.chat_template") for k in (llm.metadata or {}))
     if has_template and compiled == 0:
         llm.close()

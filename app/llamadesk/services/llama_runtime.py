@@ -1,7 +1,9 @@
 """llama.cpp as a process-wide runtime, through its public API: its log routed to
 Python logging, and what the build supports. The engine (``engine.py``) uses these;
 nothing here holds a model. What reaches past the public API is in
-``llama_internals``.
+``llama_internals``. Only the ctypes bindings are needed (``llama_early.bindings``),
+not the package with numpy: the early load and the first send's load options ask
+these before the engine's import has ended.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import ctypes
 import logging
 
-import llama_cpp
+from llamadesk.core.dist_version import version
+from llamadesk.services.llama_early import bindings
+
+llama_cpp = bindings()
 
 llama_log = logging.getLogger("llama.cpp")
 
@@ -51,4 +56,4 @@ def system_info() -> str:
 
 def llama_cpp_version() -> str:
     """The llama-cpp-python version."""
-    return str(getattr(llama_cpp, "__version__", "unknown"))
+    return version("llama-cpp-python") or "unknown"

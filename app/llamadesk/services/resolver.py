@@ -19,19 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llamadesk.core import bundled
 from llamadesk.core import connections as remote
 from llamadesk.core.conversation import Conversation
 from llamadesk.core.fit import FitEstimate, MemoryBudget, ModelShape, estimate_fit
 from llamadesk.core.registry import ModelEntry, ModelRegistry, RegistryError
-from llamadesk.core.secrets import SecretStore
 from llamadesk.core.settings import AppSettings
 from llamadesk.services.backend import RemoteTarget
 from llamadesk.services.engine_types import LoadOptions
 from llamadesk.services.fit_check import memory_budget, offload_setting
 from llamadesk.services.jobs import ModelSpec
+
+if TYPE_CHECKING:  # keyring: imported for a remote model only, not by the early load's
+    from llamadesk.core.secrets import SecretStore  # choice of model (engine_import)
 
 
 def default_n_ctx(settings: AppSettings) -> int:
@@ -204,6 +206,8 @@ class ModelResolver:
                               f"{model!r} is not available. Turn it on, or pick another "
                               "model for this chat.")
         if self._secrets is None:
+            from llamadesk.core.secrets import SecretStore
+
             self._secrets = SecretStore()
         secrets, name = self._secrets, connection.name
         target = RemoteTarget(connection, model, settings.remote,

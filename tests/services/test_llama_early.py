@@ -1,0 +1,220 @@
+"""The model loaded before the window (services/llama_early.py, engine_import.py), with
+the real bundled model through real llama.cpp: the engine takes it only when it loads
+the same file with the same parameters, a reply from it equals one from a model loaded
+the usual way, another file or other settings get their own load and the early model is
+freed, a damaged file still gets the engine's clear error, and a process that exits
+during the early load exits cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from model_files import variant_of
+
+from llamadesk.core import bundled
+from llamadesk.core.conversation import Message, Role, SamplingParams
+from llamadesk.services import engine_import, llama_early
+from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
+from llamadesk.services.engine import EngineError, GenerationRequest, LlamaEngine, LoadOptions
+
+OPTIONS = LoadOptions(n_ctx=2048, n_threads=1)
+
+
+@pytest.fixture(autouse=True)
+def no_early_model() -> Iterator[None]:
+    llama_early.forget_for_tests()
+    yield
+    llama_early.forget_for_tests()
+
+
+def _reply(engine: LlamaEngine) -> list[tuple[tuple[int, ...], float]]:
+    """A greedy reply's tokens (as bytes) and their log probabilities."""
+    seen: list[TokenLogprob] = []
+    question = Message(id=1, conversation_id=1, parent_id=None, role=Role.USER,
+                       content="Name three colours.", created_at=0.0)
+    request = GenerationRequest(
+        (question,), "You are terse.", SamplingParams(temperature=0.0, max_tokens=12, seed=1),
+        "early", constraints=ReplyConstraints(top_logprobs=0, on_logprob=seen.append))
+    engine.generate(request, lambda _text: None, threading.Event())
+    return [(t.bytes, t.logprob) for t in seen]
+
+
+def _early_model() -> object:
+    early = llama_early._early
+    return None if early is None else early.model
+
+
+def test_the_engine_takes_the_early_model_and_answers_as_from_its_own_load(
+        bundled_model_path: Path) -> None:
+    fresh = LlamaEngine()
+    fresh.load(bundled_model_path, OPTIONS)
+    expected = _reply(fresh)
+    fresh.unload()
+    assert llama_early.adopted == 0  # nothing was loaded early for that one
+
+    assert llama_early.load_early(str(bundled_model_path), OPTIONS.n_gpu_layers)
+    engine = LlamaEngine()
+    engine.load(bundled_model_path, OPTIONS)
+    assert llama_early.adopted == 1
+    assert _early_model() is None  # the engine's Llama owns it now, and frees it
+    llm = engine._llm
+    assert llm is not None
+    assert int(llm.context_params.n_threads) == OPTIONS.n_threads  # the context is its own
+    got = _reply(engine)
+    assert [t for t, _ in got] == [t for t, _ in expected] and len(got) >= 3
+    assert all(abs(x - y) <= 1e-3 for (_, x), (_, y) in zip(got, expected, strict=True))
+    engine.unload()
+
+
+def test_a_load_under_way_is_waited_for_and_taken(bundled_model_path: Path) -> None:
+    loader = threading.Thread(target=llama_early.load_early,
+                              args=(str(bundled_model_path), 0))
+    loader.start()
+    engine = LlamaEngine()
+    engine.load(bundled_model_path, OPTIONS)  # may begin before llama.cpp has finished
+    loader.join()
+    assert llama_early.adopted == 1
+    assert _reply(engine)
+    engine.unload()
+
+
+def test_another_model_chosen_meanwhile_is_loaded_and_the_early_one_freed(
+        bundled_model_path: Path, tmp_path: Path) -> None:
+    other = variant_of(bundled_model_path, tmp_path / "other.gguf")
+    assert llama_early.load_early(str(bundled_model_path), 0)
+    engine = LlamaEngine()
+    info = engine.load(other, OPTIONS)
+    assert info.path == str(other)
+    assert llama_early.adopted == 0
+    assert _early_model() is None  # freed, not kept beside the chosen model
+    engine.unload()
+
+
+def test_other_load_settings_get_their_own_load(bundled_model_path: Path) -> None:
+    assert llama_early.load_early(str(bundled_model_path), 0)
+    engine = LlamaEngine()
+    engine.load(bundled_model_path, LoadOptions(n_ctx=2048, n_threads=1, n_gpu_layers=5))
+    assert llama_early.adopted == 0  # loaded for 0 GPU layers: not this load
+    assert _early_model() is None
+    engine.unload()
+
+
+def test_a_damaged_file_is_not_loaded_early_and_the_engine_says_why(
+        bundled_model_path: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(bundled_model_path.read_bytes()[: 1 << 20])  # cut short
+    assert not llama_early.load_early(str(damaged), 0)
+    with pytest.raises(EngineError, match=r"damaged|Download or convert"):
+        LlamaEngine().load(damaged, OPTIONS)
+    assert llama_early.adopted == 0
+
+
+def test_the_same_params_only_when_every_field_matches() -> None:
+    a, b = llama_early.model_params(0), llama_early.model_params(0)
+    assert llama_early.same_params(a, b)
+    b.n_gpu_layers = 3
+    assert not llama_early.same_params(a, b)
+    c = llama_early.model_params(0)
+    c.vocab_only = True
+    assert not llama_early.same_params(a, c)
+
+
+def _write_settings(home: Path, settings: dict[str, object]) -> None:
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+
+
+def test_the_model_loaded_first_follows_the_settings(home: Path,
+                                                     bundled_model_path: Path) -> None:
+    assert engine_import.model_to_load_first() == (str(bundled_model_path), 0)
+    # a default model that answers remotely: nothing to load here
+    _write_settings(home, {"model_id": "work/some-model", "connections": [
+        {"name": "work", "base_url": "http://127.0.0.1:9/v1", "enabled": True}]})
+    assert engine_import.model_to_load_first() is None
+    # a default model that is not installed: the window's own load says so
+    _write_settings(home, {"model_id": "not-installed"})
+    assert engine_import.model_to_load_first() is None
+
+
+def test_a_missing_bundled_model_loads_nothing_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(verify_hash: bool = False) -> bundled.BundledModel:
+        raise bundled.BundledModelError("The bundled model is missing.")
+
+    monkeypatch.setattr(bundled, "locate", missing)
+    assert engine_import.model_to_load_first() is None
+
+
+CHILD = """
+import sys, threading
+from llamadesk.services import engine_import, llama_early
+from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
+engine_import.start_early()
+print("threads", sorted(t.name for t in threading.enumerate()
+                        if t.name in ("engine-import", "model-early")), flush=True)
+import atexit
+atexit.register(lambda: print("at-exit", llama_early._early is not None
+                              and llama_early._early.done.is_set(), flush=True))
+sys.exit(0)  # at once, while the model loads
+"""
+
+
+def test_an_exit_during_the_early_load_is_clean(bundled_model_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
+                          env={**os.environ}, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "at-exit True" in done.stdout.splitlines()  # the exit waited for the load
+    assert "Traceback" not in done.stderr and "Fatal" not in done.stderr
+
+
+BINDINGS_ALONE = """
+import sys
+from llamadesk.services.llama_early import bindings
+b = bindings()
+print("alone", "numpy" in sys.modules, "llama_cpp" in sys.modules, flush=True)
+import llama_cpp
+print("same", llama_cpp.llama_cpp is b, llama_cpp.llama_backend_init is b.llama_backend_init,
+      hasattr(llama_cpp, "Llama"), flush=True)
+"""
+
+
+def test_the_bindings_load_without_the_package_and_the_package_uses_them() -> None:
+    done = subprocess.run([sys.executable, "-c", BINDINGS_ALONE], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "alone False False" in done.stdout.splitlines()
+    assert "same True True True" in done.stdout.splitlines()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's niceness: Linux")
+def test_the_early_load_runs_behind_the_window_thread() -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    def load(path: str, n_gpu_layers: int) -> bool:
+        seen.append((path, n_gpu_layers,
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return True
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    loader = threading.Thread(target=engine_import._load_behind_the_window,
+                              args=(load, "model.gguf", 3))
+    loader.start()
+    loader.join()
+    assert seen == [("model.gguf", 3, min(19, before + engine_import.LOAD_NICENESS))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_a_chat_that_answers_remotely_frees_the_early_model(bundled_model_path: Path) -> None:
+    from llamadesk.services.inference_signals import InferenceSignals
+    from llamadesk.services.inference_worker import InferenceWorker
+
+    assert llama_early.load_early(str(bundled_model_path), 0)
+    InferenceWorker(InferenceSignals(), 1 << 20).release_early()  # load_model(remote) asks
+    assert _early_model() is None
+    assert llama_early.adopted == 0
