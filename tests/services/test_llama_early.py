@@ -218,3 +218,53 @@ def test_a_chat_that_answers_remotely_frees_the_early_model(bundled_model_path: 
     InferenceWorker(InferenceSignals(), 1 << 20).release_early()  # load_model(remote) asks
     assert _early_model() is None
     assert llama_early.adopted == 0
+
+
+def test_a_module_another_thread_is_still_importing_is_given_whole(tmp_path: Path,
+                                                                   monkeypatch: pytest
+                                                                   .MonkeyPatch) -> None:
+    """The bindings asked for (a send's load options) while the engine's import thread
+    is running the same module: a half-made module lacked the names after the point
+    reached (an AttributeError on the first send, seen in launches); the import system
+    is waited on instead. A module held mid-import stands in for llama_cpp.py."""
+    (tmp_path / "held_bindings.py").write_text(
+        "import threading\n"
+        "first = 1\n"
+        "reached = threading.Event()\n"
+        "go_on = threading.Event()\n"
+        "import builtins\n"
+        "builtins._held_bindings = (reached, go_on)\n"
+        "reached.set()\n"
+        "go_on.wait(30)\n"
+        "defined_late = 2\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "held_bindings", raising=False)
+    importer = threading.Thread(target=__import__, args=("held_bindings",))
+    importer.start()
+    try:
+        import builtins
+
+        for _ in range(3000):
+            held = getattr(builtins, "_held_bindings", None)
+            if held is not None and held[0].is_set():
+                break
+            threading.Event().wait(0.01)
+        assert "held_bindings" in sys.modules  # half-made, as the engine's import leaves it
+        assert not hasattr(sys.modules["held_bindings"], "defined_late")
+        got: list[object] = []
+        asker = threading.Thread(target=lambda: got.append(
+            llama_early.finished_module("held_bindings")))
+        asker.start()
+        asker.join(0.3)
+        assert asker.is_alive()  # waiting for the import, not handed the half-made module
+        held[1].set()
+        asker.join(30)
+        assert getattr(got[0], "defined_late", None) == 2
+    finally:
+        held_now = getattr(builtins, "_held_bindings", None)
+        if held_now is not None:
+            held_now[1].set()
+            del builtins._held_bindings
+        importer.join(30)
+        sys.modules.pop("held_bindings", None)
+    assert llama_early.finished_module("not_imported_by_anyone") is None

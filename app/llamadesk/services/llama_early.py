@@ -50,8 +50,18 @@ def bindings() -> ModuleType:
         return module
 
 
+def finished_module(name: str) -> ModuleType | None:
+    """Module ``name`` if it is in ``sys.modules``, once it is whole: another thread's
+    import (the engine's, ``import llama_cpp``) puts it there before it has run, and a
+    half-made module lacks the names defined after the point reached; the import
+    system waits for that import to end."""
+    if name not in sys.modules:
+        return None
+    return importlib.import_module(name)
+
+
 def _find_bindings() -> ModuleType:
-    loaded = sys.modules.get("llama_cpp.llama_cpp")
+    loaded = finished_module("llama_cpp.llama_cpp")
     if loaded is not None:
         return loaded
     package = importlib.util.find_spec("llama_cpp")  # finds the package, runs nothing
@@ -59,9 +69,12 @@ def _find_bindings() -> ModuleType:
     if not folders or not all((Path(folders[0]) / f).is_file() for _, f in _PARTS):
         return importlib.import_module("llama_cpp.llama_cpp")
     for name, file in _PARTS:
-        if name not in sys.modules:
+        if finished_module(name) is None:
             _load_alone(name, Path(folders[0]) / file)
-    return sys.modules["llama_cpp.llama_cpp"]
+    # The one kept: this thread's, or the package's import's if it came first.
+    whole = finished_module("llama_cpp.llama_cpp")
+    assert whole is not None  # _load_alone put one there
+    return whole
 
 
 def _load_alone(name: str, path: Path) -> None:
