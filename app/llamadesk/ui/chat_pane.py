@@ -320,7 +320,7 @@ class ChatPane(QWidget):
         self.banner.hide()
         if self.controller.send(self.conversation_id, text) is not None:
             self.composer.clear()
-            self.message_view.scroll_to_end()
+            self.message_view.follow_end()  # once laid out: one layout for the new row
         self.documents_bar.refresh()  # the attachments went with the message
         self._sync_send_button()
 
