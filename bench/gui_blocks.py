@@ -38,7 +38,7 @@ METHODS = (
     "llamadesk.services.chat:ChatController._store_reply",
     "llamadesk.services.chat_session:ChatSession.store_reply",
     "llamadesk.services.chat:ChatController._on_context_planned",
-    "llamadesk.ui.chat_pane:ChatPane._on_message_added",
+    "llamadesk.ui.chat_pane:ChatPane._on_question_added",
     "llamadesk.ui.chat_pane:ChatPane._on_reply_started",
     "llamadesk.ui.chat_pane:ChatPane._on_reply_finished",
     "llamadesk.ui.main_window:MainWindow._on_message_added",

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.chat_formats import FALLBACK_FORMATS
-from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
@@ -151,7 +151,8 @@ class ChatPane(QWidget):
 
     def _connect_services(self) -> None:
         c, inf = self.controller, self.ctx.inference
-        c.message_added.connect(self._on_message_added)
+        c.question_added.connect(self._on_question_added)  # shown before it is synced
+        c.sync_failed.connect(self._on_sync_failed)
         c.reply_started.connect(self._on_reply_started)
         c.reply_text.connect(self._on_reply_text)
         c.reply_finished.connect(self._on_reply_finished)
@@ -406,9 +407,14 @@ class ChatPane(QWidget):
 
     # -- streaming ---------------------------------------------------------------------------
     @Slot(object)
-    def _on_message_added(self, message: Message) -> None:
-        if message.conversation_id == self.conversation_id and message.role == Role.USER:
+    def _on_question_added(self, message: Message) -> None:
+        if message.conversation_id == self.conversation_id:
             self.messages.append_message(message)
+
+    @Slot(int, str)
+    def _on_sync_failed(self, conversation_id: int, reason: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.banner.show_message(reason)
 
     @Slot(int)
     def _on_reply_started(self, conversation_id: int) -> None:

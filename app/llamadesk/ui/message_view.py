@@ -3,10 +3,6 @@ QTextDocument (Markdown), so scrolling and streaming never re-render the whole c
 
 from __future__ import annotations
 
-import importlib
-import logging
-import sys
-import threading
 from collections import OrderedDict
 
 from PySide6.QtCore import (
@@ -54,28 +50,8 @@ CACHE_SIZE = 400
 MEMORY_MARKER = "Earlier messages are beyond this model's memory"
 
 _Index = QModelIndex | QPersistentModelIndex
-log = logging.getLogger(__name__)
 
 
-def prepare_markdown() -> None:
-    """Import the Markdown renderer on a helper thread while a reply is written, once:
-    a new chat's first reply would otherwise pay for markdown-it (~25 ms) on the GUI
-    thread when it ends. An import that fails here fails again, and says so, there."""
-    global _markdown_asked
-    if _markdown_asked or "llamadesk.ui.markdown" in sys.modules:
-        return
-    _markdown_asked = True
-
-    def load() -> None:
-        try:
-            importlib.import_module("llamadesk.ui.markdown")
-        except ImportError as exc:
-            log.warning("could not prepare the Markdown renderer: %s", exc)
-
-    threading.Thread(target=load, name="llamadesk-markdown-import", daemon=True).start()
-
-
-_markdown_asked = False
 
 
 def header_text(row: ChatRow, names: ModelNames) -> str:
@@ -183,6 +159,8 @@ class MessageDelegate(QStyledItemDelegate):
             doc.setDefaultFont(self.font)
             doc.setPlainText(row.content)
             self._live_doc, self._live_row = doc, row
+            from llamadesk.ui.markdown_prepare import prepare_markdown  # with a reply only
+
             prepare_markdown()
         elif len(row.content) > self._live_len:
             cursor = QTextCursor(doc)
