@@ -149,3 +149,18 @@ def test_after_shutdown_a_sync_runs_at_once(store: ConversationStore,
     results: list[str | None] = []
     controller.checkpoints.sync(store.path, results.append)
     assert results == [None]
+
+
+def test_a_sync_that_ends_as_the_window_closes_announces_nothing(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its result arrives queued, after ``shutdown``: the store may be closed by then."""
+    sync = HeldSync(monkeypatch)
+    seen = _record(controller)
+    conversation = store.create_conversation()
+    controller.send(conversation.id, "Goodbye.")
+    sync.release.set()
+    controller.checkpoints.shutdown()  # waits for the sync; its result is still queued
+    assert sync.synced == [store.path]
+    qtbot.wait(50)
+    assert [kind for kind, _m in seen] == ["shown"]

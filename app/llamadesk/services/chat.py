@@ -189,6 +189,8 @@ class ChatController(QObject):
 
     @Slot(int, object)
     def _on_question_synced(self, message_id: int, reason: str | None) -> None:
+        if self.checkpoints.closed:  # the window is closing: its store may be closed
+            return
         if reason is not None:  # kept: a later synced commit of this store announces it
             message = self._unsynced.get(message_id)
             if message is not None:

@@ -85,6 +85,11 @@ class ReplyCheckpoints:
             self._live.discard(key)
             self._waiting.pop(key, None)
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``shutdown`` was called (the store may be closing)."""
+        return self._stopped
+
     def shutdown(self) -> None:
         """Write what is waiting, close the writer's connection and stop its thread."""
         with self._lock:

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 #: How long after a chat is shown its first send is prepared (ms).
 PREPARE_SEND_MS = 300
+#: How long after a reply starts its row is added, unless its first text comes sooner
+#: (ms): the start follows the send within a few ms, and a row added then was laid out
+#: and painted in the send's frame, a second time.
+REPLY_ROW_MS = 40
 
 
 class ChatPane(QWidget):
@@ -68,6 +72,7 @@ class ChatPane(QWidget):
         self.store = ctx.store
         self.controller = ctx.controller
         self.conversation_id: int | None = None
+        self._reply_model: str | None = None  # the model writing the reply on screen
         self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
                                         remote_models=ctx.remote_models,
                                         ops=ctx.operations)
@@ -420,12 +425,20 @@ class ChatPane(QWidget):
     def _on_reply_started(self, conversation_id: int) -> None:
         if conversation_id == self.conversation_id:
             info = self.ctx.inference.model_info
-            self.messages.begin_reply(info.model_id if info else None)
+            self._reply_model = info.model_id if info else None
+            QTimer.singleShot(REPLY_ROW_MS, self, lambda: self._add_reply_row(conversation_id))
         self._sync_send_button()
+
+    def _add_reply_row(self, conversation_id: int) -> None:
+        """The reply's row, once: not if its text, its end or another chat came first."""
+        if (conversation_id == self.conversation_id and self.messages.streaming_row is None
+                and self.controller.generating_in(conversation_id)):
+            self.messages.begin_reply(self._reply_model)
 
     @Slot(int, str)
     def _on_reply_text(self, conversation_id: int, text: str) -> None:
         if conversation_id == self.conversation_id:
+            self._add_reply_row(conversation_id)
             self.messages.append_reply_text(text)
 
     @Slot(int, object)
