@@ -283,3 +283,21 @@ def test_a_reply_slow_to_write_its_first_words_shows_its_row_meanwhile(
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
         pass
     assert chat.messages.rowCount() == 2
+
+
+def test_a_question_the_disk_did_not_confirm_is_said_in_the_banner_and_stays(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llamadesk.services import reply_checkpoints
+
+    def refused(_database: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(reply_checkpoints, "sync_log", refused)
+    window = fake_window()
+    with qtbot.waitSignal(window.controller.sync_failed, timeout=WAIT_MS):
+        send(qtbot, window, "Is this kept?")
+    assert window.chat.banner.isVisible()
+    assert "did not confirm" in window.chat.banner.label.text()
+    assert window.chat.messages.row_at(0).content == "Is this kept?"
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=WAIT_MS)  # the reply goes on
+    assert window.store.messages(window.current_id)[0].content == "Is this kept?"
