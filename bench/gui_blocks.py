@@ -38,7 +38,7 @@ METHODS = (
     "llamadesk.services.chat:ChatController._store_reply",
     "llamadesk.services.chat_session:ChatSession.store_reply",
     "llamadesk.services.chat:ChatController._on_context_planned",
-    "llamadesk.ui.chat_pane:ChatPane._on_message_added",
+    "llamadesk.ui.chat_pane:ChatPane._on_question_added",
     "llamadesk.ui.chat_pane:ChatPane._on_reply_started",
     "llamadesk.ui.chat_pane:ChatPane._on_reply_finished",
     "llamadesk.ui.main_window:MainWindow._on_message_added",
@@ -47,6 +47,15 @@ METHODS = (
     "llamadesk.ui.message_view:MessageDelegate.paint",
     "llamadesk.ui.message_view:MessageDelegate.sizeHint",
     "llamadesk.ui.message_view:MessageView.paintEvent",
+    "llamadesk.services.chat:ChatController._request_reply",
+    "llamadesk.services.resolver:ModelResolver.__call__",
+    "llamadesk.services.chat_documents:ChatDocuments.embedding_model",
+    "llamadesk.ui.message_view:MessageView.doItemsLayout",
+    "llamadesk.ui.message_view:MessageView.updateGeometries",
+    "llamadesk.ui.message_view:MessageView.timerEvent",
+    "llamadesk.ui.message_view:MessageView.rowsInserted",
+    "llamadesk.ui.message_view:MessageView.dataChanged",
+    "llamadesk.ui.message_view:MessageView._scroll_if_following",
 )
 
 
@@ -92,7 +101,11 @@ class Blocks:
         for end, wall_ms, cpu_ms in gaps:
             start = end - wall_ms / 1000
             inside = [(n, c * 1000) for n, s, e, c in self.calls if s < end and e > start]
-            top = sorted(inside, key=lambda nc: -nc[1])[:6]
+            summed: dict[str, list[float]] = {}
+            for n, c in inside:  # nested calls count in each caller too
+                summed.setdefault(n, []).append(c)
+            top = sorted(summed.items(), key=lambda nc: -sum(nc[1]))[:8]
             lines.append(f"  gap {wall_ms:.1f}/{cpu_ms:.1f} ms: "
-                         + ", ".join(f"{n} {c:.2f}" for n, c in top))
+                         + ", ".join(f"{n} {sum(c):.2f}" + (f" ({len(c)})" if len(c) > 1 else "")
+                                     for n, c in top))
         return "\n".join(lines)

@@ -246,3 +246,58 @@ def test_an_opened_chat_has_its_branch_read_off_the_gui_thread_for_its_first_sen
     assert branches.last_read == "reused"
     request, _model = fake_of(window).requests[-1]
     assert [m.id for m in request.history] == [m.id for m in store.messages(cid)][:-1]
+
+
+def test_the_reply_row_comes_after_the_sends_turn_with_its_models_name(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    """The reply starts a few ms after the send: its row is added with its first text
+    (or ``REPLY_ROW_MS`` later), not laid out and painted again in the send's frame."""
+    window = fake_window()
+    chat = window.chat
+    at_start: list[int | None] = []
+    at_text: list[object] = []
+    window.controller.reply_started.connect(lambda _cid: at_start.append(
+        chat.messages.streaming_row))
+    window.controller.reply_text.connect(lambda _cid, _text: at_text.append(
+        chat.messages.row_at(chat.messages.rowCount() - 1)))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "Hello?")
+    assert at_start == [None]
+    first = at_text[0]
+    assert getattr(first, "streaming", False) and getattr(first, "model_id", None)
+    assert [chat.messages.row_at(i).role for i in range(2)] == [Role.USER, Role.ASSISTANT]
+
+
+def test_a_reply_slow_to_write_its_first_words_shows_its_row_meanwhile(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    chat = window.chat
+    fake_of(window)._timer.setInterval(400)  # a long prompt: the first words come late
+    texts: list[str] = []
+    window.controller.reply_text.connect(lambda _cid, text: texts.append(text))
+    send(qtbot, window, "Hello?")
+    with qtbot.waitSignal(window.controller.reply_started, timeout=WAIT_MS):
+        pass
+    qtbot.waitUntil(lambda: chat.messages.streaming_row is not None, timeout=WAIT_MS)
+    assert texts == [], "the row came before any text"
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        pass
+    assert chat.messages.rowCount() == 2
+
+
+def test_a_question_the_disk_did_not_confirm_is_said_in_the_banner_and_stays(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llamadesk.services import reply_checkpoints
+
+    def refused(_database: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(reply_checkpoints, "sync_log", refused)
+    window = fake_window()
+    with qtbot.waitSignal(window.controller.sync_failed, timeout=WAIT_MS):
+        send(qtbot, window, "Is this kept?")
+    assert window.chat.banner.isVisible()
+    assert "did not confirm" in window.chat.banner.label.text()
+    assert window.chat.messages.row_at(0).content == "Is this kept?"
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=WAIT_MS)  # the reply goes on
+    assert window.store.messages(window.current_id)[0].content == "Is this kept?"

@@ -1,8 +1,10 @@
 """The chat controller: stores messages and drives the inference service.
 
-Lives on the GUI thread. The user's message is committed before generation starts;
-the reply is committed when it ends (also when stopped, with the partial text marked
-as stopped). Errors never become chat messages: they travel as ``reply_failed``.
+Lives on the GUI thread. The user's message is committed before generation starts
+(shown at once; synced to the disk on the writer thread, and announced as stored once
+it is: core/store_sync.py); the reply is committed when it ends (also when stopped, with
+the partial text marked as stopped). Errors never become chat messages: they travel as
+``reply_failed``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from llamadesk.core.conversation import (
 from llamadesk.core.documents.index import Passage
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.core.store_sync import deferred_sync
 from llamadesk.services.chat_documents import ChatDocuments
 from llamadesk.services.chat_session import TITLE_LENGTH, ChatSession, title_from
 from llamadesk.services.doc_indexer import DocumentIndexer
@@ -61,7 +64,12 @@ class ChatController(QObject):
     """Sends messages and stores replies.
 
     Signals:
-        message_added(Message): a message was stored (the user's, or a finished reply).
+        question_added(Message): the user's message was committed: show it. It is
+            announced by ``message_added`` once it is on the disk.
+        message_added(Message): a message was stored and synced to the disk (the user's,
+            or a finished reply); a question is always announced before its reply.
+        sync_failed(int, str): the disk did not confirm this conversation's question was
+            written (it is in the chat; a power cut could lose it): the sentence says so.
         reply_started(int): a reply to this conversation began.
         reply_text(int, str): more text of the reply to this conversation.
         reply_finished(int, Message | None): the reply ended: the stored message, or
@@ -75,7 +83,9 @@ class ChatController(QObject):
             context length; when a reply starts and ends, and on ``announce_context``.
     """
 
+    question_added = Signal(object)
     message_added = Signal(object)
+    sync_failed = Signal(int, str)
     reply_started = Signal(int)
     reply_text = Signal(int, str)
     reply_finished = Signal(int, object)
@@ -84,6 +94,8 @@ class ChatController(QObject):
     context_changed = Signal(int, object, int, int)
     # Emitted on the inference thread when a prompt is planned; delivered queued.
     _context_planned = Signal(int, object)
+    # Emitted on the writer thread when a question's sync ended (None, or why it failed).
+    _question_synced = Signal(int, object)
 
     def __init__(self, store: ConversationStore, inference: InferenceApi,
                  resolve_model: ModelResolver, parent: QObject | None = None) -> None:
@@ -108,6 +120,9 @@ class ChatController(QObject):
         self._pending: dict[int, _Pending] = {}
         self._context: dict[int, ContextUse] = {}
         self._context_planned.connect(self._on_context_planned)
+        #: Questions committed whose sync is under way, by id, to announce once synced.
+        self._unsynced: dict[int, Message] = {}
+        self._question_synced.connect(self._on_question_synced)
         inference.generation_started.connect(self._on_started)
         inference.token_batch_ready.connect(self._on_text)
         inference.generation_ended.connect(self._on_ended)
@@ -155,16 +170,41 @@ class ChatController(QObject):
             self.reply_failed.emit(conversation_id, str(exc))
             return None
         try:
-            stored = self.session.add_question(conversation_id, text)
+            # Committed without waiting for the disk (an fsync, 1-10 ms, in the frame
+            # that shows the question): the writer thread syncs it, then it is announced.
+            with deferred_sync(self.store):
+                stored = self.session.add_question(conversation_id, text)
         except StoreError as exc:  # a full disk or a locked file: the text stays typed
             self.reply_failed.emit(conversation_id, str(exc))
             return None
         message = stored.message
         if stored.renamed is not None:
             self.conversation_changed.emit(stored.renamed)
-        self.message_added.emit(message)
+        self.question_added.emit(message)
+        self._unsynced[message.id] = message
+        self.checkpoints.sync(self.store.path,
+                              lambda reason: self._question_synced.emit(message.id, reason))
         self._request_reply(conversation, spec, message)
         return message
+
+    @Slot(int, object)
+    def _on_question_synced(self, message_id: int, reason: str | None) -> None:
+        if self.checkpoints.closed:  # the window is closing: its store may be closed
+            return
+        if reason is not None:  # kept: a later synced commit of this store announces it
+            message = self._unsynced.get(message_id)
+            if message is not None:
+                self.sync_failed.emit(message.conversation_id, reason)
+            return
+        message = self._unsynced.pop(message_id, None)
+        if message is not None:  # None: a later commit synced and announced it first
+            self.message_added.emit(message)
+
+    def _announce_synced(self) -> None:
+        """A commit with its own sync just returned: the log is on the disk up to it, so
+        the questions whose sync is still under way are stored too (and come first)."""
+        while self._unsynced:
+            self.message_added.emit(self._unsynced.pop(next(iter(self._unsynced))))
 
     def regenerate(self, reply_id: int, model_id: str | None = None) -> bool:
         """Write a new version of a reply (with ``model_id``, else the chat's model);
@@ -189,6 +229,8 @@ class ChatController(QObject):
         edited = self.store.add_message(original.conversation_id, Role.USER, text,
                                         parent_id=original.parent_id,
                                         as_root=original.parent_id is None)
+        self.question_added.emit(edited)
+        self._announce_synced()
         self.message_added.emit(edited)
         self._answer_from(edited)  # a failure is reported by reply_failed; the edit stays
         return edited
@@ -330,6 +372,7 @@ class ChatController(QObject):
             self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
             return
         if message is not None:
+            self._announce_synced()  # its question first: the reply's commit synced it
             self.message_added.emit(message)
         elif draft is not None:
             self._drop_draft(draft)

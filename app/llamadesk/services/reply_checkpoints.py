@@ -13,7 +13,9 @@ one that has holds SQLite's write lock, so the GUI's transaction comes after it 
 deletes what it wrote. A stored reply therefore never leaves a checkpoint behind.
 
 The same thread and connection also run other short store jobs off the GUI thread
-(``call``): reading a chat's whole branch ahead of its first send (``BranchReader.offer``).
+(``call``): reading a chat's whole branch ahead of its first send (``BranchReader.offer``);
+and the thread syncs the user's question to the disk after the GUI thread committed it
+without waiting for the disk (``sync``, core/store_sync.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from llamadesk.core.store import ConversationStore, StoreError
+from llamadesk.core.store_sync import sync_log
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +67,28 @@ class ReplyCheckpoints:
             if not self._stopped:
                 self._thread().submit(self._run, job)
 
+    def sync(self, database: Path, done: Callable[[str | None], None]) -> None:
+        """Sync the write-ahead log of ``database`` to the disk after what is queued,
+        then call ``done(None)``, or ``done(reason)`` when the disk refused, on the
+        writer thread. After ``shutdown`` both run here, at once: whatever waits on the
+        sync is never told before it happened."""
+        with self._lock:
+            if not self._stopped:
+                self._thread().submit(self._sync, database, done)
+                return
+        self._sync(database, done)
+
     def end(self, key: str) -> None:
         """The reply under ``key`` ended: nothing more is written for it. Call before
         the transaction that deletes its checkpoint."""
         with self._lock:
             self._live.discard(key)
             self._waiting.pop(key, None)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``shutdown`` was called (the store may be closing)."""
+        return self._stopped
 
     def shutdown(self) -> None:
         """Write what is waiting, close the writer's connection and stop its thread."""
@@ -100,6 +120,21 @@ class ReplyCheckpoints:
             log.warning("a store job on the writer thread failed: %s", type(exc).__name__)
         except Exception:  # a bug: say so, and keep the thread for the checkpoints
             log.exception("a store job on the writer thread failed")
+
+    @staticmethod
+    def _sync(database: Path, done: Callable[[str | None], None]) -> None:
+        reason = None
+        try:
+            sync_log(database)
+        except OSError as exc:
+            log.warning("could not sync the chat database to the disk: %s", exc.strerror)
+            reason = (f"The disk holding the chat database ({database}) did not confirm "
+                      f"the message was written ({exc.strerror or exc}); it is in the chat, "
+                      "but a power cut now could lose it. Check the disk.")
+        try:
+            done(reason)
+        except RuntimeError:  # its receiver is gone (the window closed): nothing to tell
+            log.debug("a sync finished after its receiver was deleted")
 
     def _write_waiting(self) -> None:
         while True:

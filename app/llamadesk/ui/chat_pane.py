@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadesk.core.chat_formats import FALLBACK_FORMATS
-from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 #: How long after a chat is shown its first send is prepared (ms).
 PREPARE_SEND_MS = 300
+#: How long after a reply starts its row is added, unless its first text comes sooner
+#: (ms): the start follows the send within a few ms, and a row added then was laid out
+#: and painted in the send's frame, a second time.
+REPLY_ROW_MS = 40
 
 
 class ChatPane(QWidget):
@@ -68,6 +72,7 @@ class ChatPane(QWidget):
         self.store = ctx.store
         self.controller = ctx.controller
         self.conversation_id: int | None = None
+        self._reply_model: str | None = None  # the model writing the reply on screen
         self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
                                         remote_models=ctx.remote_models,
                                         ops=ctx.operations)
@@ -151,7 +156,8 @@ class ChatPane(QWidget):
 
     def _connect_services(self) -> None:
         c, inf = self.controller, self.ctx.inference
-        c.message_added.connect(self._on_message_added)
+        c.question_added.connect(self._on_question_added)  # shown before it is synced
+        c.sync_failed.connect(self._on_sync_failed)
         c.reply_started.connect(self._on_reply_started)
         c.reply_text.connect(self._on_reply_text)
         c.reply_finished.connect(self._on_reply_finished)
@@ -320,7 +326,7 @@ class ChatPane(QWidget):
         self.banner.hide()
         if self.controller.send(self.conversation_id, text) is not None:
             self.composer.clear()
-            self.message_view.scroll_to_end()
+            self.message_view.follow_end()  # once laid out: one layout for the new row
         self.documents_bar.refresh()  # the attachments went with the message
         self._sync_send_button()
 
@@ -406,20 +412,33 @@ class ChatPane(QWidget):
 
     # -- streaming ---------------------------------------------------------------------------
     @Slot(object)
-    def _on_message_added(self, message: Message) -> None:
-        if message.conversation_id == self.conversation_id and message.role == Role.USER:
+    def _on_question_added(self, message: Message) -> None:
+        if message.conversation_id == self.conversation_id:
             self.messages.append_message(message)
+
+    @Slot(int, str)
+    def _on_sync_failed(self, conversation_id: int, reason: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.banner.show_message(reason)
 
     @Slot(int)
     def _on_reply_started(self, conversation_id: int) -> None:
         if conversation_id == self.conversation_id:
             info = self.ctx.inference.model_info
-            self.messages.begin_reply(info.model_id if info else None)
+            self._reply_model = info.model_id if info else None
+            QTimer.singleShot(REPLY_ROW_MS, self, lambda: self._add_reply_row(conversation_id))
         self._sync_send_button()
+
+    def _add_reply_row(self, conversation_id: int) -> None:
+        """The reply's row, once: not if its text, its end or another chat came first."""
+        if (conversation_id == self.conversation_id and self.messages.streaming_row is None
+                and self.controller.generating_in(conversation_id)):
+            self.messages.begin_reply(self._reply_model)
 
     @Slot(int, str)
     def _on_reply_text(self, conversation_id: int, text: str) -> None:
         if conversation_id == self.conversation_id:
+            self._add_reply_row(conversation_id)
             self.messages.append_reply_text(text)
 
     @Slot(int, object)
