@@ -133,6 +133,13 @@ def _write_settings(home: Path, settings: dict[str, object]) -> None:
 
 def test_the_model_loaded_first_follows_the_settings(home: Path,
                                                      bundled_model_path: Path) -> None:
+    from llamadesk.services.fit_check import supports_gpu_offload
+
+    # the default offload (Automatic) is sized by the engine's own load where llama.cpp
+    # can offload: nothing is loaded early there
+    automatic = None if supports_gpu_offload() else (str(bundled_model_path), 0)
+    assert engine_import.model_to_load_first() == automatic
+    _write_settings(home, {"hardware": {"gpu_layers": "none"}})
     assert engine_import.model_to_load_first() == (str(bundled_model_path), 0)
     # a default model that answers remotely: nothing to load here
     _write_settings(home, {"model_id": "work/some-model", "connections": [
@@ -165,7 +172,8 @@ sys.exit(0)  # at once, while the model loads
 """
 
 
-def test_an_exit_during_the_early_load_is_clean(bundled_model_path: Path) -> None:
+def test_an_exit_during_the_early_load_is_clean(home: Path, bundled_model_path: Path) -> None:
+    _write_settings(home, {"hardware": {"gpu_layers": "none"}})  # a load on any build
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           env={**os.environ}, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
