@@ -268,6 +268,23 @@ def test_the_reply_row_comes_after_the_sends_turn_with_its_models_name(
     assert [chat.messages.row_at(i).role for i in range(2)] == [Role.USER, Role.ASSISTANT]
 
 
+def test_a_regenerated_reply_row_names_its_model(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    """A regenerate shows the chat again before the reply starts, with a live row that
+    names no model yet; the reply's start names it on that row."""
+    window = fake_window()
+    chat = window.chat
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "Hello?")
+    reply = window.store.messages(window.current_id)[-1]
+    seen: list[object] = []
+    window.controller.reply_text.connect(lambda _cid, _text: seen.append(
+        chat.messages.row_at(chat.messages.rowCount() - 1)))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        assert chat.regenerate(reply.id)
+    assert seen and all(getattr(row, "model_id", None) for row in seen)
+
+
 def test_a_reply_slow_to_write_its_first_words_shows_its_row_meanwhile(
         qtbot: QtBot, fake_window: WindowFactory) -> None:
     window = fake_window()

@@ -430,10 +430,16 @@ class ChatPane(QWidget):
         self._sync_send_button()
 
     def _add_reply_row(self, conversation_id: int) -> None:
-        """The reply's row, once: not if its text, its end or another chat came first."""
-        if (conversation_id == self.conversation_id and self.messages.streaming_row is None
-                and self.controller.generating_in(conversation_id)):
+        """The reply's row, once: not if its text, its end or another chat came first;
+        a row already there (the chat shown again by a regenerate or an edit) gets the
+        model's name."""
+        if (conversation_id != self.conversation_id
+                or not self.controller.generating_in(conversation_id)):
+            return
+        if self.messages.streaming_row is None:
             self.messages.begin_reply(self._reply_model)
+        else:
+            self.messages.name_reply_model(self._reply_model)
 
     @Slot(int, str)
     def _on_reply_text(self, conversation_id: int, text: str) -> None:

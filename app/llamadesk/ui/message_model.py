@@ -168,6 +168,17 @@ class MessageListModel(QAbstractListModel):
         self.end_reply()
         self._append(ChatRow(Role.ASSISTANT, "", model_id=model_id, streaming=True))
 
+    def name_reply_model(self, model_id: str | None) -> None:
+        """Name the model writing the reply on the live row, if it has none yet (a row
+        added before the reply started: a regenerate or an edit shows the chat first)."""
+        row = self.streaming_row
+        if row is None or model_id is None or self._rows[row].model_id is not None:
+            return
+        self._rows[row].model_id = model_id
+        self._rows[row].version += 1
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, MessageRole.KEY])
+
     @property
     def streaming_row(self) -> int | None:
         """The row of the reply being written, if any."""
