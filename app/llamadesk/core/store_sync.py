@@ -38,8 +38,10 @@ def deferred_sync(store: ConversationStore) -> Iterator[None]:
 
 
 def log_path(database: Path) -> Path:
-    """The write-ahead log of the database at ``database`` (SQLite's naming)."""
-    return database.with_name(database.name + "-wal")
+    """The write-ahead log of the database at ``database`` (SQLite's naming; beside the
+    file a symbolic link points to, where SQLite puts it on Unix)."""
+    real = Path(os.path.realpath(database))
+    return real.with_name(real.name + "-wal")
 
 
 def sync_log(database: Path) -> None:
