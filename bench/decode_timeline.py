@@ -153,10 +153,14 @@ def _one_reply(h: AppHarness, timeline: Timeline, tokens: int,
 
 def _report(results: dict[str, list[dict[str, float]]], blocks: Blocks,
             batches: int) -> None:
-    for name, rows in results.items():
+    for name, all_rows in results.items():
+        rows = [r for r in all_rows if r]  # a reply too short to split has no row
         print(f"{name} (median of {len(rows)}):")
+        if not rows:
+            continue
+        keys = [k for k in rows[0] if all(k in r for r in rows)]
         print("  " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}"
-                               for k in rows[0]))
+                               for k in keys))
         print("  tokens/s per run: " + ", ".join(f"{r['tokens_per_s']:.1f}" for r in rows))
     if batches:
         print(f"GUI thread per text batch ({batches} batches), CPU µs:")
