@@ -58,6 +58,7 @@ def test_the_engine_takes_the_early_model_and_answers_as_from_its_own_load(
     expected = _reply(fresh)
     fresh.unload()
     assert llama_early.adopted == 0  # nothing was loaded early for that one
+    llama_early.forget_for_tests()  # that load closed the early one (a new process)
 
     assert llama_early.load_early(str(bundled_model_path), OPTIONS.n_gpu_layers)
     engine = LlamaEngine()
@@ -276,3 +277,33 @@ def test_a_module_another_thread_is_still_importing_is_given_whole(tmp_path: Pat
         importer.join(30)
         sys.modules.pop("held_bindings", None)
     assert llama_early.finished_module("not_imported_by_anyone") is None
+
+
+def test_an_engine_loaded_before_any_early_load_closes_it(bundled_model_path: Path) -> None:
+    """The niced early thread starved until the engine had loaded its own model: a load
+    beginning then would be taken by nobody and stay in memory, so it does not begin."""
+    engine = LlamaEngine()
+    engine.load(bundled_model_path, OPTIONS)
+    assert not llama_early.load_early(str(bundled_model_path), 0)
+    assert _early_model() is None and llama_early.adopted == 0
+    engine.unload()
+
+
+def test_the_embedder_leaves_the_chats_early_model_alone(bundled_model_path: Path,
+                                                         tmp_path: Path) -> None:
+    """Documents embedded with another file first: the chat's early model is kept for
+    the chat's engine, which then takes it."""
+    from llamadesk.services.embedder import Embedder
+
+    other = variant_of(bundled_model_path, tmp_path / "embed.gguf")
+    assert llama_early.load_early(str(bundled_model_path), 0)
+    embedder = Embedder()
+    try:
+        assert embedder.embed(str(other), ["a passage"], n_threads=1)
+    finally:
+        embedder.close()
+    assert _early_model() is not None
+    engine = LlamaEngine()
+    engine.load(bundled_model_path, OPTIONS)
+    assert llama_early.adopted == 1
+    engine.unload()

@@ -57,8 +57,8 @@ class Embedder:
                    else llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         try:
             self._llm = internals.new_llama(
-                model_path=path, embedding=True, n_ctx=EMBED_CTX, n_batch=EMBED_CTX,
-                n_ubatch=EMBED_CTX, n_threads=n_threads, pooling_type=pooling,
+                adopt_early=False, model_path=path, embedding=True, n_ctx=EMBED_CTX,
+                n_batch=EMBED_CTX, n_ubatch=EMBED_CTX, n_threads=n_threads, pooling_type=pooling,
                 verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"The model could not be loaded for embeddings: {exc}") from exc

@@ -168,11 +168,12 @@ def take(path: str, params: Any) -> Any:
     load under way), else None. The caller owns what it gets; anything else loaded early
     is freed, now or when its load ends."""
     global adopted
-    early = _early
+    early = _closed_or_current()
     if early is None:
         return None
-    if early.path == path:
-        early.done.wait()
+    # Another file: its load is not cut short, so it is waited for rather than run
+    # beside this one (both models' memory at once, or the GPU's taken by the first).
+    early.done.wait()
     with _lock:
         model = early.model
         if model is not None and early.path == path and same_params(early.params, params):
@@ -186,13 +187,25 @@ def take(path: str, params: Any) -> Any:
 def discard() -> None:
     """Free the early-loaded model unless the engine took it (a load under way is freed
     when it ends)."""
-    early = _early
+    early = _closed_or_current()
     if early is None:
         return
     with _lock:
         early.wanted = False
         if early.done.is_set():
             _free(early)
+
+
+def _closed_or_current() -> _Early | None:
+    """The early load, or None when there was none; then none may start any more: a
+    load that began after the engine had loaded its model would be taken by nobody."""
+    global _early
+    with _lock:
+        if _early is None:
+            _early = _Early("", None, wanted=False)
+            _early.done.set()
+            return None
+        return _early
 
 
 def _free(early: _Early) -> None:

@@ -25,7 +25,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
@@ -102,13 +102,15 @@ def adopting_early_model() -> Iterator[list[bool]]:
         b.llama_model_load_from_file = original
 
 
-def new_llama(**kwargs: Any) -> llama_cpp.Llama:
+def new_llama(*, adopt_early: bool = True, **kwargs: Any) -> llama_cpp.Llama:
     """``llama_cpp.Llama(**kwargs)`` without its template step, on the model loaded early
-    when it is the same (``adopting_early_model``). Raises PatchNotAppliedError when the
-    file has a chat template and the stand-in was never asked to compile it (upstream
-    loads templates some other way now), or when the model was not loaded through the
-    bindings' ``llama_model_load_from_file``."""
-    with without_llama_cpp_templates(), adopting_early_model() as called:
+    when it is the same (``adopting_early_model``; not with ``adopt_early=False``: the
+    embedder's model is not the chat's, and must not free it). Raises
+    PatchNotAppliedError when the file has a chat template and the stand-in was never
+    asked to compile it (upstream loads templates some other way now), or when the model
+    was not loaded through the bindings' ``llama_model_load_from_file``."""
+    adopting = adopting_early_model() if adopt_early else nullcontext([True])
+    with without_llama_cpp_templates(), adopting as called:
         before = _UnusedChatFormatter.used
         llm = llama_cpp.Llama(**kwargs)
         compiled = _UnusedChatFormatter.used - before
