@@ -78,6 +78,25 @@ def test_a_look_from_a_given_start_spans_the_time_since_it(tmp_path: Path) -> No
     assert load.others() == pytest.approx(1.2)  # 0.8 of 0.5 s others', less 0.2 own
 
 
+def test_a_launchs_first_span_may_be_longer_than_a_replys(tmp_path: Path) -> None:
+    """A machine so busy that the first prompt comes seconds after the window: the span
+    since the launch still answers; later looks keep the usual limit."""
+    stat = tmp_path / "stat"
+    stat.write_text(_stat_line(1000, 5000))
+    before = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: 100.0)
+    tick = before._tick
+    stat.write_text(_stat_line(1000 + int(3 * tick), 5000 + int(1 * tick)))
+    clock = iter([102.0, 104.0])
+    launched = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: next(clock),
+                       start=before._last)
+    assert launched.others() == pytest.approx(1.5)  # 3 core-seconds in 2 s, none own
+    assert launched.others() is None  # 2 s later: longer than a reply's span, afresh
+    later = iter([104.0, 106.0])
+    unlaunched = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: next(later))
+    stat.write_text(_stat_line(1000 + int(6 * tick), 5000 + int(1 * tick)))
+    assert unlaunched.others() is None  # 2 s without a launch's sample: no answer
+
+
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc/stat")
 def test_the_first_engines_first_look_spans_the_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu_load, "_launch", None)

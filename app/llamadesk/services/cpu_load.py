@@ -6,7 +6,8 @@ started with the engine spans nothing and the prompt got every thread however bu
 machine was (on 2 busy cores two threads read the bench's first prompt in 2-4 s, one in
 0.4-1 s; docs/performance.md, "Launch → first token (round 6)"). ``note_launch`` takes a
 sample when the window is shown (the engine's import thread, ``services/engine_import.py``);
-the first ``CpuLoad`` starts from it, so its first look spans the launch. Imports nothing
+the first ``CpuLoad`` starts from it, so its first look spans the launch (up to
+``LAUNCH_SPAN``). Imports nothing
 of llama.cpp.
 """
 
@@ -20,6 +21,9 @@ from pathlib import Path
 #: A look over a longer span than this (the first of a reply: the span since the last
 #: reply or the model's load) says nothing about now: it only starts a new span.
 MAX_SPAN = 1.0
+#: The longest first span from the launch's sample: the launch is "now" for the first
+#: prompt even on a machine so busy that it comes seconds after the window.
+LAUNCH_SPAN = 5.0
 
 _STAT = Path("/proc/stat")
 
@@ -42,6 +46,7 @@ class CpuLoad:
         self._clock = clock
         self._tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self._last = start if start is not None else self._sample()
+        self._span = LAUNCH_SPAN if start is not None else MAX_SPAN  # the first look's
 
     def _sample(self) -> Sample | None:
         try:
@@ -57,13 +62,15 @@ class CpuLoad:
     def others(self) -> float | None:
         """Cores other processes kept busy since the last call (steal time included: a
         core the host took is not ours either), or None where this cannot be read or
-        the last call is more than ``MAX_SPAN`` ago (the span starts afresh then: a
-        build that ended a minute ago must not halve the next reply's threads)."""
+        the last call is more than ``MAX_SPAN`` ago (``LAUNCH_SPAN`` from a launch's
+        sample; the span starts afresh then: a build that ended a minute ago must not
+        halve the next reply's threads)."""
         now, last = self._sample(), self._last
         if now is None or last is None or now[0] - last[0] < 0.05:
             return None
-        self._last = now
-        if now[0] - last[0] > MAX_SPAN:
+        self._last, span = now, self._span
+        self._span = MAX_SPAN
+        if now[0] - last[0] > span:
             return None
         busy = (now[1] - last[1]) - (now[2] - last[2])
         return max(0.0, busy / (now[0] - last[0]))
