@@ -15,7 +15,7 @@ import pytest
 from model_files import loaded_engine
 
 from llamadesk.core.conversation import Message, Role, SamplingParams
-from llamadesk.services import decode_threads
+from llamadesk.services import cpu_load, decode_threads
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.constraints import ReplyConstraints, TokenLogprob
 from llamadesk.services.decode_threads import CpuLoad, DecodeThreads, threads_for
@@ -62,6 +62,60 @@ def test_another_process_burning_a_core_is_seen() -> None:
     finally:
         child.wait(timeout=30)
     assert others is not None and others >= 0.5
+
+
+def test_a_look_from_a_given_start_spans_the_time_since_it(tmp_path: Path) -> None:
+    """The first prompt of a launch: its engine is made milliseconds before it, so the
+    first look spans the time since the launch's sample instead."""
+    stat = tmp_path / "stat"
+    stat.write_text(_stat_line(1000, 5000))
+    before = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: 100.0)
+    earlier, tick = before._last, before._tick
+    assert earlier is not None
+    stat.write_text(_stat_line(1000 + int(0.8 * tick), 5000 + int(0.2 * tick)))
+    clock = iter([100.5, 100.5])
+    load = CpuLoad(stat, own_cpu=lambda: 10.2, clock=lambda: next(clock), start=earlier)
+    assert load.others() == pytest.approx(1.2)  # 0.8 of 0.5 s others', less 0.2 own
+
+
+def test_a_launchs_first_span_may_be_longer_than_a_replys(tmp_path: Path) -> None:
+    """A machine so busy that the first prompt comes seconds after the window: the span
+    since the launch still answers; later looks keep the usual limit."""
+    stat = tmp_path / "stat"
+    stat.write_text(_stat_line(1000, 5000))
+    before = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: 100.0)
+    tick = before._tick
+    stat.write_text(_stat_line(1000 + int(3 * tick), 5000 + int(1 * tick)))
+    clock = iter([102.0, 104.0])
+    launched = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: next(clock),
+                       start=before._last)
+    assert launched.others() == pytest.approx(1.5)  # 3 core-seconds in 2 s, none own
+    assert launched.others() is None  # 2 s later: longer than a reply's span, afresh
+    later = iter([104.0, 106.0])
+    unlaunched = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: next(later))
+    stat.write_text(_stat_line(1000 + int(6 * tick), 5000 + int(1 * tick)))
+    assert unlaunched.others() is None  # 2 s without a launch's sample: no answer
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc/stat")
+def test_the_first_engines_first_look_spans_the_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_load, "_launch", None)
+    cpu_load.note_launch()
+    burn = "import time\nend = time.time() + 0.8\nwhile time.time() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        time.sleep(0.6)
+        launched = DecodeThreads(2, cores=2)._load  # made now, as the engine is at its load
+        assert launched is not None
+        others = launched.others()
+        unlaunched = CpuLoad().others()  # made now without the launch's sample
+    finally:
+        child.wait(timeout=30)
+    assert others is not None and others >= 0.5  # at once: the span since note_launch
+    assert unlaunched is None  # a span of nothing: no answer (the first prompt's, before)
+    first = cpu_load.launch_sample()
+    cpu_load.note_launch()  # once per process
+    assert cpu_load.launch_sample() is first
 
 
 class AlternatingLoadFake(CpuLoad):

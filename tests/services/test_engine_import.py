@@ -15,6 +15,7 @@ from llamadesk.services import engine_import
 atexit.register(lambda: print(
     "at-exit", hasattr(sys.modules.get("llamadesk.services.engine"), "LlamaEngine"),
     any(t.name == "engine-import" for t in threading.enumerate()), "psutil" in sys.modules,
+    getattr(sys.modules.get("llamadesk.services.cpu_load"), "_launch", None) is not None,
     flush=True))
 print("started", engine_import.start_early(), engine_import.start_early(), flush=True)
 print("threads", sorted(t.name for t in threading.enumerate() if t.name == "engine-import"),
@@ -36,7 +37,8 @@ def test_an_exit_during_the_early_import_waits_for_it_and_is_clean() -> None:
     assert "started True False" in lines  # once per process
     assert "threads ['engine-import']" in lines
     # the exit waited for the whole import: the module complete, its thread ended
-    assert "at-exit True False True" in lines  # and psutil, which the first send asks
+    # and psutil, which the first send asks; and the launch's look at the machine's load
+    assert "at-exit True False True True" in lines
     assert "Traceback" not in done.stderr and "Fatal" not in done.stderr
 
 
@@ -54,7 +56,7 @@ def test_it_can_be_turned_off() -> None:
     lines = done.stdout.splitlines()
     assert "started False False" in lines
     assert "threads []" in lines
-    assert "at-exit False False False" in lines
+    assert "at-exit False False False False" in lines
 
 
 HANGING = """

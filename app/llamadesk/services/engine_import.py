@@ -116,6 +116,10 @@ def _load_behind_the_window(load: Callable[[str, int], bool], path: str,
 
 
 def _import_engine() -> None:
+    # The first prompt's decode threads look at the machine's load since now (cpu_load).
+    from llamadesk.services.cpu_load import note_launch
+
+    note_launch()
     loader = _start_early_load() if os.environ.get(EARLY_LOAD_ENV) != "0" else None
     try:
         importlib.import_module("llamadesk.services.engine")
