@@ -307,3 +307,21 @@ def test_the_embedder_leaves_the_chats_early_model_alone(bundled_model_path: Pat
     engine.load(bundled_model_path, OPTIONS)
     assert llama_early.adopted == 1
     engine.unload()
+
+
+LOG_CHILD = """
+from llamadesk.services import engine_import
+engine_import.start_early()
+engine_import._thread.join()
+"""
+
+
+def test_the_early_loads_lines_go_to_the_log_not_to_stderr(home: Path,
+                                                           bundled_model_path: Path) -> None:
+    """llama_cpp's package import sets its own log callback (stderr) while the early load
+    writes its lines: the app's routing is set again after it."""
+    _write_settings(home, {"hardware": {"gpu_layers": "none"}})
+    done = subprocess.run([sys.executable, "-c", LOG_CHILD], capture_output=True, text=True,
+                          env={**os.environ}, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "llama_model_loader" not in done.stderr and "load_tensors" not in done.stderr

@@ -123,6 +123,12 @@ def _import_engine() -> None:
     loader = _start_early_load() if os.environ.get(EARLY_LOAD_ENV) != "0" else None
     try:
         importlib.import_module("llamadesk.services.engine")
+        if loader is not None:
+            # llama_cpp's package import set its own log callback (stderr) while the
+            # early load may still write its lines: they go to the log again.
+            from llamadesk.services.llama_runtime import install_llama_log_routing
+
+            install_llama_log_routing()
         # A message sent at once builds its load options on the GUI thread, which asks
         # psutil for the cores (~20 ms to import): imported here, that is a lookup there.
         importlib.import_module("psutil")
