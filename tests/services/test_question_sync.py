@@ -14,7 +14,7 @@ import pytest
 from fake_inference import FakeInferenceService
 from pytestqt.qtbot import QtBot
 
-from llamadesk.core.conversation import Message, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
 from llamadesk.services import reply_checkpoints
@@ -66,12 +66,17 @@ def _record(controller: ChatController) -> list[tuple[str, Message]]:
     return seen
 
 
+def _held_chat(store: ConversationStore, controller: ChatController,
+               monkeypatch: pytest.MonkeyPatch
+               ) -> tuple[HeldSync, list[tuple[str, Message]], Conversation]:
+    """A new chat, its syncs held and what the controller says recorded."""
+    return HeldSync(monkeypatch), _record(controller), store.create_conversation()
+
+
 def test_the_question_is_shown_at_once_and_announced_once_synced(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     question = controller.send(conversation.id, "Where is the harbour?")
     assert question is not None
     assert seen == [("shown", question)]
@@ -95,9 +100,7 @@ def test_the_question_is_shown_at_once_and_announced_once_synced(
 def test_the_reply_is_committed_at_once_and_announced_after_its_question_once_synced(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
         question = controller.send(conversation.id, "Name a fruit.")
     reply = done.args[1]
@@ -121,9 +124,7 @@ def test_the_reply_is_committed_at_once_and_announced_after_its_question_once_sy
 def test_a_reply_sync_the_disk_refuses_is_said_and_the_reply_stays(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     question = controller.send(conversation.id, "Name a colour.")
     with qtbot.waitSignal(controller.message_added, timeout=WAIT_MS):
         sync.release.set()  # the question's sync succeeds
@@ -198,9 +199,7 @@ def test_a_sync_that_ends_as_the_window_closes_announces_nothing(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Its result arrives queued, after ``shutdown``: the store may be closed by then."""
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     controller.send(conversation.id, "Goodbye.")
     sync.release.set()
     controller.checkpoints.shutdown()  # waits for the sync; its result is still queued
