@@ -215,10 +215,11 @@ class AppHarness:
             raise BenchError(f"the model did not load: {self.window.chat.banner.label.text()}")
 
     def close(self) -> None:
-        """Close the window and stop the services (as quitting the app does)."""
+        """Close the window and stop the services (as quitting the app does: its own
+        sequence, so the writer thread stops, and what it still announces is dropped,
+        before the store closes)."""
         self.window.close()
-        self.inference.shutdown()
-        self.store.close()
+        self.window.shutdown.finish()
         self.window.deleteLater()
         wait(10)
 

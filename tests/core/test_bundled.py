@@ -106,3 +106,22 @@ def test_manifest_defaults_for_optional_fields(fake_resources: Path) -> None:
     assert (m.chat_format, m.context_length) == ("chatml", 2048)
 
 
+
+
+def test_the_manifest_is_read_again_when_its_file_changes(fake_resources: Path) -> None:
+    """Read once while the file stays the same; a changed or replaced file is read again."""
+    first = bundled.manifest()
+    assert bundled.manifest() is first  # not read again
+    manifest_file = fake_resources / "bundled-model.json"
+    data = json.loads(manifest_file.read_text(encoding="utf-8"))
+    data["name"] = "Renamed in place"
+    manifest_file.write_text(json.dumps(data), encoding="utf-8")
+    assert bundled.manifest().name == "Renamed in place"
+    data["context_length"] = 512
+    replacement = fake_resources / "new.json"
+    replacement.write_text(json.dumps(data), encoding="utf-8")
+    replacement.replace(manifest_file)
+    assert bundled.manifest().context_length == 512
+    manifest_file.unlink()
+    with pytest.raises(FileNotFoundError):
+        bundled.manifest()

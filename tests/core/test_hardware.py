@@ -28,8 +28,17 @@ def test_physical_cores_falls_back_when_psutil_cannot_tell(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: None)
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: 6)
-    assert hardware.physical_cores() == 6
+    assert hardware.count_physical_cores() == 6
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: None)
-    assert hardware.physical_cores() == 1
+    assert hardware.count_physical_cores() == 1
+
+
+def test_physical_cores_are_counted_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load options of every send ask for the count; it is taken once."""
+    first = hardware.physical_cores()
+    assert first == hardware.count_physical_cores()
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: first + 3)
+    assert hardware.count_physical_cores() == first + 3  # counted now
+    assert hardware.physical_cores() == first  # the count taken before
 
 

@@ -92,3 +92,18 @@ def test_resources_dir_in_a_frozen_bundle(tmp_path: Path,
     assert paths.resources_dir() == tmp_path / "bundle" / "resources"
 
 
+
+
+def test_file_identity_changes_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    assert paths.file_identity(path) is None
+    path.write_text("{}", encoding="utf-8")
+    first = paths.file_identity(path)
+    assert first is not None and paths.file_identity(path) == first
+    path.write_text('{"a": 1}', encoding="utf-8")  # rewritten in place, another size
+    second = paths.file_identity(path)
+    assert second not in (None, first)
+    other = tmp_path / "g.json"
+    other.write_text('{"b": 2}', encoding="utf-8")  # the same size, replacing it whole
+    other.replace(path)
+    assert paths.file_identity(path) not in (None, first, second)

@@ -186,3 +186,35 @@ def test_choosing_an_unknown_format_or_model_is_refused(registry: ModelRegistry)
         registry.set_chat_format(shipped.id, "llama-7")
     with pytest.raises(RegistryError, match="No installed model 'nope'"):
         registry.set_chat_format("nope", "chatml")
+
+
+# -- reads between changes --------------------------------------------------------------------
+
+
+def test_a_change_by_another_registry_is_seen_by_this_one(registry: ModelRegistry,
+                                                          model_copy: Path,
+                                                          paths: AppPaths) -> None:
+    """The list is read again only when the file changed; a change made elsewhere (another
+    registry object, as the ``llamadesk models`` command in another process) is seen."""
+    shipped = registry.bundled_entry()
+    assert shipped is not None
+    assert [e.id for e in registry.models()] == [shipped.id]  # no file yet
+    other = ModelRegistry(paths)
+    added = other.import_file(model_copy)
+    assert [e.id for e in registry.models()] == [shipped.id, added.id]
+    other.set_chat_format(added.id, "vicuna")
+    other.set_chat_format(shipped.id, "zephyr")
+    seen = {e.id: e.chat_format for e in registry.models()}
+    assert seen == {shipped.id: "zephyr", added.id: "vicuna"}
+    other.remove(added.id)
+    assert [e.id for e in registry.models()] == [shipped.id]
+    (paths.models_dir / "registry.json").unlink()  # gone: the bundled model's default again
+    assert registry.models() == [shipped]
+
+
+def test_the_list_returned_is_the_callers(registry: ModelRegistry, model_copy: Path) -> None:
+    """A caller changing the list it got does not change what the next call answers."""
+    added = registry.import_file(model_copy)
+    first = registry.models()
+    first.clear()
+    assert [e.id for e in registry.models()][1:] == [added.id]

@@ -1,7 +1,8 @@
-"""The user's question is committed on the GUI thread without waiting for the disk and
-synced by the writer thread: it is shown at once, announced as stored (``message_added``)
-only once synced, always before its reply; a sync the disk refuses is said; closing
-waits for a queued sync. A real SQLite file; FakeInferenceService writes the replies."""
+"""The user's question and the reply are committed on the GUI thread without waiting for
+the disk and synced by the writer thread: the question is shown at once, each is announced
+as stored (``message_added``) only once synced, the question always before its reply; a
+sync the disk refuses is said; closing waits for a queued sync. A real SQLite file;
+FakeInferenceService writes the replies."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from fake_inference import FakeInferenceService
 from pytestqt.qtbot import QtBot
 
-from llamadesk.core.conversation import Message, Role, SamplingParams
+from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import ConversationStore
 from llamadesk.services import reply_checkpoints
@@ -65,12 +66,17 @@ def _record(controller: ChatController) -> list[tuple[str, Message]]:
     return seen
 
 
+def _held_chat(store: ConversationStore, controller: ChatController,
+               monkeypatch: pytest.MonkeyPatch
+               ) -> tuple[HeldSync, list[tuple[str, Message]], Conversation]:
+    """A new chat, its syncs held and what the controller says recorded."""
+    return HeldSync(monkeypatch), _record(controller), store.create_conversation()
+
+
 def test_the_question_is_shown_at_once_and_announced_once_synced(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     question = controller.send(conversation.id, "Where is the harbour?")
     assert question is not None
     assert seen == [("shown", question)]
@@ -91,22 +97,46 @@ def test_the_question_is_shown_at_once_and_announced_once_synced(
     assert sync.synced == [store.path]
 
 
-def test_a_question_is_announced_before_its_reply_whose_commit_synced_it(
+def test_the_reply_is_committed_at_once_and_announced_after_its_question_once_synced(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS) as done:
         question = controller.send(conversation.id, "Name a fruit.")
     reply = done.args[1]
-    assert [(kind, m.role) for kind, m in seen] == [
-        ("shown", Role.USER), ("stored", Role.USER), ("stored", Role.ASSISTANT)]
-    assert seen[1][1] == question and seen[2][1] == reply
-    sync.release.set()  # the writer's sync ends later: nothing is announced twice
+    assert isinstance(reply, Message) and reply.role == Role.ASSISTANT
+    assert seen == [("shown", question)], "neither is announced before its sync"
+    other = store.another_connection()  # committed: another connection reads both
+    try:
+        assert [m.id for m in other.messages(conversation.id)] == [question.id, reply.id]
+    finally:
+        other.close()
+    assert store.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    with qtbot.waitSignals([controller.message_added] * 2, timeout=WAIT_MS):
+        sync.release.set()
+    assert seen == [("shown", question), ("stored", question), ("stored", reply)]
+    assert sync.synced == [store.path, store.path]
     controller.checkpoints.shutdown()
     qtbot.wait(50)
-    assert len(seen) == 3
+    assert len(seen) == 3, "nothing is announced twice"
+
+
+def test_a_reply_sync_the_disk_refuses_is_said_and_the_reply_stays(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
+    question = controller.send(conversation.id, "Name a colour.")
+    with qtbot.waitSignal(controller.message_added, timeout=WAIT_MS):
+        sync.release.set()  # the question's sync succeeds
+    sync.error = OSError(28, "No space left on device")
+    with qtbot.waitSignal(controller.sync_failed, timeout=WAIT_MS) as failed:
+        pass  # the reply ends and its sync fails
+    assert failed.args[0] == conversation.id and "No space left" in failed.args[1]
+    assert [kind for kind, _m in seen] == ["shown", "stored"]
+    assert seen[1][1] == question
+    reply = store.messages(conversation.id)[-1]
+    assert reply.role == Role.ASSISTANT, "the reply stays in the chat"
+    assert store.states("draft:") == {}, "and its checkpoint is gone with it"
 
 
 def test_a_sync_the_disk_refuses_is_said_and_the_question_stays(
@@ -125,10 +155,12 @@ def test_a_sync_the_disk_refuses_is_said_and_the_question_stays(
     assert "Still there?" not in failed.args[1], "no message text in the sentence"
     assert ("stored", question) not in seen
     assert store.messages(conversation.id)[0].content == "Still there?"
-    # The reply's own commit syncs the log: the question is announced then, first.
-    with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS):
+    # The reply's own sync covers the log: the question is announced then, first.
+    sync.error = None
+    with qtbot.waitSignals([controller.message_added] * 2, timeout=WAIT_MS):
         pass
-    assert [kind for kind, _m in seen] == ["shown", "stored", "stored"]
+    assert [(kind, m.role) for kind, m in seen] == [
+        ("shown", Role.USER), ("stored", Role.USER), ("stored", Role.ASSISTANT)]
     assert seen[1][1] == question
 
 
@@ -143,6 +175,18 @@ def test_closing_waits_for_a_queued_sync(
     assert sync.synced == [store.path]
 
 
+def test_closing_waits_for_a_reply_sync(
+        store: ConversationStore, controller: ChatController, qtbot: QtBot,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sync = HeldSync(monkeypatch)
+    conversation = store.create_conversation()
+    with qtbot.waitSignal(controller.reply_finished, timeout=WAIT_MS):
+        controller.send(conversation.id, "And then?")
+    threading.Timer(0.2, sync.release.set).start()
+    controller.checkpoints.shutdown()
+    assert sync.synced == [store.path, store.path]
+
+
 def test_after_shutdown_a_sync_runs_at_once(store: ConversationStore,
                                             controller: ChatController) -> None:
     controller.checkpoints.shutdown()
@@ -155,9 +199,7 @@ def test_a_sync_that_ends_as_the_window_closes_announces_nothing(
         store: ConversationStore, controller: ChatController, qtbot: QtBot,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Its result arrives queued, after ``shutdown``: the store may be closed by then."""
-    sync = HeldSync(monkeypatch)
-    seen = _record(controller)
-    conversation = store.create_conversation()
+    sync, seen, conversation = _held_chat(store, controller, monkeypatch)
     controller.send(conversation.id, "Goodbye.")
     sync.release.set()
     controller.checkpoints.shutdown()  # waits for the sync; its result is still queued

@@ -75,8 +75,23 @@ def main(database: Path, marker: str = "") -> int:
             conversation = store.create_conversation(params=PARAMS)
         controller.send(conversation.id, f"Question {n}{marker}: name a colour and a fruit.")
 
-    def finished(_cid: int, _message: Message | None) -> None:
-        QTimer.singleShot(0, ask)
+    # The next question once the reply is announced (synced), not when it ends: its own
+    # commit would otherwise come between the reply's commit and its announcement, and
+    # the power-loss test's trace cannot tell which of the thread's writes an fsync
+    # covered for which message.
+    awaited: set[int] = set()
+
+    def finished(_cid: int, message: Message | None) -> None:
+        if message is None:
+            QTimer.singleShot(0, ask)
+        else:
+            awaited.add(message.id)
+
+    def stored(message: Message) -> None:
+        _announce(message)
+        if message.id in awaited:
+            awaited.discard(message.id)
+            QTimer.singleShot(0, ask)
 
     def failed(_cid: int, reason: str) -> None:
         _say(f"failed {reason}")
@@ -86,7 +101,7 @@ def main(database: Path, marker: str = "") -> int:
         _say("ready")
         ask()
 
-    controller.message_added.connect(_announce)
+    controller.message_added.connect(stored)
     controller.reply_finished.connect(finished)
     controller.reply_failed.connect(failed)
     inference.model_loaded.connect(loaded)

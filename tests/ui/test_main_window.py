@@ -113,8 +113,8 @@ def test_two_chats_switch_and_survive_a_restart(
     assert window.chat.messages.row_at(0).content == "Hello from the second chat"
 
     window.close()
-    window.inference.shutdown()
-    window.store.close()
+    window.shutdown.finish()  # the app's own sequence: the writer thread stops
+    # before the store closes (a reply's sync may still be on its way)
 
     again = real_window()
     titles = {again.sidebar.conversations.index(i).data()
@@ -257,8 +257,8 @@ def test_a_restart_restores_the_window_size_and_last_chat(
     window.select_conversation(first)
     window.resize(700, 500)  # within the offscreen screen, which restoring keeps to
     window.close()
-    window.inference.shutdown()
-    window.store.close()
+    window.shutdown.finish()  # the app's own sequence: the writer thread stops
+    # before the store closes (a reply's sync may still be on its way)
     again = fake_window()
     assert again.current_id == first
     assert (again.width(), again.height()) == (700, 500)

@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from llamadesk.core.paths import bundled_models_dir, resources_dir
+from llamadesk.core.paths import bundled_models_dir, file_identity, resources_dir
 
 GGUF_MAGIC = b"GGUF"
 FIX_HINT = ("Run the set-up again (`make run`, or `python3 tools/dev.py setup`), which "
@@ -37,9 +38,24 @@ class BundledModel:
         return bundled_models_dir() / self.file
 
 
+#: The manifest last read, keyed by its file's path and identity (``file_identity``).
+_read: tuple[tuple[object, ...], BundledModel] | None = None
+
+
 def manifest() -> BundledModel:
-    """Read the bundled model's manifest."""
-    data = json.loads((resources_dir() / "bundled-model.json").read_text(encoding="utf-8"))
+    """The bundled model's manifest. Read again only when its file changed (each send
+    asks for it several times; a ``stat`` is cheaper than reading and parsing it)."""
+    global _read
+    path = resources_dir() / "bundled-model.json"
+    key = (str(path), file_identity(path))
+    if _read is not None and _read[0] == key:
+        return _read[1]
+    model = _parse(json.loads(path.read_text(encoding="utf-8")))
+    _read = (key, model)
+    return model
+
+
+def _parse(data: dict[str, Any]) -> BundledModel:
     return BundledModel(
         id=data["id"], name=data["name"], file=data["file"], size=int(data["size"]),
         sha256=data["sha256"], licence_id=data["licence"]["id"],

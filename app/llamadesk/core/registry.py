@@ -58,7 +58,7 @@ from llamadesk.core.model_entry import (
     sha256_file,
     slug,
 )
-from llamadesk.core.paths import AppPaths
+from llamadesk.core.paths import AppPaths, file_identity
 
 if TYPE_CHECKING:  # the GGUF reader is imported when a file is imported
     from llamadesk.core.gguf_validate import GGUFMetadata
@@ -90,6 +90,9 @@ class ModelRegistry:
         self.licences = licences or LicenceAcceptances(paths.config_dir / ACCEPTANCES_FILE)
         self.file = paths.models_dir / REGISTRY_FILE
         self._thread_lock = threading.RLock()
+        #: The stored entries and overrides last read, keyed by the file's identity.
+        self._last: tuple[tuple[int, int, int, int] | None, list[ModelEntry],
+                          dict[str, dict[str, Any]]] | None = None
 
     # -- storage ---------------------------------------------------------------------
     def _file_lock(self) -> FileLock:
@@ -116,6 +119,20 @@ class ModelRegistry:
     def _read(self) -> list[ModelEntry]:
         return self._read_all()[0]
 
+    def _stored(self) -> tuple[list[ModelEntry], dict[str, dict[str, Any]]]:
+        """The stored entries and overrides, read under the lock only when the file
+        changed since the last read (a ``stat``, against the lock file's open and lock
+        and the parse: ~1 ms at every send). Writers replace the file whole, so a new
+        write is a new identity; the lock keeps a read from meeting a half-made one."""
+        last = self._last
+        if last is not None and last[0] == file_identity(self.file):
+            return list(last[1]), last[2]
+        with self._thread_lock, self._file_lock():
+            key = file_identity(self.file)
+            stored, overrides = self._read_all()
+        self._last = (key, stored, overrides)
+        return list(stored), overrides
+
     def _write(self, entries: list[ModelEntry],
                overrides: dict[str, dict[str, Any]] | None = None) -> None:
         if overrides is None:
@@ -124,6 +141,7 @@ class ModelRegistry:
         tmp.write_text(json.dumps({"version": 1, "models": [e.to_dict() for e in entries],
                                    "overrides": overrides}, indent=2), encoding="utf-8")
         os.replace(tmp, self.file)
+        self._last = None
 
     # -- queries ---------------------------------------------------------------------
     def bundled_entry(self) -> ModelEntry | None:
@@ -152,8 +170,7 @@ class ModelRegistry:
 
     def models(self) -> list[ModelEntry]:
         """The bundled model first, then the others in the order they were added."""
-        with self._thread_lock, self._file_lock():
-            stored, overrides = self._read_all()
+        stored, overrides = self._stored()
         shipped = self.bundled_entry()
         if shipped is not None:
             chosen = overrides.get(shipped.id, {}).get("chat_format")

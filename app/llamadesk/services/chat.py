@@ -3,8 +3,8 @@
 Lives on the GUI thread. The user's message is committed before generation starts
 (shown at once; synced to the disk on the writer thread, and announced as stored once
 it is: core/store_sync.py); the reply is committed when it ends (also when stopped, with
-the partial text marked as stopped). Errors never become chat messages: they travel as
-``reply_failed``.
+the partial text marked as stopped), and synced and announced the same way. Errors never
+become chat messages: they travel as ``reply_failed``.
 """
 
 from __future__ import annotations
@@ -68,14 +68,15 @@ class ChatController(QObject):
             announced by ``message_added`` once it is on the disk.
         message_added(Message): a message was stored and synced to the disk (the user's,
             or a finished reply); a question is always announced before its reply.
-        sync_failed(int, str): the disk did not confirm this conversation's question was
-            written (it is in the chat; a power cut could lose it): the sentence says so.
+        sync_failed(int, str): the disk did not confirm this conversation's question or
+            reply was written (it is in the chat; a power cut could lose it): the
+            sentence says so.
         reply_started(int): a reply to this conversation began.
         reply_text(int, str): more text of the reply to this conversation.
-        reply_finished(int, Message | None): the reply ended: the stored message, or
-            None when nothing was kept (stopped before its first word, or the chat was
-            deleted meanwhile). Every reply ends with exactly one of this or
-            ``reply_failed``.
+        reply_finished(int, Message | None): the reply ended: the message committed
+            (``message_added`` follows once it is synced), or None when nothing was
+            kept (stopped before its first word, or the chat was deleted meanwhile).
+            Every reply ends with exactly one of this or ``reply_failed``.
         reply_failed(int, str): the reply failed; nothing was stored for it.
         conversation_changed(Conversation): title or settings changed.
         context_changed(int, int | None, int, int): for this conversation, the first
@@ -94,8 +95,8 @@ class ChatController(QObject):
     context_changed = Signal(int, object, int, int)
     # Emitted on the inference thread when a prompt is planned; delivered queued.
     _context_planned = Signal(int, object)
-    # Emitted on the writer thread when a question's sync ended (None, or why it failed).
-    _question_synced = Signal(int, object)
+    # Emitted on the writer thread when a message's sync ended (None, or why it failed).
+    _message_synced = Signal(int, object)
 
     def __init__(self, store: ConversationStore, inference: InferenceApi,
                  resolve_model: ModelResolver, parent: QObject | None = None) -> None:
@@ -120,9 +121,9 @@ class ChatController(QObject):
         self._pending: dict[int, _Pending] = {}
         self._context: dict[int, ContextUse] = {}
         self._context_planned.connect(self._on_context_planned)
-        #: Questions committed whose sync is under way, by id, to announce once synced.
+        #: Messages committed whose sync is under way, by id, to announce once synced.
         self._unsynced: dict[int, Message] = {}
-        self._question_synced.connect(self._on_question_synced)
+        self._message_synced.connect(self._on_message_synced)
         inference.generation_started.connect(self._on_started)
         inference.token_batch_ready.connect(self._on_text)
         inference.generation_ended.connect(self._on_ended)
@@ -181,14 +182,19 @@ class ChatController(QObject):
         if stored.renamed is not None:
             self.conversation_changed.emit(stored.renamed)
         self.question_added.emit(message)
-        self._unsynced[message.id] = message
-        self.checkpoints.sync(self.store.path,
-                              lambda reason: self._question_synced.emit(message.id, reason))
+        self._sync_then_announce(message)
         self._request_reply(conversation, spec, message)
         return message
 
+    def _sync_then_announce(self, message: Message) -> None:
+        """``message`` was committed without waiting for the disk: the writer thread
+        syncs it, then it is announced (``_on_message_synced``)."""
+        self._unsynced[message.id] = message
+        self.checkpoints.sync(self.store.path,
+                              lambda reason: self._message_synced.emit(message.id, reason))
+
     @Slot(int, object)
-    def _on_question_synced(self, message_id: int, reason: str | None) -> None:
+    def _on_message_synced(self, message_id: int, reason: str | None) -> None:
         if self.checkpoints.closed:  # the window is closing: its store may be closed
             return
         if reason is not None:  # kept: a later synced commit of this store announces it
@@ -196,9 +202,10 @@ class ChatController(QObject):
             if message is not None:
                 self.sync_failed.emit(message.conversation_id, reason)
             return
-        message = self._unsynced.pop(message_id, None)
-        if message is not None:  # None: a later commit synced and announced it first
-            self.message_added.emit(message)
+        # The log is on the disk up to this message: those committed before it are too
+        # (a question whose own sync failed comes before its reply), in their order.
+        while message_id in self._unsynced:  # not: a later sync announced it first
+            self.message_added.emit(self._unsynced.pop(next(iter(self._unsynced))))
 
     def _announce_synced(self) -> None:
         """A commit with its own sync just returned: the log is on the disk up to it, so
@@ -364,16 +371,20 @@ class ChatController(QObject):
             return
         draft = self._end_draft(job_id, pending)
         try:
-            # The reply replaces its checkpoint in one transaction: a crash keeps one.
-            message = self.session.store_reply(pending.conversation_id, pending.parent_id,
-                                               result, pending.model_id, pending.sources,
-                                               checkpoint=draft)
+            # The reply replaces its checkpoint in one transaction: a crash keeps one (a
+            # power cut before the sync, the checkpoint). Not waiting for the disk here
+            # (an fsync in the reply's last frame): the writer thread syncs it, then it
+            # is announced, after its question.
+            with deferred_sync(self.store):
+                message = self.session.store_reply(pending.conversation_id,
+                                                   pending.parent_id, result,
+                                                   pending.model_id, pending.sources,
+                                                   checkpoint=draft)
         except StoreError as exc:  # the checkpoint stays: the next start keeps it
             self.reply_failed.emit(pending.conversation_id, f"The reply was not saved. {exc}")
             return
         if message is not None:
-            self._announce_synced()  # its question first: the reply's commit synced it
-            self.message_added.emit(message)
+            self._sync_then_announce(message)
         elif draft is not None:
             self._drop_draft(draft)
         if result.context is not None:
