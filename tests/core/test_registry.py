@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,16 @@ def test_the_list_returned_is_the_callers(registry: ModelRegistry, model_copy: P
     first = registry.models()
     first.clear()
     assert [e.id for e in registry.models()][1:] == [added.id]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_a_registry_file_that_cannot_be_looked_at_gives_the_registrys_error(
+        registry: ModelRegistry, paths: AppPaths) -> None:
+    """Not a raw OSError from the check of whether the file changed: the read's clear
+    error, as before that check existed."""
+    registry.models()  # a read kept
+    loop = paths.models_dir / "registry.json"
+    loop.parent.mkdir(parents=True, exist_ok=True)
+    loop.symlink_to(loop)  # stat() fails with ELOOP, not "no such file"
+    with pytest.raises(RegistryError, match="unreadable"):
+        registry.models()

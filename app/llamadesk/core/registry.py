@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from filelock import FileLock
 
@@ -124,14 +124,23 @@ class ModelRegistry:
         changed since the last read (a ``stat``, against the lock file's open and lock
         and the parse: ~1 ms at every send). Writers replace the file whole, so a new
         write is a new identity; the lock keeps a read from meeting a half-made one."""
-        last = self._last
-        if last is not None and last[0] == file_identity(self.file):
+        last, now = self._last, self._identity()
+        if last is not None and now is not False and last[0] == now:
             return list(last[1]), last[2]
         with self._thread_lock, self._file_lock():
-            key = file_identity(self.file)
+            key = self._identity()
             stored, overrides = self._read_all()
-        self._last = (key, stored, overrides)
+        self._last = None if key is False else (key, stored, overrides)
         return list(stored), overrides
+
+    def _identity(self) -> tuple[int, int, int, int] | Literal[False] | None:
+        """The registry file's identity, or False when it cannot be looked at (no
+        permission, a loop of links): then it is read, which says why, and nothing is
+        kept."""
+        try:
+            return file_identity(self.file)
+        except OSError:
+            return False
 
     def _write(self, entries: list[ModelEntry],
                overrides: dict[str, dict[str, Any]] | None = None) -> None:
