@@ -117,6 +117,7 @@ def same_params(a: Any, b: Any) -> bool:
 class _Early:
     path: str
     params: Any
+    gpu_layers: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     model: Any = None  # the llama_model pointer, until taken or freed
     wanted: bool = True  # False: another file was loaded meanwhile; free it when done
@@ -141,7 +142,7 @@ def load_early(path: str, n_gpu_layers: int) -> bool:
     with _lock:
         if _early is not None:
             return False
-        early = _early = _Early(path, None)
+        early = _early = _Early(path, None, n_gpu_layers)
     try:
         validate_gguf_once(Path(path), app_paths().cache_dir)
         b = bindings()  # (llama.cpp's log is routed by the caller: llama_runtime)
@@ -171,9 +172,11 @@ def take(path: str, params: Any) -> Any:
     early = _closed_or_current()
     if early is None:
         return None
-    # Another file: its load is not cut short, so it is waited for rather than run
-    # beside this one (both models' memory at once, or the GPU's taken by the first).
-    early.done.wait()
+    # Another file (the restored chat's model is not a new chat's): a load on the CPU
+    # runs on beside this one and is freed when it ends; one that offloads layers is
+    # waited for, so that the two do not compete for the GPU's memory.
+    if early.path == path or early.gpu_layers != 0:
+        early.done.wait()
     with _lock:
         model = early.model
         if model is not None and early.path == path and same_params(early.params, params):
