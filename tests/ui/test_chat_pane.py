@@ -282,7 +282,8 @@ def test_a_regenerated_reply_row_names_its_model(
         chat.messages.row_at(chat.messages.rowCount() - 1)))
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
         assert chat.regenerate(reply.id)
-    assert seen and all(getattr(row, "model_id", None) for row in seen)
+    assert reply.model_id
+    assert seen and all(getattr(row, "model_id", None) == reply.model_id for row in seen)
 
 
 def test_a_reply_slow_to_write_its_first_words_shows_its_row_meanwhile(

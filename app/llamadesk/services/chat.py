@@ -138,6 +138,11 @@ class ChatController(QObject):
         return (any(p.conversation_id == conversation_id for p in self._pending.values())
                 or any(c.id == conversation_id for c, _s, _l in self._awaiting.values()))
 
+    def reply_model(self, conversation_id: int) -> str | None:
+        """The model writing this conversation's reply (None: no reply under way)."""
+        return next((p.model_id for p in self._pending.values()
+                     if p.conversation_id == conversation_id), None)
+
     def live_text(self, conversation_id: int) -> str:
         """The reply being written in this conversation so far ("" if none)."""
         return next((p.text for p in self._pending.values()

@@ -72,7 +72,6 @@ class ChatPane(QWidget):
         self.store = ctx.store
         self.controller = ctx.controller
         self.conversation_id: int | None = None
-        self._reply_model: str | None = None  # the model writing the reply on screen
         self.model_picker = ModelPicker(ctx.store, ctx.resolver, ctx.settings, ctx.names,
                                         remote_models=ctx.remote_models,
                                         ops=ctx.operations)
@@ -424,8 +423,6 @@ class ChatPane(QWidget):
     @Slot(int)
     def _on_reply_started(self, conversation_id: int) -> None:
         if conversation_id == self.conversation_id:
-            info = self.ctx.inference.model_info
-            self._reply_model = info.model_id if info else None
             QTimer.singleShot(REPLY_ROW_MS, self, lambda: self._add_reply_row(conversation_id))
         self._sync_send_button()
 
@@ -436,10 +433,11 @@ class ChatPane(QWidget):
         if (conversation_id != self.conversation_id
                 or not self.controller.generating_in(conversation_id)):
             return
+        model = self.controller.reply_model(conversation_id)
         if self.messages.streaming_row is None:
-            self.messages.begin_reply(self._reply_model)
+            self.messages.begin_reply(model)
         else:
-            self.messages.name_reply_model(self._reply_model)
+            self.messages.name_reply_model(model)
 
     @Slot(int, str)
     def _on_reply_text(self, conversation_id: int, text: str) -> None:
