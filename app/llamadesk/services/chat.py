@@ -209,13 +209,13 @@ class ChatController(QObject):
             return
         # The log is on the disk up to this message: those committed before it are too
         # (a question whose own sync failed comes before its reply), in their order.
-        while message_id in self._unsynced:  # not: a later sync announced it first
-            self.message_added.emit(self._unsynced.pop(next(iter(self._unsynced))))
+        self._announce_synced(up_to=message_id)
 
-    def _announce_synced(self) -> None:
-        """A commit with its own sync just returned: the log is on the disk up to it, so
-        the questions whose sync is still under way are stored too (and come first)."""
-        while self._unsynced:
+    def _announce_synced(self, up_to: int | None = None) -> None:
+        """The log is on the disk up to message ``up_to`` (None: up to a commit with its
+        own sync that just returned): announce it and those committed before it, in
+        their order (nothing when a later sync announced it first)."""
+        while self._unsynced and (up_to is None or up_to in self._unsynced):
             self.message_added.emit(self._unsynced.pop(next(iter(self._unsynced))))
 
     def regenerate(self, reply_id: int, model_id: str | None = None) -> bool:
