@@ -50,3 +50,29 @@ def test_a_second_signal_ends_a_stuck_shutdown() -> None:
             process.kill()
             process.wait()
     assert process.returncode == -signal.SIGTERM, "ended by the second signal"
+
+
+def test_the_handler_itself_writes_nothing_to_the_log(qtbot: object,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Python runs a signal's handler between any two bytecodes of the main thread, so also
+    in the middle of a write to the log file, whose buffered writer refuses a reentrant
+    call (a traceback at a SIGTERM on launch): the handler only schedules; the loop logs
+    and quits."""
+    from PySide6.QtCore import QCoreApplication
+
+    from llamadesk.ui.quit_signals import QuitSignals
+
+    quits: list[bool] = []
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    owner = QuitSignals(lambda: quits.append(True))
+    caplog.set_level("INFO", logger="llamadesk.ui.quit_signals")
+    try:
+        owner._on_signal(signal.SIGTERM, None)
+        assert caplog.records == [] and quits == [], "nothing happens inside the handler"
+        QCoreApplication.processEvents()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert quits == [True]
+    assert [r.getMessage() for r in caplog.records] == [
+        "SIGTERM received: quitting (a second one ends the process at once)"]

@@ -73,12 +73,16 @@ class QuitSignals(QObject):
                 pass
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        log.info("%s received: quitting (a second one ends the process at once)", name)
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        # Not from inside the handler, which may have interrupted any code: from the loop.
-        QTimer.singleShot(0, self._graceful)
+        # Nothing more from inside the handler, which may have interrupted any code: even
+        # logging, since it may have stopped the main thread inside a write to the same
+        # log file (its buffered writer then refuses the reentrant call). From the loop.
+        QTimer.singleShot(0, lambda: self._quit(signal.Signals(signum).name))
+
+    def _quit(self, name: str) -> None:
+        log.info("%s received: quitting (a second one ends the process at once)", name)
+        self._graceful()
 
 
 def install_quit_signals(app: QObject, graceful: Callable[[], object]) -> QuitSignals:
