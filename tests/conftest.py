@@ -25,7 +25,7 @@ os.environ.setdefault("LLAMADESK_THREADS", "1")
 from hub_fixtures import gated_catalog, hub_server, memory_keyring, paths  # noqa: F401
 
 # Remote OpenAI-compatible servers on loopback ports: tests/support/remote_fixtures.py.
-from remote_fixtures import fault_server, llama_server  # noqa: F401
+from remote_fixtures import fault_server, llama_server, refusing_port  # noqa: F401
 
 # The two longest runs start in the background when collection ends and their tests go
 # last: tests/support/background_runs.py.

@@ -97,6 +97,10 @@ def install_llama_cpp(cmake_args: str) -> None:
          "--force-reinstall", built[-1]])
 
 
+#: How ``test`` runs pytest (``-n 0`` after ``test`` runs it in one process).
+PYTEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+
+
 def main() -> None:
     args = sys.argv[1:] or ["run"]
     command, rest = args[0], args[1:]
@@ -111,8 +115,10 @@ def main() -> None:
         run([PY, "-m", "ruff", "check", "app", "tests", "tools", "bench"], env=env)
         run([PY, "-m", "mypy"], env=env)
         run([BIN / "lint-imports"], env=env)
-        result = subprocess.run([str(PY), "-m", "pytest", *rest], cwd=ROOT, env=env,
-                                check=False)
+        # Two pytest-xdist workers, one test file each at a time (a module's model and
+        # servers are set up once): the suite alone keeps one of two cores busy.
+        result = subprocess.run([str(PY), "-m", "pytest", *PYTEST_WORKERS, *rest], cwd=ROOT,
+                                env=env, check=False)
         sys.exit(result.returncode)
     if command == "bench":
         env.setdefault("QT_QPA_PLATFORM", "offscreen")

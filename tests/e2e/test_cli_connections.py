@@ -14,7 +14,6 @@ import pytest
 from crypt_fixtures import open_any
 from hub_fixtures import InMemoryKeyring
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
-from remote_fixtures import free_port
 from secret_scan import files_holding
 
 from llamadesk.cli import main as cli
@@ -58,8 +57,8 @@ def test_add_list_chat_disable_remove(fault_server: FaultServer, home: Path) -> 
     assert "No connections" in llamadesk(home, "connections", "list").stdout
 
 
-def test_a_server_that_is_down_is_added_and_reported(home: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
+def test_a_server_that_is_down_is_added_and_reported(home: Path, refusing_port: int) -> None:
+    url = f"http://127.0.0.1:{refusing_port}/v1"
     added = llamadesk(home, "connections", "add", "later", "--url", url)
     assert added.returncode == 1 and "refused the connection" in added.stdout
     assert "later" in llamadesk(home, "connections", "list").stdout

@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from child_process import reaped
+from child_process import reaped, wait_for_event
 from crypt_fixtures import open_any
 
 TIMEOUT = 300  # generous: a shared machine
@@ -31,14 +30,7 @@ def test_sigterm_mid_reply_closes_the_window_and_keeps_the_reply(
     app = subprocess.Popen([sys.executable, "-m", "llamadesk"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with reaped(app):
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if events.exists() and "first_token" in events.read_text():
-                break
-            assert app.poll() is None, "the app ended by itself"
-            time.sleep(0.2)
-        else:
-            pytest.fail("no reply started")
+        wait_for_event(app, events, "first_token", TIMEOUT, "no reply started")
         app.send_signal(signal.SIGTERM)
         assert app.wait(timeout=120) == 0
     db = open_any(home / "data" / "llamadesk.sqlite3")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_inference import FakeInferenceService
+from fake_inference import FakeInferenceService, FakeReply
 from pytestqt.qtbot import QtBot
 
 from llamadesk.core.conversation import Conversation, Message, Role, SamplingParams
@@ -46,6 +46,8 @@ class HeldSync:
 @pytest.fixture
 def fake() -> Iterator[FakeInferenceService]:
     service = FakeInferenceService(tick_ms=300)  # no reply ends within the short waits
+    # One batch (three ticks from start to end): the unscripted reply takes ten.
+    service.script(FakeReply("A short reply.", words_per_batch=3))
     yield service
     service.shutdown()
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from openai_fault_server import MODEL, REPLY_PIECES, FaultServer
-from remote_fixtures import free_port
 
 from llamadesk.core.connections import Connection, RemoteSettings
 from llamadesk.core.conversation import FinishReason, Message, Role, SamplingParams
@@ -75,8 +74,8 @@ def test_a_hung_server_times_out_and_is_retried_only_before_answering(
     assert len(fault_server.state.requests) == 2, "one retry of a request that got no answer"
 
 
-def test_nothing_listening_is_refused() -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
+def test_nothing_listening_is_refused(refusing_port: int) -> None:
+    url = f"http://127.0.0.1:{refusing_port}/v1"
     result = check_connection(Connection("gone", url), None, QUICK)
     assert result.status == CheckStatus.REFUSED and "refused" in result.message
 

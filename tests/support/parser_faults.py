@@ -1,7 +1,11 @@
 """Parser work for the document reader's child process that fails on purpose, by file
 name: ``crash`` ends the child with SIGSEGV (as a crash inside a native parser would),
 ``hang`` never returns. Any other file is read by the real ``parse_and_chunk``. Imported
-by name in the child (spawn), so it lives here, on the tests' import path."""
+by name in the child (spawn), so it lives here, on the tests' import path.
+
+The parsers' own libraries (pypdf, python-docx; ~1-2 s on a loaded machine) are imported
+with this module, so in the child while it starts, under its start limit: a file's time
+limit then counts only its reading, and a test can set a short one."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import os
 import signal
 import time
 from pathlib import Path
+
+import docx  # noqa: F401  (imported here, before the child's first file; see above)
+import pypdf  # noqa: F401
 
 from llamadesk.core.documents.chunker import Chunk
 from llamadesk.core.documents.parse_process import parse_and_chunk
