@@ -12,9 +12,8 @@ A model that cannot be found or loaded gives None: the search falls back to keyw
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from llamadesk.core.catalog import EmbeddingEntry, embedding_entry_for
 from llamadesk.core.settings import capped_threads
 from llamadesk.services.inference import ModelSpec
+from llamadesk.services.one_thread import OneThread
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class QueryEmbedder(QObject):
     def __init__(self, locate: Locate, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._locate = locate
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._thread = OneThread("llamadesk-query-embed")
         self._embedder: object | None = None  # DocumentEmbedder, imported on first use
         self._model: str | None = None
 
@@ -83,11 +82,7 @@ class QueryEmbedder(QObject):
 
     def shutdown(self) -> None:
         """Free the embedding context and stop the thread (after the question in hand)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.submit(self._close)
-            pool.shutdown(wait=True)
+        self._thread.shutdown(self._close)
 
     def _find(self, model_id: str) -> tuple[Path, EmbeddingEntry | None] | None:
         try:
@@ -98,10 +93,7 @@ class QueryEmbedder(QObject):
 
     def _submit(self, model_id: str, where: tuple[Path, EmbeddingEntry | None],
                 text: str) -> Future[list[float] | None]:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-query-embed")
-            return self._pool.submit(self._embed, model_id, where, text)
+        return self._thread.submit(self._embed, model_id, where, text)
 
     def _embed(self, model_id: str, where: tuple[Path, EmbeddingEntry | None],
                text: str) -> list[float] | None:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llamadesk.core.store import ConversationStore, StoreError
 from llamadesk.core.store_sync import sync_log
+from llamadesk.services.one_thread import OneThread
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class ReplyCheckpoints:
         self._waiting: dict[str, str] = {}  # key -> newest text not yet written
         self._live: set[str] = set()  # keys saved and not ended: may still be written
         self._scheduled = False
-        self._pool: ThreadPoolExecutor | None = None
+        #: One thread: jobs run in the order made (services/one_thread.py).
+        self._thread = OneThread("llamadesk-checkpoints")
         self._store: ConversationStore | None = None  # the writer thread's
         self._stopped = False  # after shutdown: no more jobs (the store may be closing)
 
@@ -57,7 +58,7 @@ class ReplyCheckpoints:
             if self._scheduled:
                 return
             self._scheduled = True
-            self._thread().submit(self._write_waiting)
+            self._thread.submit(self._write_waiting)
 
     def call(self, job: Callable[[ConversationStore], object]) -> None:
         """Run ``job`` with this thread's connection, after what is queued (returns at
@@ -65,7 +66,7 @@ class ReplyCheckpoints:
         GUI thread can still do itself; after ``shutdown`` it is dropped."""
         with self._lock:
             if not self._stopped:
-                self._thread().submit(self._run, job)
+                self._thread.submit(self._run, job)
 
     def sync(self, database: Path, done: Callable[[str | None], None]) -> None:
         """Sync the write-ahead log of ``database`` to the disk after what is queued,
@@ -74,7 +75,7 @@ class ReplyCheckpoints:
         sync is never told before it happened."""
         with self._lock:
             if not self._stopped:
-                self._thread().submit(self._sync, database, done)
+                self._thread.submit(self._sync, database, done)
                 return
         self._sync(database, done)
 
@@ -93,19 +94,8 @@ class ReplyCheckpoints:
     def shutdown(self) -> None:
         """Write what is waiting, close the writer's connection and stop its thread."""
         with self._lock:
-            pool, self._pool = self._pool, None
             self._stopped = True
-        if pool is not None:
-            pool.submit(self._close)
-            pool.shutdown(wait=True)
-
-    def _thread(self) -> ThreadPoolExecutor:
-        # Under the lock. One thread: jobs run in the order made. It is joined at exit
-        # after what was queued, so an owner that never stops it loses nothing and
-        # cannot abort the process (a running QThread would).
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="llamadesk-checkpoints")
-        return self._pool
+        self._thread.shutdown(self._close)
 
     # -- on the writer thread -------------------------------------------------------------
     def _connection(self) -> ConversationStore:
