@@ -42,7 +42,7 @@ def test_other_processes_cpu_is_the_machines_less_this_ones(tmp_path: Path) -> N
     own = iter([10.0, 10.5])  # this process used half a core-second
     clock = iter([100.0, 101.0])
     load = CpuLoad(stat, own_cpu=lambda: next(own), clock=lambda: next(clock))
-    tick = load._tick
+    tick = cpu_load._TICK
     stat.write_text(_stat_line(1000 + int(1.7 * tick), 5000 + int(0.3 * tick)))
     assert load.others() == pytest.approx(1.2)
 
@@ -70,7 +70,7 @@ def test_a_look_from_a_given_start_spans_the_time_since_it(tmp_path: Path) -> No
     stat = tmp_path / "stat"
     stat.write_text(_stat_line(1000, 5000))
     before = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: 100.0)
-    earlier, tick = before._last, before._tick
+    earlier, tick = before._last, cpu_load._TICK
     assert earlier is not None
     stat.write_text(_stat_line(1000 + int(0.8 * tick), 5000 + int(0.2 * tick)))
     clock = iter([100.5, 100.5])
@@ -84,7 +84,7 @@ def test_a_launchs_first_span_may_be_longer_than_a_replys(tmp_path: Path) -> Non
     stat = tmp_path / "stat"
     stat.write_text(_stat_line(1000, 5000))
     before = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: 100.0)
-    tick = before._tick
+    tick = cpu_load._TICK
     stat.write_text(_stat_line(1000 + int(3 * tick), 5000 + int(1 * tick)))
     clock = iter([102.0, 104.0])
     launched = CpuLoad(stat, own_cpu=lambda: 10.0, clock=lambda: next(clock),
@@ -108,7 +108,9 @@ def test_the_first_engines_first_look_spans_the_launch(monkeypatch: pytest.Monke
         launched = DecodeThreads(2, cores=2)._load  # made now, as the engine is at its load
         assert launched is not None
         others = launched.others()
-        unlaunched = CpuLoad().others()  # made now without the launch's sample
+        # Made now without the launch's sample, and looked at at once: on its own clock,
+        # since a loaded machine may run this thread 50 ms later (a span, not nothing).
+        unlaunched = CpuLoad(clock=lambda: 100.0).others()
     finally:
         child.wait(timeout=30)
     assert others is not None and others >= 0.5  # at once: the span since note_launch
@@ -188,7 +190,7 @@ def test_a_look_over_a_long_span_gives_no_answer_and_starts_afresh(tmp_path: Pat
     own = iter([10.0, 10.0, 10.5])
     clock = iter([100.0, 160.0, 160.5])
     load = CpuLoad(stat, own_cpu=lambda: next(own), clock=lambda: next(clock))
-    tick = load._tick
+    tick = cpu_load._TICK
     stat.write_text(_stat_line(1000 + int(100 * tick), 5000))  # a minute of 100 s busy
     assert load.others() is None  # 60 s since the last look: no answer, a new span
     stat.write_text(_stat_line(1000 + int(100.5 * tick), 5000 + int(0.5 * tick)))

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 CHILD = """
 import atexit, sys, threading
 from llamadesk.services import engine_import
@@ -95,3 +97,57 @@ def test_leaving_returns_once_the_import_has_ended() -> None:
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["returned True"]
+
+
+BLAS_CHILD = """
+import os
+from llamadesk.services import engine_import
+engine_import.limit_blas_threads()
+before = len(os.listdir("/proc/self/task"))
+import numpy  # noqa: F401
+print("blas threads", os.environ.get("OPENBLAS_NUM_THREADS"),
+      "new threads", len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/task")
+def test_numpys_blas_starts_one_thread_unless_the_environment_says_otherwise() -> None:
+    """Nothing in the app uses BLAS, and OpenBLAS's threads spin while it starts (CPU
+    the window and the first prompt need): numpy starts no thread of its own; a setting
+    of the user's is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    alone = subprocess.run([sys.executable, "-c", BLAS_CHILD], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.splitlines() == ["blas threads 1 new threads 0"]
+    kept = subprocess.run([sys.executable, "-c", BLAS_CHILD], env={**env,
+                          "OPENBLAS_NUM_THREADS": "2"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.splitlines()[0].startswith("blas threads 2 ")
+
+
+ENV_CHILD = """
+import os
+from llamadesk.services import engine_import
+engine_import.limit_blas_threads()
+changed = []
+put, unset = os.putenv, os.unsetenv
+os.putenv = lambda key, value: (changed.append(key), put(key, value))[1]
+os.unsetenv = lambda key: (changed.append(key), unset(key))[1]
+import numpy  # noqa: F401
+print("changed", changed)
+"""
+
+
+def test_the_engines_import_leaves_the_environment_alone() -> None:
+    """numpy's import sets OPENBLAS_MAIN_FREE with ``putenv`` and removes it again
+    (``unsetenv``); on the engine's import thread that ran beside the window's own
+    ``getenv`` calls (Qt, fontconfig) and llama.cpp's early load, and glibc may free the
+    environment array such a call is reading. Set at the process's start instead (before
+    any thread), numpy's import changes nothing."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_MAIN_FREE"}
+    done = subprocess.run([sys.executable, "-c", ENV_CHILD], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["changed []"]

@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from model_files import variant_of
@@ -30,6 +31,7 @@ OPTIONS = LoadOptions(n_ctx=2048, n_threads=1)
 @pytest.fixture(autouse=True)
 def no_early_model() -> Iterator[None]:
     llama_early.forget_for_tests()
+    engine_import.show_first(None)  # no window here: a new chat's model
     yield
     llama_early.forget_for_tests()
 
@@ -203,19 +205,23 @@ def test_the_bindings_load_without_the_package_and_the_package_uses_them() -> No
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's niceness: Linux")
 def test_the_early_load_runs_behind_the_window_thread() -> None:
-    seen: list[tuple[str, int, int]] = []
+    """The thread's Python (the bindings, the header check) runs at the usual priority;
+    llama.cpp's load in C at a lower one."""
+    seen: list[tuple[str, int, int, int]] = []
 
-    def load(path: str, n_gpu_layers: int) -> bool:
-        seen.append((path, n_gpu_layers,
-                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    def load(path: str, n_gpu_layers: int, before_c_load: Callable[[], None]) -> bool:
+        thread = threading.get_native_id()
+        python = os.getpriority(os.PRIO_PROCESS, thread)
+        before_c_load()
+        seen.append((path, n_gpu_layers, python, os.getpriority(os.PRIO_PROCESS, thread)))
         return True
 
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    loader = threading.Thread(target=engine_import._load_behind_the_window,
-                              args=(load, "model.gguf", 3))
-    loader.start()
-    loader.join()
-    assert seen == [("model.gguf", 3, min(19, before + engine_import.LOAD_NICENESS))]
+    with mock.patch.object(llama_early, "load_early", load):
+        loader = threading.Thread(target=engine_import._load_early, args=("model.gguf", 3))
+        loader.start()
+        loader.join()
+    assert seen == [("model.gguf", 3, before, min(19, before + engine_import.LOAD_NICENESS))]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
@@ -324,4 +330,39 @@ def test_the_early_loads_lines_go_to_the_log_not_to_stderr(home: Path,
     done = subprocess.run([sys.executable, "-c", LOG_CHILD], capture_output=True, text=True,
                           env={**os.environ}, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
+    assert "llama_model_loader" not in done.stderr and "load_tensors" not in done.stderr
+
+
+QUIET_CHILD = """
+import logging, sys
+from llamadesk.services import engine_import, llama_early
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+log = logging.getLogger("llama.cpp")
+log.setLevel(logging.DEBUG)
+log.addHandler(Keep())
+from llamadesk.services.engine import LlamaEngine, LoadOptions  # its own log callback
+engine_import._load_early(sys.argv[1], 0)
+print("loaded", llama_early._early is not None and llama_early._early.model is not None)
+print("lines while loading", len(records))
+LlamaEngine().load(sys.argv[1], LoadOptions(n_ctx=512, n_threads=1))
+print("adopted", llama_early.adopted)
+print("lines after", len(records) > 0)
+"""
+
+
+def test_the_early_loads_lines_are_dropped_in_c_and_later_ones_logged(
+        home: Path, bundled_model_path: Path) -> None:
+    """llama.cpp writes ~1,200 lines while it loads; through Python each would wait for
+    the interpreter that the window and the engine's import hold. They are dropped in
+    C during the early load; what llama.cpp writes after it (the context the engine
+    makes) reaches the log again."""
+    done = subprocess.run([sys.executable, "-c", QUIET_CHILD, str(bundled_model_path)],
+                          capture_output=True, text=True, env={**os.environ}, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["loaded True", "lines while loading 0", "adopted 1",
+                                        "lines after True"]
     assert "llama_model_loader" not in done.stderr and "load_tensors" not in done.stderr

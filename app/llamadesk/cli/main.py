@@ -124,7 +124,7 @@ def run() -> None:
     sys.exit(status)
 
 
-def _import_engine_beside_the_window() -> None:
+def _start_engine_import() -> None:
     """Start the engine's import on a thread of its own as soon as the window is shown,
     before its first paint (services/engine_import.py): on this CPU (checked) and with
     the tested llama-cpp-python only; otherwise the window says why and imports
@@ -191,13 +191,16 @@ def _run(args: argparse.Namespace, crash: str | None) -> int:
             from llamadesk.cli import serve as cli_serve
 
             return cli_serve.run_serve(args)
+        from llamadesk.services.engine_import import limit_blas_threads
+
+        limit_blas_threads()  # before any thread starts (Qt's included)
         from llamadesk.cli.qt_support_cache import import_qt_core
 
         import_qt_core(app_paths().cache_dir)  # before the window's modules import Qt
         from llamadesk.ui.app import run_gui
 
         return run_gui(screenshot=args.screenshot, crash=crash,
-                       on_shown=_import_engine_beside_the_window)
+                       on_shown=_start_engine_import)
     except CliError as exc:
         return fail(exc, log=log)
     except KeyboardInterrupt:

@@ -21,7 +21,6 @@ import os
 from pathlib import Path
 
 from llamadesk import __version__
-from llamadesk.core.gguf_validate import validate_gguf
 
 #: Raised whenever ``validate_gguf`` learns to refuse something it used to accept, so
 #: that files checked by the older rules are walked again (a test ties it to the
@@ -88,6 +87,10 @@ def validate_gguf_once(path: str | os.PathLike[str], cache_dir: Path) -> bool:
     known = _read(record)
     if _passed_before(file, known.get(str(file))):
         return False
+    # Only now: the reader with gguf's constants is ~12 ms of CPU that a remembered
+    # file does not need (the early load and the engine's load check it after show).
+    from llamadesk.core.gguf_validate import validate_gguf
+
     header = validate_gguf(file)
     length = header.data_offset
     if not 0 < length <= min(header.file_size, MAX_HEADER_BYTES):

@@ -17,6 +17,7 @@ from llamadesk.core.gguf_constants import (
     GGUFValueType,
     Keys,
 )
+from llamadesk.core.gguf_errors import GGUFValidationError as GGUFValidationError
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -37,10 +38,6 @@ _SCALAR_FORMATS: dict[GGUFValueType, str] = {
 }
 MIN_KV_BYTES = 8 + 4 + 1  # empty key, a type, the smallest value
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8  # empty name, n_dims, one dim, type, offset
-
-
-class GGUFValidationError(Exception):
-    """The file is not a GGUF file llama.cpp can safely read; ``str()`` says why."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,22 @@ _STAT = Path("/proc/stat")
 Sample = tuple[float, float, float]
 
 _launch: Sample | None = None
+_TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+
+
+def sample(stat: Path = _STAT, own_cpu: Callable[[], float] = time.process_time,
+           clock: Callable[[], float] = time.monotonic) -> Sample | None:
+    """Now: the clock, the machine's busy CPU seconds and this process's CPU seconds;
+    None where ``stat`` cannot be read."""
+    try:
+        first = stat.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(first) < 5 or first[0] != "cpu":
+        return None
+    fields = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return clock(), busy / _TICK, own_cpu()
 
 
 class CpuLoad:
@@ -44,20 +60,11 @@ class CpuLoad:
         self._stat = stat
         self._own_cpu = own_cpu
         self._clock = clock
-        self._tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self._last = start if start is not None else self._sample()
         self._span = LAUNCH_SPAN if start is not None else MAX_SPAN  # the first look's
 
     def _sample(self) -> Sample | None:
-        try:
-            first = self._stat.read_text().split("\n", 1)[0].split()
-        except OSError:
-            return None
-        if len(first) < 5 or first[0] != "cpu":
-            return None
-        fields = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
-        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
-        return self._clock(), busy / self._tick, self._own_cpu()
+        return sample(self._stat, self._own_cpu, self._clock)
 
     def others(self) -> float | None:
         """Cores other processes kept busy since the last call (steal time included: a
@@ -80,7 +87,7 @@ def note_launch() -> None:
     """Take the launch's sample (once per process; where ``/proc/stat`` is readable)."""
     global _launch
     if _launch is None:
-        _launch = CpuLoad()._last
+        _launch = sample()
 
 
 def launch_sample() -> Sample | None:

@@ -24,6 +24,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -130,11 +131,13 @@ _early: _Early | None = None
 adopted = 0
 
 
-def load_early(path: str, n_gpu_layers: int) -> bool:
+def load_early(path: str, n_gpu_layers: int,
+               before_c_load: Callable[[], None] = lambda: None) -> bool:
     """Load the model file at ``path`` now, on this thread, for the engine to take;
     returns whether it loaded. The file's header is checked first, as the engine's load
     does (llama.cpp trusts its counts); a file that fails is left for the engine's load
-    to report. Once per process."""
+    to report. ``before_c_load`` is called just before llama.cpp's load (after this
+    thread's Python). Once per process."""
     global _early
     from llamadesk.core.gguf_checked import validate_gguf_once
     from llamadesk.core.paths import app_paths
@@ -148,6 +151,7 @@ def load_early(path: str, n_gpu_layers: int) -> bool:
         b = bindings()  # (llama.cpp's log is routed by the caller: llama_runtime)
         b.llama_backend_init()
         early.params = model_params(n_gpu_layers)
+        before_c_load()
         started = time.perf_counter()
         model = _load_from_file(path.encode("utf-8"), early.params)
         early.seconds = time.perf_counter() - started

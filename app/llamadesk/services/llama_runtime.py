@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import sys
+from typing import Any
 
-from llamadesk.core.dist_version import version
 from llamadesk.services.llama_early import bindings
+from llamadesk.services.llama_version import installed_version
 
 llama_cpp = bindings()
 
@@ -41,6 +43,34 @@ def install_llama_log_routing() -> None:
     llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
 
 
+def _c_function_that_does_nothing() -> Any:
+    """A llama.cpp log callback in C that ignores its lines: the C library's ``abs``,
+    which reads the level (an int) and returns. Taking more arguments than it declares
+    is harmless where the caller removes them (the C calling conventions of x86-64,
+    AArch64 and Windows x64); None where the C library cannot be found."""
+    try:
+        libc = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
+        address = ctypes.cast(libc.abs, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
+    return llama_cpp.llama_log_callback(address) if address else None
+
+
+_say_nothing = _c_function_that_does_nothing()
+
+
+def silence_llama_log() -> bool:
+    """Drop llama.cpp's log lines, in C, until ``install_llama_log_routing``: each line
+    through Python needs the interpreter, which the window's start-up holds, so a load
+    writing ~1,200 lines (the loader's and its progress dots) waited for it line by line
+    (docs/performance.md, "First token (round 7)"). Returns False (nothing changed)
+    where no C function for it was found."""
+    if _say_nothing is None:
+        return False
+    llama_cpp.llama_log_set(_say_nothing, ctypes.c_void_p(0))
+    return True
+
+
 INT_ABORT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
 
@@ -56,4 +86,4 @@ def system_info() -> str:
 
 def llama_cpp_version() -> str:
     """The llama-cpp-python version."""
-    return version("llama-cpp-python") or "unknown"
+    return installed_version() or "unknown"

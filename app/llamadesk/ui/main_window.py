@@ -18,6 +18,7 @@ from llamadesk.core.catalog import CatalogError
 from llamadesk.core.conversation import Conversation, Message, SamplingParams
 from llamadesk.core.settings import AppSettings
 from llamadesk.core.store import LAST_CONVERSATION_KEY
+from llamadesk.services import engine_import
 from llamadesk.services.jobs import ModelState
 from llamadesk.ui.chat_pane import ChatPane
 from llamadesk.ui.context import AppContext
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         if target is None:
             recent = self.store.list_conversations(limit=1)
             target = recent[0] if recent else None
+        engine_import.show_first(target)  # the model loaded early is this chat's
         if target is None:
             self.new_conversation()
         else:
