@@ -264,6 +264,39 @@ def test_a_restart_restores_the_window_size_and_last_chat(
     assert (again.width(), again.height()) == (700, 500)
 
 
+def test_the_model_loaded_early_is_the_one_of_the_chat_restored(
+        qtbot: QtBot, fake_window: WindowFactory, tmp_path: Path) -> None:
+    """The early load (services/engine_import.py) loads the model of the chat the
+    window restores, not a new chat's, and the same file the window then asks for."""
+    from llamadesk.services import engine_import
+
+    config = app_paths().ensure().settings_file
+    config.write_text('{"hardware": {"gpu_layers": "none"}}', encoding="utf-8")
+    window = fake_window()
+    bundled = window.ctx.resolver(None).path
+    other = window.ctx.registry.import_file(variant_of(bundled, tmp_path / "v.gguf"),
+                                            link=True, name="Second model")
+    on_other = window.current_id
+    window.store.update_conversation(on_other, model_id=other.id)
+    window.new_conversation()  # a newer chat on the default model, not the one restored
+    window.select_conversation(on_other)
+    window.close()
+    window.shutdown.finish()
+    try:
+        again = fake_window()
+        assert again.current_id == on_other
+        assert engine_import.model_to_load_first() == (str(other.path), 0)
+        asked = again.ctx.resolver.chat_spec(again.chat.current_conversation())
+        assert asked.path == str(other.path), "the window's own load: the same file"
+        again.new_conversation()
+        again.close()
+        again.shutdown.finish()
+        assert fake_window().current_id != on_other
+        assert engine_import.model_to_load_first() == (bundled, 0)
+    finally:
+        engine_import.show_first(None)
+
+
 def test_rename_in_place_and_delete(qtbot: QtBot, fake_window: WindowFactory,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     window = fake_window()
