@@ -12,11 +12,15 @@ Every way out comes here: the window's close button and File → Quit (``closeEv
 3. stop the window's background writes, then the document indexer and the question
    embedder, the local API's server, the Models window's threads, and the remote lists'
    thread (bounded);
-4. stop the model's thread: a load in progress (llama.cpp cannot interrupt one) is
-   abandoned at ``LOAD_DEADLINE_MS`` and the process exits all the same
-   (``services/worker.py``);
+4. stop the model's thread, which first keeps the KV state of the chat the model holds
+   for the next launch (``services/kv_persist.py``): a load in progress (llama.cpp
+   cannot interrupt one) is abandoned at ``LOAD_DEADLINE_MS`` and the process exits all
+   the same (``services/worker.py``);
 5. close the chat store (SQLite folds its WAL back into the file);
 6. exit with the status asked for.
+
+Steps 3 to 6 run once the window is off the screen (the event loop's next turn after
+its close): the model's thread may keep them waiting, and the user sees nothing of it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from llamadesk import APP_NAME
@@ -98,9 +102,17 @@ class Shutdown(QObject):
         return True
 
     def window_closed(self) -> None:
-        """The window has closed: when this owns the app's exit, finish and exit (not
-        when everything had stopped already: the app is quitting another way, and an
-        exit with no event loop running would end the next one at once)."""
+        """The window is closing: when this owns the app's exit, finish and exit in the
+        event loop's next turn, once the window is off the screen (the wait for the
+        model's thread, up to ``LOAD_DEADLINE_MS`` when llama.cpp is loading a model,
+        came with the window still on screen and frozen)."""
+        if self._app is not None and not self.finished:
+            QTimer.singleShot(0, self, self._finish_and_exit)
+
+    @Slot()
+    def _finish_and_exit(self) -> None:
+        # Not when everything had stopped already: the app is quitting another way, and
+        # an exit with no event loop running would end the next one at once.
         if self._app is not None and not self.finished:
             self.finish()
             self._app.exit(self._status)
