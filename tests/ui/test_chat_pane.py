@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from fake_inference import FakeReply
+from fake_inference import TICK_MS, FakeReply
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 from window_fixtures import SHORT, WindowFactory, fake_of
@@ -298,6 +299,7 @@ def test_a_reply_slow_to_write_its_first_words_shows_its_row_meanwhile(
         pass
     qtbot.waitUntil(lambda: chat.messages.streaming_row is not None, timeout=WAIT_MS)
     assert texts == [], "the row came before any text"
+    fake_of(window)._timer.setInterval(TICK_MS)  # the rest of the reply: no need to wait
     with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
         pass
     assert chat.messages.rowCount() == 2
@@ -319,3 +321,70 @@ def test_a_question_the_disk_did_not_confirm_is_said_in_the_banner_and_stays(
     assert window.chat.messages.row_at(0).content == "Is this kept?"
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=WAIT_MS)  # the reply goes on
     assert window.store.messages(window.current_id)[0].content == "Is this kept?"
+
+
+def _open_another_chat(qtbot: QtBot, window: MainWindow) -> int:
+    first = window.current_id
+    window.new_conversation()
+    qtbot.waitUntil(lambda: window.current_id not in (first, None), timeout=WAIT_MS)
+    assert first is not None
+    return first
+
+
+def test_a_refused_sync_in_a_chat_not_on_screen_waits_for_that_chat_and_nothing_is_lost(
+        qtbot: QtBot, fake_window: WindowFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llamadesk.services import reply_checkpoints
+
+    release, refusals = threading.Event(), [OSError(5, "Input/output error")]
+    synced = reply_checkpoints.sync_log
+
+    def held(database: Path) -> None:  # the question's sync is refused, the reply's not
+        assert release.wait(30), "the test released the syncs"
+        if refusals:
+            raise refusals.pop()
+        synced(database)
+
+    monkeypatch.setattr(reply_checkpoints, "sync_log", held)
+    window = fake_window()
+    notes: list[str] = []
+    window.status.messageChanged.connect(notes.append)
+    added: list[str] = []
+    window.controller.message_added.connect(lambda message: added.append(message.content))
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=WAIT_MS):
+        send(qtbot, window, "Is this kept?")
+    first = _open_another_chat(qtbot, window)
+    with qtbot.waitSignal(window.controller.sync_failed, timeout=WAIT_MS) as failed:
+        release.set()
+    assert failed.args[0] == first
+    # The reply's own sync covers the question too: both are announced as stored, and
+    # the refusal is still kept for its chat.
+    qtbot.waitUntil(lambda: len(added) == 2, timeout=WAIT_MS)
+    assert added[0] == "Is this kept?"
+    assert not window.chat.banner.isVisible(), "not said in a chat it is not about"
+    title = window.store.get_conversation(first).title
+    assert any(f"“{title}”" in note for note in notes), "the status bar names the chat"
+    window.select_conversation(first)
+    assert window.chat.banner.isVisible()
+    assert "did not confirm" in window.chat.banner.label.text()
+    assert window.chat.messages.row_at(0).content == "Is this kept?"
+    stored = window.store.messages(first)
+    assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT], "both stay in the chat"
+    assert stored[0].content == "Is this kept?"
+    _open_another_chat(qtbot, window)
+    window.select_conversation(first)
+    assert not window.chat.banner.isVisible(), "said once, when the chat was opened"
+
+
+def test_a_reply_that_fails_in_a_chat_not_on_screen_is_said_when_it_is_opened(
+        qtbot: QtBot, fake_window: WindowFactory) -> None:
+    window = fake_window()
+    fake_of(window).script(FakeReply(FakeReply.long(60).text, fail="the model crashed"))
+    fake_of(window)._timer.setInterval(100)  # it fails once the other chat is open
+    send(qtbot, window, "Tell me a long story.")
+    first = _open_another_chat(qtbot, window)
+    with qtbot.waitSignal(window.controller.reply_failed, timeout=WAIT_MS):
+        pass
+    assert not window.chat.banner.isVisible()
+    window.select_conversation(first)
+    assert window.chat.banner.isVisible()
+    assert window.chat.banner.label.text() == "The reply failed: the model crashed"

@@ -24,6 +24,7 @@ from llamadesk.core.documents.quoting import sources_by_message
 from llamadesk.core.registry import RegistryError
 from llamadesk.core.settings import AppSettings
 from llamadesk.ui.banner import ErrorBanner
+from llamadesk.ui.chat_notices import ChatNotices
 from llamadesk.ui.composer import Composer
 from llamadesk.ui.context import AppContext
 from llamadesk.ui.documents_bar import DocumentsBar
@@ -91,6 +92,8 @@ class ChatPane(QWidget):
         self.banner = ErrorBanner()
         self.replies.problem.connect(self.banner.show_message)
         self.model_picker.problem.connect(self.banner.show_message)
+        #: What went wrong in a chat not on screen, said when it is opened.
+        self.notices = ChatNotices(self.banner, self.store, self.notice.emit)
         self.composer = Composer()
         self.composer.submitted.connect(self._send)
         self.send_button = QPushButton("Send")
@@ -188,6 +191,7 @@ class ChatPane(QWidget):
             self.settings_panel.show_conversation(None)
             self._sync_send_button()
             return
+        self.notices.opened(conversation.id)
         # Only the end of the branch is read; older pages are read as the user scrolls
         # up, so a chat of 20,000 messages opens as fast as one of 20.
         page = self.store.branch_tail(conversation.id, PAGE_SIZE)
@@ -255,6 +259,7 @@ class ChatPane(QWidget):
         current = self.conversation_id
         if changes.models:
             self.model_picker.refresh()
+        self.notices.forget(changes.deleted_chats)
         if current is None:
             return
         if current in changes.deleted_chats:
@@ -417,8 +422,7 @@ class ChatPane(QWidget):
 
     @Slot(int, str)
     def _on_sync_failed(self, conversation_id: int, reason: str) -> None:
-        if conversation_id == self.conversation_id:
-            self.banner.show_message(reason)
+        self.notices.say(conversation_id, self.conversation_id, reason)
 
     @Slot(int)
     def _on_reply_started(self, conversation_id: int) -> None:
@@ -459,7 +463,7 @@ class ChatPane(QWidget):
     def _on_reply_failed(self, conversation_id: int, reason: str) -> None:
         if conversation_id == self.conversation_id:
             self.messages.end_reply()
-            self.banner.show_message(f"The reply failed: {reason}")
+        self.notices.say(conversation_id, self.conversation_id, f"The reply failed: {reason}")
         self._sync_send_button()
 
     # -- the model ---------------------------------------------------------------------------
