@@ -93,6 +93,21 @@ def test_a_grammar_that_does_not_parse_is_an_error_not_a_crash(
     assert same(reply(engine, "D", a, 2), fresh_reply(fresh, a, 2))
 
 
+def test_an_empty_raw_prompt_is_continued_from_the_models_bos(
+        engines: tuple[LlamaEngine, LlamaEngine]) -> None:
+    """A completion of nothing, on a model that adds no BOS itself (the bundled one),
+    left llama-cpp-python sampling with no token decoded (an assertion inside it); it
+    starts from the model's BOS, as llama-cpp-python's own completion does, and the
+    engine goes on."""
+    engine, fresh = engines
+    empty = GenerationRequest((), "", GREEDY, "F",
+                              constraints=ReplyConstraints(raw_prompt=""))
+    result = engine.generate(empty, lambda _t: None, threading.Event())
+    assert result.stats.prompt_tokens == 1 and result.stats.completion_tokens > 0
+    a = history("Name a fruit.")
+    assert same(reply(engine, "F", a, 1), fresh_reply(fresh, a, 1))
+
+
 def test_a_refused_request_leaves_the_context_as_it_was(
         engines: tuple[LlamaEngine, LlamaEngine]) -> None:
     """The grammar is checked before the context is switched to the request's chat (or

@@ -81,6 +81,11 @@ class ConversationStore:
         connection belongs to the thread that made it)."""
         return ConversationStore(self.path, self._key)
 
+    def connect_beside(self, name: str) -> sqlite.Connection:
+        """A database file ``name`` in the store's folder, opened with the store's key
+        (encrypted as the chats are, or not at all when they are not)."""
+        return connect(self.path.parent / name, self._key)
+
     @property
     def schema_version(self) -> int:
         """The database's ``PRAGMA user_version``."""

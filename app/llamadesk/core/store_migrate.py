@@ -77,7 +77,7 @@ def wipe(path: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     path.unlink()
-    log.info("overwrote and removed the plaintext copy %s", path.name)
+    log.info("overwrote and removed %s", path.name)
 
 
 def encrypt_in_place(db: Path, key: bytes) -> None:

@@ -34,6 +34,7 @@ from llamadesk.core.store_keys import (
     Protection,
     passphrase_from_env,
 )
+from llamadesk.core.store_kv import erase_kept_beside
 from llamadesk.core.store_migrate import MigrationError, encrypt_in_place, recover
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def open_with_key(paths: AppPaths, key: bytes | None) -> ConversationStore:
         ConversationStore(db).close()  # bring an older schema up to date first
         try:
             encrypt_in_place(db, key)
+            erase_kept_beside(db)  # a KV state written in plaintext
         except (MigrationError, OSError) as exc:
             raise StoreError(str(exc)) from exc
     return ConversationStore(db, key)
@@ -161,6 +163,7 @@ def start_new_history(paths: AppPaths) -> Path:
             os.replace(part, aside.with_name(aside.name + suffix))
     if db.exists():
         os.replace(db, aside)
+    erase_kept_beside(db)  # the last chat's KV state, under the key set aside
     protection = key_store(paths).protection_file
     if protection.exists():
         os.replace(protection, aside.with_name(aside.name + ".protection.json"))

@@ -77,7 +77,37 @@ _MIGRATION_5 = """
         ALTER TABLE conversations ADD COLUMN origin TEXT;
 """
 
+# Whose KV state may be kept across launches (core/store_kv.py): a mark per conversation
+# sent to, with a random epoch. Sending a message marks its conversation (a mark already
+# there keeps its epoch); deleting or editing a message of it, or changing its system
+# prompt, drops the mark. A state is written and read back only under the epoch the
+# mark had when the model read that conversation, so it never keeps text the user took
+# back, nor passes to a new conversation that got a deleted one's id. The states
+# themselves live in a file of their own: dropping a mark here stays cheap.
+_MIGRATION_7 = """
+        CREATE TABLE kv_marks (
+            conversation_id INTEGER PRIMARY KEY
+                REFERENCES conversations(id) ON DELETE CASCADE,
+            epoch BLOB NOT NULL
+        );
+        CREATE TRIGGER kv_marks_on_send AFTER INSERT ON messages
+            WHEN new.role = 'user' BEGIN
+            INSERT OR IGNORE INTO kv_marks (conversation_id, epoch)
+                VALUES (new.conversation_id, randomblob(16));
+        END;
+        CREATE TRIGGER kv_marks_on_delete AFTER DELETE ON messages BEGIN
+            DELETE FROM kv_marks WHERE conversation_id = old.conversation_id;
+        END;
+        CREATE TRIGGER kv_marks_on_edit AFTER UPDATE OF content ON messages BEGIN
+            DELETE FROM kv_marks WHERE conversation_id = old.conversation_id;
+        END;
+        CREATE TRIGGER kv_marks_on_system_prompt AFTER UPDATE OF system_prompt
+            ON conversations WHEN old.system_prompt IS NOT new.system_prompt BEGIN
+            DELETE FROM kv_marks WHERE conversation_id = old.id;
+        END;
+"""
+
 #: Forward migrations (SQL scripts); index i takes the schema from version i to i + 1.
 MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4,
-                         _MIGRATION_5, MIGRATION_6]
+                         _MIGRATION_5, MIGRATION_6, _MIGRATION_7]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,6 +18,7 @@ from llamadesk.core.documents.index import Passage
 from llamadesk.core.documents.quoting import save_sources, with_passages
 from llamadesk.core.prompt import ContextUse
 from llamadesk.core.store import DEFAULT_TITLE, ConversationStore, StoreError
+from llamadesk.core.store_kv import mark_of
 from llamadesk.services.engine_types import GenerationRequest, GenerationResult
 
 TITLE_LENGTH = 48
@@ -72,6 +73,7 @@ class ChatSession:
             conversation_key=str(conversation.id),
             memory_start_id=self.store.memory_start(conversation.id),
             on_context=on_context,
+            kv_epoch=mark_of(self.store, conversation.id),
         )
 
     def note_context(self, use: ContextUse | None) -> None:

@@ -23,7 +23,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from llamadesk.core.chat_format import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from llamadesk.core.conversation import FinishReason, MessageStats, SamplingParams
 from llamadesk.core.gguf_checked import validate_gguf_once
-from llamadesk.core.gguf_validate import GGUFValidationError
+from llamadesk.core.gguf_errors import GGUFValidationError
 from llamadesk.core.paths import app_paths
 from llamadesk.core.prompt import (
     ContextPlan,
@@ -48,6 +48,8 @@ from llamadesk.services.engine_types import LoadOptions as LoadOptions
 from llamadesk.services.engine_types import ModelInfo as ModelInfo
 from llamadesk.services.engine_types import ReplyConstraints, TokenLogprob, stopped_result
 from llamadesk.services.kv_context import FIRST_CONTEXT, UBATCH, KVContext
+from llamadesk.services.kv_persist import SavedStates
+from llamadesk.services.kv_persist import fingerprint as state_fingerprint
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
@@ -70,7 +72,8 @@ KV_CACHE_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8
 class LlamaEngine:
     """Owns the one ``Llama``: load, unload, generate with streaming and cancellation."""
 
-    def __init__(self, kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, kv_cache_bytes: int = 256 * 1024 * 1024,
+                 saved_states: SavedStates | None = None) -> None:
         self._llm: llama_cpp.Llama | None = None
         self._info: ModelInfo | None = None
         self._template: ChatTemplate | None = None
@@ -82,7 +85,7 @@ class LlamaEngine:
         self._abort_int_cb = INT_ABORT_CALLBACK(self._should_abort)
         self._abort_cb = ctypes.cast(self._abort_int_cb, llama_cpp.ggml_abort_callback)
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # a NULL function pointer
-        self.context = KVContext(kv_cache_bytes)
+        self.context = KVContext(kv_cache_bytes, saved_states)
         self.kv_cache = self.context.states  # saved per-conversation states
         #: Prompt tokens the last reply read before its first token (at least one: see
         #: generate); the rest came from the context.
@@ -150,6 +153,7 @@ class LlamaEngine:
         internals.cut_candidates_first(llm)
         self._llm = llm
         self._template = template
+        self.context.fingerprint = state_fingerprint(file, options, llama_cpp.__version__)
         self.decode_threads = DecodeThreads(int(llm.context_params.n_threads))
         template.on_warning = self._template_replaced
         self._info = ModelInfo(
@@ -189,6 +193,12 @@ class LlamaEngine:
         self._template = None
         self.decode_threads = None
         self.context.clear()
+        self.context.fingerprint = None
+
+    def keep_context(self) -> None:
+        """Keep the state of the chat the model holds for the next launch (at quit)."""
+        if self._llm is not None:
+            self.context.persist(self._llm)
 
     def reset_context(self) -> None:
         """Empty the context and forget every saved state, as if freshly loaded."""
@@ -254,6 +264,10 @@ class LlamaEngine:
         if self._template is not None:
             constraints = with_call_grammar(constraints, self._template)
         prompt, n_ctx = self._tokenize_prompt(plan.text), self._info.n_ctx
+        if not prompt:  # a raw prompt of nothing, on a model that adds no BOS itself:
+            prompt = [llm.token_bos()] if llm.token_bos() >= 0 else []  # as llama-cpp-python
+        if not prompt:
+            raise EngineError("The prompt is empty: there is nothing to continue.")
         max_tokens = min(params.max_tokens, n_ctx - len(prompt))
         if max_tokens <= 0:
             raise ContextFullError("The conversation fills the model's context; start a new "
@@ -265,7 +279,7 @@ class LlamaEngine:
         use = ContextUse(plan.memory_start_id, plan.dropped, len(prompt), n_ctx, plan.moved)
         if request.on_context is not None:
             request.on_context(use)
-        self.context.switch(llm, request.conversation_key, prompt)
+        self.context.switch(llm, request.conversation_key, prompt, request.kv_epoch)
         self.context.shift(llm, prompt)
         # The rule: a reply's first token is sampled from a decode made for this reply
         # (on an exact prompt hit, its last token is read again), never from logits
@@ -274,6 +288,8 @@ class LlamaEngine:
         llm.set_seed(params.seed if params.seed >= 0 else random.randrange(2**31))
         reply = self._run(prompt, params, max_tokens, on_text, cancel,
                           request.conversation_key, constraints, grammar, n_ctx)
+        if reply.first_token_at is not None:  # the whole prompt was read
+            self.context.answered(request.kv_epoch)
         text = reply.text.strip() if reply.finish != FinishReason.STOPPED else reply.text.rstrip()
         return GenerationResult(
             text=text, model_id=self._info.model_id, stats=self._stats(prompt, reply),

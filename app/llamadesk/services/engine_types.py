@@ -98,6 +98,9 @@ class GenerationRequest:
     #: Called on the engine's thread once the prompt is planned, before it is read.
     on_context: Callable[[ContextUse], None] | None = field(default=None, compare=False)
     constraints: ReplyConstraints | None = None
+    #: The chat's mark when its history was read (core/store_kv.py): the KV state the
+    #: reply leaves may be kept across launches under it (None: never kept).
+    kv_epoch: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
 
@@ -30,6 +31,9 @@ from llamadesk.services.jobs import ModelSpec as ModelSpec
 from llamadesk.services.jobs import ModelState as ModelState
 from llamadesk.services.worker import WorkerThread
 
+if TYPE_CHECKING:
+    from llamadesk.services.kv_persist import SavedStates
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +49,10 @@ class InferenceService(InferenceSignals):
     _request_release_early = Signal()
 
     def __init__(self, parent: QObject | None = None,
-                 kv_cache_bytes: int = 256 * 1024 * 1024) -> None:
+                 kv_cache_bytes: int = 256 * 1024 * 1024,
+                 saved_states: SavedStates | None = None) -> None:
+        """``saved_states``: where the chat the model holds at quit is kept for the next
+        launch (services/kv_persist.py); None keeps nothing beyond the process."""
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._cancels: dict[int, threading.Event] = {}
@@ -63,7 +70,7 @@ class InferenceService(InferenceSignals):
         self.generation_ended.connect(self._on_ended)
         from llamadesk.services.inference_worker import InferenceWorker
 
-        self._worker = InferenceWorker(self, kv_cache_bytes)
+        self._worker = InferenceWorker(self, kv_cache_bytes, saved_states)
         self._request_load.connect(self._worker.load)
         self._request_generate.connect(self._worker.generate)
         self._request_embed.connect(self._worker.embed)

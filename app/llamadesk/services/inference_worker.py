@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from llamadesk.services.backend import ChatBackend
     from llamadesk.services.embedder import Embedder
     from llamadesk.services.engine import LlamaEngine
+    from llamadesk.services.kv_persist import SavedStates
 
 log = logging.getLogger("llamadesk.services.inference")
 
@@ -29,10 +30,12 @@ log = logging.getLogger("llamadesk.services.inference")
 class InferenceWorker(QObject):
     """Lives on the inference thread; only it touches the engine."""
 
-    def __init__(self, out: InferenceSignals, kv_cache_bytes: int) -> None:
+    def __init__(self, out: InferenceSignals, kv_cache_bytes: int,
+                 saved_states: SavedStates | None = None) -> None:
         super().__init__()
         self._out = out
         self._kv_cache_bytes = kv_cache_bytes
+        self._saved_states = saved_states
         self._engine: LlamaEngine | None = None
         self._spec: ModelSpec | None = None
         self._embedder: Embedder | None = None
@@ -63,7 +66,7 @@ class InferenceWorker(QObject):
             from llamadesk.services.engine import LlamaEngine, install_llama_log_routing
 
             install_llama_log_routing()
-            self._engine = LlamaEngine(self._kv_cache_bytes)
+            self._engine = LlamaEngine(self._kv_cache_bytes, self._saved_states)
             # The template that broke says so through the engine (one detector).
             self._engine.on_info_changed = self._out.model_info_changed.emit
         return self._engine
@@ -113,7 +116,8 @@ class InferenceWorker(QObject):
         if self._embedder is None:
             from llamadesk.services.embedder import Embedder
 
-            self._embedder = Embedder()
+            # On this thread: its llama.cpp workers are the chat's own (embedder.py).
+            self._embedder = Embedder(on_passing_thread=False)
         try:
             result: object = self._embedder.embed(job.model.path, list(job.texts),
                                                   job.model.options.n_threads)
@@ -166,9 +170,17 @@ class InferenceWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        """Free the model before the thread ends."""
+        """Keep the chat the model holds for the next launch, and free the model before
+        the thread ends."""
         if self._embedder is not None:
             self._embedder.close()
+        try:
+            if self._engine is not None and self._engine.info is not None:
+                self._engine.keep_context()
+            elif self._saved_states is not None:  # no model: erase a state gone stale
+                self._saved_states.tidy()
+        except Exception:  # a bug must not keep the model from being freed
+            log.exception("could not keep the KV state for the next launch")
         if self._engine is not None:
             self._engine.unload()
             self._engine = None

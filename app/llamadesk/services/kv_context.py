@@ -4,7 +4,9 @@ Three ways the engine spares it work:
 
 * **Per-conversation states**: when another conversation takes the model over, the
   outgoing one's KV state is saved in RAM (``KVStateCache``) and restored when it comes
-  back.
+  back. With ``saved`` (services/kv_persist.py), the state of the conversation the
+  model holds at quit is kept on disk (``persist``) and a conversation with none in RAM
+  is looked up there, so a chat continued after a relaunch is not read again.
 * **Shifting**: when a long chat's memory start moves, the dropped messages' tokens are
   removed from the context and the kept ones moved down (``core.kv_shift`` finds the
   range by comparing tokens; here llama.cpp's memory API does it), and
@@ -30,6 +32,7 @@ from llamadesk.core.kv_shift import common_prefix, plan_shift
 from llamadesk.core.kv_state import KVState, KVStateCache
 from llamadesk.services import llama_internals as internals
 from llamadesk.services.engine_errors import EngineError
+from llamadesk.services.kv_persist import MAX_BYTES, SavedStates
 
 log = logging.getLogger(__name__)
 
@@ -63,35 +66,78 @@ class KVContext:
     """The context's bookkeeping for one engine: which conversation it holds, their
     saved states, and shifting on overflow."""
 
-    def __init__(self, capacity_bytes: int) -> None:
+    def __init__(self, capacity_bytes: int, saved: SavedStates | None = None) -> None:
         self.states = KVStateCache(capacity_bytes)
         self.active_key: str | None = None
         #: Tokens the last ``shift`` kept instead of reading them again.
         self.last_shifted = 0
+        self._saved = saved
+        #: The loaded model and settings, as states kept on disk are named (set at load).
+        self.fingerprint: str | None = None
+        #: The epoch of the active conversation's content when the model last read it
+        #: (``answered``); a state is kept at quit only under it (core/store_kv.py).
+        self.active_epoch: bytes | None = None
 
     def clear(self) -> None:
         """Forget everything (the model or its template changed)."""
         self.active_key = None
+        self.active_epoch = None
         self.states.clear()
 
-    def switch(self, llm: llama_cpp.Llama, key: str | None, prompt: list[int]) -> None:
-        """Make the context hold as much of ``prompt`` as we have cached for ``key``."""
-        if key == self.active_key or key is None:
+    def switch(self, llm: llama_cpp.Llama, key: str | None, prompt: list[int],
+               epoch: bytes | None = None) -> None:
+        """Make the context hold as much of ``prompt`` as we have cached for ``key``
+        (in RAM, or kept at the last quit under ``epoch``, the request's)."""
+        if key == self.active_key:
             return
         # Take the incoming state first: saving the outgoing one may evict it.
-        saved = self.states.get(key)
+        saved, kept = None, False
+        if key is not None:
+            saved = self.states.get(key)
+            if saved is None:  # the first reply since the launch: kept at the last quit?
+                saved = self._kept(key, epoch)
+                kept = saved is not None
         if self.active_key is not None and internals.n_held(llm) > 0:
             self.save(llm, self.active_key)
+        # A request of no conversation takes the context too: what it leaves there is
+        # nobody's (never saved, nor kept at quit, as a conversation's).
         self.active_key = key
+        self.active_epoch = None
         if saved is None:
             return
         mine = common_prefix(saved.tokens, prompt)
         held = internals.held_tokens(llm)
         current = common_prefix(held, prompt) if held else 0
-        if mine <= current:
+        if mine <= current or len(saved.tokens) > internals.context_size(llm):
             return
         if not internals.restore_sequence(llm, saved.tokens, saved.data):
             log.warning("could not restore the KV state of %s; re-reading its history", key)
+        elif kept:
+            log.info("restored the KV state of %d tokens kept at the last quit",
+                     len(saved.tokens))
+
+    def _kept(self, key: str, epoch: bytes | None) -> KVState | None:
+        if self._saved is None or self.fingerprint is None or epoch is None:
+            return None
+        return self._saved.load(key, self.fingerprint, epoch)
+
+    def answered(self, epoch: bytes | None) -> None:
+        """The model has read the active conversation as it was under ``epoch``."""
+        self.active_epoch = epoch
+
+    def persist(self, llm: llama_cpp.Llama) -> None:
+        """Keep the state of the conversation the context holds beyond this process,
+        under the epoch it was read in; or erase a kept state that is stale."""
+        if self._saved is None:
+            return
+        key, epoch, fingerprint = self.active_key, self.active_epoch, self.fingerprint
+        saved = None
+        if key is not None and epoch is not None and fingerprint is not None:
+            saved = internals.save_sequence(llm, MAX_BYTES) if internals.n_held(llm) else None
+            if saved is not None:
+                self._saved.save(key, fingerprint, KVState(*saved), epoch)
+                return
+        self._saved.tidy()
 
     def fit(self, llm: llama_cpp.Llama, needed: int, ceiling: int) -> int:
         """Grow the context to hold ``needed`` tokens (never past ``ceiling``), keeping

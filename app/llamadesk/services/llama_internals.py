@@ -347,7 +347,11 @@ def restore_sequence(llm: llama_cpp.Llama, tokens: tuple[int, ...], data: bytes)
     marked stale. Returns False (context emptied) when llama.cpp refuses the state."""
     llm._ctx.kv_cache_clear()
     buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-    if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(data), SEQ) == 0:
+    restored = llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, len(data), SEQ) != 0
+    memory = llama_cpp.llama_get_memory(llm._ctx.ctx)
+    # A state read from disk must hold exactly its tokens' positions, no more, no fewer.
+    if not restored or llama_cpp.llama_memory_seq_pos_max(memory, SEQ) != len(tokens) - 1:
+        llm._ctx.kv_cache_clear()
         llm.reset()
         return False
     llm.input_ids[: len(tokens)] = tokens

@@ -24,6 +24,7 @@ from llamadesk.core.registry import ModelRegistry
 from llamadesk.services.chat import ChatController
 from llamadesk.services.inference import InferenceService
 from llamadesk.services.jobs import ModelState
+from llamadesk.services.kv_persist import StoreStates
 from llamadesk.services.llama_version import version_problem
 from llamadesk.services.remote_models import RemoteModelsService
 from llamadesk.services.resolver import ModelResolver
@@ -68,7 +69,9 @@ def build_window(app: QApplication) -> MainWindow | None:
         log.error("the model catalog is unreadable: %s", exc)
         catalog = None
     registry = ModelRegistry(paths, catalog)
-    inference = InferenceService()
+    # The KV state of the chat the model holds at quit is kept for the next launch,
+    # beside the chat database and with its key (services/kv_persist.py).
+    inference = InferenceService(saved_states=StoreStates(store.another_connection))
     remote_models = RemoteModelsService()
     remote_models.follow(settings.current)
     settings.changed.connect(remote_models.follow)
@@ -146,7 +149,10 @@ def _record_bench_timings(window: MainWindow, path: str, message: str | None) ->
             return
         seen.add(name)
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"event": name, "t": time.time(), "pid": os.getpid()}) + "\n")
+            # with the process's CPU time so far: on a busy machine the wall clock says
+            # little, the CPU the launch took does
+            fh.write(json.dumps({"event": name, "t": time.time(), "pid": os.getpid(),
+                                 "cpu": time.process_time()}) + "\n")
 
     def idle() -> None:
         event("window_idle")
