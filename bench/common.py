@@ -149,6 +149,21 @@ def repeat(runs: int, warmup: int, fn: Callable[[], float]) -> list[float]:
     return [fn() for _ in range(runs)]
 
 
+def sleeps() -> int:
+    """Voluntary context switches of this process's threads so far (0 off Linux)."""
+    total = 0
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else ():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """The machine the numbers came from."""
     import psutil

@@ -1,7 +1,7 @@
 """Where decode time goes between llama.cpp and the app: one process, one ``Llama``, the
 same prompt, the stages measured in alternation (a shared machine's load hits all alike).
 
-    python bench/decode_profile.py [--tokens 128] [--rounds 3] [--threads N]
+    python bench/decode_profile.py [--tokens 128] [--rounds 3] [--threads N] [--embed]
                                    [--llama-bench] [--profile] [--only STAGE ...]
 
 Stages, from the inside out:
@@ -11,7 +11,13 @@ Stages, from the inside out:
 * ``create_completion``: llama-cpp-python's own text completion, the app's sampling;
 * ``engine``: ``LlamaEngine.generate`` (stop strings, detokenizing, the text callback),
   its one-token decodes at the threads the machine's load leaves room for;
-* ``engine, threads fixed``: the same at the load options' threads whatever the load.
+* ``engine, threads fixed``: the same at the load options' threads whatever the load;
+* ``engine, after a question's embed`` (``--embed``): the same, fixed threads, with a
+  ``QueryEmbedder`` that has just embedded a question still alive, as in a window after a
+  document question (its thread is stopped after the stage).
+Every stage also prints the process's sleeps per token (its threads' voluntary context
+switches, Linux): ~0–1 while llama.cpp's OpenMP threads spin at their barriers, hundreds
+when libgomp has stopped spinning (more OpenMP threads than cores: "Decode (round 7)").
 Each prints the CPU time per token of the calling thread (``time.thread_time``) and
 tokens/s, medians of the rounds. With ``--threads 1`` (the default) llama.cpp decodes on
 the calling thread, so CPU per token is the whole cost and barely moves with the
@@ -40,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "app"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import sleeps  # noqa: E402
 from llamadesk.core.bundled import locate  # noqa: E402
 from llamadesk.core.conversation import Message, Role, SamplingParams  # noqa: E402
 from llamadesk.services import llama_internals as internals  # noqa: E402
@@ -134,6 +141,20 @@ def _stage_engine(engine: LlamaEngine, tokens: int,
     return result.stats.tokens_per_s, (time.thread_time() - marks[0]) / max(n - 1, 1)
 
 
+def _stage_after_embed(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
+    """The engine at fixed threads while a question embedder's thread that has embedded
+    one question is alive (the bundled model stands in for an embedding model)."""
+    from llamadesk.services.query_embedder import QueryEmbedder
+
+    model = Path(locate().path)
+    embedder = QueryEmbedder(lambda _id: (model, None))
+    try:
+        assert embedder.embed("stand-in", "Where is the lighthouse?") is not None
+        return _stage_engine(engine, tokens, adaptive=False)
+    finally:
+        embedder.shutdown()
+
+
 def _stage_llama_bench(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     """llama-bench's tg in its own process, as the decode row runs it (no CPU figure:
     its threads are not this process's)."""
@@ -145,10 +166,7 @@ def _stage_llama_bench(engine: LlamaEngine, tokens: int) -> tuple[float, float]:
     assert info is not None
     if binary is None:
         raise SystemExit("llama-bench is not built: python bench/reference.py build")
-    o = info.options
-    ref = Reference(Path(info.path), o.n_threads, o.flash_attn, o.n_ctx, o.n_batch, binary,
-                    o.kv_cache_type)
-    return ref.bench(tg=tokens), float("nan")
+    return Reference.for_model(info, binary).bench(tg=tokens), float("nan")
 
 
 def _parts(engine: LlamaEngine, prompt: list[int], tokens: int) -> None:
@@ -200,6 +218,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--llama-bench", action="store_true")
+    ap.add_argument("--embed", action="store_true",
+                    help="add the engine after a question's embed (a live embedder thread)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--only", nargs="+", help="these stages only (decode is always run)")
     ap.add_argument("--parts", action="store_true",
@@ -229,6 +249,9 @@ def main() -> None:
         "engine": lambda: _stage_engine(engine, args.tokens),
         "engine, threads fixed": lambda: _stage_engine(engine, args.tokens, adaptive=False),
     }
+    if args.embed:
+        stages["engine, after a question's embed"] = lambda: _stage_after_embed(
+            engine, args.tokens)
     if args.llama_bench:
         stages["llama-bench tg"] = lambda: _stage_llama_bench(engine, args.tokens)
     if args.only:
@@ -237,10 +260,13 @@ def main() -> None:
         fn()
     rates: dict[str, list[float]] = {name: [] for name in stages}
     cpus: dict[str, list[float]] = {name: [] for name in stages}
+    slept: dict[str, list[float]] = {name: [] for name in stages}
     for i in range(args.rounds):
         order = list(stages) if i % 2 == 0 else list(reversed(stages))
         for name in order:
+            before = sleeps()
             rate, cpu = stages[name]()
+            slept[name].append((sleeps() - before) / args.tokens)
             rates[name].append(rate)
             cpus[name].append(cpu)
     base = statistics.median(cpus["decode"])
@@ -255,7 +281,8 @@ def main() -> None:
                     f"{max(cpus[name]) * 1000:.2f}), +{(cpu - base) * 1000:5.2f} ms over decode")
         ratio = f", {rate / ref:.3f}× llama-bench" if ref else ""
         print(f"{name:22s} {cpu_text}, {rate:6.1f} tok/s wall "
-              f"({min(rates[name]):.1f}–{max(rates[name]):.1f}){ratio}", flush=True)
+              f"({min(rates[name]):.1f}–{max(rates[name]):.1f}){ratio}, "
+              f"{statistics.median(slept[name]):.0f} sleeps/token", flush=True)
     print(f"the engine decoded at each thread count (tokens): {THREADS_USED}")
     if args.profile:
         prof = cProfile.Profile()

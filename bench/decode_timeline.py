@@ -2,7 +2,8 @@
 and ``llama_sampler_sample`` call on the inference thread is timed (wall clock in and out,
 and that thread's own CPU), so each token splits into llama.cpp's decode and the gap
 before the next one (sampling, the token loop's Python, and waiting: for the GIL or for
-a core), beside the GUI thread's CPU per text batch. Variants take turns in one process
+a core), beside the GUI thread's CPU per text batch and the process's sleeps per token
+(``common.sleeps``). Variants take turns in one process
 with the decode row's prompt and settings:
 
 * ``app``: the window as it ships (text batches every ``jobs.BATCH_INTERVAL_S``);
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import llama_cpp.llama_cpp as lib
 
 import bench_keychain
+from common import sleeps
 from gui_blocks import Blocks
 from harness import AppHarness
 from llamadesk.core.conversation import SamplingParams
@@ -133,13 +135,17 @@ def _one_reply(h: AppHarness, timeline: Timeline, tokens: int,
     h.new_conversation(replace(SamplingParams(), max_tokens=tokens + 8, seed=seed))
     timeline.clear()
     timeline.recording = True
+    slept = sleeps()
     try:
         reply = h.send(STORY)
     finally:
         timeline.recording = False
+    slept = sleeps() - slept
     depth = (reply.message.stats.prompt_tokens or 0) if reply.message else 0
     span = (reply.t_last or 0) - (reply.t_first or 0)
     row = split(timeline)
+    if row:  # the process's, GUI included: hundreds a token when libgomp stopped spinning
+        row["sleeps_per_token"] = slept / row["tokens"]
     gui_ms = ((reply.gui_cpu_last or 0) - (reply.gui_cpu_first or 0)) * 1000
     row["gui_cpu_ms_per_s"] = gui_ms / span if span > 0 else float("nan")
     row["gui_batches_per_s"] = (reply.batches - 1) / span if span > 0 else 0.0
@@ -191,9 +197,7 @@ def main() -> int:
     if args.llama_bench:
         from reference import binary_path
 
-        opts = h.inference.model_info.options
-        ref = Reference(Path(h.inference.model_info.path), opts.n_threads, opts.flash_attn,
-                        opts.n_ctx, opts.n_batch, binary_path(), opts.kv_cache_type)
+        ref = Reference.for_model(h.inference.model_info, binary_path())
     shipped, switch = jobs.BATCH_INTERVAL_S, sys.getswitchinterval()
     variants: list[tuple[str, float, float]] = [
         ("app", shipped, switch),

@@ -34,6 +34,14 @@ class Reference:
         self.llama_bench = llama_bench
         self.build: dict[str, Any] = {}
 
+    @classmethod
+    def for_model(cls, info: Any, llama_bench: Path | None) -> Reference:
+        """The reference for a model as the app loaded it (its ``ModelInfo``): the same
+        file, threads, attention, context, batch and cache types."""
+        o = info.options
+        return cls(Path(info.path), o.n_threads, o.flash_attn, o.n_ctx, o.n_batch,
+                   llama_bench, o.kv_cache_type)
+
     @property
     def kind(self) -> str:
         return "llama-bench" if self.llama_bench else "llama-cpp-python (quick stand-in)"
