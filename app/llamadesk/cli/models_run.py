@@ -253,7 +253,7 @@ def _fetch(ctx: _Context, request: DownloadRequest) -> int:
     control = DownloadControl()
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        control.pause()
+        control.pause_from_signal()  # no lock inside a signal handler
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     progress = _TerminalProgress(request.filename, ctx.out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,13 +58,23 @@ class DownloadCancelled(DownloadInterrupted):
 class DownloadControl:
     """Pause and cancel flags, set from any thread, checked between chunks."""
 
+    #: How long ``sleep`` waits at most before it looks for a pause asked by a signal.
+    SIGNAL_LOOK_S = 0.1
+
     def __init__(self) -> None:
         self._event = threading.Event()
         self._cancel = False
+        self._signalled = False
 
     def pause(self) -> None:
         """Stop soon and keep the partial file."""
         self._event.set()
+
+    def pause_from_signal(self) -> None:
+        """``pause`` for a signal handler: a plain flag, no lock. ``Event.set`` takes the
+        event's lock, which the interrupted thread may hold (inside ``sleep``'s wait,
+        as it takes the lock back): the handler would then wait for it forever."""
+        self._signalled = True
 
     def cancel(self) -> None:
         """Stop soon and delete the partial file."""
@@ -79,10 +90,17 @@ class DownloadControl:
         """Raise DownloadCancelled or DownloadPaused if asked to stop."""
         if self._event.is_set():
             raise DownloadCancelled() if self._cancel else DownloadPaused()
+        if self._signalled:
+            raise DownloadPaused()
 
     def sleep(self, seconds: float) -> None:
-        """Wait between retries, waking at once for a pause or cancel."""
-        self._event.wait(seconds)
+        """Wait between retries, waking at once for a pause or cancel (within
+        ``SIGNAL_LOOK_S`` for one asked by a signal)."""
+        end = time.monotonic() + seconds
+        while not self._signalled:
+            left = end - time.monotonic()
+            if left <= 0 or self._event.wait(min(left, self.SIGNAL_LOOK_S)):
+                break
         self.check()
 
 
