@@ -216,7 +216,10 @@ class StreamWatcher:
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):  # already closed by the server
                 sock.shutdown(socket.SHUT_RDWR)
-        self._response.close()
+            # The reader's blocked read now returns, and it closes the response itself:
+            # httpx's response is not made to be closed by one thread mid-read in another.
+            return
+        self._response.close()  # no socket to shut: the close is the only way to wake it
 
     def stop(self) -> None:
         self._done.set()
