@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from llamadesk.core.conversation import Role
 from llamadesk.core.kv_state import KVState
 from llamadesk.core.store import ConversationStore
@@ -153,3 +155,71 @@ def test_encrypting_the_store_or_setting_it_aside_erases_the_kept_state(
         encrypted.close()
     start_new_history(paths)
     assert not kept.exists(), "a state under the key set aside goes"
+
+
+def _plaintext_kept_state(paths: object) -> tuple[Path, int, bytes]:
+    database = paths.database  # type: ignore[attr-defined]
+    plain = ConversationStore(database)
+    try:
+        cid = sent_to(plain, "a plaintext chat")
+        epoch = mark_of(plain, cid)
+        assert epoch is not None
+        write_kept(plain, KeptHeader(cid, epoch, "fp"), STATE)
+    finally:
+        plain.close()
+    return database.parent / KV_FILE, cid, epoch
+
+
+def test_a_plaintext_state_beside_a_store_encrypted_earlier_is_erased_at_open(
+        tmp_path: Path) -> None:
+    """The store was encrypted by an earlier launch whose erase did not happen (an
+    encryption that ``recover`` finished, a file that could not be erased then): the
+    next open with the key erases the plaintext state."""
+    import shutil
+
+    from llamadesk.core.paths import app_paths
+    from llamadesk.core.store_open import open_with_key
+
+    paths = app_paths(tmp_path / "home").ensure()
+    kept, _cid, _epoch = _plaintext_kept_state(paths)
+    saved = tmp_path / "kept-plaintext"
+    shutil.copy(kept, saved)
+    key = os.urandom(32)
+    open_with_key(paths, key).close()  # encrypts, erases
+    shutil.copy(saved, kept)  # as if that erase had not happened
+    open_with_key(paths, key).close()  # already encrypted: only the state is looked at
+    assert not kept.exists()
+
+
+def test_a_state_that_cannot_be_erased_stops_neither_the_open_nor_the_move_aside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Erasing the kept state is best effort: a file held open by another program (or
+    read-only) must not make a sound store refuse to open, nor leave a database moved
+    aside without its protection file."""
+    from llamadesk.core import store_migrate
+    from llamadesk.core.paths import app_paths
+    from llamadesk.core.store_open import key_store, open_with_key, start_new_history
+
+    paths = app_paths(tmp_path / "home").ensure()
+    kept, cid, _epoch = _plaintext_kept_state(paths)
+
+    wipe = store_migrate.wipe
+
+    def refused(path: Path) -> None:  # the kept state's files only
+        if path.name.startswith(KV_FILE):
+            raise PermissionError(13, "Permission denied", str(path))
+        wipe(path)
+
+    monkeypatch.setattr(store_migrate, "wipe", refused)
+    store = open_with_key(paths, os.urandom(32))  # encrypted; the erase refused
+    try:
+        assert store.get_conversation(cid) is not None
+    finally:
+        store.close()
+    protection = key_store(paths).protection_file
+    protection.write_text("{}", encoding="utf-8")  # stands in for the wrapped key's file
+    aside = start_new_history(paths)
+    assert not paths.database.exists() and aside.exists()
+    assert not protection.exists(), "the protection file moved with its database"
+    assert aside.with_name(aside.name + ".protection.json").exists()
+    assert kept.exists(), "left for a later erase: the move went on all the same"

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import llama_cpp
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -22,6 +21,7 @@ from llamadesk.services.chat_session import ChatSession
 from llamadesk.services.engine import GenerationRequest, GenerationResult, LlamaEngine, LoadOptions
 from llamadesk.services.inference import InferenceService, ModelSpec
 from llamadesk.services.kv_persist import StoreStates, fingerprint
+from llamadesk.services.llama_runtime import build_identity
 
 OPTIONS = LoadOptions(n_ctx=1024, n_threads=1)
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12, n_ctx=1024, seed=1)
@@ -58,7 +58,7 @@ def kept(store: ConversationStore, chat: int, model: Path) -> tuple[int, ...] | 
     if epoch is None:
         return None
     state = StoreStates(store.another_connection).load(
-        str(chat), fingerprint(model, OPTIONS, llama_cpp.__version__), epoch)
+        str(chat), fingerprint(model, OPTIONS, build_identity()), epoch)
     return state.tokens if state is not None else None
 
 

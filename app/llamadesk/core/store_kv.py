@@ -8,13 +8,15 @@ continues that chat reads only the new message instead of its whole history agai
 
 Whether a state may be kept is the chat database's to say, through that chat's mark
 (``kv_marks``, triggers in core/store_sql.py): a random epoch, made when a message is
-sent to a conversation and dropped when one of its messages is deleted or edited, its
-system prompt changed, or it is deleted. A state is written only under the epoch its
-conversation had when the model read it, and read back only while that epoch stands; a
-state whose mark is gone is erased at the next quit. The file holds one state or does
-not exist; a new one is written aside and renamed into place after the old one was
-erased (overwritten with zeros, then unlinked), and it is erased too when the database
-is encrypted or set aside (core/store_open.py), as it was written with the old key.
+sent to a conversation and dropped when it is deleted, its system prompt changed, or
+one of its messages deleted or changed in place (edits and regenerations add versions;
+the state is then used only as far as its tokens equal the new prompt's). A state is
+written only under the epoch its conversation had when the model read it, and read back
+only while that epoch stands; a state whose mark is gone is erased at the next quit.
+The file holds one state or does not exist; a new one is written aside and renamed into
+place after the old one was erased (overwritten with zeros, then unlinked), and it is
+erased too when the database is encrypted or set aside (core/store_open.py), as it was
+written with the old key (best effort there: the store's own move comes first).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from llamadesk.core.store_keys import (
     Protection,
     passphrase_from_env,
 )
-from llamadesk.core.store_kv import erase_kept_beside
+from llamadesk.core.store_kv import KV_FILE, erase_kept_beside
 from llamadesk.core.store_migrate import MigrationError, encrypt_in_place, recover
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,23 @@ def open_with_key(paths: AppPaths, key: bytes | None) -> ConversationStore:
         ConversationStore(db).close()  # bring an older schema up to date first
         try:
             encrypt_in_place(db, key)
-            erase_kept_beside(db)  # a KV state written in plaintext
         except (MigrationError, OSError) as exc:
             raise StoreError(str(exc)) from exc
+    if key is not None and is_plaintext(db.parent / KV_FILE):
+        # A KV state written in plaintext beside a store encrypted since (here, or by an
+        # encryption that ``recover`` finished).
+        _erase_kept_state(db)
     return ConversationStore(db, key)
+
+
+def _erase_kept_state(db: Path) -> None:
+    """Erase the KV state kept beside ``db``, best effort: the state only spares the next
+    launch a re-read, so a file that cannot be erased now (read-only, held open by
+    another program) must not stop the store's own open or move."""
+    try:
+        erase_kept_beside(db)
+    except OSError as exc:
+        log.warning("could not erase the kept KV state beside %s: %s", db.name, exc)
 
 
 def store_status(paths: AppPaths, secrets: SecretStore | None = None) -> StoreStatus:
@@ -163,10 +176,10 @@ def start_new_history(paths: AppPaths) -> Path:
             os.replace(part, aside.with_name(aside.name + suffix))
     if db.exists():
         os.replace(db, aside)
-    erase_kept_beside(db)  # the last chat's KV state, under the key set aside
     protection = key_store(paths).protection_file
     if protection.exists():
         os.replace(protection, aside.with_name(aside.name + ".protection.json"))
+    _erase_kept_state(db)  # the last chat's KV state, under the key set aside
     log.info("the unreadable chat database was kept as %s; a new history starts", aside.name)
     return aside
 

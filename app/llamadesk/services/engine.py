@@ -53,7 +53,7 @@ from llamadesk.services.kv_persist import fingerprint as state_fingerprint
 
 # The runtime's helpers are re-exported: the window, the CLI and the services name them
 # as the engine's.
-from llamadesk.services.llama_runtime import INT_ABORT_CALLBACK
+from llamadesk.services.llama_runtime import INT_ABORT_CALLBACK, build_identity
 from llamadesk.services.llama_runtime import install_llama_log_routing as install_llama_log_routing
 from llamadesk.services.llama_runtime import llama_cpp_version as llama_cpp_version
 from llamadesk.services.llama_runtime import supports_gpu_offload as supports_gpu_offload
@@ -153,7 +153,7 @@ class LlamaEngine:
         internals.cut_candidates_first(llm)
         self._llm = llm
         self._template = template
-        self.context.fingerprint = state_fingerprint(file, options, llama_cpp.__version__)
+        self.context.fingerprint = state_fingerprint(file, options, build_identity())
         self.decode_threads = DecodeThreads(int(llm.context_params.n_threads))
         template.on_warning = self._template_replaced
         self._info = ModelInfo(

@@ -57,14 +57,18 @@ class SavedStates(Protocol):
         """Erase a kept state whose epoch no longer stands."""
 
 
-def fingerprint(path: str | Path, options: LoadOptions, version: str) -> str:
+def fingerprint(path: str | Path, options: LoadOptions, build: str) -> str:
     """What a KV state depends on: the model file (path, size, time written), llama.cpp's
-    version, the cache's layout (types; flash attention lays values out otherwise) and
-    the layers on a GPU (computed there, the cells differ in their last bits, and a
-    reply must equal a fresh engine's). Threads and batch sizes do not change them."""
+    build (``llama_runtime.build_identity``), the cache's layout (types; flash attention
+    lays values out otherwise) and the layers on a GPU (computed there, the cells differ
+    in their last bits, and a reply must equal a fresh engine's), with the batch size
+    there (a GPU's kernels follow the batch's shape). On a CPU threads and batch sizes
+    do not change them."""
     stat = Path(path).stat()
-    parts = (str(Path(path).resolve()), str(stat.st_size), str(stat.st_mtime_ns), version,
-             options.kv_cache_type, str(bool(options.flash_attn)), str(options.n_gpu_layers))
+    on_gpu = options.n_gpu_layers != 0
+    parts = (str(Path(path).resolve()), str(stat.st_size), str(stat.st_mtime_ns), build,
+             options.kv_cache_type, str(bool(options.flash_attn)), str(options.n_gpu_layers),
+             str(options.n_batch) if on_gpu else "")
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 

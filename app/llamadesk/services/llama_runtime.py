@@ -84,6 +84,14 @@ def system_info() -> str:
     return bytes(llama_cpp.llama_print_system_info()).decode("utf-8", errors="replace").strip()
 
 
+def build_identity() -> str:
+    """What decides llama.cpp's arithmetic beyond the model and the context's settings:
+    its version and the build's own summary (the CPU features it uses, its backends), so
+    a CUDA build of the same version, a library swapped in, or a data folder moved to
+    another CPU are told apart (services/kv_persist.fingerprint)."""
+    return f"{llama_cpp_version()}\0{system_info()}"
+
+
 def llama_cpp_version() -> str:
     """The llama-cpp-python version."""
     return installed_version() or "unknown"
