@@ -79,6 +79,7 @@ class FakeInferenceService(InferenceSignals):
         self.model_info: ModelInfo | None = None
         self.requests: list[tuple[GenerationRequest, ModelSpec | None]] = []
         self.loads: list[ModelSpec] = []
+        self.forgotten: frozenset[int] = frozenset()  # chats forget_chats was told of
         self._replies: deque[FakeReply] = deque()
         self._load_failures: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -103,6 +104,9 @@ class FakeInferenceService(InferenceSignals):
     def prepare(self) -> None:
         """Nothing to import: ``engine_ready`` on the next turn of the event loop."""
         QTimer.singleShot(0, self.engine_ready.emit)
+
+    def forget_chats(self, conversation_ids: frozenset[int]) -> None:
+        self.forgotten |= conversation_ids
 
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (after the work queued before it)."""

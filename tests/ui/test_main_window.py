@@ -318,6 +318,7 @@ def test_rename_in_place_and_delete(qtbot: QtBot, fake_window: WindowFactory,
     assert window.store.get_conversation(second) is None
     assert conversations.row_of(second) is None
     assert window.current_id == first
+    assert window.inference.forgotten == {second}, "the model's state of it goes too"
     window.delete_current()
     assert window.store.count_conversations() == 1 and conversations.rowCount() == 1
     assert window.current_id is not None, "deleting the last chat leaves a new one"

@@ -47,6 +47,7 @@ class InferenceService(InferenceSignals):
     _request_embed = Signal(object)
     _request_prepare = Signal()
     _request_release_early = Signal()
+    _request_forget = Signal(object)
 
     def __init__(self, parent: QObject | None = None,
                  kv_cache_bytes: int = 256 * 1024 * 1024,
@@ -76,6 +77,7 @@ class InferenceService(InferenceSignals):
         self._request_embed.connect(self._worker.embed)
         self._request_prepare.connect(self._worker.prepare)
         self._request_release_early.connect(self._worker.release_early)
+        self._request_forget.connect(self._worker.forget_chats)
         self._thread = WorkerThread(self._worker, "inference")
         self._remote_thread: WorkerThread | None = None  # started by the first remote job
 
@@ -85,6 +87,12 @@ class InferenceService(InferenceSignals):
         thread; ``engine_ready`` follows. The window asks for this after its first
         paint, and loads the model then, so start-up never waits for llama.cpp."""
         self._request_prepare.emit()
+
+    def forget_chats(self, conversation_ids: frozenset[int]) -> None:
+        """Deleted chats: their KV states leave the memory, and the state kept for the
+        next launch is erased if it was one of theirs (after the job in hand)."""
+        if conversation_ids:
+            self._request_forget.emit(frozenset(conversation_ids))
 
     def load_model(self, spec: ModelSpec) -> None:
         """Load a model (the current one is unloaded first). A remote model has nothing

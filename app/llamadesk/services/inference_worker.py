@@ -59,6 +59,19 @@ class InferenceWorker(QObject):
 
             discard()
 
+    @Slot(object)
+    def forget_chats(self, conversation_ids: frozenset[int]) -> None:
+        """Drop deleted chats' states from memory, and erase the kept state if its chat's
+        mark is gone: a deleted chat's tokens do not wait for a clean quit on the disk."""
+        if self._engine is not None:
+            for conversation_id in conversation_ids:
+                self._engine.kv_cache.drop(str(conversation_id))
+        if self._saved_states is not None:
+            try:
+                self._saved_states.tidy()
+            except Exception:  # a kept state only spares a re-read; the chat is gone
+                log.exception("could not tidy the kept KV state")
+
     def _get_engine(self) -> LlamaEngine:
         # Created on the worker thread, on first use; llama.cpp (and numpy) are imported
         # here too, so the window's start-up never waits for them.

@@ -260,6 +260,8 @@ class ChatPane(QWidget):
         if changes.models:
             self.model_picker.refresh()
         self.notices.forget(changes.deleted_chats)
+        if changes.deleted_chats:  # their KV states go, in memory and kept for a launch
+            self.ctx.inference.forget_chats(changes.deleted_chats)
         if current is None:
             return
         if current in changes.deleted_chats:
