@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSplitter
 
@@ -141,8 +141,12 @@ class MainWindow(QMainWindow):
             self.select_conversation(target.id)
         # The model loads after the first paint: the inference thread first imports
         # the engine (llama.cpp, numpy), then the chat's model is resolved and loaded.
-        self.inference.engine_ready.connect(self._preload_after_start,
-                                            Qt.ConnectionType.SingleShotConnection)
+        # A plain queued connection and a flag, not a single-shot connection: the worker
+        # thread that emits would remove a single-shot one itself, holding Qt's lock on
+        # this window while PySide waits for the interpreter, which the GUI thread may
+        # hold while it waits for that lock (showing the window): a deadlock, seen once.
+        self._preload_pending = True
+        self.inference.engine_ready.connect(self._preload_after_start)
         QTimer.singleShot(0, self.inference.prepare)
         # Files changed, added or removed while the app was closed, picked up off the GUI
         # thread once the window is up.
@@ -155,9 +159,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _preload_after_start(self) -> None:
-        # A message sent before the engine was ready loads the model for its reply; a
-        # window closed meanwhile loads nothing (its store may be closed already).
-        if (not self.shutdown.closing and not self.ctx.busy.now().jobs
+        # Once. A message sent before the engine was ready loads the model for its reply;
+        # a window closed meanwhile loads nothing (its store may be closed already).
+        pending, self._preload_pending = self._preload_pending, False
+        if (pending and not self.shutdown.closing and not self.ctx.busy.now().jobs
                 and self.inference.state == ModelState.UNLOADED):
             self.chat.preload_model()
 
