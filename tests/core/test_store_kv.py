@@ -11,6 +11,7 @@ import pytest
 
 from llamadesk.core.conversation import Role
 from llamadesk.core.kv_state import KVState
+from llamadesk.core.paths import AppPaths
 from llamadesk.core.store import ConversationStore
 from llamadesk.core.store_kv import (
     KV_FILE,
@@ -137,15 +138,7 @@ def test_encrypting_the_store_or_setting_it_aside_erases_the_kept_state(
     from llamadesk.core.store_open import open_with_key, start_new_history
 
     paths = app_paths(tmp_path / "home").ensure()
-    plain = ConversationStore(paths.database)
-    try:
-        cid = sent_to(plain, "a plaintext chat")
-        epoch = mark_of(plain, cid)
-        assert epoch is not None
-        write_kept(plain, KeptHeader(cid, epoch, "fp"), STATE)
-    finally:
-        plain.close()
-    kept = paths.database.parent / KV_FILE
+    kept, cid, epoch = _plaintext_kept_state(paths)
     assert kept.is_file()
     encrypted = open_with_key(paths, os.urandom(32))  # the plaintext store is encrypted
     try:
@@ -157,8 +150,9 @@ def test_encrypting_the_store_or_setting_it_aside_erases_the_kept_state(
     assert not kept.exists(), "a state under the key set aside goes"
 
 
-def _plaintext_kept_state(paths: object) -> tuple[Path, int, bytes]:
-    database = paths.database  # type: ignore[attr-defined]
+def _plaintext_kept_state(paths: AppPaths) -> tuple[Path, int, bytes]:
+    """A chat sent to in a plaintext store, its state kept beside it."""
+    database = paths.database
     plain = ConversationStore(database)
     try:
         cid = sent_to(plain, "a plaintext chat")
